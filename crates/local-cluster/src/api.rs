@@ -38,14 +38,21 @@ impl Caller<'_> {
     /// The API server's default field manager: the user agent up to the first '/'.
     fn default_manager(&self) -> String {
         let ua = self.user_agent.split('/').next().unwrap_or_default();
-        if ua.is_empty() { "unknown".into() } else { ua.to_string() }
+        if ua.is_empty() {
+            "unknown".into()
+        } else {
+            ua.to_string()
+        }
     }
 }
 
 fn write_options(query: &Query, caller: &Caller<'_>) -> ApiResult<WriteOptions> {
     Ok(WriteOptions {
         dry_run: query.dry_run(),
-        field_manager: query.get("fieldManager").map(str::to_string).unwrap_or_else(|| caller.default_manager()),
+        field_manager: query
+            .get("fieldManager")
+            .map(str::to_string)
+            .unwrap_or_else(|| caller.default_manager()),
         field_validation: FieldValidation::parse(query.get("fieldValidation"))?,
         warnings: Vec::new(),
     })
@@ -62,7 +69,9 @@ fn at_version(rt: &ResourceType, mut v: Value) -> Value {
 
 impl Cluster {
     pub(crate) fn get_object(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Stored> {
-        self.store.get(&rt.group_resource(), ns, name).ok_or_else(|| ApiError::not_found(&gr_display(rt), name))
+        self.store
+            .get(&rt.group_resource(), ns, name)
+            .ok_or_else(|| ApiError::not_found(&gr_display(rt), name))
     }
 
     pub fn get(&self, p: &ResourcePath) -> ApiResult<Reply> {
@@ -90,7 +99,10 @@ impl Cluster {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
-        if let Some(rv) = query.get("resourceVersion").and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(rv) = query
+            .get("resourceVersion")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
             let current = self.store.current_rv();
             if rv > current && query.get("resourceVersionMatch") != Some("NotOlderThan") {
                 return Err(ApiError::timeout_too_large_rv(rv, current));
@@ -100,12 +112,17 @@ impl Cluster {
             // `fieldSelector=metadata.name=x` (kubectl wait/delete): answer without a scan.
             (Some(name), ns) if rt.namespaced == ns.is_some() || !rt.namespaced => {
                 let rv = self.store.current_rv();
-                let item = self.store.get(&rt.group_resource(), ns.unwrap_or_default(), name);
+                let item = self
+                    .store
+                    .get(&rt.group_resource(), ns.unwrap_or_default(), name);
                 (rv, item.into_iter().collect())
             }
-            _ => self.store.list(&rt.group_resource(), p.namespace.as_deref()),
+            _ => self
+                .store
+                .list(&rt.group_resource(), p.namespace.as_deref()),
         };
-        let needs_parse = !labels.is_empty() || !fields.is_empty() || !rt.builtin || rt.group == "autoscaling";
+        let needs_parse =
+            !labels.is_empty() || !fields.is_empty() || !rt.builtin || rt.group == "autoscaling";
         let mut out: Vec<Bytes> = Vec::new();
         let mut continue_key = None;
         let mut remaining = 0usize;
@@ -130,9 +147,10 @@ impl Cluster {
                 continue;
             }
             let bytes = match value {
-                Some(v) if !rt.builtin || rt.group == "autoscaling" => {
-                    Bytes::from(serde_json::to_vec(&at_version(rt, v)).map_err(|e| ApiError::internal(e.to_string()))?)
-                }
+                Some(v) if !rt.builtin || rt.group == "autoscaling" => Bytes::from(
+                    serde_json::to_vec(&at_version(rt, v))
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                ),
                 _ => item.json.clone(),
             };
             if limit > 0 && out.len() + 1 == limit {
@@ -152,10 +170,20 @@ impl Cluster {
                 meta["remainingItemCount"] = json!(remaining);
             }
         }
-        Ok(Reply::Raw(200, splice_list(&rt.list_kind, &rt.api_version(), &meta, &out)))
+        Ok(Reply::Raw(
+            200,
+            splice_list(&rt.list_kind, &rt.api_version(), &meta, &out),
+        ))
     }
 
-    pub fn create(&self, p: &ResourcePath, query: &Query, caller: &Caller<'_>, body: &[u8], format: BodyFormat) -> ApiResult<(Reply, Vec<String>)> {
+    pub fn create(
+        &self,
+        p: &ResourcePath,
+        query: &Query,
+        caller: &Caller<'_>,
+        body: &[u8],
+        format: BodyFormat,
+    ) -> ApiResult<(Reply, Vec<String>)> {
         let rt = &p.rt;
         if p.name.is_some() {
             return Err(ApiError::method_not_allowed());
@@ -171,14 +199,23 @@ impl Cluster {
         Ok((Reply::Object(201, stored), opts.warnings))
     }
 
-    pub fn update(&self, p: &ResourcePath, query: &Query, caller: &Caller<'_>, body: &[u8], format: BodyFormat) -> ApiResult<(Reply, Vec<String>)> {
+    pub fn update(
+        &self,
+        p: &ResourcePath,
+        query: &Query,
+        caller: &Caller<'_>,
+        body: &[u8],
+        format: BodyFormat,
+    ) -> ApiResult<(Reply, Vec<String>)> {
         let (rt, ns, name) = parts(p)?;
         let mut opts = write_options(query, caller)?;
         let current_stored = self.get_object(rt, ns, name)?;
         let current = current_stored.value()?;
         let mut obj = decode_object(body, format, &rt.kind)?;
         if p.subresource.as_deref() == Some("scale") {
-            return self.write_scale(rt, &current, current_stored.rv, |_| Ok(obj), &mut opts).map(|r| (r, Vec::new()));
+            return self
+                .write_scale(rt, &current, current_stored.rv, |_| Ok(obj), &mut opts)
+                .map(|r| (r, Vec::new()));
         }
         let expected = precondition_rv(&obj, rt, name, current_stored.rv)?;
         if p.subresource.as_deref() == Some("finalize") {
@@ -191,22 +228,38 @@ impl Cluster {
         let Some(next) = self.prepare_update(rt, &current, obj, sub, &mut opts, true)? else {
             return Ok((Reply::ok(at_version(rt, current)), opts.warnings));
         };
-        self.commit_update(rt, next, expected, &opts).map(|r| (r, opts.warnings))
+        self.commit_update(rt, next, expected, &opts)
+            .map(|r| (r, opts.warnings))
     }
 
     /// Store an updated object; an object being deleted whose last finalizer went is removed.
-    fn commit_update(&self, rt: &ResourceType, next: Value, expected: u64, opts: &WriteOptions) -> ApiResult<Reply> {
+    fn commit_update(
+        &self,
+        rt: &ResourceType,
+        next: Value,
+        expected: u64,
+        opts: &WriteOptions,
+    ) -> ApiResult<Reply> {
         if opts.dry_run {
             return Ok(Reply::ok(at_version(rt, next)));
         }
         let gr = rt.group_resource();
         let deleting = next["metadata"].get("deletionTimestamp").is_some();
-        let no_finalizers = next["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
-            && !(rt.group.is_empty() && rt.kind == "Namespace" && next["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()));
+        let no_finalizers = next["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+            && !(rt.group.is_empty()
+                && rt.kind == "Namespace"
+                && next["spec"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty()));
         let stored = self.store.put(&gr, next, Some(expected))?;
         if deleting && no_finalizers {
             let (ns, name) = object_key(&stored);
-            let rv = stored["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let rv = stored["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             let removed = self.store.remove(&gr, &ns, &name, rv)?;
             self.after_delete(rt, &removed);
             return Ok(Reply::ok(at_version(rt, removed)));
@@ -215,7 +268,14 @@ impl Cluster {
         Ok(Reply::ok(at_version(rt, stored)))
     }
 
-    pub fn patch(&self, p: &ResourcePath, query: &Query, caller: &Caller<'_>, body: &[u8], format: BodyFormat) -> ApiResult<(Reply, Vec<String>)> {
+    pub fn patch(
+        &self,
+        p: &ResourcePath,
+        query: &Query,
+        caller: &Caller<'_>,
+        body: &[u8],
+        format: BodyFormat,
+    ) -> ApiResult<(Reply, Vec<String>)> {
         let (rt, ns, name) = parts(p)?;
         let mut opts = write_options(query, caller)?;
         if format == BodyFormat::StrategicMergePatch && !rt.builtin {
@@ -225,30 +285,44 @@ impl Cluster {
         }
         if !matches!(
             format,
-            BodyFormat::JsonPatch | BodyFormat::MergePatch | BodyFormat::StrategicMergePatch | BodyFormat::ApplyPatch
+            BodyFormat::JsonPatch
+                | BodyFormat::MergePatch
+                | BodyFormat::StrategicMergePatch
+                | BodyFormat::ApplyPatch
         ) {
             return Err(ApiError::unsupported_media_type(None));
         }
         if format == BodyFormat::ApplyPatch && query.get("fieldManager").is_none() {
-            return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml requires fieldManager parameter"));
+            return Err(ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requires fieldManager parameter",
+            ));
         }
         let patch_doc: Value = if format == BodyFormat::ApplyPatch {
             decode_object(body, format, &rt.kind)?
         } else {
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
         };
 
         // Retry on a concurrent write unless the patch pins a resourceVersion itself.
         for _ in 0..8 {
             let Some(current_stored) = self.store.get(&rt.group_resource(), ns, name) else {
                 if format == BodyFormat::ApplyPatch && p.subresource.is_none() {
-                    return self.apply_create(p, patch_doc, &mut opts, query.flag("force")).map(|r| (r, opts.warnings));
+                    return self
+                        .apply_create(p, patch_doc, &mut opts, query.flag("force"))
+                        .map(|r| (r, opts.warnings));
                 }
                 return Err(ApiError::not_found(&gr_display(rt), name));
             };
             let current = at_version(rt, current_stored.value()?);
             if p.subresource.as_deref() == Some("scale") {
-                let result = self.write_scale(rt, &current, current_stored.rv, |scale| patch_value(rt, scale, &patch_doc, format), &mut opts);
+                let result = self.write_scale(
+                    rt,
+                    &current,
+                    current_stored.rv,
+                    |scale| patch_value(rt, scale, &patch_doc, format),
+                    &mut opts,
+                );
                 match result {
                     Err(e) if e.reason == "Conflict" => continue,
                     other => return other.map(|r| (r, Vec::new())),
@@ -274,16 +348,29 @@ impl Cluster {
             } else {
                 (patch_value(rt, current.clone(), &patch_doc, format)?, true)
             };
-            let pinned = patched["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse::<u64>().ok());
+            let pinned = patched["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok());
             let expected = match pinned {
-                Some(rv) if rv != current_stored.rv => return Err(ApiError::conflict(&gr_display(rt), name)),
+                Some(rv) if rv != current_stored.rv => {
+                    return Err(ApiError::conflict(&gr_display(rt), name));
+                }
                 _ => current_stored.rv,
             };
-            let Some(next) = self.prepare_update(rt, &current, patched, sub, &mut opts, record)? else {
+            let Some(next) = self.prepare_update(rt, &current, patched, sub, &mut opts, record)?
+            else {
                 return Ok((Reply::ok(current), opts.warnings));
             };
             match self.commit_update(rt, next, expected, &opts) {
-                Err(e) if e.reason == "Conflict" && e.details.as_ref().is_some_and(|d| d.get("causes").is_none()) && pinned.is_none() => continue,
+                Err(e)
+                    if e.reason == "Conflict"
+                        && e.details
+                            .as_ref()
+                            .is_some_and(|d| d.get("causes").is_none())
+                        && pinned.is_none() =>
+                {
+                    continue;
+                }
                 other => return other.map(|r| (r, opts.warnings)),
             }
         }
@@ -291,11 +378,25 @@ impl Cluster {
     }
 
     /// Server-side apply of an object that does not exist yet: create it (201).
-    fn apply_create(&self, p: &ResourcePath, applied: Value, opts: &mut WriteOptions, force: bool) -> ApiResult<Reply> {
+    fn apply_create(
+        &self,
+        p: &ResourcePath,
+        applied: Value,
+        opts: &mut WriteOptions,
+        force: bool,
+    ) -> ApiResult<Reply> {
         let (rt, _, name) = parts(p)?;
         check_apply_identity(rt, &applied, name)?;
         let now = clock::now_rfc3339();
-        let outcome = fields::apply(None, &applied, &opts.field_manager, force, &rt.api_version(), &now, merge_root(rt));
+        let outcome = fields::apply(
+            None,
+            &applied,
+            &opts.field_manager,
+            force,
+            &rt.api_version(),
+            &now,
+            merge_root(rt),
+        );
         let mut obj = outcome.object;
         obj["metadata"]["name"] = json!(name);
         let obj = self.prepare_create(rt, p.namespace.as_deref(), obj, opts, true)?;
@@ -312,25 +413,34 @@ impl Cluster {
         let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
             json!({})
         } else {
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
         };
         let stored = self.get_object(rt, ns, name)?;
         let current = stored.value()?;
         if let Some(uid) = options["preconditions"]["uid"].as_str() {
             let actual = current["metadata"]["uid"].as_str().unwrap_or_default();
             if uid != actual {
-                return Err(ApiError::conflict_message(&rt.kind, name, format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the UID in the precondition ({uid}) does not match the UID in record ({actual}). The object might have been deleted and then recreated",
-                    rt.kind
-                )));
+                return Err(ApiError::conflict_message(
+                    &rt.kind,
+                    name,
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": the UID in the precondition ({uid}) does not match the UID in record ({actual}). The object might have been deleted and then recreated",
+                        rt.kind
+                    ),
+                ));
             }
         }
         if let Some(rv) = options["preconditions"]["resourceVersion"].as_str() {
             if rv != stored.rv.to_string() {
-                return Err(ApiError::conflict_message(&rt.kind, name, format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
-                    rt.kind, stored.rv
-                )));
+                return Err(ApiError::conflict_message(
+                    &rt.kind,
+                    name,
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                        rt.kind, stored.rv
+                    ),
+                ));
             }
         }
         let policy = options["propagationPolicy"]
@@ -338,26 +448,46 @@ impl Cluster {
             .or(query.get("propagationPolicy"))
             .map(str::to_string)
             .or_else(|| {
-                let orphan = options["orphanDependents"].as_bool().or(query.get("orphanDependents").map(|v| v == "true"));
+                let orphan = options["orphanDependents"]
+                    .as_bool()
+                    .or(query.get("orphanDependents").map(|v| v == "true"));
                 orphan.and_then(|o| o.then(|| "Orphan".to_string()))
             })
             .unwrap_or_else(|| "Background".into());
         if !matches!(policy.as_str(), "Background" | "Foreground" | "Orphan") {
-            return Err(ApiError::invalid(&rt.group, &rt.kind, name, vec![crate::error::Cause::not_supported(
-                "propagationPolicy",
-                &json!(policy),
-                &[json!("Foreground"), json!("Background"), json!("Orphan")],
-            )]));
+            return Err(ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                name,
+                vec![crate::error::Cause::not_supported(
+                    "propagationPolicy",
+                    &json!(policy),
+                    &[json!("Foreground"), json!("Background"), json!("Orphan")],
+                )],
+            ));
         }
-        let dry_run = query.dry_run() || options["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+        let dry_run = query.dry_run()
+            || options["dryRun"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
         self.delete_object(rt, current, stored.rv, &policy, dry_run)
     }
 
     /// The deletion state machine shared by DELETE, deletecollection, garbage collection and
     /// namespace cleanup.
-    pub(crate) fn delete_object(&self, rt: &ResourceType, current: Value, rv: u64, policy: &str, dry_run: bool) -> ApiResult<Reply> {
+    pub(crate) fn delete_object(
+        &self,
+        rt: &ResourceType,
+        current: Value,
+        rv: u64,
+        policy: &str,
+        dry_run: bool,
+    ) -> ApiResult<Reply> {
         let (ns, name) = object_key(&current);
-        let mut finalizers: Vec<Value> = current["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+        let mut finalizers: Vec<Value> = current["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let already_deleting = current["metadata"].get("deletionTimestamp").is_some();
         let is_namespace = rt.group.is_empty() && rt.kind == "Namespace";
         let extra = match policy {
@@ -370,7 +500,10 @@ impl Cluster {
                 finalizers.push(json!(f));
             }
         }
-        let has_namespace_finalizer = is_namespace && current["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        let has_namespace_finalizer = is_namespace
+            && current["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
         if finalizers.is_empty() && !has_namespace_finalizer {
             if dry_run {
                 return Ok(Reply::ok(deleted_status(rt, &current)));
@@ -379,7 +512,9 @@ impl Cluster {
             self.after_delete(rt, &removed);
             return Ok(Reply::ok(deleted_status(rt, &removed)));
         }
-        if already_deleting && current["metadata"]["finalizers"].as_array().map(Vec::len) == Some(finalizers.len()) {
+        if already_deleting
+            && current["metadata"]["finalizers"].as_array().map(Vec::len) == Some(finalizers.len())
+        {
             return Ok(Reply::ok(at_version(rt, current)));
         }
         let mut next = current.clone();
@@ -399,20 +534,33 @@ impl Cluster {
         Ok(Reply::ok(at_version(rt, stored)))
     }
 
-    pub fn delete_collection(&self, p: &ResourcePath, query: &Query, body: &[u8]) -> ApiResult<Reply> {
+    pub fn delete_collection(
+        &self,
+        p: &ResourcePath,
+        query: &Query,
+        body: &[u8],
+    ) -> ApiResult<Reply> {
         let rt = &p.rt;
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())?;
         let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())?;
         let options: Value = serde_json::from_slice(body).unwrap_or(json!({}));
-        let policy = options["propagationPolicy"].as_str().or(query.get("propagationPolicy")).unwrap_or("Background").to_string();
-        let (_, items) = self.store.list(&rt.group_resource(), p.namespace.as_deref());
+        let policy = options["propagationPolicy"]
+            .as_str()
+            .or(query.get("propagationPolicy"))
+            .unwrap_or("Background")
+            .to_string();
+        let (_, items) = self
+            .store
+            .list(&rt.group_resource(), p.namespace.as_deref());
         let mut deleted = Vec::new();
         for item in items {
             let v = item.value()?;
             if !labels.matches(&v["metadata"]["labels"]) || !fields.matches(&v) {
                 continue;
             }
-            if let Ok(Reply::Object(_, obj)) = self.delete_object(rt, v, item.rv, &policy, query.dry_run()) {
+            if let Ok(Reply::Object(_, obj)) =
+                self.delete_object(rt, v, item.rv, &policy, query.dry_run())
+            {
                 deleted.push(obj);
             }
         }
@@ -424,11 +572,18 @@ impl Cluster {
 
     fn scale_of(&self, rt: &ResourceType, obj: &Value) -> ApiResult<Value> {
         let Some(paths) = &rt.scale else {
-            return Err(ApiError::not_found(&gr_display(rt), obj["metadata"]["name"].as_str().unwrap_or_default()));
+            return Err(ApiError::not_found(
+                &gr_display(rt),
+                obj["metadata"]["name"].as_str().unwrap_or_default(),
+            ));
         };
         let meta = &obj["metadata"];
-        let spec_replicas = json_path(obj, &paths.spec_replicas).cloned().unwrap_or(json!(0));
-        let status_replicas = json_path(obj, &paths.status_replicas).cloned().unwrap_or(json!(0));
+        let spec_replicas = json_path(obj, &paths.spec_replicas)
+            .cloned()
+            .unwrap_or(json!(0));
+        let status_replicas = json_path(obj, &paths.status_replicas)
+            .cloned()
+            .unwrap_or(json!(0));
         let mut scale = json!({
             "kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
@@ -437,10 +592,18 @@ impl Cluster {
             "status": {"replicas": status_replicas},
         });
         let selector = match &paths.label_selector {
-            Some(p) if rt.builtin => obj["spec"]["selector"]["matchLabels"].as_object().map(|m| {
-                m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")
-            }).filter(|_| !p.is_empty()),
-            Some(p) => json_path(obj, p).and_then(Value::as_str).map(str::to_string),
+            Some(p) if rt.builtin => obj["spec"]["selector"]["matchLabels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .filter(|_| !p.is_empty()),
+            Some(p) => json_path(obj, p)
+                .and_then(Value::as_str)
+                .map(str::to_string),
             None => None,
         };
         if let Some(sel) = selector {
@@ -462,7 +625,9 @@ impl Cluster {
         let Some(replicas) = new_scale["spec"]["replicas"].as_i64() else {
             return Err(ApiError::bad_request("spec.replicas must be an integer"));
         };
-        let Some(paths) = &rt.scale else { return Err(ApiError::method_not_allowed()) };
+        let Some(paths) = &rt.scale else {
+            return Err(ApiError::method_not_allowed());
+        };
         let mut next = current.clone();
         set_json_path(&mut next, &paths.spec_replicas, json!(replicas));
         let Some(next) = self.prepare_update(rt, current, next, None, opts, true)? else {
@@ -479,7 +644,9 @@ impl Cluster {
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             crate::crd::register(self, obj);
         }
-        if obj["metadata"].get("deletionTimestamp").is_some() || obj["metadata"].get("ownerReferences").is_some() {
+        if obj["metadata"].get("deletionTimestamp").is_some()
+            || obj["metadata"].get("ownerReferences").is_some()
+        {
             self.lifecycle.notify_one();
         }
     }
@@ -508,12 +675,17 @@ pub fn gr_display(rt: &ResourceType) -> String {
 /// The resourceVersion a PUT must match: the one in the body, or the current one for an
 /// unconditional update.
 fn precondition_rv(obj: &Value, rt: &ResourceType, name: &str, current: u64) -> ApiResult<u64> {
-    match obj["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
+    match obj["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+    {
         None => Ok(current),
         Some(s) => match s.parse::<u64>() {
             Ok(rv) if rv == current => Ok(rv),
             Ok(_) => Err(ApiError::conflict(&gr_display(rt), name)),
-            Err(_) => Err(ApiError::bad_request(format!("invalid resourceVersion {s:?}"))),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "invalid resourceVersion {s:?}"
+            ))),
         },
     }
 }
@@ -523,7 +695,10 @@ fn check_apply_identity(rt: &ResourceType, applied: &Value, name: &str) -> ApiRe
         return Err(ApiError::bad_request("invalid object type: /, Kind="));
     }
     if applied["kind"] != json!(rt.kind) {
-        return Err(ApiError::bad_request(format!("the kind in the applied object ({}) does not match {}", applied["kind"], rt.kind)));
+        return Err(ApiError::bad_request(format!(
+            "the kind in the applied object ({}) does not match {}",
+            applied["kind"], rt.kind
+        )));
     }
     if let Some(n) = applied["metadata"]["name"].as_str() {
         if n != name {
@@ -536,11 +711,19 @@ fn check_apply_identity(rt: &ResourceType, applied: &Value, name: &str) -> ApiRe
 }
 
 /// Apply a JSON patch, merge patch or strategic merge patch document.
-fn patch_value(rt: &ResourceType, mut doc: Value, patch: &Value, format: BodyFormat) -> ApiResult<Value> {
+fn patch_value(
+    rt: &ResourceType,
+    mut doc: Value,
+    patch: &Value,
+    format: BodyFormat,
+) -> ApiResult<Value> {
     match format {
         BodyFormat::JsonPatch => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
             json_patch::patch(&mut doc, &ops).map_err(|_| crate::error::ApiError {
                 code: 422,
                 reason: "Invalid",
@@ -550,7 +733,8 @@ fn patch_value(rt: &ResourceType, mut doc: Value, patch: &Value, format: BodyFor
         }
         BodyFormat::MergePatch => json_patch::merge(&mut doc, patch),
         BodyFormat::StrategicMergePatch => {
-            tiphys_patch::strategic::apply(&mut doc, patch, merge_root(rt)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            tiphys_patch::strategic::apply(&mut doc, patch, merge_root(rt))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
         }
         _ => return Err(ApiError::unsupported_media_type(None)),
     }
@@ -579,7 +763,8 @@ fn set_json_path(v: &mut Value, path: &str, value: Value) {
 }
 
 fn deleted_status(rt: &ResourceType, obj: &Value) -> Value {
-    let mut details = json!({"name": obj["metadata"]["name"], "kind": rt.plural, "uid": obj["metadata"]["uid"]});
+    let mut details =
+        json!({"name": obj["metadata"]["name"], "kind": rt.plural, "uid": obj["metadata"]["uid"]});
     if !rt.group.is_empty() {
         details["group"] = json!(rt.group);
     }
@@ -587,8 +772,17 @@ fn deleted_status(rt: &ResourceType, obj: &Value) -> Value {
 }
 
 fn splice_list(list_kind: &str, api_version: &str, meta: &Value, items: &[Bytes]) -> Bytes {
-    let mut out = Vec::with_capacity(items.iter().map(Bytes::len).sum::<usize>() + items.len() + 128);
-    out.extend_from_slice(format!("{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[", json!(list_kind), json!(api_version), meta).as_bytes());
+    let mut out =
+        Vec::with_capacity(items.iter().map(Bytes::len).sum::<usize>() + items.len() + 128);
+    out.extend_from_slice(
+        format!(
+            "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
+            json!(list_kind),
+            json!(api_version),
+            meta
+        )
+        .as_bytes(),
+    );
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -605,10 +799,19 @@ fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
 }
 
 fn decode_continue(token: &str) -> ApiResult<(String, String)> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let start = v["start"].as_str().ok_or_else(bad)?.trim_end_matches('\u{0}');
+    let start = v["start"]
+        .as_str()
+        .ok_or_else(bad)?
+        .trim_end_matches('\u{0}');
     let (ns, name) = start.split_once('/').unwrap_or(("", start));
     Ok((ns.to_string(), name.to_string()))
 }
@@ -625,16 +828,32 @@ pub fn review(body: &[u8], format: BodyFormat) -> ApiResult<Reply> {
 }
 
 /// Helper for internal controllers: read-modify-write an object's status with retries.
-pub(crate) fn update_status(cluster: &Cluster, gr: &GroupResource, ns: &str, name: &str, manager: &str, change: impl Fn(&mut Value)) -> ApiResult<()> {
-    let Some(rt) = cluster.registry.any_version(gr) else { return Ok(()) };
+pub(crate) fn update_status(
+    cluster: &Cluster,
+    gr: &GroupResource,
+    ns: &str,
+    name: &str,
+    manager: &str,
+    change: impl Fn(&mut Value),
+) -> ApiResult<()> {
+    let Some(rt) = cluster.registry.any_version(gr) else {
+        return Ok(());
+    };
     for _ in 0..5 {
-        let Some(stored) = cluster.store.get(gr, ns, name) else { return Ok(()) };
+        let Some(stored) = cluster.store.get(gr, ns, name) else {
+            return Ok(());
+        };
         let current = stored.value()?;
         let mut next = current.clone();
         change(&mut next);
-        let mut opts = WriteOptions { field_manager: manager.into(), ..Default::default() };
+        let mut opts = WriteOptions {
+            field_manager: manager.into(),
+            ..Default::default()
+        };
         let sub = rt.status_subresource.then_some("status");
-        let Some(next) = cluster.prepare_update(&rt, &current, next, sub, &mut opts, true)? else { return Ok(()) };
+        let Some(next) = cluster.prepare_update(&rt, &current, next, sub, &mut opts, true)? else {
+            return Ok(());
+        };
         match cluster.store.put(gr, next, Some(stored.rv)) {
             Ok(obj) => {
                 cluster.after_write(&rt, &obj);
@@ -648,15 +867,32 @@ pub(crate) fn update_status(cluster: &Cluster, gr: &GroupResource, ns: &str, nam
 }
 
 /// Helper for internal controllers: read-modify-write the main resource.
-pub(crate) fn update_object(cluster: &Cluster, gr: &GroupResource, ns: &str, name: &str, manager: &str, change: impl Fn(&mut Value)) -> ApiResult<()> {
-    let Some(rt) = cluster.registry.any_version(gr) else { return Ok(()) };
+pub(crate) fn update_object(
+    cluster: &Cluster,
+    gr: &GroupResource,
+    ns: &str,
+    name: &str,
+    manager: &str,
+    change: impl Fn(&mut Value),
+) -> ApiResult<()> {
+    let Some(rt) = cluster.registry.any_version(gr) else {
+        return Ok(());
+    };
     for _ in 0..5 {
-        let Some(stored) = cluster.store.get(gr, ns, name) else { return Ok(()) };
+        let Some(stored) = cluster.store.get(gr, ns, name) else {
+            return Ok(());
+        };
         let current = stored.value()?;
         let mut next = current.clone();
         change(&mut next);
-        let mut opts = WriteOptions { field_manager: manager.into(), field_validation: FieldValidation::Ignore, ..Default::default() };
-        let Some(next) = cluster.prepare_update(&rt, &current, next, None, &mut opts, true)? else { return Ok(()) };
+        let mut opts = WriteOptions {
+            field_manager: manager.into(),
+            field_validation: FieldValidation::Ignore,
+            ..Default::default()
+        };
+        let Some(next) = cluster.prepare_update(&rt, &current, next, None, &mut opts, true)? else {
+            return Ok(());
+        };
         match cluster.commit_update(&rt, next, stored.rv, &opts) {
             Ok(_) => return Ok(()),
             Err(e) if e.reason == "Conflict" => continue,
@@ -665,4 +901,3 @@ pub(crate) fn update_object(cluster: &Cluster, gr: &GroupResource, ns: &str, nam
     }
     Ok(())
 }
-

@@ -4,7 +4,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now as `2006-01-02T15:04:05Z`.
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format_unix(secs as i64)
 }
 
@@ -13,7 +16,12 @@ pub fn format_unix(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// Parse an RFC 3339 UTC timestamp (`...Z`) back to seconds since the epoch.
@@ -61,6 +69,11 @@ mod tests {
         assert_eq!(format_unix(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_unix(1_795_791_896), "2026-11-27T15:04:56Z");
         assert_eq!(parse_rfc3339("2026-11-27T15:04:56Z"), Some(1_795_791_896));
-        assert_eq!(parse_rfc3339("2000-02-29T23:59:59Z").map(format_unix).as_deref(), Some("2000-02-29T23:59:59Z"));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T23:59:59Z")
+                .map(format_unix)
+                .as_deref(),
+            Some("2000-02-29T23:59:59Z")
+        );
     }
 }

@@ -31,7 +31,9 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value, alloc: &dyn Allocator) {
         }
         ("", "PersistentVolumeClaim") => {
             pvc(obj);
-            ensure_obj(obj, "status").entry("phase").or_insert(json!("Pending"));
+            ensure_obj(obj, "status")
+                .entry("phase")
+                .or_insert(json!("Pending"));
         }
         ("", "ServiceAccount" | "ConfigMap") => {}
         ("", "ReplicationController") => {
@@ -66,8 +68,14 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value, alloc: &dyn Allocator) {
             set_default(s, "replicas", json!(1));
             set_default(s, "podManagementPolicy", json!("OrderedReady"));
             set_default(s, "revisionHistoryLimit", json!(10));
-            set_default(s, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-            if s["updateStrategy"]["type"] == "RollingUpdate" && s["updateStrategy"].get("rollingUpdate").is_none() {
+            set_default(
+                s,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            if s["updateStrategy"]["type"] == "RollingUpdate"
+                && s["updateStrategy"].get("rollingUpdate").is_none()
+            {
                 s["updateStrategy"]["rollingUpdate"] = json!({"partition": 0});
             }
             set_default(
@@ -80,7 +88,9 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value, alloc: &dyn Allocator) {
                     if let Value::Object(m) = t {
                         m.entry("apiVersion").or_insert(json!("v1"));
                         m.entry("kind").or_insert(json!("PersistentVolumeClaim"));
-                        if let Value::Object(meta) = m.entry("metadata").or_insert_with(|| json!({})) {
+                        if let Value::Object(meta) =
+                            m.entry("metadata").or_insert_with(|| json!({}))
+                        {
                             meta.entry("creationTimestamp").or_insert(Value::Null);
                         }
                     }
@@ -122,7 +132,9 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value, alloc: &dyn Allocator) {
             template(obj, &["spec", "jobTemplate", "spec", "template"], true);
         }
         ("networking.k8s.io", "Ingress") => {
-            ensure_obj(obj, "status").entry("loadBalancer").or_insert(json!({}));
+            ensure_obj(obj, "status")
+                .entry("loadBalancer")
+                .or_insert(json!({}));
         }
         ("policy", "PodDisruptionBudget") => {}
         ("autoscaling", "HorizontalPodAutoscaler") => hpa(obj),
@@ -134,7 +146,8 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value, alloc: &dyn Allocator) {
                         continue;
                     }
                     if let Value::Object(m) = s {
-                        m.entry("apiGroup").or_insert(json!("rbac.authorization.k8s.io"));
+                        m.entry("apiGroup")
+                            .or_insert(json!("rbac.authorization.k8s.io"));
                     }
                 }
             }
@@ -170,8 +183,12 @@ fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {
 }
 
 fn namespace(obj: &mut Value) {
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    ensure_obj(ensure_obj_value(obj, "metadata"), "labels").insert("kubernetes.io/metadata.name".into(), json!(name));
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure_obj(ensure_obj_value(obj, "metadata"), "labels")
+        .insert("kubernetes.io/metadata.name".into(), json!(name));
     set_default(spec(obj), "finalizers", json!(["kubernetes"]));
     set_default(ensure_obj(obj, "status"), "phase", json!("Active"));
 }
@@ -226,9 +243,15 @@ fn service(obj: &mut Value, alloc: &dyn Allocator) {
         set_default(s, "allocateLoadBalancerNodePorts", json!(true));
     }
     if s["sessionAffinity"] == "ClientIP" {
-        set_default(s, "sessionAffinityConfig", json!({"clientIP": {"timeoutSeconds": 10800}}));
+        set_default(
+            s,
+            "sessionAffinityConfig",
+            json!({"clientIP": {"timeoutSeconds": 10800}}),
+        );
     }
-    ensure_obj(obj, "status").entry("loadBalancer").or_insert(json!({}));
+    ensure_obj(obj, "status")
+        .entry("loadBalancer")
+        .or_insert(json!({}));
 }
 
 fn secret(obj: &mut Value) {
@@ -239,7 +262,10 @@ fn secret(obj: &mut Value) {
         if let Value::Object(data) = data {
             for (k, v) in string_data {
                 let text = v.as_str().unwrap_or_default();
-                data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+                data.insert(
+                    k,
+                    json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
             }
         }
     }
@@ -261,9 +287,17 @@ fn crd(obj: &mut Value) {
     let s = spec(obj);
     set_default(s, "conversion", json!({"strategy": "None"}));
     if let Some(Value::Object(names)) = s.get_mut("names") {
-        if let Some(kind) = names.get("kind").and_then(Value::as_str).map(str::to_string) {
-            names.entry("singular").or_insert(json!(kind.to_lowercase()));
-            names.entry("listKind").or_insert(json!(format!("{kind}List")));
+        if let Some(kind) = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        {
+            names
+                .entry("singular")
+                .or_insert(json!(kind.to_lowercase()));
+            names
+                .entry("listKind")
+                .or_insert(json!(format!("{kind}List")));
         }
     }
 }
@@ -280,8 +314,14 @@ fn job_spec_defaults(job_template: &mut Value) {
 
 fn job(obj: &mut Value) {
     job_spec_defaults(obj);
-    let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let uid = obj["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let manual = obj["spec"]["manualSelector"] == json!(true);
     if !manual {
         let generated = json!({
@@ -291,10 +331,14 @@ fn job(obj: &mut Value) {
             "job-name": name,
         });
         if obj["spec"].get("selector").is_none() {
-            obj["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+            obj["spec"]["selector"] =
+                json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
         }
         obj["spec"]["manualSelector"] = json!(false);
-        let labels = ensure_obj(ensure_obj_value(ensure_obj_value(obj, "spec"), "template"), "metadata");
+        let labels = ensure_obj(
+            ensure_obj_value(ensure_obj_value(obj, "spec"), "template"),
+            "metadata",
+        );
         let labels = labels.entry("labels").or_insert_with(|| json!({}));
         if let (Value::Object(labels), Value::Object(generated)) = (labels, generated) {
             for (k, v) in generated {
@@ -303,7 +347,9 @@ fn job(obj: &mut Value) {
         }
     }
     // A Job without labels of its own takes its pod template's labels.
-    let has_labels = obj["metadata"]["labels"].as_object().is_some_and(|l| !l.is_empty());
+    let has_labels = obj["metadata"]["labels"]
+        .as_object()
+        .is_some_and(|l| !l.is_empty());
     if !has_labels {
         if let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned() {
             obj["metadata"]["labels"] = labels;
@@ -338,8 +384,10 @@ pub fn pod_spec(spec: &mut Value, job: bool) {
         s.entry("restartPolicy").or_insert(json!("Always"));
     }
     s.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
-    s.entry("schedulerName").or_insert(json!("default-scheduler"));
-    s.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    s.entry("schedulerName")
+        .or_insert(json!("default-scheduler"));
+    s.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
     s.entry("securityContext").or_insert(json!({}));
     if let Some(Value::String(sa)) = s.get("serviceAccountName").cloned().as_ref() {
         s.entry("serviceAccount").or_insert(json!(sa));
@@ -361,9 +409,14 @@ pub fn pod_spec(spec: &mut Value, job: bool) {
 fn container(c: &mut Value) {
     let Value::Object(m) = c else { return };
     let image = m.get("image").and_then(Value::as_str).unwrap_or_default();
-    let policy = if image_tag_is_latest(image) { "Always" } else { "IfNotPresent" };
+    let policy = if image_tag_is_latest(image) {
+        "Always"
+    } else {
+        "IfNotPresent"
+    };
     m.entry("imagePullPolicy").or_insert(json!(policy));
-    m.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+    m.entry("terminationMessagePath")
+        .or_insert(json!("/dev/termination-log"));
     m.entry("terminationMessagePolicy").or_insert(json!("File"));
     m.entry("resources").or_insert(json!({}));
     if let Some(Value::Array(ports)) = m.get_mut("ports") {
@@ -423,19 +476,27 @@ fn volume(v: &mut Value) {
 pub fn round_trip(obj: &mut Value) {
     if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
         for key in ["labels", "annotations"] {
-            if meta.get(key).is_some_and(|v| v.as_object().is_some_and(Map::is_empty) || v.is_null()) {
+            if meta
+                .get(key)
+                .is_some_and(|v| v.as_object().is_some_and(Map::is_empty) || v.is_null())
+            {
                 meta.remove(key);
             }
         }
         for key in ["finalizers", "ownerReferences"] {
-            if meta.get(key).is_some_and(|v| v.as_array().is_some_and(Vec::is_empty) || v.is_null()) {
+            if meta
+                .get(key)
+                .is_some_and(|v| v.as_array().is_some_and(Vec::is_empty) || v.is_null())
+            {
                 meta.remove(key);
             }
         }
     }
     if let Value::Object(m) = obj {
         for key in ["data", "binaryData", "stringData"] {
-            if m.get(key).is_some_and(|v| v.as_object().is_some_and(Map::is_empty) || v.is_null()) {
+            if m.get(key)
+                .is_some_and(|v| v.as_object().is_some_and(Map::is_empty) || v.is_null())
+            {
                 m.remove(key);
             }
         }
@@ -444,7 +505,15 @@ pub fn round_trip(obj: &mut Value) {
 }
 
 /// Non-pointer fields of the core types whose zero value Go drops on output.
-const OMITEMPTY_BOOLS: &[&str] = &["hostNetwork", "hostPID", "hostIPC", "stdin", "stdinOnce", "tty", "readOnly"];
+const OMITEMPTY_BOOLS: &[&str] = &[
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "stdin",
+    "stdinOnce",
+    "tty",
+    "readOnly",
+];
 
 fn drop_zero_values(v: &mut Value, depth: usize) {
     match v {
@@ -457,7 +526,11 @@ fn drop_zero_values(v: &mut Value, depth: usize) {
                     return !OMITEMPTY_BOOLS.contains(&k.as_str());
                 }
                 if let Value::String(s) = val {
-                    return !(s.is_empty() && matches!(k.as_str(), "value" | "subPath" | "hostname" | "subdomain" | "nodeName"));
+                    return !(s.is_empty()
+                        && matches!(
+                            k.as_str(),
+                            "value" | "subPath" | "hostname" | "subdomain" | "nodeName"
+                        ));
                 }
                 true
             });
@@ -465,8 +538,10 @@ fn drop_zero_values(v: &mut Value, depth: usize) {
                 match k.as_str() {
                     // Free-form maps: keep every key and value as given, but canonicalise
                     // quantities in resource maps.
-                    "labels" | "annotations" | "data" | "binaryData" | "stringData" | "matchLabels" | "selector"
-                        if !val.get("matchLabels").is_some() && !val.get("matchExpressions").is_some() =>
+                    "labels" | "annotations" | "data" | "binaryData" | "stringData"
+                    | "matchLabels" | "selector"
+                        if !val.get("matchLabels").is_some()
+                            && !val.get("matchExpressions").is_some() =>
                     {
                         continue;
                     }
@@ -494,7 +569,9 @@ fn drop_zero_values(v: &mut Value, depth: usize) {
                 drop_zero_values(val, depth + 1);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| drop_zero_values(i, depth + 1)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| drop_zero_values(i, depth + 1)),
         _ => {}
     }
 }
@@ -509,13 +586,18 @@ pub struct SequentialAllocator {
 impl Allocator for SequentialAllocator {
     fn cluster_ip(&self) -> String {
         // 10.96.0.1 is the kubernetes Service; start after it.
-        let n = self.next_ip.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 2;
+        let n = self
+            .next_ip
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 2;
         let base = u32::from(Ipv4Addr::new(10, 96, 0, 0));
         Ipv4Addr::from(base + (n % (1 << 20))).to_string()
     }
 
     fn node_port(&self) -> u16 {
-        let n = self.next_port.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .next_port
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         30000 + (n % 2768) as u16
     }
 }
@@ -532,9 +614,13 @@ mod tests {
 
     #[test]
     fn deployment_pod_template_defaults() {
-        let obj = defaulted("apps", "Deployment", json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+        let obj = defaulted(
+            "apps",
+            "Deployment",
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
             "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}],
-            "resources": {"limits": {"cpu": "1000m", "memory": "1024Mi"}}}], "hostNetwork": false}}}}));
+            "resources": {"limits": {"cpu": "1000m", "memory": "1024Mi"}}}], "hostNetwork": false}}}}),
+        );
         let s = &obj["spec"];
         assert_eq!(s["replicas"], 1);
         assert_eq!(s["strategy"]["rollingUpdate"]["maxSurge"], "25%");
@@ -542,7 +628,10 @@ mod tests {
         let c = &s["template"]["spec"]["containers"][0];
         assert_eq!(c["imagePullPolicy"], "Always");
         assert_eq!(c["ports"][0]["protocol"], "TCP");
-        assert_eq!(c["resources"]["limits"], json!({"cpu": "1", "memory": "1Gi"}));
+        assert_eq!(
+            c["resources"]["limits"],
+            json!({"cpu": "1", "memory": "1Gi"})
+        );
         assert!(s["template"]["spec"].get("hostNetwork").is_none());
         assert_eq!(s["template"]["spec"]["securityContext"], json!({}));
     }
@@ -552,7 +641,12 @@ mod tests {
         let obj = defaulted("", "Service", json!({"spec": {"ports": [{"port": 80}]}}));
         assert_eq!(obj["spec"]["type"], "ClusterIP");
         assert_eq!(obj["spec"]["ports"][0]["targetPort"], 80);
-        assert!(obj["spec"]["clusterIP"].as_str().unwrap().starts_with("10.96."));
+        assert!(
+            obj["spec"]["clusterIP"]
+                .as_str()
+                .unwrap()
+                .starts_with("10.96.")
+        );
         assert_eq!(obj["spec"]["clusterIPs"][0], obj["spec"]["clusterIP"]);
         assert_eq!(obj["status"], json!({"loadBalancer": {}}));
     }

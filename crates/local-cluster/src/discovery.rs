@@ -28,7 +28,10 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 fn group_doc(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
@@ -39,7 +42,10 @@ fn all_groups(registry: &Registry) -> Vec<(String, Vec<String>)> {
 }
 
 pub fn groups(registry: &Registry) -> Value {
-    let groups: Vec<Value> = all_groups(registry).iter().map(|(g, v)| group_doc(g, v)).collect();
+    let groups: Vec<Value> = all_groups(registry)
+        .iter()
+        .map(|(g, v)| group_doc(g, v))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -96,8 +102,16 @@ fn authorization_resources() -> Vec<Value> {
 }
 
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<_> = registry.all().into_iter().filter(|t| t.group == group && t.version == version).collect();
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let types: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     let resources: Vec<Value> = if group == "authorization.k8s.io" && version == "v1" {
         authorization_resources()
     } else if types.is_empty() {
@@ -105,7 +119,9 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
     } else {
         types.iter().flat_map(|t| resource_entries(t)).collect()
     };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 /// Groups served besides the resource table (review endpoints only).

@@ -22,7 +22,12 @@ pub struct Cause {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -36,8 +41,12 @@ impl ApiError {
     }
 
     pub fn already_exists(resource: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{resource} \"{name}\" already exists"))
-            .with_details(json!({"name": name, "kind": resource}))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{resource} \"{name}\" already exists"),
+        )
+        .with_details(json!({"name": name, "kind": resource}))
     }
 
     pub fn conflict(resource: &str, name: &str) -> Self {
@@ -57,13 +66,22 @@ impl ApiError {
 
     /// 422 Invalid: `details.kind` is the Kind (with group), unlike the other errors.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let summary: Vec<String> =
-            causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let summary: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         let message = if summary.len() == 1 {
             format!("{qualified} \"{name}\" is invalid: {}", summary[0])
         } else {
-            format!("{qualified} \"{name}\" is invalid: [{}]", summary.join(", "))
+            format!(
+                "{qualified} \"{name}\" is invalid: [{}]",
+                summary.join(", ")
+            )
         };
         let causes: Vec<Value> = causes
             .into_iter()
@@ -89,8 +107,12 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn not_acceptable() -> Self {
@@ -105,7 +127,8 @@ impl ApiError {
     pub fn unsupported_media_type(message: Option<&str>) -> Self {
         match message {
             Some(m) => Self::new(415, "UnsupportedMediaType", m),
-            None => Self::new(415, "UnsupportedMediaType", "415: Unsupported Media Type").with_details(json!({})),
+            None => Self::new(415, "UnsupportedMediaType", "415: Unsupported Media Type")
+                .with_details(json!({})),
         }
     }
 
@@ -138,8 +161,16 @@ impl ApiError {
                 format!("conflicts with \"{m}\":\n{}", list.join("\n"))
             })
             .collect();
-        let noun = if conflicts.len() == 1 { "conflict" } else { "conflicts" };
-        let message = format!("Apply failed with {} {noun}: {}", conflicts.len(), parts.join("\n"));
+        let noun = if conflicts.len() == 1 {
+            "conflict"
+        } else {
+            "conflicts"
+        };
+        let message = format!(
+            "Apply failed with {} {noun}: {}",
+            conflicts.len(),
+            parts.join("\n")
+        );
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": f}))
@@ -171,30 +202,53 @@ impl Cause {
             Value::String(s) => format!("{s:?}"),
             other => other.to_string(),
         };
-        Cause { reason: "FieldValueInvalid", message: format!("Invalid value: {shown}: {why}"), field: field.into() }
+        Cause {
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: {shown}: {why}"),
+            field: field.into(),
+        }
     }
 
     pub fn required(field: impl Into<String>, why: &str) -> Self {
-        let message = if why.is_empty() { "Required value".to_string() } else { format!("Required value: {why}") };
-        Cause { reason: "FieldValueRequired", message, field: field.into() }
+        let message = if why.is_empty() {
+            "Required value".to_string()
+        } else {
+            format!("Required value: {why}")
+        };
+        Cause {
+            reason: "FieldValueRequired",
+            message,
+            field: field.into(),
+        }
     }
 
     pub fn not_supported(field: impl Into<String>, value: &Value, allowed: &[Value]) -> Self {
         let allowed: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
         Cause {
             reason: "FieldValueNotSupported",
-            message: format!("Unsupported value: {value}: supported values: {}", allowed.join(", ")),
+            message: format!(
+                "Unsupported value: {value}: supported values: {}",
+                allowed.join(", ")
+            ),
             field: field.into(),
         }
     }
 
     pub fn type_invalid(field: impl Into<String>, value: &Value, message: String) -> Self {
         let _ = value;
-        Cause { reason: "FieldValueTypeInvalid", message, field: field.into() }
+        Cause {
+            reason: "FieldValueTypeInvalid",
+            message,
+            field: field.into(),
+        }
     }
 
     pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
-        Cause { reason: "FieldValueDuplicate", message: format!("Duplicate value: {value}"), field: field.into() }
+        Cause {
+            reason: "FieldValueDuplicate",
+            message: format!("Duplicate value: {value}"),
+            field: field.into(),
+        }
     }
 }
 

@@ -25,8 +25,16 @@ pub enum Mode {
 
 /// metadata fields the server owns; never part of a field set.
 const SERVER_METADATA: &[&str] = &[
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-    "deletionGracePeriodSeconds", "managedFields", "selfLink",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
 ];
 
 impl FieldSet {
@@ -45,7 +53,13 @@ impl FieldSet {
                                 .map(|(k, v)| (k.clone(), v.clone()))
                                 .collect();
                             if !filtered.is_empty() {
-                                walk_struct(&filtered, &OBJECT_META, &mut vec!["f:metadata".into()], &mut set, mode);
+                                walk_struct(
+                                    &filtered,
+                                    &OBJECT_META,
+                                    &mut vec!["f:metadata".into()],
+                                    &mut set,
+                                    mode,
+                                );
                             }
                         }
                     }
@@ -103,7 +117,13 @@ impl FieldSet {
     }
 }
 
-fn walk(value: &Value, kind: Option<FieldKind>, path: &mut Path, out: &mut BTreeSet<Path>, mode: Mode) {
+fn walk(
+    value: &Value,
+    kind: Option<FieldKind>,
+    path: &mut Path,
+    out: &mut BTreeSet<Path>,
+    mode: Mode,
+) {
     match (kind, value) {
         (Some(FieldKind::AtomicMap), _) | (_, Value::Null) => {
             out.insert(path.clone());
@@ -129,7 +149,9 @@ fn walk(value: &Value, kind: Option<FieldKind>, path: &mut Path, out: &mut BTree
                 out.insert(with(path, "."));
             }
             for item in items {
-                let Some(item_map) = item.as_object() else { continue };
+                let Some(item_map) = item.as_object() else {
+                    continue;
+                };
                 path.push(format!("k:{}", key_of(item_map, keys)));
                 out.insert(with(path, "."));
                 walk_struct(item_map, keys.item, path, out, mode);
@@ -159,7 +181,13 @@ fn walk(value: &Value, kind: Option<FieldKind>, path: &mut Path, out: &mut BTree
     }
 }
 
-fn walk_struct(map: &Map<String, Value>, ty: &'static TypeDef, path: &mut Path, out: &mut BTreeSet<Path>, mode: Mode) {
+fn walk_struct(
+    map: &Map<String, Value>,
+    ty: &'static TypeDef,
+    path: &mut Path,
+    out: &mut BTreeSet<Path>,
+    mode: Mode,
+) {
     for (k, v) in map {
         path.push(format!("f:{k}"));
         walk(v, ty.field(k), path, out, mode);
@@ -176,10 +204,17 @@ fn with(path: &Path, element: &str) -> Path {
 /// The `k:` encoding of a keyed list item: its list-map keys (defaulted), sorted by name.
 pub fn key_of(item: &Map<String, Value>, keys: &ListKeys) -> String {
     let mut key = BTreeMap::new();
-    let names: &[&str] = if keys.map_keys.is_empty() { &[keys.patch_merge_key] } else { keys.map_keys };
+    let names: &[&str] = if keys.map_keys.is_empty() {
+        &[keys.patch_merge_key]
+    } else {
+        keys.map_keys
+    };
     for name in names {
         let value = item.get(*name).cloned().or_else(|| {
-            keys.key_defaults.iter().find(|(k, _)| k == name).map(|(_, d)| Value::String(d.to_string()))
+            keys.key_defaults
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, d)| Value::String(d.to_string()))
         });
         if let Some(v) = value {
             key.insert(name.to_string(), v);
@@ -189,7 +224,11 @@ pub fn key_of(item: &Map<String, Value>, keys: &ListKeys) -> String {
 }
 
 /// The value at a field path, if present. `.` resolves to the node itself.
-pub fn value_at<'a>(object: &'a Value, path: &[String], root: &'static TypeDef) -> Option<&'a Value> {
+pub fn value_at<'a>(
+    object: &'a Value,
+    path: &[String],
+    root: &'static TypeDef,
+) -> Option<&'a Value> {
     let mut cur = object;
     let mut ty: &'static TypeDef = root;
     let mut kind: Option<FieldKind> = None;
@@ -207,9 +246,13 @@ pub fn value_at<'a>(object: &'a Value, path: &[String], root: &'static TypeDef) 
             cur = map.get(name)?;
             ty = kind.map(FieldKind::object_type).unwrap_or(&EMPTY);
         } else if let Some(k) = element.strip_prefix("k:") {
-            let Some(FieldKind::Keyed(keys)) = kind else { return None };
+            let Some(FieldKind::Keyed(keys)) = kind else {
+                return None;
+            };
             let items = cur.as_array()?;
-            cur = items.iter().find(|i| i.as_object().is_some_and(|m| key_of(m, keys) == k))?;
+            cur = items
+                .iter()
+                .find(|i| i.as_object().is_some_and(|m| key_of(m, keys) == k))?;
             ty = keys.item;
             kind = None;
         } else if let Some(v) = element.strip_prefix("v:") {
@@ -228,9 +271,13 @@ pub fn remove_at(object: &mut Value, path: &[String], root: &'static TypeDef) {
         Some(last) if last == "." => &path[..path.len() - 1],
         _ => path,
     };
-    let Some((last, parent_path)) = path.split_last() else { return };
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
     let (parent_kind, _) = kind_at(path, root);
-    let Some(parent) = value_at_mut(object, parent_path, root) else { return };
+    let Some(parent) = value_at_mut(object, parent_path, root) else {
+        return;
+    };
     if let Some(name) = last.strip_prefix("f:") {
         if let Value::Object(map) = parent {
             map.remove(name);
@@ -254,7 +301,11 @@ fn kind_at(path: &[String], root: &'static TypeDef) -> (Option<FieldKind>, &'sta
     for (i, element) in path.iter().enumerate() {
         parent_kind = kind;
         if let Some(name) = element.strip_prefix("f:") {
-            kind = if i == 0 && name == "metadata" { Some(FieldKind::Struct(&OBJECT_META)) } else { ty.field(name) };
+            kind = if i == 0 && name == "metadata" {
+                Some(FieldKind::Struct(&OBJECT_META))
+            } else {
+                ty.field(name)
+            };
             ty = kind.map(FieldKind::object_type).unwrap_or(&EMPTY);
         } else if element.starts_with("k:") {
             if let Some(FieldKind::Keyed(keys)) = kind {
@@ -266,18 +317,31 @@ fn kind_at(path: &[String], root: &'static TypeDef) -> (Option<FieldKind>, &'sta
     (parent_kind, ty)
 }
 
-fn value_at_mut<'a>(object: &'a mut Value, path: &[String], root: &'static TypeDef) -> Option<&'a mut Value> {
+fn value_at_mut<'a>(
+    object: &'a mut Value,
+    path: &[String],
+    root: &'static TypeDef,
+) -> Option<&'a mut Value> {
     let mut cur = object;
     let mut ty: &'static TypeDef = root;
     let mut kind: Option<FieldKind> = None;
     for (i, element) in path.iter().enumerate() {
         if let Some(name) = element.strip_prefix("f:") {
-            kind = if i == 0 && name == "metadata" { Some(FieldKind::Struct(&OBJECT_META)) } else { ty.field(name) };
+            kind = if i == 0 && name == "metadata" {
+                Some(FieldKind::Struct(&OBJECT_META))
+            } else {
+                ty.field(name)
+            };
             cur = cur.as_object_mut()?.get_mut(name)?;
             ty = kind.map(FieldKind::object_type).unwrap_or(&EMPTY);
         } else if let Some(k) = element.strip_prefix("k:") {
-            let Some(FieldKind::Keyed(keys)) = kind else { return None };
-            cur = cur.as_array_mut()?.iter_mut().find(|i| i.as_object().is_some_and(|m| key_of(m, keys) == k))?;
+            let Some(FieldKind::Keyed(keys)) = kind else {
+                return None;
+            };
+            cur = cur
+                .as_array_mut()?
+                .iter_mut()
+                .find(|i| i.as_object().is_some_and(|m| key_of(m, keys) == k))?;
             ty = keys.item;
             kind = None;
         } else {
@@ -292,7 +356,11 @@ fn value_at_mut<'a>(object: &'a mut Value, path: &[String], root: &'static TypeD
 pub fn merge_applied(live: &mut Value, applied: &Value, root: &'static TypeDef) {
     if let (Value::Object(l), Value::Object(a)) = (live, applied) {
         for (k, av) in a {
-            let kind = if k == "metadata" { Some(FieldKind::Struct(&OBJECT_META)) } else { root.field(k) };
+            let kind = if k == "metadata" {
+                Some(FieldKind::Struct(&OBJECT_META))
+            } else {
+                root.field(k)
+            };
             merge_value(l.entry(k.clone()).or_insert(Value::Null), av, kind);
         }
     }
@@ -303,13 +371,22 @@ fn merge_value(live: &mut Value, applied: &Value, kind: Option<FieldKind>) {
         (Some(FieldKind::AtomicMap), _, _) => *live = applied.clone(),
         (Some(FieldKind::Keyed(keys)), Value::Array(l), Value::Array(a)) => {
             for item in a {
-                let Some(item_map) = item.as_object() else { continue };
+                let Some(item_map) = item.as_object() else {
+                    continue;
+                };
                 let key = key_of(item_map, keys);
-                match l.iter_mut().find(|i| i.as_object().is_some_and(|m| key_of(m, keys) == key)) {
+                match l
+                    .iter_mut()
+                    .find(|i| i.as_object().is_some_and(|m| key_of(m, keys) == key))
+                {
                     Some(existing) => {
                         if let (Value::Object(e), Value::Object(n)) = (existing, item) {
                             for (k, v) in n {
-                                merge_value(e.entry(k.clone()).or_insert(Value::Null), v, keys.item.field(k));
+                                merge_value(
+                                    e.entry(k.clone()).or_insert(Value::Null),
+                                    v,
+                                    keys.item.field(k),
+                                );
                             }
                         }
                     }
@@ -392,7 +469,9 @@ impl ManagedEntry {
     }
 
     fn same_owner(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
-        self.manager == manager && self.operation == operation && self.subresource.as_deref() == subresource
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
     }
 }
 
@@ -404,7 +483,11 @@ pub fn read_managed(object: &Value) -> Vec<ManagedEntry> {
 }
 
 pub fn write_managed(object: &mut Value, entries: &[ManagedEntry]) {
-    let list: Vec<Value> = entries.iter().filter(|e| !e.fields.is_empty()).map(ManagedEntry::to_json).collect();
+    let list: Vec<Value> = entries
+        .iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(ManagedEntry::to_json)
+        .collect();
     if list.is_empty() && object.get("metadata").is_none() {
         return;
     }
@@ -432,25 +515,38 @@ pub struct UpdateOwnership<'a> {
 impl UpdateOwnership<'_> {
     pub fn record(&self, old: Option<&Value>, new: &mut Value, root: &'static TypeDef) {
         let mut entries = old.map(read_managed).unwrap_or_default();
-        let new_set = FieldSet::of_object(&strip_for_ownership(new, self.subresource), root, Mode::Update);
+        let new_set = FieldSet::of_object(
+            &strip_for_ownership(new, self.subresource),
+            root,
+            Mode::Update,
+        );
         let changed: BTreeSet<Path> = new_set
             .0
             .iter()
             .filter(|p| {
                 let before = old.and_then(|o| value_at(o, p, root));
                 let after = value_at(new, p, root);
-                if p.last().is_some_and(|e| e == ".") { before.is_none() } else { before != after }
+                if p.last().is_some_and(|e| e == ".") {
+                    before.is_none()
+                } else {
+                    before != after
+                }
             })
             .cloned()
             .collect();
         for e in &mut entries {
-            e.fields.0.retain(|p| new_set.0.contains(p) || value_at(new, p, root).is_some());
+            e.fields
+                .0
+                .retain(|p| new_set.0.contains(p) || value_at(new, p, root).is_some());
             if !e.same_owner(self.manager, "Update", self.subresource) {
                 e.fields.0.retain(|p| !changed.contains(p));
             }
         }
         if !changed.is_empty() {
-            match entries.iter_mut().find(|e| e.same_owner(self.manager, "Update", self.subresource)) {
+            match entries
+                .iter_mut()
+                .find(|e| e.same_owner(self.manager, "Update", self.subresource))
+            {
                 Some(e) => {
                     e.fields.0.extend(changed);
                     e.time = self.now.to_string();
@@ -545,26 +641,38 @@ pub fn apply(
 
     // Fields this manager applied before and no longer does are removed when nobody else
     // owns them. Deepest first, so a list item goes after its own fields.
-    let mut dropped: Vec<&Path> = previous.0.iter().filter(|p| !applied_set.0.contains(*p)).collect();
+    let mut dropped: Vec<&Path> = previous
+        .0
+        .iter()
+        .filter(|p| !applied_set.0.contains(*p))
+        .collect();
     dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
     // A removed list item takes its fields with it; removing those first would change the
     // item's key before the item itself is found.
-    let whole_nodes: BTreeSet<&[String]> =
-        dropped.iter().filter(|p| p.last().is_some_and(|e| e == ".")).map(|p| &p[..p.len() - 1]).collect();
+    let whole_nodes: BTreeSet<&[String]> = dropped
+        .iter()
+        .filter(|p| p.last().is_some_and(|e| e == "."))
+        .map(|p| &p[..p.len() - 1])
+        .collect();
     dropped.retain(|p| {
         let is_marker = p.last().is_some_and(|e| e == ".");
-        !whole_nodes.iter().any(|node| p.starts_with(node) && p.len() > node.len() && !(is_marker && p.len() == node.len() + 1))
+        !whole_nodes.iter().any(|node| {
+            p.starts_with(node) && p.len() > node.len() && !(is_marker && p.len() == node.len() + 1)
+        })
     });
     for p in dropped {
-        let owned_elsewhere = entries.iter().any(|e| {
-            !(e.manager == manager && e.operation == "Apply") && e.fields.0.contains(p)
-        });
+        let owned_elsewhere = entries
+            .iter()
+            .any(|e| !(e.manager == manager && e.operation == "Apply") && e.fields.0.contains(p));
         if !owned_elsewhere {
             remove_at(&mut object, p, root);
         }
     }
 
-    match entries.iter_mut().find(|e| e.manager == manager && e.operation == "Apply" && e.subresource.is_none()) {
+    match entries
+        .iter_mut()
+        .find(|e| e.manager == manager && e.operation == "Apply" && e.subresource.is_none())
+    {
         Some(e) => {
             e.fields = applied_set;
             e.time = now.to_string();
@@ -605,7 +713,11 @@ mod tests {
         assert_eq!(v1["f:spec"]["f:selector"], json!({}));
         let c = &v1["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"];
         assert_eq!(c["."], json!({}));
-        assert!(c["f:ports"].get("k:{\"containerPort\":80,\"protocol\":\"TCP\"}").is_some());
+        assert!(
+            c["f:ports"]
+                .get("k:{\"containerPort\":80,\"protocol\":\"TCP\"}")
+                .is_some()
+        );
         assert_eq!(FieldSet::from_fields_v1(&v1), set);
     }
 
@@ -617,10 +729,16 @@ mod tests {
         assert!(first.conflicts.is_empty());
         let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}});
         let conflict = apply(Some(&first.object), &other, "other", false, "v1", "t", root);
-        assert_eq!(conflict.conflicts, vec![("kubectl".to_string(), ".data.a".to_string())]);
+        assert_eq!(
+            conflict.conflicts,
+            vec![("kubectl".to_string(), ".data.a".to_string())]
+        );
         let forced = apply(Some(&first.object), &other, "other", true, "v1", "t", root);
         assert_eq!(forced.object["data"]["a"], "2");
-        let managers: Vec<String> = read_managed(&forced.object).into_iter().map(|e| e.manager).collect();
+        let managers: Vec<String> = read_managed(&forced.object)
+            .into_iter()
+            .map(|e| e.manager)
+            .collect();
         assert_eq!(managers, vec!["other"]);
     }
 
@@ -638,17 +756,48 @@ mod tests {
     fn dropped_list_items_are_removed_but_shared_fields_stay() {
         let root = deploy_root();
         let with_two = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}}}});
-        let with_one = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}}});
+        let with_one =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}}});
         let first = apply(None, &with_two, "m", false, "apps/v1", "t", root);
-        let second = apply(Some(&first.object), &with_one, "m", false, "apps/v1", "t", root);
-        assert_eq!(second.object["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
+        let second = apply(
+            Some(&first.object),
+            &with_one,
+            "m",
+            false,
+            "apps/v1",
+            "t",
+            root,
+        );
+        assert_eq!(
+            second.object["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
 
         // Another manager shares `data.b` with the same value: it stays.
         let cm_root = for_kind("", "ConfigMap");
         let v1 = json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
         let first = apply(None, &v1, "m", false, "v1", "t", cm_root);
-        let shared = apply(Some(&first.object), &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}), "n", false, "v1", "t", cm_root);
-        let after = apply(Some(&shared.object), &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m", false, "v1", "t", cm_root);
+        let shared = apply(
+            Some(&first.object),
+            &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}),
+            "n",
+            false,
+            "v1",
+            "t",
+            cm_root,
+        );
+        let after = apply(
+            Some(&shared.object),
+            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+            "m",
+            false,
+            "v1",
+            "t",
+            cm_root,
+        );
         assert_eq!(after.object["data"], json!({"a": "1", "b": "2"}));
     }
 
@@ -656,20 +805,45 @@ mod tests {
     fn update_ownership_moves_changed_fields() {
         let root = for_kind("", "ConfigMap");
         let mut created = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
-        UpdateOwnership { manager: "x", api_version: "v1", subresource: None, now: "t" }.record(None, &mut created, root);
+        UpdateOwnership {
+            manager: "x",
+            api_version: "v1",
+            subresource: None,
+            now: "t",
+        }
+        .record(None, &mut created, root);
         let mut updated = created.clone();
         updated["data"]["a"] = json!("2");
-        UpdateOwnership { manager: "y", api_version: "v1", subresource: None, now: "t" }.record(Some(&created), &mut updated, root);
+        UpdateOwnership {
+            manager: "y",
+            api_version: "v1",
+            subresource: None,
+            now: "t",
+        }
+        .record(Some(&created), &mut updated, root);
         let entries = read_managed(&updated);
         let y = entries.iter().find(|e| e.manager == "y").unwrap();
-        assert!(y.fields.0.contains(&vec!["f:data".to_string(), "f:a".to_string()]));
+        assert!(
+            y.fields
+                .0
+                .contains(&vec!["f:data".to_string(), "f:a".to_string()])
+        );
         let x = entries.iter().find(|e| e.manager == "x").unwrap();
-        assert!(!x.fields.0.contains(&vec!["f:data".to_string(), "f:a".to_string()]));
+        assert!(
+            !x.fields
+                .0
+                .contains(&vec!["f:data".to_string(), "f:a".to_string()])
+        );
     }
 
     #[test]
     fn display_path_formats_keys() {
-        let p: Path = vec!["f:spec".into(), "f:containers".into(), "k:{\"name\":\"web\"}".into(), "f:image".into()];
+        let p: Path = vec![
+            "f:spec".into(),
+            "f:containers".into(),
+            "k:{\"name\":\"web\"}".into(),
+            "f:image".into(),
+        ];
         assert_eq!(display_path(&p), ".spec.containers[name=\"web\"].image");
     }
 }

@@ -7,7 +7,10 @@ pub const CONTEXT: &str = "tiphys-local";
 
 pub fn render(server: &str, ca_pem: Option<&str>, token: &str) -> String {
     let ca_line = match ca_pem {
-        Some(pem) => format!("    certificate-authority-data: {}\n", base64::engine::general_purpose::STANDARD.encode(pem)),
+        Some(pem) => format!(
+            "    certificate-authority-data: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
         None => String::new(),
     };
     format!(

@@ -86,13 +86,19 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("listening on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Persist(#[from] persist::PersistError),
     #[error("reading or writing {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("loading stored objects: {0}")]
     Load(error::ApiError),
 }
@@ -122,16 +128,27 @@ fn load_or_create_token(dir: Option<&Path>) -> Result<String, StartError> {
     use rand::Rng;
     let fresh = || -> String {
         let mut rng = rand::rng();
-        (0..40).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
+        (0..40)
+            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+            .collect()
     };
     let Some(dir) = dir else { return Ok(fresh()) };
     let path = dir.join("token");
-    let io = |source| StartError::Io { path: path.display().to_string(), source };
+    let io = |source| StartError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if path.exists() {
-        return Ok(std::fs::read_to_string(&path).map_err(io)?.trim().to_string());
+        return Ok(std::fs::read_to_string(&path)
+            .map_err(io)?
+            .trim()
+            .to_string());
     }
     let token = fresh();
-    std::fs::create_dir_all(dir).map_err(|source| StartError::Io { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| StartError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
     std::fs::write(&path, &token).map_err(io)?;
     Ok(token)
 }
@@ -140,12 +157,24 @@ impl LocalCluster {
     /// Start serving. Returns once the listener is bound.
     pub async fn start(config: Config) -> Result<LocalCluster, StartError> {
         let dir = config.data_dir.as_deref();
-        let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let token = load_or_create_token(dir)?;
         let persistence = match dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(|source| StartError::Io { path: d.display().to_string(), source })?;
+                std::fs::create_dir_all(d).map_err(|source| StartError::Io {
+                    path: d.display().to_string(),
+                    source,
+                })?;
                 Some(persist::Persistence::open(d)?)
             }
             None => None,
@@ -169,15 +198,30 @@ impl LocalCluster {
             (None, None)
         };
         let scheme = if config.tls { "https" } else { "http" };
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
         let url = format!("{scheme}://{host}:{}", addr.port());
 
-        let mut tasks = vec![tokio::spawn(server::serve(listener, cluster.clone(), tls_config))];
+        let mut tasks = vec![tokio::spawn(server::serve(
+            listener,
+            cluster.clone(),
+            tls_config,
+        ))];
         tasks.push(tokio::spawn(lifecycle::run(Arc::downgrade(&cluster))));
         if let Some(delay) = config.simulate {
             tasks.push(tokio::spawn(simulate::run(Arc::downgrade(&cluster), delay)));
         }
-        Ok(LocalCluster { addr, url, token, ca_pem, cluster, tasks })
+        Ok(LocalCluster {
+            addr,
+            url,
+            token,
+            ca_pem,
+            cluster,
+            tasks,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -225,24 +269,50 @@ impl Drop for LocalCluster {
 
 /// The objects every cluster starts with.
 fn bootstrap(cluster: &Arc<Cluster>) {
-    let namespaces = resources::GroupResource { group: String::new(), resource: "namespaces".into() };
-    let Some(ns_type) = cluster.registry.lookup("", "v1", "namespaces") else { return };
+    let namespaces = resources::GroupResource {
+        group: String::new(),
+        resource: "namespaces".into(),
+    };
+    let Some(ns_type) = cluster.registry.lookup("", "v1", "namespaces") else {
+        return;
+    };
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         if cluster.store.get(&namespaces, "", name).is_some() {
             continue;
         }
-        let mut opts = write::WriteOptions { field_manager: "kube-apiserver".into(), ..Default::default() };
-        if let Ok(obj) = cluster.prepare_create(&ns_type, None, json!({"metadata": {"name": name}}), &mut opts, false) {
+        let mut opts = write::WriteOptions {
+            field_manager: "kube-apiserver".into(),
+            ..Default::default()
+        };
+        if let Ok(obj) = cluster.prepare_create(
+            &ns_type,
+            None,
+            json!({"metadata": {"name": name}}),
+            &mut opts,
+            false,
+        ) {
             let _ = cluster.store.put(&namespaces, obj, None);
         }
     }
-    let services = resources::GroupResource { group: String::new(), resource: "services".into() };
-    if cluster.store.get(&services, "default", "kubernetes").is_none() {
+    let services = resources::GroupResource {
+        group: String::new(),
+        resource: "services".into(),
+    };
+    if cluster
+        .store
+        .get(&services, "default", "kubernetes")
+        .is_none()
+    {
         if let Some(svc_type) = cluster.registry.lookup("", "v1", "services") {
-            let mut opts = write::WriteOptions { field_manager: "kube-apiserver".into(), ..Default::default() };
+            let mut opts = write::WriteOptions {
+                field_manager: "kube-apiserver".into(),
+                ..Default::default()
+            };
             let svc = json!({"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                 "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}});
-            if let Ok(obj) = cluster.prepare_create(&svc_type, Some("default"), svc, &mut opts, false) {
+            if let Ok(obj) =
+                cluster.prepare_create(&svc_type, Some("default"), svc, &mut opts, false)
+            {
                 let _ = cluster.store.put(&services, obj, None);
             }
         }

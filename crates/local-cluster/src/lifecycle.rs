@@ -59,7 +59,11 @@ fn all_items(cluster: &Cluster) -> Vec<Item> {
                 continue;
             }
             if let Ok(value) = s.value() {
-                out.push(Item { gr: gr.clone(), value, rv: s.rv });
+                out.push(Item {
+                    gr: gr.clone(),
+                    value,
+                    rv: s.rv,
+                });
             }
         }
     }
@@ -71,7 +75,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn finalizers(v: &Value) -> Vec<String> {
-    v["metadata"]["finalizers"].as_array().map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+    v["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn uid(v: &Value) -> &str {
@@ -85,16 +97,23 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
 
     // Owners that exist, by uid, with their deletion state.
     let owner_state = |owner_ref: &Value, namespace: &str| -> Option<Value> {
-        let rt = cluster.registry.by_kind(owner_ref["apiVersion"].as_str()?, owner_ref["kind"].as_str()?)?;
+        let rt = cluster.registry.by_kind(
+            owner_ref["apiVersion"].as_str()?,
+            owner_ref["kind"].as_str()?,
+        )?;
         let ns = if rt.namespaced { namespace } else { "" };
-        let stored = cluster.store.get(&rt.group_resource(), ns, owner_ref["name"].as_str()?)?;
+        let stored = cluster
+            .store
+            .get(&rt.group_resource(), ns, owner_ref["name"].as_str()?)?;
         let v = stored.value().ok()?;
         (uid(&v) == owner_ref["uid"].as_str()?).then_some(v)
     };
 
     for item in &items {
         let (ns, name) = object_key(&item.value);
-        let Some(owners) = item.value["metadata"]["ownerReferences"].as_array() else { continue };
+        let Some(owners) = item.value["metadata"]["ownerReferences"].as_array() else {
+            continue;
+        };
         if owners.is_empty() || item.value["metadata"].get("deletionTimestamp").is_some() {
             continue;
         }
@@ -118,15 +137,26 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
             }
         }
         if !orphaned_by.is_empty() {
-            let _ = api::update_object(cluster, &item.gr, &ns, &name, "kube-controller-manager", |v| {
-                if let Some(Value::Array(refs)) = v.pointer_mut("/metadata/ownerReferences") {
-                    refs.retain(|r| !orphaned_by.contains(&r["uid"]));
-                }
-            });
+            let _ = api::update_object(
+                cluster,
+                &item.gr,
+                &ns,
+                &name,
+                "kube-controller-manager",
+                |v| {
+                    if let Some(Value::Array(refs)) = v.pointer_mut("/metadata/ownerReferences") {
+                        refs.retain(|r| !orphaned_by.contains(&r["uid"]));
+                    }
+                },
+            );
             changed = true;
         } else if alive == 0 || delete_for_foreground {
             if let Some(rt) = cluster.registry.any_version(&item.gr) {
-                let policy = if delete_for_foreground { "Foreground" } else { "Background" };
+                let policy = if delete_for_foreground {
+                    "Foreground"
+                } else {
+                    "Background"
+                };
                 let _ = cluster.delete_object(&rt, item.value.clone(), item.rv, policy, false);
                 changed = true;
             }
@@ -143,30 +173,47 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
         let my_uid = uid(&item.value).to_string();
         let has_dependents = || {
             items.iter().any(|other| {
-                other.value["metadata"]["ownerReferences"].as_array().is_some_and(|refs| refs.iter().any(|r| r["uid"] == json!(my_uid)))
+                other.value["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == json!(my_uid)))
             })
         };
         let release_orphan = f.iter().any(|x| x == "orphan") && !has_dependents();
         let release_foreground = f.iter().any(|x| x == "foregroundDeletion") && !has_dependents();
         if release_orphan || release_foreground {
-            let _ = api::update_object(cluster, &item.gr, &ns, &name, "kube-controller-manager", |v| {
-                if let Some(Value::Array(list)) = v.pointer_mut("/metadata/finalizers") {
-                    list.retain(|x| !((release_orphan && x == "orphan") || (release_foreground && x == "foregroundDeletion")));
-                }
-            });
+            let _ = api::update_object(
+                cluster,
+                &item.gr,
+                &ns,
+                &name,
+                "kube-controller-manager",
+                |v| {
+                    if let Some(Value::Array(list)) = v.pointer_mut("/metadata/finalizers") {
+                        list.retain(|x| {
+                            !((release_orphan && x == "orphan")
+                                || (release_foreground && x == "foregroundDeletion"))
+                        });
+                    }
+                },
+            );
             changed = true;
         }
     }
 
     // Terminating namespaces: delete their contents, then release the namespace.
-    for item in items.iter().filter(|i| i.gr.resource == "namespaces" && i.gr.group.is_empty()) {
+    for item in items
+        .iter()
+        .filter(|i| i.gr.resource == "namespaces" && i.gr.group.is_empty())
+    {
         if item.value["metadata"].get("deletionTimestamp").is_none() {
             continue;
         }
         let (_, ns_name) = object_key(&item.value);
         let mut remaining = 0;
         for gr in cluster.store.resources() {
-            let Some(rt) = cluster.registry.any_version(&gr) else { continue };
+            let Some(rt) = cluster.registry.any_version(&gr) else {
+                continue;
+            };
             if !rt.namespaced {
                 continue;
             }
@@ -182,11 +229,20 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
             }
         }
         if remaining == 0 {
-            let spec_finalizers = item.value["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+            let spec_finalizers = item.value["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
             if spec_finalizers {
-                let _ = api::update_object(cluster, &item.gr, "", &ns_name, "kube-controller-manager", |v| {
-                    v["spec"]["finalizers"] = json!([]);
-                });
+                let _ = api::update_object(
+                    cluster,
+                    &item.gr,
+                    "",
+                    &ns_name,
+                    "kube-controller-manager",
+                    |v| {
+                        v["spec"]["finalizers"] = json!([]);
+                    },
+                );
                 changed = true;
             }
             // With spec and metadata finalizers gone, the namespace itself goes.
@@ -194,7 +250,8 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
                 if let Ok(v) = stored.value() {
                     let spec_empty = v["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty);
                     if spec_empty && finalizers(&v).is_empty() {
-                        if let Ok(removed) = cluster.store.remove(&item.gr, "", &ns_name, stored.rv) {
+                        if let Ok(removed) = cluster.store.remove(&item.gr, "", &ns_name, stored.rv)
+                        {
                             if let Some(rt) = cluster.registry.any_version(&item.gr) {
                                 cluster.after_delete(&rt, &removed);
                             }

@@ -16,7 +16,10 @@ pub fn root(registry: &Registry) -> Value {
     let mut paths = Map::new();
     for (key, doc) in documents(registry) {
         let hash = hash(&doc);
-        paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
+        paths.insert(
+            key.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
+        );
     }
     json!({"paths": paths})
 }
@@ -31,7 +34,11 @@ fn documents(registry: &Registry) -> Vec<(String, Value)> {
     }
     gvs.into_iter()
         .filter_map(|(g, v)| {
-            let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
+            let key = if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            };
             document(registry, &key).map(|d| (key, d))
         })
         .collect()
@@ -57,20 +64,36 @@ pub fn document(registry: &Registry, key: &str) -> Option<Value> {
         ["apis", g, v] => (g.to_string(), v.to_string()),
         _ => return None,
     };
-    let types: Vec<_> = registry.all().into_iter().filter(|t| t.group == group && t.version == version).collect();
+    let types: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if types.is_empty() {
         return None;
     }
     let mut paths = Map::new();
     let mut schemas = Map::new();
-    schemas.insert("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(), object_meta_schema());
+    schemas.insert(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(),
+        object_meta_schema(),
+    );
     schemas.insert("io.k8s.apimachinery.pkg.apis.meta.v1.Status".into(), json!({"type": "object", "x-kubernetes-group-version-kind": [{"group": "", "version": "v1", "kind": "Status"}]}));
-    schemas.insert("io.k8s.apimachinery.pkg.apis.meta.v1.Patch".into(), json!({"type": "object"}));
-    schemas.insert("io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions".into(), json!({"type": "object"}));
+    schemas.insert(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.Patch".into(),
+        json!({"type": "object"}),
+    );
+    schemas.insert(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions".into(),
+        json!({"type": "object"}),
+    );
     for t in &types {
         let schema_name = schema_name(t);
         schemas.insert(schema_name.clone(), kind_schema(t));
-        schemas.insert(format!("{schema_name}List"), json!({"type": "object", "x-kubernetes-group-version-kind": [gvk(t, &t.list_kind)]}));
+        schemas.insert(
+            format!("{schema_name}List"),
+            json!({"type": "object", "x-kubernetes-group-version-kind": [gvk(t, &t.list_kind)]}),
+        );
         add_paths(&mut paths, t, &schema_name);
     }
     Some(json!({
@@ -90,7 +113,11 @@ fn schema_name(t: &ResourceType) -> String {
             "" => "core".to_string(),
             g => g.split('.').next().unwrap_or(g).to_string(),
         };
-        let prefix = if t.group == "apiextensions.k8s.io" { "io.k8s.apiextensions-apiserver.pkg.apis" } else { "io.k8s.api" };
+        let prefix = if t.group == "apiextensions.k8s.io" {
+            "io.k8s.apiextensions-apiserver.pkg.apis"
+        } else {
+            "io.k8s.api"
+        };
         format!("{prefix}.{package}.{}.{}", t.version, t.kind)
     } else {
         let reversed: Vec<&str> = t.group.split('.').rev().collect();
@@ -133,7 +160,10 @@ fn kind_schema(t: &ResourceType) -> Value {
             p.insert("metadata".into(), json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "default": {}}));
         }
         m.insert("type".into(), json!("object"));
-        m.insert("x-kubernetes-group-version-kind".into(), json!([gvk(t, &t.kind)]));
+        m.insert(
+            "x-kubernetes-group-version-kind".into(),
+            json!([gvk(t, &t.kind)]),
+        );
     }
     schema
 }
@@ -157,9 +187,15 @@ fn field_schema(kind: FieldKind) -> Value {
             s["x-kubernetes-patch-strategy"] = json!("retainKeys");
             s
         }
-        FieldKind::AtomicMap => json!({"type": "object", "x-kubernetes-map-type": "atomic", "x-kubernetes-preserve-unknown-fields": true}),
-        FieldKind::GranularMap => json!({"type": "object", "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true}}),
-        FieldKind::Set => json!({"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set", "x-kubernetes-patch-strategy": "merge"}),
+        FieldKind::AtomicMap => {
+            json!({"type": "object", "x-kubernetes-map-type": "atomic", "x-kubernetes-preserve-unknown-fields": true})
+        }
+        FieldKind::GranularMap => {
+            json!({"type": "object", "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true}})
+        }
+        FieldKind::Set => {
+            json!({"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set", "x-kubernetes-patch-strategy": "merge"})
+        }
         FieldKind::Keyed(keys) => json!({
             "type": "array",
             "items": type_schema(keys.item),
@@ -177,9 +213,18 @@ fn query_param(name: &str, description: &str) -> Value {
 
 fn write_params(patch: bool) -> Vec<Value> {
     let mut params = vec![
-        query_param("dryRun", "When present, indicates that modifications should not be persisted."),
-        query_param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
-        query_param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict."),
+        query_param(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+        ),
+        query_param(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+        ),
+        query_param(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.",
+        ),
     ];
     if patch {
         params.push(json!({"name": "force", "in": "query", "description": "Force is going to \"force\" Apply requests.", "schema": {"type": "boolean", "uniqueItems": true}}));
@@ -187,7 +232,14 @@ fn write_params(patch: bool) -> Vec<Value> {
     params
 }
 
-fn op(t: &ResourceType, action: &str, operation_id: String, schema_ref: &str, body: Option<Vec<&str>>, params: Vec<Value>) -> Value {
+fn op(
+    t: &ResourceType,
+    action: &str,
+    operation_id: String,
+    schema_ref: &str,
+    body: Option<Vec<&str>>,
+    params: Vec<Value>,
+) -> Value {
     let mut o = json!({
         "tags": [if t.group.is_empty() { "core_v1".to_string() } else { format!("{}_{}", t.group.replace('.', "_"), t.version) }],
         "operationId": operation_id,
@@ -198,22 +250,39 @@ fn op(t: &ResourceType, action: &str, operation_id: String, schema_ref: &str, bo
         "x-kubernetes-group-version-kind": gvk(t, &t.kind),
     });
     if let Some(types) = body {
-        let content: Map<String, Value> = types.into_iter().map(|ct| (ct.to_string(), json!({"schema": {"$ref": schema_ref}}))).collect();
+        let content: Map<String, Value> = types
+            .into_iter()
+            .map(|ct| (ct.to_string(), json!({"schema": {"$ref": schema_ref}})))
+            .collect();
         o["requestBody"] = json!({"content": content, "required": true});
     }
     o
 }
 
 fn add_paths(paths: &mut Map<String, Value>, t: &ResourceType, schema_name: &str) {
-    let prefix = if t.group.is_empty() { format!("/api/{}", t.version) } else { format!("/apis/{}/{}", t.group, t.version) };
-    let scope = if t.namespaced { "/namespaces/{namespace}" } else { "" };
+    let prefix = if t.group.is_empty() {
+        format!("/api/{}", t.version)
+    } else {
+        format!("/apis/{}/{}", t.group, t.version)
+    };
+    let scope = if t.namespaced {
+        "/namespaces/{namespace}"
+    } else {
+        ""
+    };
     let collection = format!("{prefix}{scope}/{}", t.plural);
     let item = format!("{collection}/{{name}}");
     let reference = format!("#/components/schemas/{schema_name}");
     let list_ref = format!("#/components/schemas/{schema_name}List");
     let id = format!("{}{}", t.kind, t.version);
-    let patch_types = vec!["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"];
-    let mut path_params = vec![json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}})];
+    let patch_types = vec![
+        "application/apply-patch+yaml",
+        "application/json-patch+json",
+        "application/merge-patch+json",
+    ];
+    let mut path_params = vec![
+        json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}}),
+    ];
     if t.namespaced {
         path_params.push(json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}}));
     }
@@ -251,11 +320,25 @@ mod tests {
     fn patch_operations_list_field_validation() {
         let registry = Registry::default();
         let doc = document(&registry, "apis/apps/v1").unwrap();
-        let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        let names: Vec<&str> = patch["parameters"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        let names: Vec<&str> = patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
         assert!(names.contains(&"fieldValidation"));
-        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "Deployment"
+        );
         let root = root(&registry);
-        assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().contains("?hash="));
+        assert!(
+            root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .contains("?hash=")
+        );
     }
 }

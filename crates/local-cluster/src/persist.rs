@@ -15,7 +15,10 @@ const RESOURCE_VERSION: &str = "resourceVersion";
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     #[error("opening the store at {path}: {source}")]
-    Open { path: String, source: redb::DatabaseError },
+    Open {
+        path: String,
+        source: redb::DatabaseError,
+    },
     #[error("store: {0}")]
     Storage(String),
 }
@@ -34,14 +37,19 @@ pub type LoadedObject = (GroupResource, String, String, Vec<u8>);
 
 fn key(gr: &GroupResource, namespace: &str, name: &str) -> String {
     // '\u{1}' cannot appear in group, resource, namespace or name.
-    format!("{}\u{1}{}\u{1}{}\u{1}{}", gr.group, gr.resource, namespace, name)
+    format!(
+        "{}\u{1}{}\u{1}{}\u{1}{}",
+        gr.group, gr.resource, namespace, name
+    )
 }
 
 impl Persistence {
     pub fn open(dir: &Path) -> Result<Self, PersistError> {
         let path = dir.join("objects.redb");
-        let db = Database::create(&path)
-            .map_err(|source| PersistError::Open { path: path.display().to_string(), source })?;
+        let db = Database::create(&path).map_err(|source| PersistError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Persistence { db })
     }
 
@@ -49,7 +57,11 @@ impl Persistence {
     pub fn load(&self) -> Result<(u64, Vec<LoadedObject>), PersistError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let rv = match txn.open_table(META) {
-            Ok(meta) => meta.get(RESOURCE_VERSION).map_err(storage)?.map(|v| v.value()).unwrap_or(0),
+            Ok(meta) => meta
+                .get(RESOURCE_VERSION)
+                .map_err(storage)?
+                .map(|v| v.value())
+                .unwrap_or(0),
             Err(redb::TableError::TableDoesNotExist(_)) => 0,
             Err(e) => return Err(storage(e)),
         };
@@ -60,8 +72,16 @@ impl Persistence {
                     let (k, v) = entry.map_err(storage)?;
                     let parts: Vec<&str> = k.value().split('\u{1}').collect();
                     if let [group, resource, namespace, name] = parts[..] {
-                        let gr = GroupResource { group: group.into(), resource: resource.into() };
-                        objects.push((gr, namespace.to_string(), name.to_string(), v.value().to_vec()));
+                        let gr = GroupResource {
+                            group: group.into(),
+                            resource: resource.into(),
+                        };
+                        objects.push((
+                            gr,
+                            namespace.to_string(),
+                            name.to_string(),
+                            v.value().to_vec(),
+                        ));
                     }
                 }
             }
@@ -71,22 +91,39 @@ impl Persistence {
         Ok((rv, objects))
     }
 
-    pub fn put(&self, gr: &GroupResource, namespace: &str, name: &str, json: &[u8], rv: u64) -> Result<(), PersistError> {
+    pub fn put(
+        &self,
+        gr: &GroupResource,
+        namespace: &str,
+        name: &str,
+        json: &[u8],
+        rv: u64,
+    ) -> Result<(), PersistError> {
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut objects = txn.open_table(OBJECTS).map_err(storage)?;
-            objects.insert(key(gr, namespace, name).as_str(), json).map_err(storage)?;
+            objects
+                .insert(key(gr, namespace, name).as_str(), json)
+                .map_err(storage)?;
             let mut meta = txn.open_table(META).map_err(storage)?;
             meta.insert(RESOURCE_VERSION, rv).map_err(storage)?;
         }
         txn.commit().map_err(storage)
     }
 
-    pub fn delete(&self, gr: &GroupResource, namespace: &str, name: &str, rv: u64) -> Result<(), PersistError> {
+    pub fn delete(
+        &self,
+        gr: &GroupResource,
+        namespace: &str,
+        name: &str,
+        rv: u64,
+    ) -> Result<(), PersistError> {
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut objects = txn.open_table(OBJECTS).map_err(storage)?;
-            objects.remove(key(gr, namespace, name).as_str()).map_err(storage)?;
+            objects
+                .remove(key(gr, namespace, name).as_str())
+                .map_err(storage)?;
             let mut meta = txn.open_table(META).map_err(storage)?;
             meta.insert(RESOURCE_VERSION, rv).map_err(storage)?;
         }

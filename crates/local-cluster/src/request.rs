@@ -64,7 +64,9 @@ fn resource_path(group: &str, version: &str, rest: &[&str], registry: &Registry)
     let known = |plural: &str| registry.lookup(group, version, plural);
     let (namespace, rest) = match rest {
         // /namespaces/{ns}/{resource}... unless the third segment is a namespace subresource.
-        ["namespaces", ns, resource, more @ ..] if group.is_empty() && known(resource).is_some() => {
+        ["namespaces", ns, resource, more @ ..]
+            if group.is_empty() && known(resource).is_some() =>
+        {
             (Some(ns.to_string()), [&[*resource][..], more].concat())
         }
         ["namespaces", ns, resource, more @ ..] if !group.is_empty() => {
@@ -72,8 +74,12 @@ fn resource_path(group: &str, version: &str, rest: &[&str], registry: &Registry)
         }
         _ => (None, rest.to_vec()),
     };
-    let Some(plural) = rest.first() else { return Endpoint::Unknown };
-    let Some(rt) = known(plural) else { return Endpoint::Unknown };
+    let Some(plural) = rest.first() else {
+        return Endpoint::Unknown;
+    };
+    let Some(rt) = known(plural) else {
+        return Endpoint::Unknown;
+    };
     if namespace.is_some() && !rt.namespaced {
         return Endpoint::Unknown;
     }
@@ -82,11 +88,18 @@ fn resource_path(group: &str, version: &str, rest: &[&str], registry: &Registry)
     if rest.len() > 3 {
         return Endpoint::Unknown;
     }
-    Endpoint::Resource(ResourcePath { rt, namespace, name, subresource })
+    Endpoint::Resource(ResourcePath {
+        rt,
+        namespace,
+        name,
+        subresource,
+    })
 }
 
 pub fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Query parameters (the last value wins, as Go's `url.Values.Get` does for us).
@@ -96,15 +109,25 @@ pub struct Query(HashMap<String, String>);
 impl Query {
     pub fn parse(query: Option<&str>) -> Query {
         let mut map = HashMap::new();
-        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            map.insert(percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")));
+            map.insert(
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            );
         }
         Query(map)
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -163,9 +186,12 @@ fn decode_yaml_or_json(body: &[u8], expected_kind: &str) -> ApiResult<Value> {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return Ok(v);
     }
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
     serde_saphyr::from_str::<Value>(text).map_err(|e| {
-        ApiError::bad_request(format!("the object provided is unrecognized (must be of type {expected_kind}): {e}"))
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {expected_kind}): {e}"
+        ))
     })
 }
 
@@ -179,7 +205,9 @@ pub enum Negotiated {
 }
 
 pub fn negotiate(accept: Option<&str>) -> ApiResult<Negotiated> {
-    let Some(accept) = accept else { return Ok(Negotiated::Json) };
+    let Some(accept) = accept else {
+        return Ok(Negotiated::Json);
+    };
     let mut saw_any = false;
     for part in accept.split(',') {
         let mut params = part.split(';').map(str::trim);
@@ -199,7 +227,11 @@ pub fn negotiate(accept: Option<&str>) -> ApiResult<Negotiated> {
             _ => {}
         }
     }
-    if saw_any { Ok(Negotiated::Json) } else { Err(ApiError::not_acceptable()) }
+    if saw_any {
+        Ok(Negotiated::Json)
+    } else {
+        Err(ApiError::not_acceptable())
+    }
 }
 
 #[cfg(test)]
@@ -209,25 +241,58 @@ mod tests {
     #[test]
     fn routes_namespaced_and_cluster_paths() {
         let r = Registry::default();
-        let Endpoint::Resource(p) = route("/api/v1/namespaces/ref/configmaps/demo", &r) else { panic!() };
-        assert_eq!((p.rt.plural.as_str(), p.namespace.as_deref(), p.name.as_deref()), ("configmaps", Some("ref"), Some("demo")));
-        let Endpoint::Resource(p) = route("/api/v1/namespaces/ref", &r) else { panic!() };
-        assert_eq!((p.rt.plural.as_str(), p.name.as_deref()), ("namespaces", Some("ref")));
-        let Endpoint::Resource(p) = route("/api/v1/namespaces/ref/status", &r) else { panic!() };
-        assert_eq!((p.name.as_deref(), p.subresource.as_deref()), (Some("ref"), Some("status")));
-        let Endpoint::Resource(p) = route("/apis/apps/v1/namespaces/ref/deployments/web/scale", &r) else { panic!() };
+        let Endpoint::Resource(p) = route("/api/v1/namespaces/ref/configmaps/demo", &r) else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                p.rt.plural.as_str(),
+                p.namespace.as_deref(),
+                p.name.as_deref()
+            ),
+            ("configmaps", Some("ref"), Some("demo"))
+        );
+        let Endpoint::Resource(p) = route("/api/v1/namespaces/ref", &r) else {
+            panic!()
+        };
+        assert_eq!(
+            (p.rt.plural.as_str(), p.name.as_deref()),
+            ("namespaces", Some("ref"))
+        );
+        let Endpoint::Resource(p) = route("/api/v1/namespaces/ref/status", &r) else {
+            panic!()
+        };
+        assert_eq!(
+            (p.name.as_deref(), p.subresource.as_deref()),
+            (Some("ref"), Some("status"))
+        );
+        let Endpoint::Resource(p) = route("/apis/apps/v1/namespaces/ref/deployments/web/scale", &r)
+        else {
+            panic!()
+        };
         assert_eq!(p.subresource.as_deref(), Some("scale"));
-        let Endpoint::Resource(p) = route("/apis/apps/v1/deployments", &r) else { panic!() };
+        let Endpoint::Resource(p) = route("/apis/apps/v1/deployments", &r) else {
+            panic!()
+        };
         assert!(p.namespace.is_none() && p.name.is_none());
-        assert!(matches!(route("/apis/nope/v1/things", &r), Endpoint::Unknown));
+        assert!(matches!(
+            route("/apis/nope/v1/things", &r),
+            Endpoint::Unknown
+        ));
     }
 
     #[test]
     fn negotiation_prefers_table_then_json() {
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(negotiate(Some(table)).unwrap(), Negotiated::Table);
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf,application/json")).unwrap(), Negotiated::Json);
-        assert_eq!(negotiate(Some("application/yaml")).unwrap(), Negotiated::Yaml);
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf,application/json")).unwrap(),
+            Negotiated::Json
+        );
+        assert_eq!(
+            negotiate(Some("application/yaml")).unwrap(),
+            Negotiated::Yaml
+        );
         assert!(negotiate(Some("application/xml")).is_err());
     }
 }

@@ -41,12 +41,19 @@ pub struct ResourceType {
 
 impl ResourceType {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// The storage identity shared by all versions of a resource.
     pub fn group_resource(&self) -> GroupResource {
-        GroupResource { group: self.group.clone(), resource: self.plural.clone() }
+        GroupResource {
+            group: self.group.clone(),
+            resource: self.plural.clone(),
+        }
     }
 }
 
@@ -59,11 +66,24 @@ pub struct GroupResource {
 
 impl std::fmt::Display for GroupResource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.group.is_empty() { write!(f, "{}", self.resource) } else { write!(f, "{}.{}", self.resource, self.group) }
+        if self.group.is_empty() {
+            write!(f, "{}", self.resource)
+        } else {
+            write!(f, "{}.{}", self.resource, self.group)
+        }
     }
 }
 
-const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 struct Builtin {
     group: &'static str,
@@ -86,7 +106,18 @@ const fn b(
     namespaced: bool,
     short_names: &'static [&'static str],
 ) -> Builtin {
-    Builtin { group, version, plural, kind, namespaced, short_names, categories: &[], status: false, scale: false, generation: false }
+    Builtin {
+        group,
+        version,
+        plural,
+        kind,
+        namespaced,
+        short_names,
+        categories: &[],
+        status: false,
+        scale: false,
+        generation: false,
+    }
 }
 
 impl Builtin {
@@ -113,46 +144,243 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "namespaces", "Namespace", false, &["ns"]).status(),
     b("", "v1", "configmaps", "ConfigMap", true, &["cm"]),
     b("", "v1", "secrets", "Secret", true, &[]),
-    b("", "v1", "services", "Service", true, &["svc"]).status().all(),
+    b("", "v1", "services", "Service", true, &["svc"])
+        .status()
+        .all(),
     b("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
     b("", "v1", "pods", "Pod", true, &["po"]).status().all(),
     b("", "v1", "podtemplates", "PodTemplate", true, &[]),
     b("", "v1", "endpoints", "Endpoints", true, &["ep"]),
     b("", "v1", "events", "Event", true, &["ev"]),
-    b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"]).status(),
-    b("", "v1", "persistentvolumes", "PersistentVolume", false, &["pv"]).status(),
+    b(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+    )
+    .status(),
+    b(
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        false,
+        &["pv"],
+    )
+    .status(),
     b("", "v1", "limitranges", "LimitRange", true, &["limits"]),
-    b("", "v1", "resourcequotas", "ResourceQuota", true, &["quota"]).status(),
-    b("", "v1", "replicationcontrollers", "ReplicationController", true, &["rc"]).status().scale().all().generation(),
+    b(
+        "",
+        "v1",
+        "resourcequotas",
+        "ResourceQuota",
+        true,
+        &["quota"],
+    )
+    .status(),
+    b(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        true,
+        &["rc"],
+    )
+    .status()
+    .scale()
+    .all()
+    .generation(),
     b("", "v1", "nodes", "Node", false, &["no"]).status(),
-    b("apps", "v1", "deployments", "Deployment", true, &["deploy"]).status().scale().all().generation(),
-    b("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"]).status().scale().all().generation(),
-    b("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"]).status().all().generation(),
-    b("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"]).status().scale().all().generation(),
-    b("apps", "v1", "controllerrevisions", "ControllerRevision", true, &[]),
-    b("batch", "v1", "jobs", "Job", true, &[]).status().all().generation(),
-    b("batch", "v1", "cronjobs", "CronJob", true, &["cj"]).status().all().generation(),
-    b("networking.k8s.io", "v1", "ingresses", "Ingress", true, &["ing"]).status().generation(),
-    b("networking.k8s.io", "v1", "ingressclasses", "IngressClass", false, &[]).generation(),
-    b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, &["netpol"]).generation(),
-    b("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[]),
-    b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[]),
-    b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[]),
-    b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[]),
-    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"])
+    b("apps", "v1", "deployments", "Deployment", true, &["deploy"])
         .status()
+        .scale()
+        .all()
         .generation(),
+    b("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"])
+        .status()
+        .scale()
+        .all()
+        .generation(),
+    b("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"])
+        .status()
+        .all()
+        .generation(),
+    b("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"])
+        .status()
+        .scale()
+        .all()
+        .generation(),
+    b(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "ControllerRevision",
+        true,
+        &[],
+    ),
+    b("batch", "v1", "jobs", "Job", true, &[])
+        .status()
+        .all()
+        .generation(),
+    b("batch", "v1", "cronjobs", "CronJob", true, &["cj"])
+        .status()
+        .all()
+        .generation(),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        true,
+        &["ing"],
+    )
+    .status()
+    .generation(),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "IngressClass",
+        false,
+        &[],
+    )
+    .generation(),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+    )
+    .generation(),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+    )
+    .status()
+    .generation(),
     b("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
-    b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"]).status().generation(),
-    b("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"]).status().all(),
-    b("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"]).status().all(),
-    b("storage.k8s.io", "v1", "storageclasses", "StorageClass", false, &["sc"]),
+    b(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+    )
+    .status()
+    .generation(),
+    b(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+    )
+    .status()
+    .all(),
+    b(
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+    )
+    .status()
+    .all(),
+    b(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "StorageClass",
+        false,
+        &["sc"],
+    ),
     b("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
-    b("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true, &[]),
-    b("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", false, &["pc"]),
-    b("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", false, &[]).generation(),
-    b("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", false, &[]).generation(),
-    b("apiregistration.k8s.io", "v1", "apiservices", "APIService", false, &[]).status(),
+    b(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        &[],
+    ),
+    b(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "PriorityClass",
+        false,
+        &["pc"],
+    ),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        false,
+        &[],
+    )
+    .generation(),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        false,
+        &[],
+    )
+    .generation(),
+    b(
+        "apiregistration.k8s.io",
+        "v1",
+        "apiservices",
+        "APIService",
+        false,
+        &[],
+    )
+    .status(),
 ];
 
 fn builtin_type(def: &Builtin) -> ResourceType {
@@ -172,7 +400,11 @@ fn builtin_type(def: &Builtin) -> ResourceType {
         short_names: def.short_names.iter().map(|s| s.to_string()).collect(),
         categories: def.categories.iter().map(|s| s.to_string()).collect(),
         verbs: if def.plural == "namespaces" {
-            ALL_VERBS.iter().copied().filter(|v| *v != "deletecollection").collect()
+            ALL_VERBS
+                .iter()
+                .copied()
+                .filter(|v| *v != "deletecollection")
+                .collect()
         } else {
             ALL_VERBS.to_vec()
         },
@@ -188,13 +420,30 @@ fn builtin_type(def: &Builtin) -> ResourceType {
 /// Group ordering as the real server lists it in `/apis` (by priority, then name).
 fn group_rank(group: &str) -> usize {
     const ORDER: &[&str] = &[
-        "apiregistration.k8s.io", "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
-        "autoscaling", "batch", "certificates.k8s.io", "networking.k8s.io", "policy",
-        "rbac.authorization.k8s.io", "storage.k8s.io", "admissionregistration.k8s.io",
-        "apiextensions.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
-        "discovery.k8s.io", "flowcontrol.apiserver.k8s.io",
+        "apiregistration.k8s.io",
+        "apps",
+        "events.k8s.io",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+        "batch",
+        "certificates.k8s.io",
+        "networking.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "scheduling.k8s.io",
+        "coordination.k8s.io",
+        "node.k8s.io",
+        "discovery.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
     ];
-    ORDER.iter().position(|g| *g == group).unwrap_or(ORDER.len())
+    ORDER
+        .iter()
+        .position(|g| *g == group)
+        .unwrap_or(ORDER.len())
 }
 
 /// All served types; CRDs add and remove entries at run time.
@@ -207,7 +456,10 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { builtin: BUILTINS.iter().map(|d| Arc::new(builtin_type(d))).collect(), custom: RwLock::default() }
+        Registry {
+            builtin: BUILTINS.iter().map(|d| Arc::new(builtin_type(d))).collect(),
+            custom: RwLock::default(),
+        }
     }
 }
 
@@ -222,16 +474,22 @@ impl Registry {
     }
 
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        self.all().into_iter().find(|t| t.group == group && t.version == version && t.plural == plural)
+        self.all()
+            .into_iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
     }
 
     /// Any version of a resource (for storage-level work such as garbage collection).
     pub fn any_version(&self, gr: &GroupResource) -> Option<Arc<ResourceType>> {
-        self.all().into_iter().find(|t| t.group == gr.group && t.plural == gr.resource)
+        self.all()
+            .into_iter()
+            .find(|t| t.group == gr.group && t.plural == gr.resource)
     }
 
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
-        self.all().into_iter().find(|t| t.api_version() == api_version && t.kind == kind)
+        self.all()
+            .into_iter()
+            .find(|t| t.api_version() == api_version && t.kind == kind)
     }
 
     /// Group-versions in discovery order: `(group, versions)` with the preferred version first.
@@ -266,14 +524,17 @@ impl Registry {
             }
         }
     }
-
 }
 
 /// Kubernetes version priority: GA > beta > alpha, higher numbers first.
 pub fn version_priority(v: &str) -> (u8, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else { return (0, 0, 0) };
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let Ok(major) = digits.parse::<u32>() else { return (0, 0, 0) };
+    let Ok(major) = digits.parse::<u32>() else {
+        return (0, 0, 0);
+    };
     let tail = &rest[digits.len()..];
     if tail.is_empty() {
         return (3, major, 0);
@@ -305,6 +566,10 @@ mod tests {
         let d = r.lookup("apps", "v1", "deployments").unwrap();
         assert_eq!(d.kind, "Deployment");
         assert!(d.scale.is_some());
-        assert!(r.groups().iter().any(|(g, v)| g == "autoscaling" && v[0] == "v2"));
+        assert!(
+            r.groups()
+                .iter()
+                .any(|(g, v)| g == "autoscaling" && v[0] == "v2")
+        );
     }
 }

@@ -25,7 +25,9 @@ impl LabelSelector {
                 continue;
             }
             reqs.push(parse_requirement(part).ok_or_else(|| {
-                ApiError::bad_request(format!("unable to parse requirement: found '{part}', expected: valid label selector"))
+                ApiError::bad_request(format!(
+                    "unable to parse requirement: found '{part}', expected: valid label selector"
+                ))
             })?);
         }
         Ok(LabelSelector(reqs))
@@ -67,12 +69,20 @@ fn split_top_level(input: &str) -> Vec<&str> {
 }
 
 fn valid_key(k: &str) -> bool {
-    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
     let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 fn parse_requirement(part: &str) -> Option<Requirement> {
@@ -87,7 +97,11 @@ fn parse_requirement(part: &str) -> Option<Requirement> {
                 return None;
             }
             let vals = vec![v.to_string()];
-            return Some(if negate { Requirement::NotIn(k.into(), vals) } else { Requirement::In(k.into(), vals) });
+            return Some(if negate {
+                Requirement::NotIn(k.into(), vals)
+            } else {
+                Requirement::In(k.into(), vals)
+            });
         }
     }
     let mut words = part.splitn(2, char::is_whitespace);
@@ -120,7 +134,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, v, false)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{input}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{input}'; can't understand '{part}'"
+                )));
             };
             terms.push((field.trim().to_string(), value.trim().to_string(), negate));
         }
@@ -133,7 +149,10 @@ impl FieldSelector {
 
     /// The single `metadata.name=X` term, used to answer without scanning.
     pub fn exact_name(&self) -> Option<&str> {
-        self.0.iter().find(|(f, _, neg)| f == "metadata.name" && !neg).map(|(_, v, _)| v.as_str())
+        self.0
+            .iter()
+            .find(|(f, _, neg)| f == "metadata.name" && !neg)
+            .map(|(_, v, _)| v.as_str())
     }
 
     pub fn matches(&self, object: &Value) -> bool {
@@ -176,11 +195,17 @@ mod tests {
 
     #[test]
     fn field_selector_paths() {
-        let obj = json!({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Running"}});
+        let obj =
+            json!({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Running"}});
         let m = |s: &str| FieldSelector::parse(s).unwrap().matches(&obj);
         assert!(m("metadata.name=a,metadata.namespace==ns"));
         assert!(!m("status.phase!=Running"));
         assert!(m("spec.nodeName="));
-        assert_eq!(FieldSelector::parse("metadata.name=a").unwrap().exact_name(), Some("a"));
+        assert_eq!(
+            FieldSelector::parse("metadata.name=a")
+                .unwrap()
+                .exact_name(),
+            Some("a")
+        );
     }
 }

@@ -31,21 +31,41 @@ pub async fn run(cluster: Weak<Cluster>, delay: Duration) {
     for gr in c.store.resources() {
         if is_simulated(&gr.group, &gr.resource) {
             let (_, items) = c.store.list(&gr, None);
-            initial.extend(items.into_iter().filter_map(|s| s.value().ok().map(|v| (gr.clone(), v))));
+            initial.extend(
+                items
+                    .into_iter()
+                    .filter_map(|s| s.value().ok().map(|v| (gr.clone(), v))),
+            );
         }
     }
     drop(c);
     for (gr, v) in initial {
-        schedule(cluster.clone(), gr.group.clone(), gr.resource.clone(), v, delay);
+        schedule(
+            cluster.clone(),
+            gr.group.clone(),
+            gr.resource.clone(),
+            v,
+            delay,
+        );
     }
     loop {
         match events.recv().await {
             Ok(event) => {
-                if event.kind == EventType::Deleted || !is_simulated(&event.gr.group, &event.gr.resource) {
+                if event.kind == EventType::Deleted
+                    || !is_simulated(&event.gr.group, &event.gr.resource)
+                {
                     continue;
                 }
-                let Ok(v) = serde_json::from_slice::<Value>(&event.object) else { continue };
-                schedule(cluster.clone(), event.gr.group.clone(), event.gr.resource.clone(), v, delay);
+                let Ok(v) = serde_json::from_slice::<Value>(&event.object) else {
+                    continue;
+                };
+                schedule(
+                    cluster.clone(),
+                    event.gr.group.clone(),
+                    event.gr.resource.clone(),
+                    v,
+                    delay,
+                );
             }
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => return,
@@ -59,8 +79,10 @@ pub async fn run(cluster: Weak<Cluster>, delay: Duration) {
 fn is_simulated(group: &str, resource: &str) -> bool {
     matches!(
         (group, resource),
-        ("apps", "deployments" | "statefulsets" | "replicasets" | "daemonsets")
-            | ("batch", "jobs")
+        (
+            "apps",
+            "deployments" | "statefulsets" | "replicasets" | "daemonsets"
+        ) | ("batch", "jobs")
             | ("", "pods" | "persistentvolumeclaims" | "services")
     )
 }
@@ -72,18 +94,30 @@ fn settled(resource: &str, v: &Value) -> bool {
         "deployments" | "statefulsets" | "replicasets" | "daemonsets" => {
             status["observedGeneration"] == v["metadata"]["generation"]
                 && status["readyReplicas"].as_i64().unwrap_or(0) == desired(resource, v)
-                && (resource != "deployments" || v["metadata"]["annotations"]["deployment.kubernetes.io/revision"].is_string())
+                && (resource != "deployments"
+                    || v["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                        .is_string())
         }
-        "jobs" => status["conditions"].as_array().is_some_and(|c| c.iter().any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")),
+        "jobs" => status["conditions"].as_array().is_some_and(|c| {
+            c.iter().any(|c| {
+                (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+            })
+        }),
         "pods" => status["phase"] == "Running",
         "persistentvolumeclaims" => status["phase"] == "Bound",
-        "services" => v["spec"]["type"] != "LoadBalancer" || status["loadBalancer"]["ingress"].is_array(),
+        "services" => {
+            v["spec"]["type"] != "LoadBalancer" || status["loadBalancer"]["ingress"].is_array()
+        }
         _ => true,
     }
 }
 
 fn desired(resource: &str, v: &Value) -> i64 {
-    if resource == "daemonsets" { 1 } else { v["spec"]["replicas"].as_i64().unwrap_or(1) }
+    if resource == "daemonsets" {
+        1
+    } else {
+        v["spec"]["replicas"].as_i64().unwrap_or(1)
+    }
 }
 
 fn schedule(cluster: Weak<Cluster>, group: String, resource: String, v: Value, delay: Duration) {
@@ -98,11 +132,16 @@ fn schedule(cluster: Weak<Cluster>, group: String, resource: String, v: Value, d
 }
 
 fn progress(cluster: &Arc<Cluster>, group: &str, resource: &str, seen: &Value) {
-    let gr = crate::resources::GroupResource { group: group.into(), resource: resource.into() };
+    let gr = crate::resources::GroupResource {
+        group: group.into(),
+        resource: resource.into(),
+    };
     let ns = seen["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = seen["metadata"]["name"].as_str().unwrap_or_default();
     let now = clock::now_rfc3339();
-    if resource == "deployments" && !seen["metadata"]["annotations"]["deployment.kubernetes.io/revision"].is_string() {
+    if resource == "deployments"
+        && !seen["metadata"]["annotations"]["deployment.kubernetes.io/revision"].is_string()
+    {
         let _ = api::update_object(cluster, &gr, ns, name, MANAGER, |v| {
             v["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("1");
         });
@@ -159,7 +198,8 @@ fn progress(cluster: &Arc<Cluster>, group: &str, resource: &str, seen: &Value) {
                 v["status"] = json!({"phase": "Bound", "accessModes": v["spec"]["accessModes"], "capacity": {"storage": capacity}});
             }
             "services" => {
-                v["status"] = json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ipMode": "VIP"}]}});
+                v["status"] =
+                    json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ipMode": "VIP"}]}});
             }
             _ => {}
         }

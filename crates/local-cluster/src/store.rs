@@ -32,7 +32,8 @@ pub struct Stored {
 
 impl Stored {
     pub fn value(&self) -> ApiResult<Value> {
-        serde_json::from_slice(&self.json).map_err(|e| ApiError::internal(format!("corrupt stored object: {e}")))
+        serde_json::from_slice(&self.json)
+            .map_err(|e| ApiError::internal(format!("corrupt stored object: {e}")))
     }
 }
 
@@ -90,26 +91,47 @@ pub struct WatchStart {
 impl Store {
     pub fn new(persistence: Option<Persistence>) -> ApiResult<Self> {
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let mut inner = Inner { rv: 0, buckets: HashMap::new(), history: VecDeque::new(), history_floor: 0 };
+        let mut inner = Inner {
+            rv: 0,
+            buckets: HashMap::new(),
+            history: VecDeque::new(),
+            history_floor: 0,
+        };
         if let Some(p) = &persistence {
             let (rv, objects) = p.load().map_err(|e| ApiError::internal(e.to_string()))?;
             inner.rv = rv;
             for (gr, namespace, name, json) in objects {
                 let rv = serde_json::from_slice::<Value>(&json)
                     .ok()
-                    .and_then(|v| v["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()))
+                    .and_then(|v| {
+                        v["metadata"]["resourceVersion"]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                    })
                     .unwrap_or(rv);
-                inner.buckets.entry(gr).or_default().insert((namespace, name), Stored { rv, json: Bytes::from(json) });
+                inner.buckets.entry(gr).or_default().insert(
+                    (namespace, name),
+                    Stored {
+                        rv,
+                        json: Bytes::from(json),
+                    },
+                );
             }
             inner.history_floor = inner.rv;
         }
-        Ok(Store { inner: Mutex::new(inner), events, persistence })
+        Ok(Store {
+            inner: Mutex::new(inner),
+            events,
+            persistence,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock would be a bug in this module; the data is still
         // consistent (every mutation is a single insert/remove), so keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn current_rv(&self) -> u64 {
@@ -118,7 +140,11 @@ impl Store {
 
     pub fn get(&self, gr: &GroupResource, namespace: &str, name: &str) -> Option<Stored> {
         let inner = self.lock();
-        inner.buckets.get(gr)?.get(&(namespace.to_string(), name.to_string())).cloned()
+        inner
+            .buckets
+            .get(gr)?
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// A consistent snapshot of one resource (optionally one namespace) and the
@@ -141,7 +167,12 @@ impl Store {
 
     /// Every resource that currently holds objects.
     pub fn resources(&self) -> Vec<GroupResource> {
-        self.lock().buckets.iter().filter(|(_, b)| !b.is_empty()).map(|(gr, _)| gr.clone()).collect()
+        self.lock()
+            .buckets
+            .iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(gr, _)| gr.clone())
+            .collect()
     }
 
     /// Write an object. `expect` is the resourceVersion the caller read (None to create);
@@ -155,29 +186,64 @@ impl Store {
         let (namespace, name) = object_key(&object);
         let mut inner = self.lock();
         let bucket_key = (namespace.clone(), name.clone());
-        let existing = inner.buckets.get(gr).and_then(|b| b.get(&bucket_key)).map(|s| s.rv);
+        let existing = inner
+            .buckets
+            .get(gr)
+            .and_then(|b| b.get(&bucket_key))
+            .map(|s| s.rv);
         match (expect, existing) {
             (None, Some(_)) => return Err(ApiError::already_exists(&gr.to_string(), &name)),
             (Some(_), None) => return Err(ApiError::not_found(&gr.to_string(), &name)),
-            (Some(want), Some(have)) if want != have => return Err(ApiError::conflict(&gr.to_string(), &name)),
+            (Some(want), Some(have)) if want != have => {
+                return Err(ApiError::conflict(&gr.to_string(), &name));
+            }
             _ => {}
         }
         let rv = inner.rv + 1;
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let json = Bytes::from(serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?);
+        let json = Bytes::from(
+            serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?,
+        );
         if let Some(p) = &self.persistence {
-            p.put(gr, &namespace, &name, &json, rv).map_err(|e| ApiError::internal(e.to_string()))?;
+            p.put(gr, &namespace, &name, &json, rv)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
         }
         inner.rv = rv;
-        inner.buckets.entry(gr.clone()).or_default().insert(bucket_key, Stored { rv, json: json.clone() });
-        let kind = if existing.is_some() { EventType::Modified } else { EventType::Added };
-        self.publish(&mut inner, Event { rv, kind, gr: gr.clone(), namespace, name, object: json });
+        inner.buckets.entry(gr.clone()).or_default().insert(
+            bucket_key,
+            Stored {
+                rv,
+                json: json.clone(),
+            },
+        );
+        let kind = if existing.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.publish(
+            &mut inner,
+            Event {
+                rv,
+                kind,
+                gr: gr.clone(),
+                namespace,
+                name,
+                object: json,
+            },
+        );
         Ok(object)
     }
 
     /// Remove an object if it is still at resourceVersion `expect`. The DELETED event carries
     /// the object's last state at a fresh resourceVersion, as on a real server.
-    pub fn remove(&self, gr: &GroupResource, namespace: &str, name: &str, expect: u64) -> ApiResult<Value> {
+    pub fn remove(
+        &self,
+        gr: &GroupResource,
+        namespace: &str,
+        name: &str,
+        expect: u64,
+    ) -> ApiResult<Value> {
         let mut inner = self.lock();
         let key = (namespace.to_string(), name.to_string());
         let Some(current) = inner.buckets.get(gr).and_then(|b| b.get(&key)).cloned() else {
@@ -189,9 +255,12 @@ impl Store {
         let rv = inner.rv + 1;
         let mut object = current.value()?;
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let json = Bytes::from(serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?);
+        let json = Bytes::from(
+            serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?,
+        );
         if let Some(p) = &self.persistence {
-            p.delete(gr, namespace, name, rv).map_err(|e| ApiError::internal(e.to_string()))?;
+            p.delete(gr, namespace, name, rv)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
         }
         inner.rv = rv;
         if let Some(bucket) = inner.buckets.get_mut(gr) {
@@ -199,7 +268,14 @@ impl Store {
         }
         self.publish(
             &mut inner,
-            Event { rv, kind: EventType::Deleted, gr: gr.clone(), namespace: namespace.into(), name: name.into(), object: json },
+            Event {
+                rv,
+                kind: EventType::Deleted,
+                gr: gr.clone(),
+                namespace: namespace.into(),
+                name: name.into(),
+                object: json,
+            },
         );
         Ok(object)
     }
@@ -237,8 +313,16 @@ impl Store {
                 inner.history_floor + 1
             )));
         }
-        let backlog = inner.history.iter().filter(|e| e.rv > from_rv).cloned().collect();
-        Ok(WatchStart { backlog, live: self.events.subscribe() })
+        let backlog = inner
+            .history
+            .iter()
+            .filter(|e| e.rv > from_rv)
+            .cloned()
+            .collect();
+        Ok(WatchStart {
+            backlog,
+            live: self.events.subscribe(),
+        })
     }
 
     /// A live feed only, with the snapshot of current objects it starts from.
@@ -264,7 +348,6 @@ impl Store {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
     }
-
 
     /// Counts for the benchmark: objects and bytes of JSON held.
     pub fn footprint(&self) -> (usize, usize) {

@@ -27,65 +27,244 @@ fn count(v: &Value) -> i64 {
 fn builtin_columns(rt: &ResourceType) -> Vec<Column> {
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("apps", "Deployment") => vec![
-            Column { name: "Ready", description: "Number of the pod with ready state", priority: 0,
-                cell: |o| json!(format!("{}/{}", count(&o["status"]["readyReplicas"]), count(&o["spec"]["replicas"]))) },
-            Column { name: "Up-to-date", description: "Total number of non-terminated pods targeted by this deployment that have the desired template spec.", priority: 0,
-                cell: |o| json!(count(&o["status"]["updatedReplicas"])) },
-            Column { name: "Available", description: "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.", priority: 0,
-                cell: |o| json!(count(&o["status"]["availableReplicas"])) },
+            Column {
+                name: "Ready",
+                description: "Number of the pod with ready state",
+                priority: 0,
+                cell: |o| {
+                    json!(format!(
+                        "{}/{}",
+                        count(&o["status"]["readyReplicas"]),
+                        count(&o["spec"]["replicas"])
+                    ))
+                },
+            },
+            Column {
+                name: "Up-to-date",
+                description: "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                priority: 0,
+                cell: |o| json!(count(&o["status"]["updatedReplicas"])),
+            },
+            Column {
+                name: "Available",
+                description: "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                priority: 0,
+                cell: |o| json!(count(&o["status"]["availableReplicas"])),
+            },
         ],
-        ("apps", "StatefulSet") => vec![Column { name: "Ready", description: "Number of the pod with ready state", priority: 0,
-            cell: |o| json!(format!("{}/{}", count(&o["status"]["readyReplicas"]), count(&o["spec"]["replicas"]))) }],
+        ("apps", "StatefulSet") => vec![Column {
+            name: "Ready",
+            description: "Number of the pod with ready state",
+            priority: 0,
+            cell: |o| {
+                json!(format!(
+                    "{}/{}",
+                    count(&o["status"]["readyReplicas"]),
+                    count(&o["spec"]["replicas"])
+                ))
+            },
+        }],
         ("apps", "ReplicaSet") => vec![
-            Column { name: "Desired", description: "Number of desired pods.", priority: 0, cell: |o| json!(count(&o["spec"]["replicas"])) },
-            Column { name: "Current", description: "Number of actual pods.", priority: 0, cell: |o| json!(count(&o["status"]["replicas"])) },
-            Column { name: "Ready", description: "Number of ready pods.", priority: 0, cell: |o| json!(count(&o["status"]["readyReplicas"])) },
+            Column {
+                name: "Desired",
+                description: "Number of desired pods.",
+                priority: 0,
+                cell: |o| json!(count(&o["spec"]["replicas"])),
+            },
+            Column {
+                name: "Current",
+                description: "Number of actual pods.",
+                priority: 0,
+                cell: |o| json!(count(&o["status"]["replicas"])),
+            },
+            Column {
+                name: "Ready",
+                description: "Number of ready pods.",
+                priority: 0,
+                cell: |o| json!(count(&o["status"]["readyReplicas"])),
+            },
         ],
         ("apps", "DaemonSet") => vec![
-            Column { name: "Desired", description: "Number of nodes that should run the daemon pod.", priority: 0, cell: |o| json!(count(&o["status"]["desiredNumberScheduled"])) },
-            Column { name: "Ready", description: "Number of nodes with a ready daemon pod.", priority: 0, cell: |o| json!(count(&o["status"]["numberReady"])) },
+            Column {
+                name: "Desired",
+                description: "Number of nodes that should run the daemon pod.",
+                priority: 0,
+                cell: |o| json!(count(&o["status"]["desiredNumberScheduled"])),
+            },
+            Column {
+                name: "Ready",
+                description: "Number of nodes with a ready daemon pod.",
+                priority: 0,
+                cell: |o| json!(count(&o["status"]["numberReady"])),
+            },
         ],
         ("", "Pod") => vec![
-            Column { name: "Ready", description: "The aggregate readiness state of this pod for accepting traffic.", priority: 0, cell: |o| {
-                let total = o["spec"]["containers"].as_array().map(Vec::len).unwrap_or(0);
-                let ready = o["status"]["containerStatuses"].as_array().map(|c| c.iter().filter(|x| x["ready"] == true).count()).unwrap_or(0);
-                json!(format!("{ready}/{total}"))
-            } },
-            Column { name: "Status", description: "The aggregate status of the containers in this pod.", priority: 0, cell: |o| json!(s(&o["status"]["phase"])) },
-            Column { name: "Restarts", description: "The number of times the containers in this pod have been restarted.", priority: 0, cell: |_| json!("0") },
+            Column {
+                name: "Ready",
+                description: "The aggregate readiness state of this pod for accepting traffic.",
+                priority: 0,
+                cell: |o| {
+                    let total = o["spec"]["containers"]
+                        .as_array()
+                        .map(Vec::len)
+                        .unwrap_or(0);
+                    let ready = o["status"]["containerStatuses"]
+                        .as_array()
+                        .map(|c| c.iter().filter(|x| x["ready"] == true).count())
+                        .unwrap_or(0);
+                    json!(format!("{ready}/{total}"))
+                },
+            },
+            Column {
+                name: "Status",
+                description: "The aggregate status of the containers in this pod.",
+                priority: 0,
+                cell: |o| json!(s(&o["status"]["phase"])),
+            },
+            Column {
+                name: "Restarts",
+                description: "The number of times the containers in this pod have been restarted.",
+                priority: 0,
+                cell: |_| json!("0"),
+            },
         ],
         ("", "Service") => vec![
-            Column { name: "Type", description: "The type of the service.", priority: 0, cell: |o| json!(s(&o["spec"]["type"])) },
-            Column { name: "Cluster-IP", description: "The IP address of the service.", priority: 0, cell: |o| json!(s(&o["spec"]["clusterIP"])) },
-            Column { name: "External-IP", description: "The external IP address of the service.", priority: 0, cell: |o| {
-                let ips: Vec<String> = o["status"]["loadBalancer"]["ingress"].as_array().map(|i| i.iter().map(|x| s(&x["ip"])).collect()).unwrap_or_default();
-                json!(if ips.is_empty() { "<none>".to_string() } else { ips.join(",") })
-            } },
-            Column { name: "Port(s)", description: "The ports exposed by the service.", priority: 0, cell: |o| {
-                let ports: Vec<String> = o["spec"]["ports"].as_array().map(|p| p.iter().map(|x| format!("{}/{}", x["port"], s(&x["protocol"]))).collect()).unwrap_or_default();
-                json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") })
-            } },
+            Column {
+                name: "Type",
+                description: "The type of the service.",
+                priority: 0,
+                cell: |o| json!(s(&o["spec"]["type"])),
+            },
+            Column {
+                name: "Cluster-IP",
+                description: "The IP address of the service.",
+                priority: 0,
+                cell: |o| json!(s(&o["spec"]["clusterIP"])),
+            },
+            Column {
+                name: "External-IP",
+                description: "The external IP address of the service.",
+                priority: 0,
+                cell: |o| {
+                    let ips: Vec<String> = o["status"]["loadBalancer"]["ingress"]
+                        .as_array()
+                        .map(|i| i.iter().map(|x| s(&x["ip"])).collect())
+                        .unwrap_or_default();
+                    json!(if ips.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        ips.join(",")
+                    })
+                },
+            },
+            Column {
+                name: "Port(s)",
+                description: "The ports exposed by the service.",
+                priority: 0,
+                cell: |o| {
+                    let ports: Vec<String> = o["spec"]["ports"]
+                        .as_array()
+                        .map(|p| {
+                            p.iter()
+                                .map(|x| format!("{}/{}", x["port"], s(&x["protocol"])))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!(if ports.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        ports.join(",")
+                    })
+                },
+            },
         ],
-        ("", "ConfigMap") => vec![Column { name: "Data", description: "Number of keys in the config map.", priority: 0,
-            cell: |o| json!(o["data"].as_object().map(|m| m.len()).unwrap_or(0) + o["binaryData"].as_object().map(|m| m.len()).unwrap_or(0)) }],
+        ("", "ConfigMap") => vec![Column {
+            name: "Data",
+            description: "Number of keys in the config map.",
+            priority: 0,
+            cell: |o| {
+                json!(
+                    o["data"].as_object().map(|m| m.len()).unwrap_or(0)
+                        + o["binaryData"].as_object().map(|m| m.len()).unwrap_or(0)
+                )
+            },
+        }],
         ("", "Secret") => vec![
-            Column { name: "Type", description: "The type of the secret.", priority: 0, cell: |o| json!(s(&o["type"])) },
-            Column { name: "Data", description: "Number of keys in the secret.", priority: 0, cell: |o| json!(o["data"].as_object().map(|m| m.len()).unwrap_or(0)) },
+            Column {
+                name: "Type",
+                description: "The type of the secret.",
+                priority: 0,
+                cell: |o| json!(s(&o["type"])),
+            },
+            Column {
+                name: "Data",
+                description: "Number of keys in the secret.",
+                priority: 0,
+                cell: |o| json!(o["data"].as_object().map(|m| m.len()).unwrap_or(0)),
+            },
         ],
-        ("", "Namespace") => vec![Column { name: "Status", description: "The status of the namespace", priority: 0, cell: |o| json!(s(&o["status"]["phase"])) }],
-        ("", "PersistentVolumeClaim") => vec![Column { name: "Status", description: "The phase of the claim.", priority: 0, cell: |o| json!(s(&o["status"]["phase"])) }],
+        ("", "Namespace") => vec![Column {
+            name: "Status",
+            description: "The status of the namespace",
+            priority: 0,
+            cell: |o| json!(s(&o["status"]["phase"])),
+        }],
+        ("", "PersistentVolumeClaim") => vec![Column {
+            name: "Status",
+            description: "The phase of the claim.",
+            priority: 0,
+            cell: |o| json!(s(&o["status"]["phase"])),
+        }],
         ("batch", "Job") => vec![
-            Column { name: "Status", description: "Status of the job.", priority: 0, cell: |o| {
-                let conds = o["status"]["conditions"].as_array().cloned().unwrap_or_default();
-                let has = |t: &str| conds.iter().any(|c| c["type"] == t && c["status"] == "True");
-                json!(if has("Complete") { "Complete" } else if has("Failed") { "Failed" } else { "Running" })
-            } },
-            Column { name: "Completions", description: "The desired number of successfully finished pods the job should be run with.", priority: 0,
-                cell: |o| json!(format!("{}/{}", count(&o["status"]["succeeded"]), o["spec"]["completions"].as_i64().unwrap_or(1))) },
+            Column {
+                name: "Status",
+                description: "Status of the job.",
+                priority: 0,
+                cell: |o| {
+                    let conds = o["status"]["conditions"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let has = |t: &str| {
+                        conds
+                            .iter()
+                            .any(|c| c["type"] == t && c["status"] == "True")
+                    };
+                    json!(if has("Complete") {
+                        "Complete"
+                    } else if has("Failed") {
+                        "Failed"
+                    } else {
+                        "Running"
+                    })
+                },
+            },
+            Column {
+                name: "Completions",
+                description: "The desired number of successfully finished pods the job should be run with.",
+                priority: 0,
+                cell: |o| {
+                    json!(format!(
+                        "{}/{}",
+                        count(&o["status"]["succeeded"]),
+                        o["spec"]["completions"].as_i64().unwrap_or(1)
+                    ))
+                },
+            },
         ],
         ("batch", "CronJob") => vec![
-            Column { name: "Schedule", description: "The schedule in Cron format.", priority: 0, cell: |o| json!(s(&o["spec"]["schedule"])) },
-            Column { name: "Suspend", description: "Whether the cron job is suspended.", priority: 0, cell: |o| json!(s(&o["spec"]["suspend"])) },
+            Column {
+                name: "Schedule",
+                description: "The schedule in Cron format.",
+                priority: 0,
+                cell: |o| json!(s(&o["spec"]["schedule"])),
+            },
+            Column {
+                name: "Suspend",
+                description: "Whether the cron job is suspended.",
+                priority: 0,
+                cell: |o| json!(s(&o["spec"]["suspend"])),
+            },
         ],
         _ => Vec::new(),
     }
@@ -102,7 +281,11 @@ pub fn human_age(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -110,7 +293,11 @@ pub fn human_age(seconds: i64) -> String {
     let hours = minutes / 60;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -118,7 +305,11 @@ pub fn human_age(seconds: i64) -> String {
     let days = hours / 24;
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{days}d") } else { format!("{days}d{h}h") };
+        return if h == 0 {
+            format!("{days}d")
+        } else {
+            format!("{days}d{h}h")
+        };
     }
     if days < 365 * 2 {
         return format!("{days}d");
@@ -126,14 +317,22 @@ pub fn human_age(seconds: i64) -> String {
     let years = days / 365;
     if days < 365 * 8 {
         let d = days % 365;
-        return if d == 0 { format!("{years}y") } else { format!("{years}y{d}d") };
+        return if d == 0 {
+            format!("{years}y")
+        } else {
+            format!("{years}y{d}d")
+        };
     }
     format!("{years}y")
 }
 
 fn evaluate_json_path(obj: &Value, path: &str) -> Value {
     let mut cur = obj;
-    for seg in path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()) {
+    for seg in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
         cur = &cur[seg];
     }
     cur.clone()
@@ -144,7 +343,9 @@ fn evaluate_json_path(obj: &Value, path: &str) -> Value {
 pub fn table(rt: &ResourceType, objects: &[Value], with_columns: bool, rv: Option<u64>) -> Value {
     let builtin = builtin_columns(rt);
     let now = clock::parse_rfc3339(&clock::now_rfc3339()).unwrap_or(0);
-    let mut definitions = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
+    let mut definitions = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+    ];
     for c in &builtin {
         definitions.push(json!({"name": c.name, "type": "string", "format": "", "description": c.description, "priority": c.priority}));
     }

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -16,7 +18,10 @@ pub enum TlsError {
     #[error("generating certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("reading or writing {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("TLS configuration: {0}")]
     Config(String),
 }
@@ -30,15 +35,24 @@ pub struct Tls {
 fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, "tiphys-local-cluster-ca");
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tiphys-local-cluster-ca");
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2124, 1, 1);
     Ok(params)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
-    move |source| TlsError::Io { path: path.display().to_string(), source }
+    move |source| TlsError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Load the CA from `dir` (creating it on first start), or make an ephemeral one.
@@ -67,19 +81,31 @@ pub fn setup(dir: Option<&Path>, ips: &[IpAddr]) -> Result<Tls, TlsError> {
     // The issuer needs the CA's name and key only; both are stable across restarts.
     let issuer = Issuer::new(ca_params()?, ca_key);
 
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "kubernetes.default.svc".to_string()])?;
-    params.distinguished_name.push(DnType::CommonName, "tiphys-local-cluster");
+    let mut params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "kubernetes.default.svc".to_string(),
+    ])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tiphys-local-cluster");
     for ip in ips {
         params.subject_alt_names.push(SanType::IpAddress(*ip));
     }
-    params.subject_alt_names.push(SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2124, 1, 1);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
 
-    let chain = vec![cert.der().clone(), CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| TlsError::Config(e.to_string()))?];
-    let private = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).map_err(|e| TlsError::Config(e.to_string()))?;
+    let chain = vec![
+        cert.der().clone(),
+        CertificateDer::from_pem_slice(ca_pem.as_bytes())
+            .map_err(|e| TlsError::Config(e.to_string()))?,
+    ];
+    let private = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())
+        .map_err(|e| TlsError::Config(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -88,5 +114,8 @@ pub fn setup(dir: Option<&Path>, ips: &[IpAddr]) -> Result<Tls, TlsError> {
         .with_single_cert(chain, private)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Tls { ca_pem, server_config: Arc::new(config) })
+    Ok(Tls {
+        ca_pem,
+        server_config: Arc::new(config),
+    })
 }

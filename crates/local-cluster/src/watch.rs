@@ -37,7 +37,12 @@ impl Filter {
 }
 
 /// Start a watch; events arrive on the returned channel as encoded lines.
-pub fn start(cluster: Arc<Cluster>, p: &ResourcePath, query: &Query, as_table: bool) -> ApiResult<mpsc::Receiver<Bytes>> {
+pub fn start(
+    cluster: Arc<Cluster>,
+    p: &ResourcePath,
+    query: &Query,
+    as_table: bool,
+) -> ApiResult<mpsc::Receiver<Bytes>> {
     let rt = p.rt.clone();
     let filter = Filter {
         namespace: p.namespace.clone(),
@@ -53,12 +58,19 @@ pub fn start(cluster: Arc<Cluster>, p: &ResourcePath, query: &Query, as_table: b
         .unwrap_or(DEFAULT_TIMEOUT);
     let from: Option<u64> = match query.get("resourceVersion") {
         None | Some("0") => None,
-        Some(rv) => Some(rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?),
+        Some(rv) => Some(
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        ),
     };
 
     let gr = rt.group_resource();
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let mut encoder = Encoder { rt: rt.clone(), as_table, first: true };
+    let mut encoder = Encoder {
+        rt: rt.clone(),
+        as_table,
+        first: true,
+    };
     let mut known: HashSet<(String, String)> = HashSet::new();
     let mut initial: Vec<Bytes> = Vec::new();
     let live;
@@ -66,7 +78,9 @@ pub fn start(cluster: Arc<Cluster>, p: &ResourcePath, query: &Query, as_table: b
     let mut last_rv;
 
     if from.is_none() || initial_events {
-        let (rv, items, receiver) = cluster.store.watch_with_snapshot(&gr, filter.namespace.as_deref());
+        let (rv, items, receiver) = cluster
+            .store
+            .watch_with_snapshot(&gr, filter.namespace.as_deref());
         for item in items {
             let Ok(v) = item.value() else { continue };
             if !filter.matches(&v) {
@@ -199,18 +213,29 @@ fn render(
             "DELETED"
         }
         _ if matches => {
-            if known.insert(key) { "ADDED" } else if event.kind == EventType::Added { "ADDED" } else { "MODIFIED" }
+            if known.insert(key) {
+                "ADDED"
+            } else if event.kind == EventType::Added {
+                "ADDED"
+            } else {
+                "MODIFIED"
+            }
         }
         _ => {
             // It no longer matches the selector: to this watcher it is gone.
-            if known.remove(&key) { "DELETED" } else { return None }
+            if known.remove(&key) {
+                "DELETED"
+            } else {
+                return None;
+            }
         }
     };
     Some(encoder.line(kind, object))
 }
 
 fn error_line(e: &ApiError) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
+    let mut line =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -251,7 +276,8 @@ impl Encoder {
     }
 
     fn raw_line(&self, kind: &str, object: &Value) -> Bytes {
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     }

@@ -5,13 +5,13 @@
 use serde_json::{Map, Value, json};
 use tiphys_patch::schema::{self, TypeDef};
 
+use crate::Cluster;
 use crate::clock;
 use crate::crd;
 use crate::defaults;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::fields::UpdateOwnership;
 use crate::resources::ResourceType;
-use crate::Cluster;
 
 /// Options every write carries.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +54,9 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|label| {
             !label.is_empty()
-                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -66,7 +68,10 @@ pub fn is_dns1123_label(s: &str) -> bool {
 }
 
 fn name_cause(rt: &ResourceType, name: &str) -> Option<Cause> {
-    let label = matches!((rt.group.as_str(), rt.kind.as_str()), ("", "Namespace" | "Service"));
+    let label = matches!(
+        (rt.group.as_str(), rt.kind.as_str()),
+        ("", "Namespace" | "Service")
+    );
     if label && !is_dns1123_label(name) {
         return Some(Cause::invalid(
             "metadata.name",
@@ -93,7 +98,9 @@ fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 impl Cluster {
@@ -107,10 +114,20 @@ impl Cluster {
         apply_op: bool,
     ) -> ApiResult<Value> {
         check_type_meta(rt, &mut obj)?;
-        let meta = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if name.is_empty() {
-            if let Some(prefix) = meta.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+            if let Some(prefix) = meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|p| !p.is_empty())
+            {
                 name = format!("{prefix}{}", random_suffix());
                 meta.insert("name".into(), json!(name));
             }
@@ -120,19 +137,37 @@ impl Cluster {
                 &rt.group,
                 &rt.kind,
                 "",
-                vec![Cause::required("metadata.name", "name or generateName is required")],
+                vec![Cause::required(
+                    "metadata.name",
+                    "name or generateName is required",
+                )],
             ));
         }
         if let Some(cause) = name_cause(rt, &name) {
             return Err(ApiError::invalid(&rt.group, &rt.kind, &name, vec![cause]));
         }
-        if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|v| !v.is_empty()) && !apply_op {
-            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        if meta
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+            && !apply_op
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         self.check_namespace(rt, url_namespace, &mut obj, &name, true)?;
 
-        let meta = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-        for server_owned in ["uid", "resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        for server_owned in [
+            "uid",
+            "resourceVersion",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             meta.remove(server_owned);
         }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -154,8 +189,13 @@ impl Cluster {
             let mut with_ownership = obj.clone();
             // Ownership is computed on what was asked for plus defaults, as the server does.
             let _ = requested;
-            UpdateOwnership { manager: &opts.field_manager, api_version: &rt.api_version(), subresource: None, now: &now }
-                .record(None, &mut with_ownership, merge_root(rt));
+            UpdateOwnership {
+                manager: &opts.field_manager,
+                api_version: &rt.api_version(),
+                subresource: None,
+                now: &now,
+            }
+            .record(None, &mut with_ownership, merge_root(rt));
             obj = with_ownership;
         }
         Ok(obj)
@@ -173,22 +213,38 @@ impl Cluster {
         record_ownership: bool,
     ) -> ApiResult<Option<Value>> {
         check_type_meta(rt, &mut obj)?;
-        let name = current["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let body_name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = current["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let body_name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if !body_name.is_empty() && body_name != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        let namespace = current["metadata"]["namespace"].as_str().map(str::to_string);
+        let namespace = current["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string);
         self.check_namespace(rt, namespace.as_deref(), &mut obj, &name, false)?;
 
         // Server-owned metadata comes from the stored object, whatever the client sent.
         {
             let cur_meta = current["metadata"].as_object().cloned().unwrap_or_default();
-            let meta = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+            let meta = obj["metadata"]
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
             meta.insert("name".into(), json!(name));
-            for key in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for key in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match cur_meta.get(key) {
                     Some(v) => meta.insert(key.into(), v.clone()),
                     None => meta.remove(key),
@@ -219,26 +275,33 @@ impl Cluster {
                 }
                 obj = next;
             }
-            _ if rt.status_subresource => {
-                match current.get("status") {
-                    Some(s) => obj["status"] = s.clone(),
-                    None => {
-                        if let Value::Object(m) = &mut obj {
-                            m.remove("status");
-                        }
+            _ if rt.status_subresource => match current.get("status") {
+                Some(s) => obj["status"] = s.clone(),
+                None => {
+                    if let Value::Object(m) = &mut obj {
+                        m.remove("status");
                     }
                 }
-            }
+            },
             _ => {}
         }
 
         // A deleted object only loses finalizers; nothing new may be added.
         if current["metadata"].get("deletionTimestamp").is_some() {
-            let before: Vec<Value> = current["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-            let after: Vec<Value> = obj["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+            let before: Vec<Value> = current["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let after: Vec<Value> = obj["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if after.iter().any(|f| !before.contains(f)) {
                 return Err(ApiError::forbidden(
-                    format!("{} \"{name}\" is forbidden: no new finalizers can be added if the object is being deleted", rt.plural),
+                    format!(
+                        "{} \"{name}\" is forbidden: no new finalizers can be added if the object is being deleted",
+                        rt.plural
+                    ),
                     json!({"name": name, "kind": rt.plural}),
                 ));
             }
@@ -256,8 +319,13 @@ impl Cluster {
         }
         if record_ownership {
             let now = clock::now_rfc3339();
-            UpdateOwnership { manager: &opts.field_manager, api_version: &rt.api_version(), subresource, now: &now }
-                .record(Some(current), &mut obj, merge_root(rt));
+            UpdateOwnership {
+                manager: &opts.field_manager,
+                api_version: &rt.api_version(),
+                subresource,
+                now: &now,
+            }
+            .record(Some(current), &mut obj, merge_root(rt));
         }
         if same_object(current, &obj) {
             return Ok(None);
@@ -266,7 +334,12 @@ impl Cluster {
     }
 
     /// Defaulting and validation shared by create and update.
-    pub(crate) fn normalize(&self, rt: &ResourceType, obj: &mut Value, opts: &mut WriteOptions) -> ApiResult<()> {
+    pub(crate) fn normalize(
+        &self,
+        rt: &ResourceType,
+        obj: &mut Value,
+        opts: &mut WriteOptions,
+    ) -> ApiResult<()> {
         if rt.builtin {
             check_unknown_top_level(rt, obj, opts)?;
             defaults::apply(&rt.group, &rt.kind, obj, &self.allocator);
@@ -289,12 +362,18 @@ impl Cluster {
         name: &str,
         creating: bool,
     ) -> ApiResult<()> {
-        let meta = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
         if !rt.namespaced {
             meta.remove("namespace");
             return Ok(());
         }
-        let body_ns = meta.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+        let body_ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let ns = match url_namespace {
             Some(url) => {
                 if !body_ns.is_empty() && body_ns != url {
@@ -305,20 +384,32 @@ impl Cluster {
                 url.to_string()
             }
             None if !body_ns.is_empty() => body_ns,
-            None => return Err(ApiError::bad_request("the server could not find the requested resource")),
+            None => {
+                return Err(ApiError::bad_request(
+                    "the server could not find the requested resource",
+                ));
+            }
         };
         meta.insert("namespace".into(), json!(ns));
         if !creating {
             return Ok(());
         }
-        let namespaces = crate::resources::GroupResource { group: String::new(), resource: "namespaces".into() };
+        let namespaces = crate::resources::GroupResource {
+            group: String::new(),
+            resource: "namespaces".into(),
+        };
         let Some(stored) = self.store.get(&namespaces, "", &ns) else {
             return Err(ApiError::not_found("namespaces", &ns));
         };
         let namespace = stored.value()?;
-        if namespace["metadata"].get("deletionTimestamp").is_some() || namespace["status"]["phase"] == "Terminating" {
+        if namespace["metadata"].get("deletionTimestamp").is_some()
+            || namespace["status"]["phase"] == "Terminating"
+        {
             return Err(ApiError::forbidden(
-                format!("{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated", rt.plural),
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    rt.plural
+                ),
                 json!({"name": name, "kind": rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}),
             ));
         }
@@ -329,7 +420,10 @@ impl Cluster {
 /// Fill in or check apiVersion and kind against the endpoint.
 fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
     let Value::Object(map) = obj else {
-        return Err(ApiError::bad_request(format!("the object provided is unrecognized (must be of type {})", rt.kind)));
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {})",
+            rt.kind
+        )));
     };
     match map.get("kind").and_then(Value::as_str) {
         Some(k) if k != rt.kind => {
@@ -367,27 +461,51 @@ fn known_top_level(rt: &ResourceType) -> Option<&'static [&'static str]> {
     Some(match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "ConfigMap") => &["data", "binaryData", "immutable"],
         ("", "Secret") => &["data", "stringData", "type", "immutable"],
-        ("", "ServiceAccount") => &["secrets", "imagePullSecrets", "automountServiceAccountToken"],
+        ("", "ServiceAccount") => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
         ("", "Endpoints") => &["subsets"],
         ("", "Event") | ("events.k8s.io", "Event") => return None,
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => &["rules", "aggregationRule"],
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => &["subjects", "roleRef"],
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            &["subjects", "roleRef"]
+        }
         ("storage.k8s.io", "StorageClass") => &[
-            "provisioner", "parameters", "reclaimPolicy", "mountOptions", "allowVolumeExpansion",
-            "volumeBindingMode", "allowedTopologies",
+            "provisioner",
+            "parameters",
+            "reclaimPolicy",
+            "mountOptions",
+            "allowVolumeExpansion",
+            "volumeBindingMode",
+            "allowedTopologies",
         ],
-        ("networking.k8s.io", "IngressClass") | ("scheduling.k8s.io", "PriorityClass") => return None,
+        ("networking.k8s.io", "IngressClass") | ("scheduling.k8s.io", "PriorityClass") => {
+            return None;
+        }
         ("apps", "ControllerRevision") => &["data", "revision"],
         _ => &["spec", "status"],
     })
 }
 
-fn check_unknown_top_level(rt: &ResourceType, obj: &mut Value, opts: &mut WriteOptions) -> ApiResult<()> {
-    let Some(known) = known_top_level(rt) else { return Ok(()) };
-    let Value::Object(map) = obj else { return Ok(()) };
+fn check_unknown_top_level(
+    rt: &ResourceType,
+    obj: &mut Value,
+    opts: &mut WriteOptions,
+) -> ApiResult<()> {
+    let Some(known) = known_top_level(rt) else {
+        return Ok(());
+    };
+    let Value::Object(map) = obj else {
+        return Ok(());
+    };
     let unknown: Vec<String> = map
         .keys()
-        .filter(|k| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") && !known.contains(&k.as_str()))
+        .filter(|k| {
+            !matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                && !known.contains(&k.as_str())
+        })
         .cloned()
         .collect();
     if unknown.is_empty() {
@@ -395,7 +513,10 @@ fn check_unknown_top_level(rt: &ResourceType, obj: &mut Value, opts: &mut WriteO
     }
     match opts.field_validation {
         FieldValidation::Strict => {
-            let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|u| format!("unknown field \"{u}\""))
+                .collect();
             Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                 rt.kind,
@@ -427,7 +548,10 @@ fn preserve_allocated(rt: &ResourceType, current: &Value, obj: &mut Value) {
         ("", "Service") => {
             for key in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
                 if obj["spec"].get(key).is_none_or(|v| v.is_null() || v == "") {
-                    if let (Some(v), Some(spec)) = (current["spec"].get(key), obj.get_mut("spec").and_then(Value::as_object_mut)) {
+                    if let (Some(v), Some(spec)) = (
+                        current["spec"].get(key),
+                        obj.get_mut("spec").and_then(Value::as_object_mut),
+                    ) {
                         spec.insert(key.into(), v.clone());
                     }
                 }
@@ -439,7 +563,9 @@ fn preserve_allocated(rt: &ResourceType, current: &Value, obj: &mut Value) {
                     if port.get("nodePort").is_some() {
                         continue;
                     }
-                    let prev = old.iter().find(|p| p["port"] == port["port"] && p.get("nodePort").is_some());
+                    let prev = old
+                        .iter()
+                        .find(|p| p["port"] == port["port"] && p.get("nodePort").is_some());
                     if let (Some(prev), Value::Object(p)) = (prev, port) {
                         p.insert("nodePort".into(), prev["nodePort"].clone());
                     }
@@ -448,7 +574,10 @@ fn preserve_allocated(rt: &ResourceType, current: &Value, obj: &mut Value) {
         }
         ("batch", "Job") => {
             if obj["spec"].get("selector").is_none() {
-                if let (Some(sel), Some(spec)) = (current["spec"].get("selector"), obj.get_mut("spec").and_then(Value::as_object_mut)) {
+                if let (Some(sel), Some(spec)) = (
+                    current["spec"].get("selector"),
+                    obj.get_mut("spec").and_then(Value::as_object_mut),
+                ) {
                     spec.insert("selector".into(), sel.clone());
                 }
             }
@@ -472,16 +601,27 @@ fn check_immutable(rt: &ResourceType, current: &Value, obj: &Value) -> ApiResult
                 &rt.group,
                 &rt.kind,
                 name,
-                vec![Cause::invalid(format!("spec.{field}"), after, "field is immutable")],
+                vec![Cause::invalid(
+                    format!("spec.{field}"),
+                    after,
+                    "field is immutable",
+                )],
             ));
         }
     }
-    if let (Value::Bool(true), false) = (&current["immutable"], obj["data"] == current["data"] && obj["binaryData"] == current["binaryData"]) {
+    if let (Value::Bool(true), false) = (
+        &current["immutable"],
+        obj["data"] == current["data"] && obj["binaryData"] == current["binaryData"],
+    ) {
         return Err(ApiError::invalid(
             &rt.group,
             &rt.kind,
             name,
-            vec![Cause { reason: "FieldValueForbidden", message: "Forbidden: field is immutable when `immutable` is set".into(), field: "data".into() }],
+            vec![Cause {
+                reason: "FieldValueForbidden",
+                message: "Forbidden: field is immutable when `immutable` is set".into(),
+                field: "data".into(),
+            }],
         ));
     }
     Ok(())
@@ -491,7 +631,12 @@ fn check_immutable(rt: &ResourceType, current: &Value, obj: &Value) -> ApiResult
 fn spec_changed(current: &Value, obj: &Value) -> bool {
     let strip = |v: &Value| -> Map<String, Value> {
         v.as_object()
-            .map(|m| m.iter().filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status")).map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     strip(current) != strip(obj)
@@ -519,16 +664,25 @@ fn same_object(current: &Value, obj: &Value) -> bool {
 fn drop_empty_metadata(obj: &mut Value) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for key in ["labels", "annotations"] {
-            if meta.get(key).is_some_and(|v| v.is_null() || v.as_object().is_some_and(Map::is_empty)) {
+            if meta
+                .get(key)
+                .is_some_and(|v| v.is_null() || v.as_object().is_some_and(Map::is_empty))
+            {
                 meta.remove(key);
             }
         }
         for key in ["finalizers", "ownerReferences", "managedFields"] {
-            if meta.get(key).is_some_and(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty)) {
+            if meta
+                .get(key)
+                .is_some_and(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
+            {
                 meta.remove(key);
             }
         }
-        if meta.get("generateName").is_some_and(|v| v.as_str().is_some_and(str::is_empty)) {
+        if meta
+            .get("generateName")
+            .is_some_and(|v| v.as_str().is_some_and(str::is_empty))
+        {
             meta.remove("generateName");
         }
     }

@@ -173,7 +173,10 @@ pub static POD_SPEC: TypeDef = TypeDef {
         f("schedulingGates", FieldKind::Keyed(&NAMED)),
         f("resourceClaims", FieldKind::Keyed(&NAMED)),
         f("hostAliases", FieldKind::Keyed(&HOST_ALIASES)),
-        f("topologySpreadConstraints", FieldKind::Keyed(&TOPOLOGY_SPREAD)),
+        f(
+            "topologySpreadConstraints",
+            FieldKind::Keyed(&TOPOLOGY_SPREAD),
+        ),
         f("nodeSelector", FieldKind::AtomicMap),
         f("overhead", FieldKind::GranularMap),
     ],
@@ -303,4 +306,3 @@ pub fn for_kind(group: &str, kind: &str) -> &'static TypeDef {
 pub fn is_builtin_group(group: &str) -> bool {
     group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io")
 }
-

@@ -63,7 +63,9 @@ fn merge_map(
                     orig.remove(key);
                     continue;
                 }
-                let nested = kind.map(FieldKind::object_type).unwrap_or(&crate::schema::EMPTY);
+                let nested = kind
+                    .map(FieldKind::object_type)
+                    .unwrap_or(&crate::schema::EMPTY);
                 merge_map(o, p, nested)?;
             }
             (Some(Value::Array(o)), Value::Array(p)) => match kind {
@@ -225,7 +227,10 @@ mod tests {
         let c = &obj["spec"]["template"]["spec"]["containers"];
         assert_eq!(c.as_array().unwrap().len(), 2);
         assert_eq!(c[0]["image"], "nginx:1");
-        assert_eq!(c[0]["env"], json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]));
+        assert_eq!(
+            c[0]["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+        );
     }
 
     #[test]
@@ -235,7 +240,13 @@ mod tests {
             "containers": [{"name": "sidecar", "$patch": "delete"}]}}}});
         apply(&mut obj, &patch, for_kind("apps", "Deployment")).unwrap();
         assert_eq!(obj["metadata"]["labels"], json!({}));
-        assert_eq!(obj["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            obj["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -272,13 +283,21 @@ mod tests {
         let mut obj = deployment();
         let patch = json!({"spec": {"template": {"spec": {"$patch": "replace", "containers": [{"name": "x"}]}}}});
         apply(&mut obj, &patch, for_kind("apps", "Deployment")).unwrap();
-        assert_eq!(obj["spec"]["template"]["spec"], json!({"containers": [{"name": "x"}]}));
+        assert_eq!(
+            obj["spec"]["template"]["spec"],
+            json!({"containers": [{"name": "x"}]})
+        );
     }
 
     #[test]
     fn unknown_lists_are_replaced() {
         let mut obj = json!({"spec": {"args": ["a", "b"]}});
-        apply(&mut obj, &json!({"spec": {"args": ["c"]}}), for_kind("", "ConfigMap")).unwrap();
+        apply(
+            &mut obj,
+            &json!({"spec": {"args": ["c"]}}),
+            for_kind("", "ConfigMap"),
+        )
+        .unwrap();
         assert_eq!(obj["spec"]["args"], json!(["c"]));
     }
 

@@ -36,11 +36,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tls: !args.plain_http,
         simulate: (!args.no_simulate).then(|| Duration::from_millis(args.simulate_delay_ms)),
     };
-    let cluster = LocalCluster::start(config).await.context("starting the local cluster")?;
+    let cluster = LocalCluster::start(config)
+        .await
+        .context("starting the local cluster")?;
     cluster
         .write_kubeconfig(&args.kubeconfig_out)
         .with_context(|| format!("writing kubeconfig to {}", args.kubeconfig_out.display()))?;
     tracing::info!(url = cluster.url(), kubeconfig = %args.kubeconfig_out.display(), "local cluster serving");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    shutdown_signal().await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }

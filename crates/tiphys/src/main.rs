@@ -6,7 +6,11 @@ mod local_cluster;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tiphys", version, about = "GitOps continuous delivery for Kubernetes, speaking Argo CD's API")]
+#[command(
+    name = "tiphys",
+    version,
+    about = "GitOps continuous delivery for Kubernetes, speaking Argo CD's API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,11 +24,15 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match cli.command {
             Command::LocalCluster(args) => local_cluster::run(args).await,

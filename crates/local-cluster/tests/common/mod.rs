@@ -14,19 +14,33 @@ pub struct TestCluster {
 }
 
 pub async fn start() -> TestCluster {
-    start_with(Config { simulate: Some(Duration::from_millis(50)), ..Config::default() }).await
+    start_with(Config {
+        simulate: Some(Duration::from_millis(50)),
+        ..Config::default()
+    })
+    .await
 }
 
 pub async fn start_with(config: Config) -> TestCluster {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = LocalCluster::start(config).await.expect("local cluster starts");
+    let cluster = LocalCluster::start(config)
+        .await
+        .expect("local cluster starts");
     let kubeconfig = dir.path().join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
-    TestCluster { cluster, dir, kubeconfig }
+    cluster
+        .write_kubeconfig(&kubeconfig)
+        .expect("kubeconfig written");
+    TestCluster {
+        cluster,
+        dir,
+        kubeconfig,
+    }
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 impl TestCluster {
@@ -74,13 +88,20 @@ impl TestCluster {
         let mut args = vec!["apply", "-f", "-"];
         args.extend_from_slice(extra);
         let out = self.kubectl_stdin(&args, Some(yaml)).await;
-        assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig parses");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kube config");
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig parses");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("kube config");
         kube::Client::try_from(config).expect("kube client")
     }
 }
