@@ -137,10 +137,10 @@ impl Cluster {
             } else {
                 (String::new(), String::new(), None)
             };
-            if let Some((after_ns, after_name)) = &start_after {
-                if (ns.as_str(), name.as_str()) <= (after_ns.as_str(), after_name.as_str()) {
-                    continue;
-                }
+            if let Some((after_ns, after_name)) = &start_after
+                && (ns.as_str(), name.as_str()) <= (after_ns.as_str(), after_name.as_str())
+            {
+                continue;
             }
             if limit > 0 && out.len() == limit {
                 remaining += 1;
@@ -164,11 +164,11 @@ impl Cluster {
             out.push(bytes);
         }
         let mut meta = json!({"resourceVersion": rv.to_string()});
-        if remaining > 0 {
-            if let Some((ns, name)) = continue_key {
-                meta["continue"] = json!(encode_continue(rv, &ns, &name));
-                meta["remainingItemCount"] = json!(remaining);
-            }
+        if remaining > 0
+            && let Some((ns, name)) = continue_key
+        {
+            meta["continue"] = json!(encode_continue(rv, &ns, &name));
+            meta["remainingItemCount"] = json!(remaining);
         }
         Ok(Reply::Raw(
             200,
@@ -431,17 +431,17 @@ impl Cluster {
                 ));
             }
         }
-        if let Some(rv) = options["preconditions"]["resourceVersion"].as_str() {
-            if rv != stored.rv.to_string() {
-                return Err(ApiError::conflict_message(
-                    &rt.kind,
-                    name,
-                    format!(
-                        "Operation cannot be fulfilled on {} \"{name}\": the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
-                        rt.kind, stored.rv
-                    ),
-                ));
-            }
+        if let Some(rv) = options["preconditions"]["resourceVersion"].as_str()
+            && rv != stored.rv.to_string()
+        {
+            return Err(ApiError::conflict_message(
+                &rt.kind,
+                name,
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                    rt.kind, stored.rv
+                ),
+            ));
         }
         let policy = options["propagationPolicy"]
             .as_str()
@@ -495,10 +495,10 @@ impl Cluster {
             "Orphan" => Some("orphan"),
             _ => None,
         };
-        if let Some(f) = extra {
-            if !finalizers.iter().any(|x| x == f) {
-                finalizers.push(json!(f));
-            }
+        if let Some(f) = extra
+            && !finalizers.iter().any(|x| x == f)
+        {
+            finalizers.push(json!(f));
         }
         let has_namespace_finalizer = is_namespace
             && current["spec"]["finalizers"]
@@ -700,12 +700,12 @@ fn check_apply_identity(rt: &ResourceType, applied: &Value, name: &str) -> ApiRe
             applied["kind"], rt.kind
         )));
     }
-    if let Some(n) = applied["metadata"]["name"].as_str() {
-        if n != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )));
-        }
+    if let Some(n) = applied["metadata"]["name"].as_str()
+        && n != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        )));
     }
     Ok(())
 }

@@ -227,7 +227,7 @@ pub fn validate_definition(crd: &Value) -> ApiResult<()> {
         causes.push(Cause::invalid(
             "metadata.name",
             &json!(name),
-            &format!("must be spec.names.plural+\".\"+spec.group"),
+            "must be spec.names.plural+\".\"+spec.group",
         ));
     }
     if causes.is_empty() {
@@ -337,10 +337,10 @@ fn apply_defaults(map: &mut Map<String, Value>, schema: &Value, path: &str, ctx:
         return;
     };
     for (key, prop) in props {
-        if !map.contains_key(key) {
-            if let Some(default) = prop.get("default") {
-                map.insert(key.clone(), default.clone());
-            }
+        if !map.contains_key(key)
+            && let Some(default) = prop.get("default")
+        {
+            map.insert(key.clone(), default.clone());
         }
     }
     for required in schema["required"]
@@ -383,10 +383,10 @@ impl Walk {
                 return;
             }
         }
-        if let Some(allowed) = schema["enum"].as_array() {
-            if !allowed.contains(value) {
-                self.causes.push(Cause::not_supported(path, value, allowed));
-            }
+        if let Some(allowed) = schema["enum"].as_array()
+            && !allowed.contains(value)
+        {
+            self.causes.push(Cause::not_supported(path, value, allowed));
         }
         if let Some(n) = value.as_f64() {
             if let Some(max) = schema["maximum"].as_f64() {
@@ -463,17 +463,17 @@ impl Walk {
                 apply_defaults(map, schema, path, self);
             }
             Value::Array(items) => {
-                if let Some(max) = schema["maxItems"].as_u64() {
-                    if items.len() as u64 > max {
-                        self.causes.push(Cause {
-                            reason: "FieldValueTooMany",
-                            message: format!(
-                                "Too many: {}: must have at most {max} items",
-                                items.len()
-                            ),
-                            field: path.into(),
-                        });
-                    }
+                if let Some(max) = schema["maxItems"].as_u64()
+                    && items.len() as u64 > max
+                {
+                    self.causes.push(Cause {
+                        reason: "FieldValueTooMany",
+                        message: format!(
+                            "Too many: {}: must have at most {max} items",
+                            items.len()
+                        ),
+                        field: path.into(),
+                    });
                 }
                 if schema["x-kubernetes-list-type"] == "set" {
                     for (i, item) in items.iter().enumerate() {

@@ -119,15 +119,11 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value, alloc: &dyn Allocator) {
             set_default(s, "suspend", json!(false));
             set_default(s, "successfulJobsHistoryLimit", json!(3));
             set_default(s, "failedJobsHistoryLimit", json!(1));
-            if let Some(jt) = obj.pointer_mut("/spec/jobTemplate") {
-                // The job template's spec gets Job defaults only when a Job is created from it.
-                if let Value::Object(m) = jt {
-                    if let Some(Value::Object(meta)) = m.get_mut("metadata") {
-                        meta.entry("creationTimestamp").or_insert(Value::Null);
-                    } else {
-                        m.insert("metadata".into(), json!({"creationTimestamp": null}));
-                    }
-                }
+            // The job template's spec gets Job defaults only when a Job is created from it.
+            if let Some(Value::Object(jt)) = obj.pointer_mut("/spec/jobTemplate")
+                && let Value::Object(meta) = jt.entry("metadata").or_insert_with(|| json!({}))
+            {
+                meta.entry("creationTimestamp").or_insert(Value::Null);
             }
             template(obj, &["spec", "jobTemplate", "spec", "template"], true);
         }
@@ -286,19 +282,18 @@ fn hpa(obj: &mut Value) {
 fn crd(obj: &mut Value) {
     let s = spec(obj);
     set_default(s, "conversion", json!({"strategy": "None"}));
-    if let Some(Value::Object(names)) = s.get_mut("names") {
-        if let Some(kind) = names
+    if let Some(Value::Object(names)) = s.get_mut("names")
+        && let Some(kind) = names
             .get("kind")
             .and_then(Value::as_str)
             .map(str::to_string)
-        {
-            names
-                .entry("singular")
-                .or_insert(json!(kind.to_lowercase()));
-            names
-                .entry("listKind")
-                .or_insert(json!(format!("{kind}List")));
-        }
+    {
+        names
+            .entry("singular")
+            .or_insert(json!(kind.to_lowercase()));
+        names
+            .entry("listKind")
+            .or_insert(json!(format!("{kind}List")));
     }
 }
 
@@ -350,10 +345,8 @@ fn job(obj: &mut Value) {
     let has_labels = obj["metadata"]["labels"]
         .as_object()
         .is_some_and(|l| !l.is_empty());
-    if !has_labels {
-        if let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned() {
-            obj["metadata"]["labels"] = labels;
-        }
+    if !has_labels && let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned() {
+        obj["metadata"]["labels"] = labels;
     }
     template(obj, &["spec", "template"], true);
 }
@@ -501,10 +494,11 @@ pub fn round_trip(obj: &mut Value) {
             }
         }
     }
-    drop_zero_values(obj, 0);
+    drop_zero_values(obj);
 }
 
 /// Non-pointer fields of the core types whose zero value Go drops on output.
+const OMITEMPTY_STRINGS: &[&str] = &["value", "subPath", "hostname", "subdomain", "nodeName"];
 const OMITEMPTY_BOOLS: &[&str] = &[
     "hostNetwork",
     "hostPID",
@@ -515,63 +509,71 @@ const OMITEMPTY_BOOLS: &[&str] = &[
     "readOnly",
 ];
 
-fn drop_zero_values(v: &mut Value, depth: usize) {
+/// Maps whose keys and values are user data, never struct fields.
+const FREE_FORM_MAPS: &[&str] = &[
+    "labels",
+    "annotations",
+    "data",
+    "binaryData",
+    "stringData",
+    "matchLabels",
+    "nodeSelector",
+];
+/// Maps of resource quantities.
+const QUANTITY_MAPS: &[&str] = &[
+    "limits",
+    "requests",
+    "capacity",
+    "allocatable",
+    "hard",
+    "overhead",
+];
+
+fn canonical_quantity(v: &mut Value) {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return,
+    };
+    if let Some(c) = quantity::canonicalize(&text) {
+        *v = Value::String(c);
+    }
+}
+
+fn drop_zero_values(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            map.retain(|k, val| {
-                if val.is_null() && k != "creationTimestamp" {
-                    return false;
-                }
-                if let Value::Bool(false) = val {
-                    return !OMITEMPTY_BOOLS.contains(&k.as_str());
-                }
-                if let Value::String(s) = val {
-                    return !(s.is_empty()
-                        && matches!(
-                            k.as_str(),
-                            "value" | "subPath" | "hostname" | "subdomain" | "nodeName"
-                        ));
-                }
-                true
+            map.retain(|k, val| match val {
+                Value::Null => k == "creationTimestamp",
+                Value::Bool(false) => !OMITEMPTY_BOOLS.contains(&k.as_str()),
+                Value::String(s) => !(s.is_empty() && OMITEMPTY_STRINGS.contains(&k.as_str())),
+                _ => true,
             });
             for (k, val) in map.iter_mut() {
-                match k.as_str() {
-                    // Free-form maps: keep every key and value as given, but canonicalise
-                    // quantities in resource maps.
-                    "labels" | "annotations" | "data" | "binaryData" | "stringData"
-                    | "matchLabels" | "selector"
-                        if !val.get("matchLabels").is_some()
-                            && !val.get("matchExpressions").is_some() =>
-                    {
-                        continue;
-                    }
-                    "limits" | "requests" | "capacity" | "allocatable" | "hard" | "overhead" => {
-                        if let Value::Object(q) = val {
-                            for qv in q.values_mut() {
-                                if let Some(c) = qv.as_str().and_then(quantity::canonicalize) {
-                                    *qv = Value::String(c);
-                                } else if let Some(n) = qv.as_f64() {
-                                    if let Some(c) = quantity::canonicalize(&n.to_string()) {
-                                        *qv = Value::String(c);
-                                    }
-                                }
-                            }
-                        }
-                        continue;
-                    }
-                    "storage" | "sizeLimit" => {
-                        if let Some(c) = val.as_str().and_then(quantity::canonicalize) {
-                            *val = Value::String(c);
-                        }
-                    }
-                    _ => {}
+                let key = k.as_str();
+                if FREE_FORM_MAPS.contains(&key) {
+                    continue;
                 }
-                drop_zero_values(val, depth + 1);
+                if QUANTITY_MAPS.contains(&key) {
+                    if let Value::Object(q) = val {
+                        q.values_mut().for_each(canonical_quantity);
+                    }
+                    continue;
+                }
+                if key == "storage" || key == "sizeLimit" {
+                    canonical_quantity(val);
+                }
+                // A Service's selector is a string map; a LabelSelector is a struct.
+                if key == "selector"
+                    && val.get("matchLabels").is_none()
+                    && val.get("matchExpressions").is_none()
+                {
+                    continue;
+                }
+                drop_zero_values(val);
             }
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|i| drop_zero_values(i, depth + 1)),
+        Value::Array(items) => items.iter_mut().for_each(drop_zero_values),
         _ => {}
     }
 }

@@ -238,7 +238,7 @@ pub fn value_at<'a>(
         }
         if let Some(name) = element.strip_prefix("f:") {
             let map = cur.as_object()?;
-            kind = if ty as *const _ == root as *const _ && name == "metadata" {
+            kind = if std::ptr::eq(ty, root) && name == "metadata" {
                 Some(FieldKind::Struct(&OBJECT_META))
             } else {
                 ty.field(name)
@@ -284,12 +284,12 @@ pub fn remove_at(object: &mut Value, path: &[String], root: &'static TypeDef) {
         }
     } else if let Some(k) = last.strip_prefix("k:") {
         if let (Value::Array(items), Some(FieldKind::Keyed(keys))) = (parent, parent_kind) {
-            items.retain(|i| !i.as_object().is_some_and(|m| key_of(m, keys) == k));
+            items.retain(|i| i.as_object().is_none_or(|m| key_of(m, keys) != k));
         }
-    } else if let Some(v) = last.strip_prefix("v:") {
-        if let (Value::Array(items), Ok(want)) = (parent, serde_json::from_str::<Value>(v)) {
-            items.retain(|i| *i != want);
-        }
+    } else if let Some(v) = last.strip_prefix("v:")
+        && let (Value::Array(items), Ok(want)) = (parent, serde_json::from_str::<Value>(v))
+    {
+        items.retain(|i| *i != want);
     }
 }
 

@@ -302,19 +302,16 @@ fn bootstrap(cluster: &Arc<Cluster>) {
         .store
         .get(&services, "default", "kubernetes")
         .is_none()
+        && let Some(svc_type) = cluster.registry.lookup("", "v1", "services")
     {
-        if let Some(svc_type) = cluster.registry.lookup("", "v1", "services") {
-            let mut opts = write::WriteOptions {
-                field_manager: "kube-apiserver".into(),
-                ..Default::default()
-            };
-            let svc = json!({"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        let mut opts = write::WriteOptions {
+            field_manager: "kube-apiserver".into(),
+            ..Default::default()
+        };
+        let svc = json!({"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                 "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}});
-            if let Ok(obj) =
-                cluster.prepare_create(&svc_type, Some("default"), svc, &mut opts, false)
-            {
-                let _ = cluster.store.put(&services, obj, None);
-            }
+        if let Ok(obj) = cluster.prepare_create(&svc_type, Some("default"), svc, &mut opts, false) {
+            let _ = cluster.store.put(&services, obj, None);
         }
     }
 }

@@ -150,16 +150,16 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
                 },
             );
             changed = true;
-        } else if alive == 0 || delete_for_foreground {
-            if let Some(rt) = cluster.registry.any_version(&item.gr) {
-                let policy = if delete_for_foreground {
-                    "Foreground"
-                } else {
-                    "Background"
-                };
-                let _ = cluster.delete_object(&rt, item.value.clone(), item.rv, policy, false);
-                changed = true;
-            }
+        } else if (alive == 0 || delete_for_foreground)
+            && let Some(rt) = cluster.registry.any_version(&item.gr)
+        {
+            let policy = if delete_for_foreground {
+                "Foreground"
+            } else {
+                "Background"
+            };
+            let _ = cluster.delete_object(&rt, item.value.clone(), item.rv, policy, false);
+            changed = true;
         }
     }
 
@@ -220,11 +220,11 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
             let (_, contents) = cluster.store.list(&gr, Some(&ns_name));
             for stored in contents {
                 remaining += 1;
-                if let Ok(v) = stored.value() {
-                    if v["metadata"].get("deletionTimestamp").is_none() {
-                        let _ = cluster.delete_object(&rt, v, stored.rv, "Background", false);
-                        changed = true;
-                    }
+                if let Ok(v) = stored.value()
+                    && v["metadata"].get("deletionTimestamp").is_none()
+                {
+                    let _ = cluster.delete_object(&rt, v, stored.rv, "Background", false);
+                    changed = true;
                 }
             }
         }
@@ -246,18 +246,18 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
                 changed = true;
             }
             // With spec and metadata finalizers gone, the namespace itself goes.
-            if let Some(stored) = cluster.store.get(&item.gr, "", &ns_name) {
-                if let Ok(v) = stored.value() {
-                    let spec_empty = v["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty);
-                    if spec_empty && finalizers(&v).is_empty() {
-                        if let Ok(removed) = cluster.store.remove(&item.gr, "", &ns_name, stored.rv)
-                        {
-                            if let Some(rt) = cluster.registry.any_version(&item.gr) {
-                                cluster.after_delete(&rt, &removed);
-                            }
-                            changed = true;
-                        }
+            if let Some(stored) = cluster.store.get(&item.gr, "", &ns_name)
+                && let Ok(v) = stored.value()
+            {
+                let spec_empty = v["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+                if spec_empty
+                    && finalizers(&v).is_empty()
+                    && let Ok(removed) = cluster.store.remove(&item.gr, "", &ns_name, stored.rv)
+                {
+                    if let Some(rt) = cluster.registry.any_version(&item.gr) {
+                        cluster.after_delete(&rt, &removed);
                     }
+                    changed = true;
                 }
             }
         }

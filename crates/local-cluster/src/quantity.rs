@@ -63,7 +63,7 @@ pub fn canonicalize(input: &str) -> Option<String> {
         let mut e = exp10;
         while e < 0 {
             if value % 10 != 0 {
-                return Some(format!("{sign}{}", decimal(mantissa, exp10 + 0, exp2)?));
+                return Some(format!("{sign}{}", decimal(mantissa, exp10, exp2)?));
             }
             value /= 10;
             e += 1;

@@ -214,10 +214,8 @@ pub fn negotiate(accept: Option<&str>) -> ApiResult<Negotiated> {
         let media = params.next().unwrap_or_default();
         let params: Vec<&str> = params.collect();
         match media {
-            "application/json" if params.iter().any(|p| *p == "as=Table") => {
-                if params.iter().any(|p| *p == "v=v1") {
-                    return Ok(Negotiated::Table);
-                }
+            "application/json" if params.contains(&"as=Table") && params.contains(&"v=v1") => {
+                return Ok(Negotiated::Table);
             }
             "application/json" if params.iter().any(|p| p.starts_with("as=")) => {}
             "application/json" | "*/*" | "application/*" | "" => return Ok(Negotiated::Json),

@@ -115,10 +115,11 @@ pub fn start(
         if filter.selective() {
             let (_, items) = cluster.store.list(&gr, filter.namespace.as_deref());
             for item in items {
-                if let Ok(v) = item.value() {
-                    if filter.matches(&v) && item.rv <= from {
-                        known.insert(key_of(&v));
-                    }
+                if let Ok(v) = item.value()
+                    && filter.matches(&v)
+                    && item.rv <= from
+                {
+                    known.insert(key_of(&v));
                 }
             }
         }
@@ -136,10 +137,10 @@ pub fn start(
         let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
         ticker.tick().await;
         for event in backlog {
-            if let Some(line) = render(&event, &rt, &filter, &mut known, &mut encoder) {
-                if tx.send(line).await.is_err() {
-                    return;
-                }
+            if let Some(line) = render(&event, &rt, &filter, &mut known, &mut encoder)
+                && tx.send(line).await.is_err()
+            {
+                return;
             }
             last_rv = event.rv;
         }
@@ -159,11 +160,10 @@ pub fn start(
                             continue;
                         }
                         last_rv = event.rv;
-                        if let Some(line) = render(&event, &rt, &filter, &mut known, &mut encoder) {
-                            if tx.send(line).await.is_err() {
+                        if let Some(line) = render(&event, &rt, &filter, &mut known, &mut encoder)
+                            && tx.send(line).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // The client fell too far behind: make it re-list, as an expired watch would.
@@ -194,10 +194,10 @@ fn render(
     if event.gr != rt.group_resource() {
         return None;
     }
-    if let Some(ns) = &filter.namespace {
-        if &event.namespace != ns {
-            return None;
-        }
+    if let Some(ns) = &filter.namespace
+        && &event.namespace != ns
+    {
+        return None;
     }
     if !filter.selective() && encoder.plain_passthrough() {
         return Some(encoder.splice(event.kind.as_str(), &event.object));
@@ -213,9 +213,8 @@ fn render(
             "DELETED"
         }
         _ if matches => {
-            if known.insert(key) {
-                "ADDED"
-            } else if event.kind == EventType::Added {
+            let new_to_watcher = known.insert(key);
+            if new_to_watcher || event.kind == EventType::Added {
                 "ADDED"
             } else {
                 "MODIFIED"

@@ -122,15 +122,14 @@ impl Cluster {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if name.is_empty() {
-            if let Some(prefix) = meta
+        if name.is_empty()
+            && let Some(prefix) = meta
                 .get("generateName")
                 .and_then(Value::as_str)
                 .filter(|p| !p.is_empty())
-            {
-                name = format!("{prefix}{}", random_suffix());
-                meta.insert("name".into(), json!(name));
-            }
+        {
+            name = format!("{prefix}{}", random_suffix());
+            meta.insert("name".into(), json!(name));
         }
         if name.is_empty() {
             return Err(ApiError::invalid(
@@ -177,10 +176,10 @@ impl Cluster {
         } else {
             meta.remove("generation");
         }
-        if rt.status_subresource {
-            if let Value::Object(m) = &mut obj {
-                m.remove("status");
-            }
+        if rt.status_subresource
+            && let Value::Object(m) = &mut obj
+        {
+            m.remove("status");
         }
         let requested = obj.clone();
         self.normalize(rt, &mut obj, opts)?;
@@ -250,10 +249,10 @@ impl Cluster {
                     None => meta.remove(key),
                 };
             }
-            if !meta.contains_key("managedFields") {
-                if let Some(mf) = cur_meta.get("managedFields") {
-                    meta.insert("managedFields".into(), mf.clone());
-                }
+            if !meta.contains_key("managedFields")
+                && let Some(mf) = cur_meta.get("managedFields")
+            {
+                meta.insert("managedFields".into(), mf.clone());
             }
         }
 
@@ -311,11 +310,9 @@ impl Cluster {
         self.normalize(rt, &mut obj, opts)?;
         check_immutable(rt, current, &obj)?;
 
-        if rt.tracks_generation || !rt.builtin {
-            if spec_changed(current, &obj) {
-                let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-                obj["metadata"]["generation"] = json!(generation);
-            }
+        if (rt.tracks_generation || !rt.builtin) && spec_changed(current, &obj) {
+            let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            obj["metadata"]["generation"] = json!(generation);
         }
         if record_ownership {
             let now = clock::now_rfc3339();
@@ -547,13 +544,13 @@ fn preserve_allocated(rt: &ResourceType, current: &Value, obj: &mut Value) {
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Service") => {
             for key in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
-                if obj["spec"].get(key).is_none_or(|v| v.is_null() || v == "") {
-                    if let (Some(v), Some(spec)) = (
+                if obj["spec"].get(key).is_none_or(|v| v.is_null() || v == "")
+                    && let (Some(v), Some(spec)) = (
                         current["spec"].get(key),
                         obj.get_mut("spec").and_then(Value::as_object_mut),
-                    ) {
-                        spec.insert(key.into(), v.clone());
-                    }
+                    )
+                {
+                    spec.insert(key.into(), v.clone());
                 }
             }
             if let (Some(Value::Array(old)), Some(Value::Array(new))) =
@@ -573,13 +570,13 @@ fn preserve_allocated(rt: &ResourceType, current: &Value, obj: &mut Value) {
             }
         }
         ("batch", "Job") => {
-            if obj["spec"].get("selector").is_none() {
-                if let (Some(sel), Some(spec)) = (
+            if obj["spec"].get("selector").is_none()
+                && let (Some(sel), Some(spec)) = (
                     current["spec"].get("selector"),
                     obj.get_mut("spec").and_then(Value::as_object_mut),
-                ) {
-                    spec.insert("selector".into(), sel.clone());
-                }
+                )
+            {
+                spec.insert("selector".into(), sel.clone());
             }
         }
         _ => {}

@@ -92,21 +92,21 @@ fn merge_map(
     }
 
     for (key, value) in patch {
-        if let Some(list) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-            if let (Some(Value::Array(items)), Value::Array(remove)) = (orig.get_mut(list), value) {
-                items.retain(|item| !remove.contains(item));
-            }
+        if let Some(list) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST)
+            && let (Some(Value::Array(items)), Value::Array(remove)) = (orig.get_mut(list), value)
+        {
+            items.retain(|item| !remove.contains(item));
         }
     }
     for (key, value) in patch {
-        if let Some(list) = key.strip_prefix(SET_ELEMENT_ORDER) {
-            if let (Some(Value::Array(items)), Value::Array(order)) = (orig.get_mut(list), value) {
-                let merge_key = match ty.field(list) {
-                    Some(FieldKind::Keyed(keys)) => Some(keys.patch_merge_key),
-                    _ => None,
-                };
-                reorder(items, order, merge_key);
-            }
+        if let Some(list) = key.strip_prefix(SET_ELEMENT_ORDER)
+            && let (Some(Value::Array(items)), Value::Array(order)) = (orig.get_mut(list), value)
+        {
+            let merge_key = match ty.field(list) {
+                Some(FieldKind::Keyed(keys)) => Some(keys.patch_merge_key),
+                _ => None,
+            };
+            reorder(items, order, merge_key);
         }
     }
     if let Some(Value::Array(retain)) = patch.get(RETAIN_KEYS) {
