@@ -10,7 +10,9 @@ use crate::api;
 use crate::clock;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::resources::{GroupResource, ResourceType, ScalePaths};
-use crate::write::{FieldValidation, WriteOptions};
+#[cfg(test)]
+use crate::write::FieldValidation;
+use crate::write::WriteOptions;
 
 const ALL_VERBS: &[&str] = &[
     "delete",
@@ -279,29 +281,7 @@ pub fn prune_default_validate(
         }
         apply_defaults(map, schema, "", &mut ctx);
     }
-    if !ctx.unknown.is_empty() {
-        match opts.field_validation {
-            FieldValidation::Strict => {
-                let list: Vec<String> = ctx
-                    .unknown
-                    .iter()
-                    .map(|u| format!("unknown field \"{u}\""))
-                    .collect();
-                return Err(ApiError::bad_request(format!(
-                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                    rt.kind,
-                    rt.version,
-                    rt.kind,
-                    list.join(", ")
-                )));
-            }
-            FieldValidation::Warn => {
-                opts.warnings
-                    .extend(ctx.unknown.iter().map(|u| format!("unknown field \"{u}\"")));
-            }
-            FieldValidation::Ignore => {}
-        }
-    }
+    crate::write::report_unknown(rt, &ctx.unknown, opts)?;
     if !ctx.causes.is_empty() {
         return Err(ApiError::invalid(&rt.group, &rt.kind, &name, ctx.causes));
     }

@@ -43,6 +43,7 @@ mod simulate;
 mod store;
 mod table;
 mod tls;
+mod typed;
 mod watch;
 mod write;
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub tls: bool,
     /// Simulate workload controllers, reporting progress after this delay; None disables.
     pub simulate: Option<Duration>,
+    /// Events kept for watches resuming from a resourceVersion; older ones get 410 Expired.
+    pub watch_history: usize,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             data_dir: None,
             tls: true,
             simulate: Some(Duration::from_millis(200)),
+            watch_history: store::DEFAULT_HISTORY,
         }
     }
 }
@@ -179,7 +183,8 @@ impl LocalCluster {
             }
             None => None,
         };
-        let store = store::Store::new(persistence).map_err(StartError::Load)?;
+        let store =
+            store::Store::new(persistence, config.watch_history).map_err(StartError::Load)?;
         let cluster = Arc::new(Cluster {
             store,
             registry: resources::Registry::default(),

@@ -19,8 +19,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::persist::Persistence;
 use crate::resources::GroupResource;
 
-/// How many events the history keeps for watches that resume from a resourceVersion.
-const HISTORY_LIMIT: usize = 50_000;
+/// How many events the history keeps by default for watches that resume from a resourceVersion.
+pub const DEFAULT_HISTORY: usize = 50_000;
 const BROADCAST_CAPACITY: usize = 16_384;
 
 /// One stored object.
@@ -80,6 +80,7 @@ pub struct Store {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Event>>,
     persistence: Option<Persistence>,
+    history_limit: usize,
 }
 
 /// Result of starting a watch: events already in the history, then the live feed.
@@ -89,7 +90,7 @@ pub struct WatchStart {
 }
 
 impl Store {
-    pub fn new(persistence: Option<Persistence>) -> ApiResult<Self> {
+    pub fn new(persistence: Option<Persistence>, history_limit: usize) -> ApiResult<Self> {
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let mut inner = Inner {
             rv: 0,
@@ -123,6 +124,7 @@ impl Store {
             inner: Mutex::new(inner),
             events,
             persistence,
+            history_limit: history_limit.max(1),
         })
     }
 
@@ -294,7 +296,7 @@ impl Store {
     fn publish(&self, inner: &mut Inner, event: Event) {
         let event = Arc::new(event);
         inner.history.push_back(event.clone());
-        while inner.history.len() > HISTORY_LIMIT {
+        while inner.history.len() > self.history_limit {
             if let Some(old) = inner.history.pop_front() {
                 inner.history_floor = old.rv;
             }

@@ -12,6 +12,7 @@ use crate::defaults;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::fields::UpdateOwnership;
 use crate::resources::ResourceType;
+use crate::typed;
 
 /// Options every write carries.
 #[derive(Debug, Clone, Default)]
@@ -338,9 +339,9 @@ impl Cluster {
         opts: &mut WriteOptions,
     ) -> ApiResult<()> {
         if rt.builtin {
-            check_unknown_top_level(rt, obj, opts)?;
             defaults::apply(&rt.group, &rt.kind, obj, &self.allocator);
             defaults::round_trip(obj);
+            check_typed(rt, obj, opts)?;
             if rt.group == "apiextensions.k8s.io" {
                 crd::validate_definition(obj)?;
             }
@@ -452,89 +453,52 @@ fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Top-level fields of the built-in kinds: anything else is an unknown field, rejected
-/// under `fieldValidation=Strict` and reported under Warn.
-fn known_top_level(rt: &ResourceType) -> Option<&'static [&'static str]> {
-    Some(match (rt.group.as_str(), rt.kind.as_str()) {
-        ("", "ConfigMap") => &["data", "binaryData", "immutable"],
-        ("", "Secret") => &["data", "stringData", "type", "immutable"],
-        ("", "ServiceAccount") => &[
-            "secrets",
-            "imagePullSecrets",
-            "automountServiceAccountToken",
-        ],
-        ("", "Endpoints") => &["subsets"],
-        ("", "Event") | ("events.k8s.io", "Event") => return None,
-        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => &["rules", "aggregationRule"],
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
-            &["subjects", "roleRef"]
+/// Decode a built-in object as its Go type would: wrong types are a 400; unknown fields are
+/// removed and reported per `fieldValidation`.
+fn check_typed(rt: &ResourceType, obj: &mut Value, opts: &mut WriteOptions) -> ApiResult<()> {
+    match typed::decode(&rt.group, &rt.version, &rt.kind, obj) {
+        typed::Decoded::Unchecked => Ok(()),
+        typed::Decoded::Invalid(e) => Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            rt.kind, rt.version, rt.kind
+        ))),
+        typed::Decoded::Ok { unknown } => {
+            for path in &unknown {
+                typed::remove(obj, path);
+            }
+            let shown: Vec<String> = unknown.iter().map(|p| typed::display(p)).collect();
+            report_unknown(rt, &shown, opts)
         }
-        ("storage.k8s.io", "StorageClass") => &[
-            "provisioner",
-            "parameters",
-            "reclaimPolicy",
-            "mountOptions",
-            "allowVolumeExpansion",
-            "volumeBindingMode",
-            "allowedTopologies",
-        ],
-        ("networking.k8s.io", "IngressClass") | ("scheduling.k8s.io", "PriorityClass") => {
-            return None;
-        }
-        ("apps", "ControllerRevision") => &["data", "revision"],
-        _ => &["spec", "status"],
-    })
+    }
 }
 
-fn check_unknown_top_level(
+/// What `fieldValidation` does with unknown fields (already pruned from the object): Strict
+/// refuses the request, Warn answers with `Warning` headers, Ignore says nothing.
+pub(crate) fn report_unknown(
     rt: &ResourceType,
-    obj: &mut Value,
+    unknown: &[String],
     opts: &mut WriteOptions,
 ) -> ApiResult<()> {
-    let Some(known) = known_top_level(rt) else {
-        return Ok(());
-    };
-    let Value::Object(map) = obj else {
-        return Ok(());
-    };
-    let unknown: Vec<String> = map
-        .keys()
-        .filter(|k| {
-            !matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
-                && !known.contains(&k.as_str())
-        })
-        .cloned()
-        .collect();
     if unknown.is_empty() {
         return Ok(());
     }
+    let described: Vec<String> = unknown
+        .iter()
+        .map(|u| format!("unknown field \"{u}\""))
+        .collect();
     match opts.field_validation {
-        FieldValidation::Strict => {
-            let list: Vec<String> = unknown
-                .iter()
-                .map(|u| format!("unknown field \"{u}\""))
-                .collect();
-            Err(ApiError::bad_request(format!(
-                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                rt.kind,
-                rt.version,
-                rt.kind,
-                list.join(", ")
-            )))
-        }
+        FieldValidation::Strict => Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            rt.kind,
+            rt.version,
+            rt.kind,
+            described.join(", ")
+        ))),
         FieldValidation::Warn => {
-            for u in &unknown {
-                opts.warnings.push(format!("unknown field \"{u}\""));
-                map.remove(u);
-            }
+            opts.warnings.extend(described);
             Ok(())
         }
-        FieldValidation::Ignore => {
-            for u in &unknown {
-                map.remove(u);
-            }
-            Ok(())
-        }
+        FieldValidation::Ignore => Ok(()),
     }
 }
 

@@ -471,3 +471,148 @@ async fn watch_resumes_from_a_resource_version() {
     }
     assert_eq!(seen, ["ADDED two", "DELETED one"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_from_an_expired_resource_version_gets_410_in_band() {
+    let c = common::start_with(tiphys_local_cluster::Config {
+        watch_history: 10,
+        ..Default::default()
+    })
+    .await;
+    let client = c.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let first = cms
+        .create(&PostParams::default(), &cm("old", &[]))
+        .await
+        .unwrap();
+    for i in 0..20 {
+        cms.create(&PostParams::default(), &cm(&format!("n{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    let rv = first.metadata.resource_version.unwrap();
+    let mut stream = cms
+        .watch(&kube::api::WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match stream.next().await {
+        Some(Ok(kube::api::WatchEvent::Error(e))) => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
+            assert!(e.message.contains("too old resource version"));
+        }
+        other => panic!("expected an in-band 410, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_policies_and_finalizers_through_kube() {
+    let c = common::start().await;
+    let client = c.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .unwrap();
+    let mut child = cm("child", &[]);
+    child.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid: owner.metadata.uid.clone().unwrap(),
+            block_owner_deletion: Some(true),
+            ..Default::default()
+        },
+    ]);
+    cms.create(&PostParams::default(), &child).await.unwrap();
+
+    // Foreground: the owner stays (with deletionTimestamp) until its dependents are gone.
+    let pending = cms
+        .delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let pending = pending
+        .left()
+        .expect("foreground deletion returns the object");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    assert!(
+        pending
+            .metadata
+            .finalizers
+            .unwrap()
+            .contains(&"foregroundDeletion".to_string())
+    );
+    common::eventually("owner and child gone", || async {
+        cms.get_opt("owner").await.unwrap().is_none()
+            && cms.get_opt("child").await.unwrap().is_none()
+    })
+    .await;
+
+    // A custom finalizer keeps an object until it is removed.
+    let mut held = cm("held", &[]);
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    cms.create(&PostParams::default(), &held).await.unwrap();
+    cms.delete("held", &DeleteParams::default()).await.unwrap();
+    let still = cms.get("held").await.unwrap();
+    assert!(still.metadata.deletion_timestamp.is_some());
+    let e = api_error(
+        cms.patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"finalizers": ["example.com/hold", "example.com/new"]}}),
+            ),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 403, "no new finalizers on a deleted object");
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        cms.get_opt("held").await.unwrap().is_none(),
+        "gone once its last finalizer is removed"
+    );
+
+    // Deleting a namespace deletes its contents, then the namespace.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let doomed: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    doomed
+        .create(&PostParams::default(), &cm("inside", &[]))
+        .await
+        .unwrap();
+    let ns = namespaces
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("namespace object");
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+    let e = api_error(
+        doomed
+            .create(&PostParams::default(), &cm("late", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        e.code == 403 || e.code == 404,
+        "no new content in a terminating namespace"
+    );
+    common::eventually("namespace gone", || async {
+        namespaces.get_opt("doomed").await.unwrap().is_none()
+    })
+    .await;
+}

@@ -658,6 +658,21 @@ async fn errors_are_kubernetes_statuses() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let typo = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: typo\n  namespace: default\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n      - name: c\n        imagee: nginx\n";
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(typo)).await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unknown field \"spec.template.spec.containers[0].imagee\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = c
+        .kubectl_stdin(&["apply", "--validate=false", "-f", "-"], Some(typo))
+        .await;
+    assert!(
+        out.status.success(),
+        "without validation the unknown field is dropped"
+    );
     let out = c.kubectl(&["--token=wrong", "get", "namespaces"]).await;
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),

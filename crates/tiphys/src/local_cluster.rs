@@ -35,6 +35,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         tls: !args.plain_http,
         simulate: (!args.no_simulate).then(|| Duration::from_millis(args.simulate_delay_ms)),
+        ..Config::default()
     };
     let cluster = LocalCluster::start(config)
         .await
