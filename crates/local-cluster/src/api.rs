@@ -108,60 +108,57 @@ impl Cluster {
                 return Err(ApiError::timeout_too_large_rv(rv, current));
             }
         }
-        let (rv, items) = match (fields.exact_name(), p.namespace.as_deref()) {
+        let gr = rt.group_resource();
+        let rewrite_version = !rt.builtin || rt.group == "autoscaling";
+        let needs_parse = !labels.is_empty() || !fields.is_empty() || rewrite_version;
+        let (rv, items, unfiltered_rest) = match (fields.exact_name(), p.namespace.as_deref()) {
             // `fieldSelector=metadata.name=x` (kubectl wait/delete): answer without a scan.
             (Some(name), ns) if rt.namespaced == ns.is_some() || !rt.namespaced => {
+                let ns = ns.unwrap_or_default();
                 let rv = self.store.current_rv();
                 let item = self
                     .store
-                    .get(&rt.group_resource(), ns.unwrap_or_default(), name);
-                (rv, item.into_iter().collect())
+                    .get(&gr, ns, name)
+                    .map(|s| ((ns.to_string(), name.to_string()), s));
+                (rv, item.into_iter().collect(), 0)
             }
-            _ => self
-                .store
-                .list(&rt.group_resource(), p.namespace.as_deref()),
+            // Without selectors a page needs only its own objects (and a count of the rest).
+            _ => {
+                let take = if needs_parse || limit == 0 {
+                    usize::MAX
+                } else {
+                    limit
+                };
+                self.store
+                    .list_after(&gr, p.namespace.as_deref(), start_after.as_ref(), take)
+            }
         };
-        let needs_parse =
-            !labels.is_empty() || !fields.is_empty() || !rt.builtin || rt.group == "autoscaling";
         let mut out: Vec<Bytes> = Vec::new();
         let mut continue_key = None;
-        let mut remaining = 0usize;
-        for item in items {
-            let (ns, name, value) = if needs_parse || start_after.is_some() {
+        let mut remaining = unfiltered_rest;
+        for (key, item) in items {
+            let value = if needs_parse {
                 let v = item.value()?;
-                let (ns, name) = object_key(&v);
                 if !labels.matches(&v["metadata"]["labels"]) || !fields.matches(&v) {
                     continue;
                 }
-                (ns, name, Some(v))
+                Some(v)
             } else {
-                (String::new(), String::new(), None)
+                None
             };
-            if let Some((after_ns, after_name)) = &start_after
-                && (ns.as_str(), name.as_str()) <= (after_ns.as_str(), after_name.as_str())
-            {
-                continue;
-            }
             if limit > 0 && out.len() == limit {
                 remaining += 1;
                 continue;
             }
             let bytes = match value {
-                Some(v) if !rt.builtin || rt.group == "autoscaling" => Bytes::from(
+                Some(v) if rewrite_version => Bytes::from(
                     serde_json::to_vec(&at_version(rt, v))
                         .map_err(|e| ApiError::internal(e.to_string()))?,
                 ),
                 _ => item.json.clone(),
             };
-            if limit > 0 && out.len() + 1 == limit {
-                let key = if needs_parse || start_after.is_some() {
-                    (ns, name)
-                } else {
-                    object_key(&item.value()?)
-                };
-                continue_key = Some(key);
-            }
             out.push(bytes);
+            continue_key = Some(key);
         }
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if remaining > 0

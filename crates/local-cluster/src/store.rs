@@ -152,19 +152,40 @@ impl Store {
     /// A consistent snapshot of one resource (optionally one namespace) and the
     /// resourceVersion it is current at.
     pub fn list(&self, gr: &GroupResource, namespace: Option<&str>) -> (u64, Vec<Stored>) {
+        let (rv, items, _) = self.list_after(gr, namespace, None, usize::MAX);
+        (rv, items.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// Like [`Store::list`], with each object's `(namespace, name)`, starting after `after`
+    /// (the key a paged list continues from), at most `take` objects, and how many more
+    /// there are.
+    pub fn list_after(
+        &self,
+        gr: &GroupResource,
+        namespace: Option<&str>,
+        after: Option<&(String, String)>,
+        take: usize,
+    ) -> (u64, Vec<((String, String), Stored)>, usize) {
+        use std::ops::Bound;
         let inner = self.lock();
-        let items = match inner.buckets.get(gr) {
-            None => Vec::new(),
-            Some(bucket) => match namespace {
-                Some(ns) => bucket
-                    .range((ns.to_string(), String::new())..)
-                    .take_while(|((n, _), _)| n == ns)
-                    .map(|(_, s)| s.clone())
-                    .collect(),
-                None => bucket.values().cloned().collect(),
-            },
+        let Some(bucket) = inner.buckets.get(gr) else {
+            return (inner.rv, Vec::new(), 0);
         };
-        (inner.rv, items)
+        let lower = match (after, namespace) {
+            (Some(key), _) => Bound::Excluded(key.clone()),
+            (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut range = bucket
+            .range((lower, Bound::Unbounded))
+            .take_while(|((n, _), _)| namespace.is_none_or(|ns| n == ns));
+        let items = range
+            .by_ref()
+            .take(take)
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        let more = range.count();
+        (inner.rv, items, more)
     }
 
     /// Every resource that currently holds objects.
