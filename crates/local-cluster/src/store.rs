@@ -65,7 +65,10 @@ pub struct Event {
     pub object: Bytes,
 }
 
-type Bucket = BTreeMap<(String, String), Stored>;
+/// `(namespace, name)`; the empty namespace for cluster-scoped objects.
+pub type ObjectKey = (String, String);
+
+type Bucket = BTreeMap<ObjectKey, Stored>;
 
 struct Inner {
     rv: u64,
@@ -165,7 +168,7 @@ impl Store {
         namespace: Option<&str>,
         after: Option<&(String, String)>,
         take: usize,
-    ) -> (u64, Vec<((String, String), Stored)>, usize) {
+    ) -> (u64, Vec<(ObjectKey, Stored)>, usize) {
         use std::ops::Bound;
         let inner = self.lock();
         let Some(bucket) = inner.buckets.get(gr) else {

@@ -1,6 +1,8 @@
 //! The `tiphys` command: GitOps continuous delivery for Kubernetes.
 #![forbid(unsafe_code)]
 
+mod install;
+mod kubeconfig;
 mod local_cluster;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,8 @@ struct Cli {
 enum Command {
     /// Serve a Kubernetes-API-compatible endpoint until killed.
     LocalCluster(local_cluster::Args),
+    /// Install the CRDs, the control namespace and the default AppProject. Idempotent.
+    Install(install::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +40,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::LocalCluster(args) => local_cluster::run(args).await,
+            Command::Install(args) => install::run(args).await,
         }
     })
 }
