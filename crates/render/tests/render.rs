@@ -1,0 +1,275 @@
+//! Rendering real trees: directories, Kustomize (external for now) and Helm charts, and every
+//! kind of bad input naming its file and line.
+
+use std::path::Path;
+
+use tiphys_model::application::{
+    ApplicationSource, ApplicationSourceDirectory, ApplicationSourceHelm, HelmParameter,
+};
+use tiphys_render::{RenderError, Request, SourceType, render};
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn source(path: &str) -> ApplicationSource {
+    ApplicationSource {
+        repo_url: "https://example.com/repo".into(),
+        path: path.into(),
+        ..Default::default()
+    }
+}
+
+fn run(root: &Path, source: &ApplicationSource) -> Result<tiphys_render::Rendered, RenderError> {
+    render(&Request {
+        repo_root: root,
+        source,
+        app_name: "demo",
+        namespace: "apps",
+    })
+}
+
+fn names(r: &tiphys_render::Rendered) -> Vec<String> {
+    r.manifests
+        .iter()
+        .map(|m| {
+            m.object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+fn cm(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n")
+}
+
+#[test]
+fn directory_reads_yaml_json_lists_and_skips_other_files() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(
+        root,
+        "app/a.yaml",
+        &format!("{}---\n# only a comment\n---\n{}", cm("a1"), cm("a2")),
+    );
+    write(
+        root,
+        "app/b.json",
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}"#,
+    );
+    write(
+        root,
+        "app/list.yml",
+        &format!(
+            "apiVersion: v1\nkind: List\nitems:\n- {}\n",
+            r#"{apiVersion: v1, kind: Secret, metadata: {name: in-list}}"#
+        ),
+    );
+    write(root, "app/README.md", "not a manifest");
+    write(root, "app/sub/deep.yaml", &cm("deep"));
+    let r = run(root, &source("app")).unwrap();
+    assert_eq!(r.source_type, SourceType::Directory);
+    assert_eq!(names(&r), ["a1", "a2", "b", "in-list"]);
+    assert_eq!(r.manifests[1].origin.file, "app/a.yaml");
+    assert_eq!(
+        (r.manifests[1].origin.document, r.manifests[1].origin.line),
+        (2, 8)
+    );
+
+    let mut recursive = source("app");
+    recursive.directory = Some(ApplicationSourceDirectory {
+        recurse: true,
+        ..Default::default()
+    });
+    assert_eq!(
+        names(&run(root, &recursive).unwrap()),
+        ["a1", "a2", "b", "in-list", "deep"]
+    );
+
+    recursive.directory = Some(ApplicationSourceDirectory {
+        recurse: true,
+        include: "{*.json,sub/*}".into(),
+        ..Default::default()
+    });
+    assert_eq!(names(&run(root, &recursive).unwrap()), ["b", "deep"]);
+    recursive.directory = Some(ApplicationSourceDirectory {
+        recurse: true,
+        exclude: "{a.yaml,list.yml}".into(),
+        ..Default::default()
+    });
+    assert_eq!(names(&run(root, &recursive).unwrap()), ["b", "deep"]);
+}
+
+#[test]
+fn bad_input_names_file_and_line() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(
+        root,
+        "yaml/x.yaml",
+        &format!(
+            "{}---\nkind: ConfigMap\nmetadata: {{name: [unclosed\n",
+            cm("ok")
+        ),
+    );
+    let e = run(root, &source("yaml")).unwrap_err();
+    assert!(
+        matches!(&e, RenderError::Yaml { file, line, .. } if file == "yaml/x.yaml" && *line >= 6),
+        "{e}"
+    );
+
+    write(
+        root,
+        "nokind/x.yaml",
+        "apiVersion: v1\nmetadata:\n  name: x\n",
+    );
+    let e = run(root, &source("nokind")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "nokind/x.yaml:1: document 0 is not a Kubernetes object: kind is missing"
+    );
+
+    write(root, "scalar/x.yaml", "just a string\n");
+    assert!(
+        run(root, &source("scalar"))
+            .unwrap_err()
+            .to_string()
+            .contains("expected a mapping")
+    );
+
+    write(
+        root,
+        "noname/x.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    );
+    assert!(
+        run(root, &source("noname"))
+            .unwrap_err()
+            .to_string()
+            .contains("metadata.name is missing")
+    );
+
+    write(root, "dup/a.yaml", &cm("same"));
+    write(
+        root,
+        "dup/b.yaml",
+        &format!("{}---\n{}", cm("other"), cm("same")),
+    );
+    let e = run(root, &source("dup")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dup/a.yaml:1: and dup/b.yaml:6: both define ConfigMap same"
+    );
+
+    write(
+        root,
+        "badjson/x.json",
+        "{\"apiVersion\": \"v1\",\n \"kind\": }",
+    );
+    assert!(matches!(
+        run(root, &source("badjson")).unwrap_err(),
+        RenderError::Json { line: 2, .. }
+    ));
+
+    assert!(matches!(
+        run(root, &source("missing")).unwrap_err(),
+        RenderError::MissingPath { .. }
+    ));
+}
+
+#[test]
+fn paths_and_symlinks_may_not_leave_the_repository() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.yaml", &cm("stolen"));
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(root, "app/ok.yaml", &cm("ok"));
+    assert!(matches!(
+        run(root, &source("../")).unwrap_err(),
+        RenderError::Escapes { .. }
+    ));
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.yaml"),
+        root.join("app/link.yaml"),
+    )
+    .unwrap();
+    assert!(matches!(
+        run(root, &source("app")).unwrap_err(),
+        RenderError::Escapes { .. }
+    ));
+    std::os::unix::fs::symlink(outside.path(), root.join("escape-dir")).unwrap();
+    assert!(matches!(
+        run(root, &source("escape-dir")).unwrap_err(),
+        RenderError::Escapes { .. }
+    ));
+}
+
+#[test]
+fn kustomization_is_detected_and_built() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(root, "base/cm.yaml", &cm("settings"));
+    write(root, "base/kustomization.yaml", "resources:\n- cm.yaml\n");
+    write(
+        root,
+        "overlay/kustomization.yaml",
+        "resources:\n- ../base\nnamePrefix: prod-\n",
+    );
+    let r = run(root, &source("overlay")).unwrap();
+    assert_eq!(r.source_type, SourceType::Kustomize);
+    assert_eq!(names(&r), ["prod-settings"]);
+}
+
+#[test]
+fn helm_chart_with_argo_options() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(
+        root,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+    );
+    write(root, "chart/values.yaml", "replicas: 1\ncolor: red\n");
+    write(root, "chart/values-prod.yaml", "replicas: 3\n");
+    write(
+        root,
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\n  namespace: {{ .Release.Namespace }}\ndata:\n  replicas: {{ .Values.replicas | quote }}\n  color: {{ .Values.color | quote }}\n  size: {{ .Values.size | default \"small\" | quote }}\n",
+    );
+    let mut s = source("chart");
+    let r = run(root, &s).unwrap();
+    assert_eq!(r.source_type, SourceType::Helm);
+    assert_eq!(r.manifests[0].object["metadata"]["name"], "demo-cfg");
+    assert_eq!(r.manifests[0].object["metadata"]["namespace"], "apps");
+    assert_eq!(r.manifests[0].origin.file, "demo/templates/cm.yaml");
+
+    s.helm = Some(ApplicationSourceHelm {
+        release_name: "rel".into(),
+        value_files: vec!["values-prod.yaml".into()],
+        parameters: vec![HelmParameter {
+            name: "color".into(),
+            value: "blue".into(),
+            force_string: false,
+        }],
+        values_object: Some(serde_json::json!({"size": "large"})),
+        namespace: "other".into(),
+        ..Default::default()
+    });
+    let r = run(root, &s).unwrap();
+    let cm = &r.manifests[0].object;
+    assert_eq!(cm["metadata"]["name"], "rel-cfg");
+    assert_eq!(cm["metadata"]["namespace"], "other");
+    assert_eq!(
+        cm["data"],
+        serde_json::json!({"replicas": "3", "color": "blue", "size": "large"})
+    );
+
+    s.helm.as_mut().unwrap().value_files = vec!["missing.yaml".into()];
+    assert!(run(root, &s).is_err());
+    s.helm.as_mut().unwrap().ignore_missing_value_files = true;
+    assert!(run(root, &s).is_ok());
+}
