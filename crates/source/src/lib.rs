@@ -1,0 +1,400 @@
+//! Git sources through gitoxide: normalised URLs, a bare-repository cache per repository,
+//! cheap "did it move?" checks (one ref advertisement per repository), revision resolution to
+//! a commit SHA, and trees exported per commit for rendering.
+//!
+//! ```text
+//!   url ──► normalize ──► cache/repos/<key> (bare, one fetch at a time per repo)
+//!              │                 │
+//!              └─ ls_remote ─────┴─► resolve(revision) ──► sha ──► tree(sha) ──► cache/trees/<sha>
+//! ```
+//!
+//! Not yet: ssh transport (the git CLI), Argo-format credential Secrets, `insteadOf`
+//! rewriting, shallow fetches and cache eviction.
+#![forbid(unsafe_code)]
+
+mod url;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+pub use url::normalize;
+
+/// Why a source operation failed; the variants tell an operator what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{url}: authentication failed: {message}")]
+    AuthFailed { url: String, message: String },
+    #[error("{url}: repository not found: {message}")]
+    RepoNotFound { url: String, message: String },
+    #[error("{url}: revision {revision:?} not found")]
+    RevisionNotFound { url: String, revision: String },
+    #[error("{url}: host unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{url}: {message}")]
+    Git { url: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Username and password (or token) for HTTPS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// A reference the remote advertises, with the commit it points to (tags peeled).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteRef {
+    pub name: String,
+    pub commit: String,
+}
+
+/// An error with every cause in its chain, `outer: inner: ...`.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Classify a gitoxide error by what its chain says.
+fn classify<E: std::error::Error + 'static>(url: &str, err: E) -> SourceError {
+    let message = chain(&err);
+    let lower = message.to_lowercase();
+    let url = url.to_string();
+    if lower.contains("401")
+        || lower.contains("403")
+        || lower.contains("authenticat")
+        || lower.contains("credentials")
+    {
+        SourceError::AuthFailed { url, message }
+    } else if lower.contains("connection refused")
+        || lower.contains("could not resolve")
+        || lower.contains("dns")
+        || lower.contains("timed out")
+        || lower.contains("unreachable")
+    {
+        SourceError::Unreachable { url, message }
+    } else if lower.contains("404")
+        || lower.contains("not found")
+        || lower.contains("does not exist")
+        || lower.contains("no such file")
+        || lower.contains("not a git repository")
+        || lower.contains("could not find")
+        || lower.contains("valid git directory")
+    {
+        SourceError::RepoNotFound { url, message }
+    } else {
+        SourceError::Git { url, message }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
+
+/// The on-disk cache of repositories and exported trees, shared by all Applications.
+pub struct GitCache {
+    root: PathBuf,
+    /// One fetch at a time per repository; different repositories proceed in parallel.
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl GitCache {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        GitCache {
+            root: root.into(),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn repo_lock(&self, key: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(key.to_string()).or_default().clone()
+    }
+
+    fn repo_dir(&self, url: &str) -> PathBuf {
+        self.root.join("repos").join(url::cache_key(url))
+    }
+
+    fn open_or_init(&self, url: &str) -> Result<gix::Repository, SourceError> {
+        let dir = self.repo_dir(url);
+        if dir.join("HEAD").exists() {
+            return gix::open(&dir).map_err(|e| classify(url, e));
+        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        gix::init_bare(&dir).map_err(|e| classify(url, e))
+    }
+
+    /// The references the remote advertises (branches, tags, HEAD) in one round-trip.
+    pub fn ls_remote(
+        &self,
+        url: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Vec<RemoteRef>, SourceError> {
+        let repo = self.open_or_init(url)?;
+        let remote = repo
+            .remote_at(url.to_string())
+            .and_then(|r| {
+                r.with_refspecs(
+                    REFSPECS.iter().copied().chain(["HEAD"]),
+                    gix::remote::Direction::Fetch,
+                )
+            })
+            .map_err(|e| classify(url, e))?;
+        let connection = remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(|e| classify(url, e))?;
+        let connection = with_credentials(connection, credentials);
+        let (ref_map, _) = connection
+            .ref_map(gix::progress::Discard, Default::default())
+            .map_err(|e| classify(url, e))?;
+        let mut refs = Vec::new();
+        for r in &ref_map.remote_refs {
+            use gix::protocol::handshake::Ref;
+            let (name, commit) = match r {
+                Ref::Peeled {
+                    full_ref_name,
+                    object,
+                    ..
+                } => (full_ref_name, object),
+                Ref::Direct {
+                    full_ref_name,
+                    object,
+                } => (full_ref_name, object),
+                Ref::Symbolic {
+                    full_ref_name,
+                    object,
+                    ..
+                } => (full_ref_name, object),
+                Ref::Unborn { .. } => continue,
+            };
+            refs.push(RemoteRef {
+                name: name.to_string(),
+                commit: commit.to_string(),
+            });
+        }
+        Ok(refs)
+    }
+
+    /// Fetch every branch and tag into the cache (force-pushes overwrite).
+    pub fn fetch(&self, url: &str, credentials: Option<&Credentials>) -> Result<(), SourceError> {
+        let key = url::cache_key(url);
+        let lock = self.repo_lock(&key);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let repo = self.open_or_init(url)?;
+        let remote = repo
+            .remote_at(url.to_string())
+            .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
+            .map_err(|e| classify(url, e))?;
+        let connection = remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(|e| classify(url, e))?;
+        let connection = with_credentials(connection, credentials);
+        connection
+            .prepare_fetch(gix::progress::Discard, Default::default())
+            .map_err(|e| classify(url, e))?
+            .receive(gix::progress::Discard, &AtomicBool::new(false))
+            .map_err(|e| classify(url, e))?;
+        Ok(())
+    }
+
+    /// Resolve `revision` (HEAD, branch, tag, full ref, full or abbreviated SHA) to a commit.
+    pub fn resolve(
+        &self,
+        url: &str,
+        revision: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<String, SourceError> {
+        let refs = self.ls_remote(url, credentials)?;
+        let wanted = if revision.is_empty() {
+            "HEAD"
+        } else {
+            revision
+        };
+        let candidates = [
+            wanted.to_string(),
+            format!("refs/heads/{wanted}"),
+            format!("refs/tags/{wanted}"),
+        ];
+        for candidate in &candidates {
+            if let Some(r) = refs.iter().find(|r| &r.name == candidate) {
+                return self.commit_of(url, &r.commit, credentials);
+            }
+        }
+        let is_hex = wanted.len() >= 4
+            && wanted.len() <= 40
+            && wanted.chars().all(|c| c.is_ascii_hexdigit());
+        if !is_hex {
+            return Err(SourceError::RevisionNotFound {
+                url: url.to_string(),
+                revision: wanted.to_string(),
+            });
+        }
+        self.fetch(url, credentials)?;
+        let repo = self.open_or_init(url)?;
+        let found = repo
+            .rev_parse_single(wanted)
+            .ok()
+            .and_then(|id| id.object().ok())
+            .and_then(|o| o.peel_to_commit().ok());
+        match found {
+            Some(commit) => Ok(commit.id.to_string()),
+            None => Err(SourceError::RevisionNotFound {
+                url: url.to_string(),
+                revision: wanted.to_string(),
+            }),
+        }
+    }
+
+    /// The commit an advertised object (commit or annotated tag) stands for, fetching when the
+    /// cache does not have it yet.
+    fn commit_of(
+        &self,
+        url: &str,
+        object: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<String, SourceError> {
+        let lookup = |repo: &gix::Repository| -> Option<String> {
+            let id = gix::ObjectId::from_hex(object.as_bytes()).ok()?;
+            let commit = repo.find_object(id).ok()?.peel_to_commit().ok()?;
+            Some(commit.id.to_string())
+        };
+        if let Some(sha) = lookup(&self.open_or_init(url)?) {
+            return Ok(sha);
+        }
+        self.fetch(url, credentials)?;
+        lookup(&self.open_or_init(url)?).ok_or_else(|| SourceError::Git {
+            url: url.to_string(),
+            message: format!("object {object} advertised by the remote is missing after fetch"),
+        })
+    }
+
+    /// The tree of `commit` as files on disk (exported once per commit, then reused).
+    pub fn tree(&self, url: &str, commit: &str) -> Result<PathBuf, SourceError> {
+        let target = self.root.join("trees").join(commit);
+        if target.exists() {
+            return Ok(target);
+        }
+        let repo = self.open_or_init(url)?;
+        let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
+        let tree = repo
+            .find_object(id)
+            .map_err(|e| classify(url, e))?
+            .peel_to_commit()
+            .map_err(|e| classify(url, e))?
+            .tree()
+            .map_err(|e| classify(url, e))?;
+        let staging = self
+            .root
+            .join("trees")
+            .join(format!(".{commit}.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+        export(&repo, url, &tree, &staging)?;
+        match std::fs::rename(&staging, &target) {
+            Ok(()) => Ok(target),
+            // Someone else exported the same commit first.
+            Err(_) if target.exists() => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Ok(target)
+            }
+            Err(e) => Err(SourceError::Io {
+                path: target.display().to_string(),
+                source: e,
+            }),
+        }
+    }
+}
+
+fn with_credentials<'a, 'repo>(
+    connection: gix::remote::Connection<
+        'a,
+        'static,
+        'repo,
+        Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
+    >,
+    credentials: Option<&Credentials>,
+) -> gix::remote::Connection<
+    'a,
+    'static,
+    'repo,
+    Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
+> {
+    let Some(c) = credentials.cloned() else {
+        // Never prompt: no configured credentials means anonymous access.
+        return connection.with_credentials(|_| Ok(None));
+    };
+    connection.with_credentials(move |action| match action {
+        gix::credentials::helper::Action::Get(ctx) => {
+            Ok(Some(gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: c.username.clone(),
+                    password: c.password.clone(),
+                    oauth_refresh_token: None,
+                },
+                next: ctx.into(),
+            }))
+        }
+        _ => Ok(None),
+    })
+}
+
+/// Write a tree's blobs and symlinks under `dir`. Submodules are skipped.
+fn export(
+    repo: &gix::Repository,
+    url: &str,
+    tree: &gix::Tree<'_>,
+    dir: &Path,
+) -> Result<(), SourceError> {
+    for entry in tree.iter() {
+        let entry = entry.map_err(|e| classify(url, e))?;
+        let name = entry.filename().to_string();
+        if name.contains('/') || name == ".." || name == "." {
+            return Err(SourceError::Git {
+                url: url.to_string(),
+                message: format!("tree entry {name:?} is not a plain name"),
+            });
+        }
+        let path = dir.join(&name);
+        let mode = entry.mode();
+        let object = || {
+            repo.find_object(entry.oid().to_owned())
+                .map_err(|e| classify(url, e))
+        };
+        if mode.is_tree() {
+            std::fs::create_dir_all(&path).map_err(io(&path))?;
+            let sub = object()?.peel_to_tree().map_err(|e| classify(url, e))?;
+            export(repo, url, &sub, &path)?;
+        } else if mode.is_link() {
+            let target = String::from_utf8_lossy(&object()?.data).into_owned();
+            std::os::unix::fs::symlink(&target, &path).map_err(io(&path))?;
+        } else if mode.is_blob() {
+            std::fs::write(&path, &object()?.data).map_err(io(&path))?;
+            if mode.is_executable() {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(io(&path))?;
+            }
+        }
+    }
+    Ok(())
+}

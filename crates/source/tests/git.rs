@@ -1,0 +1,222 @@
+//! Git sources against real repositories made with `git`: over file:// and over smart HTTP
+//! (`git http-backend` behind Basic auth), with branches, tags, force-pushes and deletions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use tiphys_source::{Credentials, GitCache, SourceError};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A working repository with a commit on main, a branch `feature`, an annotated tag `v1`.
+fn make_repo(root: &Path) -> PathBuf {
+    let work = root.join("work");
+    std::fs::create_dir_all(work.join("apps/web")).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        work.join("apps/web/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("cm.yaml", work.join("apps/web/link.yaml")).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "first"]);
+    git(&work, &["tag", "-a", "v1", "-m", "release 1"]);
+    git(&work, &["checkout", "-qb", "feature"]);
+    std::fs::write(work.join("apps/web/extra.yaml"), "x: 1\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "feature"]);
+    git(&work, &["checkout", "-q", "main"]);
+    work
+}
+
+fn bare(root: &Path, work: &Path) -> PathBuf {
+    let bare = root.join("served/repo.git");
+    std::fs::create_dir_all(bare.parent().unwrap()).unwrap();
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    bare
+}
+
+#[test]
+fn resolves_every_kind_of_revision_over_file_urls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = make_repo(tmp.path());
+    let served = bare(tmp.path(), &work);
+    let url = format!("file://{}", served.display());
+    let cache = GitCache::new(tmp.path().join("cache"));
+
+    let main = git(&work, &["rev-parse", "main"]);
+    let feature = git(&work, &["rev-parse", "feature"]);
+    assert_eq!(cache.resolve(&url, "HEAD", None).unwrap(), main);
+    assert_eq!(cache.resolve(&url, "", None).unwrap(), main);
+    assert_eq!(cache.resolve(&url, "main", None).unwrap(), main);
+    assert_eq!(cache.resolve(&url, "feature", None).unwrap(), feature);
+    assert_eq!(
+        cache.resolve(&url, "refs/heads/feature", None).unwrap(),
+        feature
+    );
+    assert_eq!(
+        cache.resolve(&url, "v1", None).unwrap(),
+        main,
+        "annotated tags peel to their commit"
+    );
+    assert_eq!(cache.resolve(&url, &feature, None).unwrap(), feature);
+    assert_eq!(cache.resolve(&url, &feature[..8], None).unwrap(), feature);
+    assert!(matches!(
+        cache.resolve(&url, "no-such-branch", None),
+        Err(SourceError::RevisionNotFound { .. })
+    ));
+
+    // The tree is exported once per commit, symlinks included.
+    let tree = cache.tree(&url, &feature).unwrap();
+    assert!(tree.join("apps/web/extra.yaml").is_file());
+    assert_eq!(
+        std::fs::read_link(tree.join("apps/web/link.yaml")).unwrap(),
+        Path::new("cm.yaml")
+    );
+    assert!(
+        !cache
+            .tree(&url, &main)
+            .unwrap()
+            .join("apps/web/extra.yaml")
+            .exists()
+    );
+
+    // A force-push moves the branch; the next resolve sees it.
+    git(&work, &["checkout", "-q", "feature"]);
+    git(&work, &["commit", "-q", "--amend", "-m", "rewritten"]);
+    let rewritten = git(&work, &["rev-parse", "feature"]);
+    git(
+        &work,
+        &["push", "-q", "--force", served.to_str().unwrap(), "feature"],
+    );
+    assert_eq!(cache.resolve(&url, "feature", None).unwrap(), rewritten);
+
+    // A deleted branch is gone, even though the cache still has its commits.
+    git(
+        &work,
+        &[
+            "push",
+            "-q",
+            served.to_str().unwrap(),
+            "--delete",
+            "feature",
+        ],
+    );
+    assert!(matches!(
+        cache.resolve(&url, "feature", None),
+        Err(SourceError::RevisionNotFound { .. })
+    ));
+
+    // The same repository written another way shares the cache entry.
+    let plain_path = served.display().to_string();
+    assert_eq!(cache.resolve(&plain_path, "main", None).unwrap(), main);
+
+    let missing = format!("file://{}/nope.git", tmp.path().display());
+    assert!(
+        matches!(
+            cache.resolve(&missing, "HEAD", None),
+            Err(SourceError::RepoNotFound { .. })
+        ),
+        "{:?}",
+        cache.resolve(&missing, "HEAD", None)
+    );
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_http(root: &Path) -> (Server, u16) {
+    let port_file = root.join("port");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/git_http_server.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(root.join("served"))
+        .args(["alice", "s3cret"])
+        .arg(&port_file)
+        .spawn()
+        .expect("python3 runs");
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !port_file.exists() {
+        assert!(Instant::now() < deadline, "git HTTP server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let port = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (server, port)
+}
+
+#[test]
+fn smart_http_with_basic_auth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = make_repo(tmp.path());
+    bare(tmp.path(), &work);
+    let (_server, port) = serve_http(tmp.path());
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let cache = GitCache::new(tmp.path().join("cache"));
+
+    let good = Credentials {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    };
+    let bad = Credentials {
+        username: "alice".into(),
+        password: "wrong".into(),
+    };
+    let main = git(&work, &["rev-parse", "main"]);
+    assert_eq!(cache.resolve(&url, "HEAD", Some(&good)).unwrap(), main);
+    assert!(
+        cache
+            .tree(&url, &main)
+            .unwrap()
+            .join("apps/web/cm.yaml")
+            .is_file()
+    );
+    let refs = cache.ls_remote(&url, Some(&good)).unwrap();
+    assert!(refs.iter().any(|r| r.name == "refs/tags/v1"));
+
+    let err = cache.resolve(&url, "HEAD", Some(&bad)).unwrap_err();
+    assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
+    let err = cache.resolve(&url, "HEAD", None).unwrap_err();
+    assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
+
+    let unreachable = "http://127.0.0.1:9/repo.git";
+    let err = cache.resolve(unreachable, "HEAD", Some(&good)).unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
+}
