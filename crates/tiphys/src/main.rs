@@ -4,6 +4,7 @@
 mod install;
 mod kubeconfig;
 mod local_cluster;
+mod render;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ enum Command {
     LocalCluster(local_cluster::Args),
     /// Install the CRDs, the control namespace and the default AppProject. Idempotent.
     Install(install::Args),
+    /// Print an Application's desired manifests as a YAML stream.
+    Render(render::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +37,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Rendering is blocking work (git, helm); it needs no runtime, and must not run inside one.
+    let cli = match cli.command {
+        Command::Render(args) => return render::run(args),
+        other => Cli { command: other },
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -41,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::LocalCluster(args) => local_cluster::run(args).await,
             Command::Install(args) => install::run(args).await,
+            Command::Render(_) => unreachable!("handled before the runtime starts"),
         }
     })
 }
