@@ -12,6 +12,7 @@
 //! lands) Kustomize run as external tools on local files only.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 mod directory;
 pub mod glob;
 mod helm;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tiphys_model::application::ApplicationSource;
 
+pub use cache::{CacheKey, RenderCache, generate_paths};
 pub use objects::check_objects;
 
 /// Where an object came from: file (relative to the repository), document index, line.

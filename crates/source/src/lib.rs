@@ -120,6 +120,9 @@ pub struct GitCache {
 
 impl GitCache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        // HTTPS remotes need a process-wide rustls provider; ring is the one the workspace
+        // builds. Installing fails harmlessly when one is already set.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         GitCache {
             root: root.into(),
             locks: Mutex::new(HashMap::new()),
@@ -356,6 +359,44 @@ fn with_credentials<'a, 'repo>(
         }
         _ => Ok(None),
     })
+}
+
+impl GitCache {
+    /// A key that changes exactly when something under `paths` changes at `commit`: the
+    /// object ids of those paths. Commits that touch none of them share the key — what
+    /// `argocd.argoproj.io/manifest-generate-paths` promises.
+    pub fn paths_fingerprint(
+        &self,
+        url: &str,
+        commit: &str,
+        paths: &[String],
+    ) -> Result<String, SourceError> {
+        let repo = self.open_or_init(url)?;
+        let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
+        let tree = repo
+            .find_object(id)
+            .map_err(|e| classify(url, e))?
+            .peel_to_commit()
+            .map_err(|e| classify(url, e))?
+            .tree()
+            .map_err(|e| classify(url, e))?;
+        let mut parts = Vec::with_capacity(paths.len());
+        for path in paths {
+            let trimmed = path.trim_matches('/');
+            let entry_id = if trimmed.is_empty() || trimmed == "." {
+                Some(tree.id.to_string())
+            } else {
+                tree.lookup_entry_by_path(trimmed)
+                    .map_err(|e| classify(url, e))?
+                    .map(|e| e.object_id().to_string())
+            };
+            parts.push(format!(
+                "{trimmed}={}",
+                entry_id.unwrap_or_else(|| "-".into())
+            ));
+        }
+        Ok(parts.join(";"))
+    }
 }
 
 /// Write a tree's blobs and symlinks under `dir`. Submodules are skipped.
