@@ -87,14 +87,13 @@ impl RenderCache {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (map, clock) = &mut *guard;
-        if map.len() >= self.capacity {
-            if let Some(oldest) = map
+        if map.len() >= self.capacity
+            && let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+        {
+            map.remove(&oldest);
         }
         map.insert(
             key,
