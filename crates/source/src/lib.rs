@@ -8,10 +8,11 @@
 //!              └─ ls_remote ─────┴─► resolve(revision) ──► sha ──► tree(sha) ──► cache/trees/<sha>
 //! ```
 //!
-//! Not yet: ssh transport (the git CLI), Argo-format credential Secrets, `insteadOf`
-//! rewriting, shallow fetches and cache eviction.
+//! Not yet: ssh keys from Secrets, TLS client certificates, shallow fetches and eviction of
+//! cached repositories.
 #![forbid(unsafe_code)]
 
+pub mod credentials;
 mod url;
 
 use std::collections::HashMap;

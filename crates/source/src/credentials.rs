@@ -1,0 +1,104 @@
+//! Repository credentials from Argo CD-format Secrets: `argocd.argoproj.io/secret-type:
+//! repository` for one repository, `repo-creds` as a template for every repository whose URL
+//! starts with its `url` (the longest matching prefix wins).
+
+use std::collections::BTreeMap;
+
+use crate::{Credentials, url::normalize};
+
+pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    Repository,
+    RepoCreds,
+}
+
+/// The fields of a repository Secret that matter for fetching (data already base64-decoded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepoSecret {
+    pub name: String,
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub ssh_private_key: String,
+    pub insecure: bool,
+    pub tls_client_cert_data: String,
+    pub tls_client_cert_key: String,
+    pub project: String,
+}
+
+impl RepoSecret {
+    /// Read a Secret's labels and decoded data; None when it is not a repository Secret.
+    pub fn from_secret(name: &str, labels: &BTreeMap<String, String>, data: &BTreeMap<String, String>) -> Option<(SecretKind, RepoSecret)> {
+        let kind = match labels.get(SECRET_TYPE_LABEL).map(String::as_str) {
+            Some("repository") => SecretKind::Repository,
+            Some("repo-creds") => SecretKind::RepoCreds,
+            _ => return None,
+        };
+        let get = |k: &str| data.get(k).cloned().unwrap_or_default();
+        let secret = RepoSecret {
+            name: name.to_string(),
+            url: get("url"),
+            username: get("username"),
+            password: get("password"),
+            ssh_private_key: get("sshPrivateKey"),
+            insecure: get("insecure") == "true",
+            tls_client_cert_data: get("tlsClientCertData"),
+            tls_client_cert_key: get("tlsClientCertKey"),
+            project: get("project"),
+        };
+        (!secret.url.is_empty()).then_some((kind, secret))
+    }
+
+    pub fn credentials(&self) -> Option<Credentials> {
+        (!self.username.is_empty() || !self.password.is_empty())
+            .then(|| Credentials { username: self.username.clone(), password: self.password.clone() })
+    }
+}
+
+/// The Secret that applies to `url`: an exact `repository` match, else the `repo-creds`
+/// template with the longest URL prefix.
+pub fn secret_for<'a>(url: &str, secrets: &'a [(SecretKind, RepoSecret)]) -> Option<&'a RepoSecret> {
+    let wanted = normalize(url);
+    if let Some((_, s)) = secrets.iter().find(|(k, s)| *k == SecretKind::Repository && normalize(&s.url) == wanted) {
+        return Some(s);
+    }
+    secrets
+        .iter()
+        .filter(|(k, s)| *k == SecretKind::RepoCreds && url.starts_with(s.url.as_str()))
+        .max_by_key(|(_, s)| s.url.len())
+        .map(|(_, s)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(kind: &str, url: &str, user: &str) -> (SecretKind, RepoSecret) {
+        let labels = BTreeMap::from([(SECRET_TYPE_LABEL.to_string(), kind.to_string())]);
+        let data = BTreeMap::from([("url".to_string(), url.to_string()), ("username".to_string(), user.to_string()), ("password".to_string(), "pw".to_string())]);
+        RepoSecret::from_secret("s", &labels, &data).unwrap()
+    }
+
+    #[test]
+    fn exact_repository_beats_templates_and_longest_prefix_wins() {
+        let secrets = vec![
+            secret("repo-creds", "https://github.com/", "org-wide"),
+            secret("repo-creds", "https://github.com/myorg/", "team"),
+            secret("repository", "https://github.com/myorg/special.git", "exact"),
+        ];
+        let user = |url: &str| secret_for(url, &secrets).map(|s| s.username.clone());
+        assert_eq!(user("https://github.com/myorg/special").as_deref(), Some("exact"));
+        assert_eq!(user("https://github.com/myorg/k8s-manifests").as_deref(), Some("team"));
+        assert_eq!(user("https://github.com/other/repo").as_deref(), Some("org-wide"));
+        assert_eq!(user("https://gitlab.com/x/y"), None);
+        assert_eq!(secret_for("https://github.com/myorg/x", &secrets).unwrap().credentials().unwrap().password, "pw");
+    }
+
+    #[test]
+    fn other_secrets_are_not_repositories() {
+        let labels = BTreeMap::from([(SECRET_TYPE_LABEL.to_string(), "cluster".to_string())]);
+        assert!(RepoSecret::from_secret("c", &labels, &BTreeMap::new()).is_none());
+    }
+}
