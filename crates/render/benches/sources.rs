@@ -74,17 +74,32 @@ fn main() {
         git(tmp.path(), &["ls-remote", &url]);
     }
     let peer = start.elapsed().as_secs_f64() / rounds as f64;
-    println!("revision check per repository: {:.2} ms (git ls-remote: {:.2} ms, ratio {:.2}x)", ours * 1e3, peer * 1e3, peer / ours);
+    println!(
+        "revision check per repository: {:.2} ms (git ls-remote: {:.2} ms, ratio {:.2}x)",
+        ours * 1e3,
+        peer * 1e3,
+        peer / ours
+    );
 
     // 2. 1,000 Applications over 10 paths.
     let commit = cache.resolve(&url, "main", None).unwrap();
     let tree = cache.tree(&url, &commit).unwrap();
     let sources: Vec<ApplicationSource> = (0..APPS)
-        .map(|i| ApplicationSource { repo_url: url.clone(), path: format!("apps/app-{}", i % PATHS), ..Default::default() })
+        .map(|i| ApplicationSource {
+            repo_url: url.clone(),
+            path: format!("apps/app-{}", i % PATHS),
+            ..Default::default()
+        })
         .collect();
     let render_all_uncached = || {
         for s in &sources {
-            render(&Request { repo_root: &tree, source: s, app_name: "app", namespace: "ns" }).unwrap();
+            render(&Request {
+                repo_root: &tree,
+                source: s,
+                app_name: "app",
+                namespace: "ns",
+            })
+            .unwrap();
         }
     };
     let start = Instant::now();
@@ -92,12 +107,22 @@ fn main() {
     let uncached = start.elapsed();
 
     let renders = RenderCache::new(4096);
-    let render_all_cached = |renders: &RenderCache, content: &dyn Fn(&ApplicationSource) -> String, root: &Path| {
-        for s in &sources {
-            let key = CacheKey::new(&content(s), s, "app", "ns");
-            renders.get_or_render(key, || render(&Request { repo_root: root, source: s, app_name: "app", namespace: "ns" })).unwrap();
-        }
-    };
+    let render_all_cached =
+        |renders: &RenderCache, content: &dyn Fn(&ApplicationSource) -> String, root: &Path| {
+            for s in &sources {
+                let key = CacheKey::new(&content(s), s, "app", "ns");
+                renders
+                    .get_or_render(key, || {
+                        render(&Request {
+                            repo_root: root,
+                            source: s,
+                            app_name: "app",
+                            namespace: "ns",
+                        })
+                    })
+                    .unwrap();
+            }
+        };
     let by_commit = |_: &ApplicationSource| commit.clone();
     let start = Instant::now();
     render_all_cached(&renders, &by_commit, &tree);
@@ -121,7 +146,11 @@ fn main() {
         let commit = commit.to_string();
         let cache = &cache;
         let url = url.clone();
-        move |s: &ApplicationSource| cache.paths_fingerprint(&url, &commit, &generate_paths(".", &s.path)).unwrap()
+        move |s: &ApplicationSource| {
+            cache
+                .paths_fingerprint(&url, &commit, &generate_paths(".", &s.path))
+                .unwrap()
+        }
     };
     let annotated = RenderCache::new(4096);
     render_all_cached(&annotated, &fingerprint(&commit), &tree);

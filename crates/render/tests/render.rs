@@ -273,3 +273,62 @@ fn helm_chart_with_argo_options() {
     s.helm.as_mut().unwrap().ignore_missing_value_files = true;
     assert!(run(root, &s).is_ok());
 }
+
+#[test]
+fn helm_crds_capabilities_values_and_file_parameters() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(
+        root,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: caps\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "chart/crds/crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: things.example.com\nspec:\n  group: example.com\n  names: {kind: Thing, plural: things}\n  scope: Namespaced\n  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]\n",
+    );
+    write(root, "chart/files/motd.txt", "hello from a file");
+    write(
+        root,
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n  monitoring: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1\" | quote }}\n  motd: {{ .Values.motd | quote }}\n  tier: {{ .Values.tier | default \"none\" | quote }}\n",
+    );
+    let mut s = source("chart");
+    s.helm = Some(ApplicationSourceHelm {
+        kube_version: "1.29.0".into(),
+        api_versions: vec!["monitoring.coreos.com/v1".into()],
+        values: "tier: gold\n".into(),
+        file_parameters: vec![tiphys_model::application::HelmFileParameter {
+            name: "motd".into(),
+            path: "files/motd.txt".into(),
+        }],
+        ..Default::default()
+    });
+    let r = run(root, &s).unwrap();
+    let kinds: Vec<&str> = r
+        .manifests
+        .iter()
+        .map(|m| m.object["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["CustomResourceDefinition", "ConfigMap"],
+        "CRDs from crds/ are included by default"
+    );
+    let data = &r.manifests[1].object["data"];
+    assert_eq!(data["kube"], "v1.29.0");
+    assert_eq!(data["monitoring"], "true");
+    assert_eq!(data["motd"], "hello from a file");
+    assert_eq!(data["tier"], "gold");
+
+    s.helm.as_mut().unwrap().skip_crds = true;
+    let r = run(root, &s).unwrap();
+    assert_eq!(r.manifests.len(), 1, "skipCrds leaves the CRD out");
+
+    s.helm.as_mut().unwrap().file_parameters[0].path = "../../outside.txt".into();
+    assert!(
+        run(root, &s).is_err(),
+        "file parameters may not leave the repository"
+    );
+}

@@ -30,7 +30,11 @@ pub struct RepoSecret {
 
 impl RepoSecret {
     /// Read a Secret's labels and decoded data; None when it is not a repository Secret.
-    pub fn from_secret(name: &str, labels: &BTreeMap<String, String>, data: &BTreeMap<String, String>) -> Option<(SecretKind, RepoSecret)> {
+    pub fn from_secret(
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        data: &BTreeMap<String, String>,
+    ) -> Option<(SecretKind, RepoSecret)> {
         let kind = match labels.get(SECRET_TYPE_LABEL).map(String::as_str) {
             Some("repository") => SecretKind::Repository,
             Some("repo-creds") => SecretKind::RepoCreds,
@@ -52,16 +56,24 @@ impl RepoSecret {
     }
 
     pub fn credentials(&self) -> Option<Credentials> {
-        (!self.username.is_empty() || !self.password.is_empty())
-            .then(|| Credentials { username: self.username.clone(), password: self.password.clone() })
+        (!self.username.is_empty() || !self.password.is_empty()).then(|| Credentials {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        })
     }
 }
 
 /// The Secret that applies to `url`: an exact `repository` match, else the `repo-creds`
 /// template with the longest URL prefix.
-pub fn secret_for<'a>(url: &str, secrets: &'a [(SecretKind, RepoSecret)]) -> Option<&'a RepoSecret> {
+pub fn secret_for<'a>(
+    url: &str,
+    secrets: &'a [(SecretKind, RepoSecret)],
+) -> Option<&'a RepoSecret> {
     let wanted = normalize(url);
-    if let Some((_, s)) = secrets.iter().find(|(k, s)| *k == SecretKind::Repository && normalize(&s.url) == wanted) {
+    if let Some((_, s)) = secrets
+        .iter()
+        .find(|(k, s)| *k == SecretKind::Repository && normalize(&s.url) == wanted)
+    {
         return Some(s);
     }
     secrets
@@ -77,7 +89,11 @@ mod tests {
 
     fn secret(kind: &str, url: &str, user: &str) -> (SecretKind, RepoSecret) {
         let labels = BTreeMap::from([(SECRET_TYPE_LABEL.to_string(), kind.to_string())]);
-        let data = BTreeMap::from([("url".to_string(), url.to_string()), ("username".to_string(), user.to_string()), ("password".to_string(), "pw".to_string())]);
+        let data = BTreeMap::from([
+            ("url".to_string(), url.to_string()),
+            ("username".to_string(), user.to_string()),
+            ("password".to_string(), "pw".to_string()),
+        ]);
         RepoSecret::from_secret("s", &labels, &data).unwrap()
     }
 
@@ -86,14 +102,34 @@ mod tests {
         let secrets = vec![
             secret("repo-creds", "https://github.com/", "org-wide"),
             secret("repo-creds", "https://github.com/myorg/", "team"),
-            secret("repository", "https://github.com/myorg/special.git", "exact"),
+            secret(
+                "repository",
+                "https://github.com/myorg/special.git",
+                "exact",
+            ),
         ];
         let user = |url: &str| secret_for(url, &secrets).map(|s| s.username.clone());
-        assert_eq!(user("https://github.com/myorg/special").as_deref(), Some("exact"));
-        assert_eq!(user("https://github.com/myorg/k8s-manifests").as_deref(), Some("team"));
-        assert_eq!(user("https://github.com/other/repo").as_deref(), Some("org-wide"));
+        assert_eq!(
+            user("https://github.com/myorg/special").as_deref(),
+            Some("exact")
+        );
+        assert_eq!(
+            user("https://github.com/myorg/k8s-manifests").as_deref(),
+            Some("team")
+        );
+        assert_eq!(
+            user("https://github.com/other/repo").as_deref(),
+            Some("org-wide")
+        );
         assert_eq!(user("https://gitlab.com/x/y"), None);
-        assert_eq!(secret_for("https://github.com/myorg/x", &secrets).unwrap().credentials().unwrap().password, "pw");
+        assert_eq!(
+            secret_for("https://github.com/myorg/x", &secrets)
+                .unwrap()
+                .credentials()
+                .unwrap()
+                .password,
+            "pw"
+        );
     }
 
     #[test]

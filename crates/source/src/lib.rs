@@ -145,7 +145,14 @@ impl GitCache {
             return gix::open(&dir).map_err(|e| classify(url, e));
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        gix::init_bare(&dir).map_err(|e| classify(url, e))
+        gix::init_bare(&dir).map_err(|e| classify(url, e))?;
+        // Network timeouts for HTTP remotes: give up connecting after 10 s, and abort a
+        // transfer that stays under 1 KB/s for 60 s (git's own lowSpeed settings).
+        let config = dir.join("config");
+        let mut text = std::fs::read_to_string(&config).map_err(io(&config))?;
+        text.push_str("[http]\n\tlowSpeedLimit = 1000\n\tlowSpeedTime = 60\n[gitoxide \"http\"]\n\tconnectTimeout = 10000\n");
+        std::fs::write(&config, text).map_err(io(&config))?;
+        gix::open(&dir).map_err(|e| classify(url, e))
     }
 
     /// The references the remote advertises (branches, tags, HEAD) in one round-trip.
@@ -292,12 +299,15 @@ impl GitCache {
         })
     }
 
-    /// The tree of `commit` as files on disk (exported once per commit, then reused).
+    /// The tree of `commit` as files on disk (exported once per commit, then reused; the
+    /// least recently used trees beyond [`MAX_TREES`] are removed).
     pub fn tree(&self, url: &str, commit: &str) -> Result<PathBuf, SourceError> {
         let target = self.root.join("trees").join(commit);
         if target.exists() {
+            touch(&target);
             return Ok(target);
         }
+        self.evict_trees();
         let repo = self.open_or_init(url)?;
         let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
         let tree = repo
@@ -326,6 +336,42 @@ impl GitCache {
                 source: e,
             }),
         }
+    }
+}
+
+/// Exported trees kept on disk.
+pub const MAX_TREES: usize = 64;
+/// A tree used this recently is never evicted (a render may be reading it).
+const TREE_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl GitCache {
+    fn evict_trees(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("trees")) else {
+            return;
+        };
+        let mut trees: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        if trees.len() < MAX_TREES {
+            return;
+        }
+        trees.sort();
+        let now = std::time::SystemTime::now();
+        let excess = trees.len() + 1 - MAX_TREES;
+        for (used, path) in trees.into_iter().take(excess) {
+            if now.duration_since(used).unwrap_or_default() > TREE_GRACE {
+                let _ = std::fs::remove_dir_all(path);
+            }
+        }
+    }
+}
+
+/// Mark a tree as just used (its directory's mtime orders eviction).
+fn touch(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 
