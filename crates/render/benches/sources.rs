@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use tiphys_model::application::ApplicationSource;
 use tiphys_render::{CacheKey, RenderCache, Request, generate_paths, render};
-use tiphys_source::GitCache;
+use tiphys_source::{Access, GitCache};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -60,13 +60,14 @@ fn main() {
     }
     let url = format!("file://{}", repo.display());
     let cache = GitCache::new(tmp.path().join("cache"));
+    let anon = Access::default();
 
     // 1. Revision checks.
     let rounds = 50;
-    cache.ls_remote(&url, None).unwrap();
+    cache.ls_remote(&url, &anon).unwrap();
     let start = Instant::now();
     for _ in 0..rounds {
-        cache.ls_remote(&url, None).unwrap();
+        cache.ls_remote(&url, &anon).unwrap();
     }
     let ours = start.elapsed().as_secs_f64() / rounds as f64;
     let start = Instant::now();
@@ -82,7 +83,7 @@ fn main() {
     );
 
     // 2. 1,000 Applications over 10 paths.
-    let commit = cache.resolve(&url, "main", None).unwrap();
+    let commit = cache.resolve(&url, "main", &anon).unwrap();
     let tree = cache.tree(&url, &commit).unwrap();
     let sources: Vec<ApplicationSource> = (0..APPS)
         .map(|i| ApplicationSource {
@@ -158,7 +159,7 @@ fn main() {
     let before_plain = renders.renders();
     write_path(&repo, 3, 2);
     git(&repo, &["commit", "-qam", "touch one path"]);
-    let next = cache.resolve(&url, "main", None).unwrap();
+    let next = cache.resolve(&url, "main", &anon).unwrap();
     let next_tree = cache.tree(&url, &next).unwrap();
     let by_next_commit = |_: &ApplicationSource| next.clone();
     render_all_cached(&renders, &by_next_commit, &next_tree);

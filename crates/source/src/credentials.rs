@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Credentials, url::normalize};
+use crate::{Access, Credentials, url::normalize};
 
 pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
 
@@ -60,6 +60,22 @@ impl RepoSecret {
             username: self.username.clone(),
             password: self.password.clone(),
         })
+    }
+
+    /// Everything the Secret says about reaching the repository.
+    pub fn access(&self) -> Access {
+        let cert = (!self.tls_client_cert_data.is_empty() && !self.tls_client_cert_key.is_empty())
+            .then(|| {
+                (
+                    self.tls_client_cert_data.clone(),
+                    self.tls_client_cert_key.clone(),
+                )
+            });
+        Access {
+            credentials: self.credentials(),
+            insecure: self.insecure,
+            tls_client_cert: cert,
+        }
     }
 }
 

@@ -31,6 +31,10 @@ pub enum SourceError {
     RepoNotFound { url: String, message: String },
     #[error("{url}: revision {revision:?} not found")]
     RevisionNotFound { url: String, revision: String },
+    #[error(
+        "{url}: TLS failure (certificate not trusted, or a client certificate required): {message}"
+    )]
+    Tls { url: String, message: String },
     #[error("{url}: host unreachable: {message}")]
     Unreachable { url: String, message: String },
     #[error("{url}: {message}")]
@@ -47,6 +51,28 @@ pub enum SourceError {
 pub struct Credentials {
     pub username: String,
     pub password: String,
+}
+
+/// How to reach a repository: what an Argo CD repository Secret configures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    pub credentials: Option<Credentials>,
+    /// Skip TLS certificate verification (`insecure: "true"`).
+    pub insecure: bool,
+    /// A TLS client certificate and key, PEM (`tlsClientCertData`, `tlsClientCertKey`).
+    pub tls_client_cert: Option<(String, String)>,
+}
+
+impl Access {
+    pub fn basic(username: &str, password: &str) -> Access {
+        Access {
+            credentials: Some(Credentials {
+                username: username.into(),
+                password: password.into(),
+            }),
+            ..Default::default()
+        }
+    }
 }
 
 /// A reference the remote advertises, with the commit it points to (tags peeled).
@@ -82,6 +108,8 @@ fn classify<E: std::error::Error + 'static>(url: &str, err: E) -> SourceError {
         || lower.contains("credentials")
     {
         SourceError::AuthFailed { url, message }
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {
+        SourceError::Tls { url, message }
     } else if lower.contains("connection refused")
         || lower.contains("could not resolve")
         || lower.contains("dns")
@@ -156,11 +184,7 @@ impl GitCache {
     }
 
     /// The references the remote advertises (branches, tags, HEAD) in one round-trip.
-    pub fn ls_remote(
-        &self,
-        url: &str,
-        credentials: Option<&Credentials>,
-    ) -> Result<Vec<RemoteRef>, SourceError> {
+    pub fn ls_remote(&self, url: &str, access: &Access) -> Result<Vec<RemoteRef>, SourceError> {
         let repo = self.open_or_init(url)?;
         let remote = repo
             .remote_at(url.to_string())
@@ -171,10 +195,7 @@ impl GitCache {
                 )
             })
             .map_err(|e| classify(url, e))?;
-        let connection = remote
-            .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| classify(url, e))?;
-        let connection = with_credentials(connection, credentials);
+        let connection = connect(&repo, &remote, url, access)?;
         let (ref_map, _) = connection
             .ref_map(gix::progress::Discard, Default::default())
             .map_err(|e| classify(url, e))?;
@@ -207,7 +228,7 @@ impl GitCache {
     }
 
     /// Fetch every branch and tag into the cache (force-pushes overwrite).
-    pub fn fetch(&self, url: &str, credentials: Option<&Credentials>) -> Result<(), SourceError> {
+    pub fn fetch(&self, url: &str, access: &Access) -> Result<(), SourceError> {
         let key = url::cache_key(url);
         let lock = self.repo_lock(&key);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -216,10 +237,7 @@ impl GitCache {
             .remote_at(url.to_string())
             .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
             .map_err(|e| classify(url, e))?;
-        let connection = remote
-            .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| classify(url, e))?;
-        let connection = with_credentials(connection, credentials);
+        let connection = connect(&repo, &remote, url, access)?;
         connection
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(|e| classify(url, e))?
@@ -233,9 +251,9 @@ impl GitCache {
         &self,
         url: &str,
         revision: &str,
-        credentials: Option<&Credentials>,
+        access: &Access,
     ) -> Result<String, SourceError> {
-        let refs = self.ls_remote(url, credentials)?;
+        let refs = self.ls_remote(url, access)?;
         let wanted = if revision.is_empty() {
             "HEAD"
         } else {
@@ -248,7 +266,7 @@ impl GitCache {
         ];
         for candidate in &candidates {
             if let Some(r) = refs.iter().find(|r| &r.name == candidate) {
-                return self.commit_of(url, &r.commit, credentials);
+                return self.commit_of(url, &r.commit, access);
             }
         }
         let is_hex = wanted.len() >= 4
@@ -260,7 +278,7 @@ impl GitCache {
                 revision: wanted.to_string(),
             });
         }
-        self.fetch(url, credentials)?;
+        self.fetch(url, access)?;
         let repo = self.open_or_init(url)?;
         let found = repo
             .rev_parse_single(wanted)
@@ -278,12 +296,7 @@ impl GitCache {
 
     /// The commit an advertised object (commit or annotated tag) stands for, fetching when the
     /// cache does not have it yet.
-    fn commit_of(
-        &self,
-        url: &str,
-        object: &str,
-        credentials: Option<&Credentials>,
-    ) -> Result<String, SourceError> {
+    fn commit_of(&self, url: &str, object: &str, access: &Access) -> Result<String, SourceError> {
         let lookup = |repo: &gix::Repository| -> Option<String> {
             let id = gix::ObjectId::from_hex(object.as_bytes()).ok()?;
             let commit = repo.find_object(id).ok()?.peel_to_commit().ok()?;
@@ -292,7 +305,7 @@ impl GitCache {
         if let Some(sha) = lookup(&self.open_or_init(url)?) {
             return Ok(sha);
         }
-        self.fetch(url, credentials)?;
+        self.fetch(url, access)?;
         lookup(&self.open_or_init(url)?).ok_or_else(|| SourceError::Git {
             url: url.to_string(),
             message: format!("object {object} advertised by the remote is missing after fetch"),
@@ -375,25 +388,32 @@ fn touch(dir: &Path) {
     }
 }
 
-fn with_credentials<'a, 'repo>(
-    connection: gix::remote::Connection<
-        'a,
-        'static,
-        'repo,
-        Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
-    >,
-    credentials: Option<&Credentials>,
-) -> gix::remote::Connection<
+type Connection<'a, 'repo> = gix::remote::Connection<
     'a,
     'static,
     'repo,
     Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
-> {
-    let Some(c) = credentials.cloned() else {
-        // Never prompt: no configured credentials means anonymous access.
-        return connection.with_credentials(|_| Ok(None));
+>;
+
+/// Connect for fetching with the repository's access settings: credentials (never a prompt;
+/// none configured means anonymous), TLS verification and client certificate for HTTPS.
+fn connect<'a, 'repo>(
+    repo: &'repo gix::Repository,
+    remote: &'a gix::Remote<'repo>,
+    url: &str,
+    access: &Access,
+) -> Result<Connection<'a, 'repo>, SourceError> {
+    let connection = remote
+        .connect(gix::remote::Direction::Fetch)
+        .map_err(|e| classify(url, e))?;
+    let connection = match https_options(repo, url, access)? {
+        Some(options) => connection.with_transport_options(options),
+        None => connection,
     };
-    connection.with_credentials(move |action| match action {
+    let Some(c) = access.credentials.clone() else {
+        return Ok(connection.with_credentials(|_| Ok(None)));
+    };
+    Ok(connection.with_credentials(move |action| match action {
         gix::credentials::helper::Action::Get(ctx) => {
             Ok(Some(gix::credentials::protocol::Outcome {
                 identity: gix::sec::identity::Account {
@@ -405,7 +425,56 @@ fn with_credentials<'a, 'repo>(
             }))
         }
         _ => Ok(None),
-    })
+    }))
+}
+
+/// HTTP transport options for `insecure` and TLS client certificates, on top of what the
+/// git configuration says.
+fn https_options(
+    repo: &gix::Repository,
+    url: &str,
+    access: &Access,
+) -> Result<Option<Box<dyn std::any::Any>>, SourceError> {
+    use gix::protocol::transport::client::blocking_io::http;
+    if !url.starts_with("https://") || (!access.insecure && access.tls_client_cert.is_none()) {
+        return Ok(None);
+    }
+    let mut options: http::Options = repo
+        .transport_options(url, None)
+        .ok()
+        .flatten()
+        .and_then(|o| o.downcast::<http::Options>().ok())
+        .map(|o| *o)
+        .unwrap_or_default();
+    // gix's reqwest backend reads neither `ssl_verify` nor client certificates from the
+    // generic options; both go through its client hook.
+    options.ssl_verify = !access.insecure;
+    let insecure = access.insecure;
+    let identity = match &access.tls_client_cert {
+        Some((cert, key)) => Some(
+            reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).map_err(|e| {
+                SourceError::Git {
+                    url: url.to_string(),
+                    message: format!("TLS client certificate: {e}"),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    let backend = http::reqwest::Options {
+        configure_client: Some(Box::new(move |mut builder| {
+            if insecure {
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            }
+            if let Some(identity) = &identity {
+                builder = builder.identity(identity.clone());
+            }
+            Ok(builder)
+        })),
+        configure_request: None,
+    };
+    options.backend = Some(Arc::new(std::sync::Mutex::new(backend)));
+    Ok(Some(Box::new(options)))
 }
 
 impl GitCache {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use tiphys_source::{Credentials, GitCache, SourceError};
+use tiphys_source::{Access, GitCache, SourceError};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -70,26 +70,27 @@ fn resolves_every_kind_of_revision_over_file_urls() {
     let served = bare(tmp.path(), &work);
     let url = format!("file://{}", served.display());
     let cache = GitCache::new(tmp.path().join("cache"));
+    let anon = Access::default();
 
     let main = git(&work, &["rev-parse", "main"]);
     let feature = git(&work, &["rev-parse", "feature"]);
-    assert_eq!(cache.resolve(&url, "HEAD", None).unwrap(), main);
-    assert_eq!(cache.resolve(&url, "", None).unwrap(), main);
-    assert_eq!(cache.resolve(&url, "main", None).unwrap(), main);
-    assert_eq!(cache.resolve(&url, "feature", None).unwrap(), feature);
+    assert_eq!(cache.resolve(&url, "HEAD", &anon).unwrap(), main);
+    assert_eq!(cache.resolve(&url, "", &anon).unwrap(), main);
+    assert_eq!(cache.resolve(&url, "main", &anon).unwrap(), main);
+    assert_eq!(cache.resolve(&url, "feature", &anon).unwrap(), feature);
     assert_eq!(
-        cache.resolve(&url, "refs/heads/feature", None).unwrap(),
+        cache.resolve(&url, "refs/heads/feature", &anon).unwrap(),
         feature
     );
     assert_eq!(
-        cache.resolve(&url, "v1", None).unwrap(),
+        cache.resolve(&url, "v1", &anon).unwrap(),
         main,
         "annotated tags peel to their commit"
     );
-    assert_eq!(cache.resolve(&url, &feature, None).unwrap(), feature);
-    assert_eq!(cache.resolve(&url, &feature[..8], None).unwrap(), feature);
+    assert_eq!(cache.resolve(&url, &feature, &anon).unwrap(), feature);
+    assert_eq!(cache.resolve(&url, &feature[..8], &anon).unwrap(), feature);
     assert!(matches!(
-        cache.resolve(&url, "no-such-branch", None),
+        cache.resolve(&url, "no-such-branch", &anon),
         Err(SourceError::RevisionNotFound { .. })
     ));
 
@@ -116,7 +117,7 @@ fn resolves_every_kind_of_revision_over_file_urls() {
         &work,
         &["push", "-q", "--force", served.to_str().unwrap(), "feature"],
     );
-    assert_eq!(cache.resolve(&url, "feature", None).unwrap(), rewritten);
+    assert_eq!(cache.resolve(&url, "feature", &anon).unwrap(), rewritten);
 
     // A deleted branch is gone, even though the cache still has its commits.
     git(
@@ -130,22 +131,22 @@ fn resolves_every_kind_of_revision_over_file_urls() {
         ],
     );
     assert!(matches!(
-        cache.resolve(&url, "feature", None),
+        cache.resolve(&url, "feature", &anon),
         Err(SourceError::RevisionNotFound { .. })
     ));
 
     // The same repository written another way shares the cache entry.
     let plain_path = served.display().to_string();
-    assert_eq!(cache.resolve(&plain_path, "main", None).unwrap(), main);
+    assert_eq!(cache.resolve(&plain_path, "main", &anon).unwrap(), main);
 
     let missing = format!("file://{}/nope.git", tmp.path().display());
     assert!(
         matches!(
-            cache.resolve(&missing, "HEAD", None),
+            cache.resolve(&missing, "HEAD", &anon),
             Err(SourceError::RepoNotFound { .. })
         ),
         "{:?}",
-        cache.resolve(&missing, "HEAD", None)
+        cache.resolve(&missing, "HEAD", &anon)
     );
 }
 
@@ -159,6 +160,11 @@ impl Drop for Server {
 }
 
 fn serve_http(root: &Path) -> (Server, u16) {
+    serve(root, &[])
+}
+
+/// The test server; `tls` is `[cert, key, client CA]` file paths for HTTPS with client auth.
+fn serve(root: &Path, tls: &[&Path]) -> (Server, u16) {
     let port_file = root.join("port");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/git_http_server.py");
     let child = Command::new("python3")
@@ -166,6 +172,7 @@ fn serve_http(root: &Path) -> (Server, u16) {
         .arg(root.join("served"))
         .args(["alice", "s3cret"])
         .arg(&port_file)
+        .args(tls)
         .spawn()
         .expect("python3 runs");
     let server = Server(child);
@@ -190,17 +197,12 @@ fn smart_http_with_basic_auth() {
     let (_server, port) = serve_http(tmp.path());
     let url = format!("http://127.0.0.1:{port}/repo.git");
     let cache = GitCache::new(tmp.path().join("cache"));
+    let anon = Access::default();
 
-    let good = Credentials {
-        username: "alice".into(),
-        password: "s3cret".into(),
-    };
-    let bad = Credentials {
-        username: "alice".into(),
-        password: "wrong".into(),
-    };
+    let good = Access::basic("alice", "s3cret");
+    let bad = Access::basic("alice", "wrong");
     let main = git(&work, &["rev-parse", "main"]);
-    assert_eq!(cache.resolve(&url, "HEAD", Some(&good)).unwrap(), main);
+    assert_eq!(cache.resolve(&url, "HEAD", &good).unwrap(), main);
     assert!(
         cache
             .tree(&url, &main)
@@ -208,15 +210,76 @@ fn smart_http_with_basic_auth() {
             .join("apps/web/cm.yaml")
             .is_file()
     );
-    let refs = cache.ls_remote(&url, Some(&good)).unwrap();
+    let refs = cache.ls_remote(&url, &good).unwrap();
     assert!(refs.iter().any(|r| r.name == "refs/tags/v1"));
 
-    let err = cache.resolve(&url, "HEAD", Some(&bad)).unwrap_err();
+    let err = cache.resolve(&url, "HEAD", &bad).unwrap_err();
     assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
-    let err = cache.resolve(&url, "HEAD", None).unwrap_err();
+    let err = cache.resolve(&url, "HEAD", &anon).unwrap_err();
     assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
 
     let unreachable = "http://127.0.0.1:9/repo.git";
-    let err = cache.resolve(unreachable, "HEAD", Some(&good)).unwrap_err();
+    let err = cache.resolve(unreachable, "HEAD", &good).unwrap_err();
     assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
+}
+
+#[test]
+fn https_with_insecure_and_a_client_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let tmp = tempfile::tempdir().unwrap();
+    let work = make_repo(tmp.path());
+    bare(tmp.path(), &work);
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    // Distinct subjects: a certificate whose subject equals its issuer's looks self-signed.
+    let params = |name: &str| {
+        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        p
+    };
+    let server = params("127.0.0.1").signed_by(&server_key, &issuer).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = params("tiphys").signed_by(&client_key, &issuer).unwrap();
+    let file = |name: &str, text: String| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (cert, key, ca_file) = (
+        file("server.crt", server.pem()),
+        file("server.key", server_key.serialize_pem()),
+        file("ca.crt", ca.pem()),
+    );
+    let (_server, port) = serve(tmp.path(), &[&cert, &key, &ca_file]);
+    let url = format!("https://127.0.0.1:{port}/repo.git");
+    let cache = GitCache::new(tmp.path().join("cache"));
+    let main = git(&work, &["rev-parse", "main"]);
+
+    let err = cache
+        .resolve(&url, "HEAD", &Access::basic("alice", "s3cret"))
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Tls { .. }),
+        "an untrusted server certificate is refused: {err:?}"
+    );
+
+    let mut access = Access {
+        insecure: true,
+        ..Access::basic("alice", "s3cret")
+    };
+    assert!(
+        cache.resolve(&url, "HEAD", &access).is_err(),
+        "the server requires a client certificate"
+    );
+
+    access.tls_client_cert = Some((client.pem(), client_key.serialize_pem()));
+    assert_eq!(cache.resolve(&url, "HEAD", &access).unwrap(), main);
 }

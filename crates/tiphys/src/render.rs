@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use tiphys_model::Application;
 use tiphys_model::application::ApplicationSource;
-use tiphys_source::GitCache;
+use tiphys_source::{Access, GitCache};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["file", "repo"])))]
@@ -81,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let cache = GitCache::new(cache_dir(args.cache_dir.clone()));
+    let anon = Access::default();
     let mut all = Vec::new();
     for source in &sources {
         if !source.chart.is_empty() {
@@ -92,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let root = match &args.repo_root {
             Some(root) => root.clone(),
             None => {
-                let commit = cache.resolve(&source.repo_url, source.revision(), None)?;
+                let commit = cache.resolve(&source.repo_url, source.revision(), &anon)?;
                 tracing::info!(repo = %source.repo_url, revision = source.revision(), %commit, "resolved");
                 cache.tree(&source.repo_url, &commit)?
             }

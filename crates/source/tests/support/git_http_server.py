@@ -1,10 +1,12 @@
 """Smart-HTTP git server for tests: `git http-backend` behind HTTP Basic auth on 127.0.0.1.
 
-usage: git_http_server.py REPO_ROOT USER PASSWORD PORT_FILE
+usage: git_http_server.py REPO_ROOT USER PASSWORD PORT_FILE [CERT KEY CLIENT_CA]
+With CERT, KEY and CLIENT_CA it serves HTTPS and requires a client certificate.
 """
 import base64
 import http.server
 import os
+import ssl
 import subprocess
 import sys
 
@@ -65,6 +67,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if len(sys.argv) > 5:
+    cert, key, client_ca = sys.argv[5:8]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(client_ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(port_file + ".tmp", port_file)
