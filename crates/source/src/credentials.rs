@@ -75,6 +75,8 @@ impl RepoSecret {
             credentials: self.credentials(),
             insecure: self.insecure,
             tls_client_cert: cert,
+            ssh_private_key: (!self.ssh_private_key.is_empty())
+                .then(|| self.ssh_private_key.clone()),
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct Access {
     pub insecure: bool,
     /// A TLS client certificate and key, PEM (`tlsClientCertData`, `tlsClientCertKey`).
     pub tls_client_cert: Option<(String, String)>,
+    /// A private key for ssh remotes (`sshPrivateKey`).
+    pub ssh_private_key: Option<String>,
 }
 
 impl Access {
@@ -183,9 +185,51 @@ impl GitCache {
         gix::open(&dir).map_err(|e| classify(url, e))
     }
 
+    /// The cache repository for `url`, configured for this access (ssh key).
+    fn repo_for(&self, url: &str, access: &Access) -> Result<gix::Repository, SourceError> {
+        let mut repo = self.open_or_init(url)?;
+        if let Some(key) = &access.ssh_private_key {
+            let command = self.ssh_command(key, access.insecure)?;
+            let mut config = repo.config_snapshot_mut();
+            config
+                .set_value(&gix::config::tree::Core::SSH_COMMAND, command.as_str())
+                .map_err(|e| classify(url, e))?;
+            config.commit().map_err(|e| classify(url, e))?;
+        }
+        Ok(repo)
+    }
+
+    /// `ssh` with the key written to the cache (mode 0600). Host keys are trusted on first
+    /// use and remembered in the cache; `insecure` skips host key checking altogether.
+    fn ssh_command(&self, key: &str, insecure: bool) -> Result<String, SourceError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.root.join("ssh");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(format!("key-{}", url::cache_key(key)));
+        if !path.exists() {
+            let mut text = key.trim_end().to_string();
+            text.push('\n');
+            std::fs::write(&path, text).map_err(io(&path))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(io(&path))?;
+        }
+        let host_checking = if insecure {
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null".to_string()
+        } else {
+            format!(
+                "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+                dir.join("known_hosts").display()
+            )
+        };
+        Ok(format!(
+            "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes {host_checking}",
+            path.display()
+        ))
+    }
+
     /// The references the remote advertises (branches, tags, HEAD) in one round-trip.
     pub fn ls_remote(&self, url: &str, access: &Access) -> Result<Vec<RemoteRef>, SourceError> {
-        let repo = self.open_or_init(url)?;
+        let repo = self.repo_for(url, access)?;
         let remote = repo
             .remote_at(url.to_string())
             .and_then(|r| {
@@ -232,7 +276,7 @@ impl GitCache {
         let key = url::cache_key(url);
         let lock = self.repo_lock(&key);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let repo = self.open_or_init(url)?;
+        let repo = self.repo_for(url, access)?;
         let remote = repo
             .remote_at(url.to_string())
             .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))

@@ -283,3 +283,101 @@ fn https_with_insecure_and_a_client_certificate() {
     access.tls_client_cert = Some((client.pem(), client_key.serialize_pem()));
     assert_eq!(cache.resolve(&url, "HEAD", &access).unwrap(), main);
 }
+
+/// A throwaway sshd on 127.0.0.1 that accepts one key for the current user.
+struct Sshd(Child);
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sshd(dir: &Path, authorized_key: &Path) -> (Sshd, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host_key = dir.join("host_key");
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&host_key)
+        .status()
+        .unwrap();
+    // sshd's privilege-separation directory.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {}\n",
+            host_key.display(),
+            authorized_key.display(),
+            dir.join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sshd (openssh-server) is installed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sshd did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Sshd(child), port)
+}
+
+#[test]
+fn ssh_with_a_private_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = make_repo(tmp.path());
+    let served = bare(tmp.path(), &work);
+    let key = tmp.path().join("id_ed25519");
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    let (_sshd, port) = start_sshd(tmp.path(), &key.with_extension("pub"));
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let url = format!("ssh://{user}@127.0.0.1:{port}{}", served.display());
+    let cache = GitCache::new(tmp.path().join("cache"));
+    let main = git(&work, &["rev-parse", "main"]);
+
+    let access = Access {
+        ssh_private_key: Some(std::fs::read_to_string(&key).unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(cache.resolve(&url, "HEAD", &access).unwrap(), main);
+    assert!(
+        cache
+            .tree(&url, &main)
+            .unwrap()
+            .join("apps/web/cm.yaml")
+            .is_file()
+    );
+
+    // Another key is refused: an authentication failure, not a missing repository.
+    let other = tmp.path().join("other_key");
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    let wrong = Access {
+        ssh_private_key: Some(std::fs::read_to_string(&other).unwrap()),
+        ..Default::default()
+    };
+    let err = GitCache::new(tmp.path().join("cache2"))
+        .resolve(&url, "HEAD", &wrong)
+        .unwrap_err();
+    assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
+}
