@@ -108,6 +108,7 @@ fn classify<E: std::error::Error + 'static>(url: &str, err: E) -> SourceError {
         || lower.contains("403")
         || lower.contains("authenticat")
         || lower.contains("credentials")
+        || lower.contains("permission denied")
     {
         SourceError::AuthFailed { url, message }
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {
