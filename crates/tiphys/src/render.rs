@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use tiphys_model::Application;
 use tiphys_model::application::ApplicationSource;
-use tiphys_source::{Access, GitCache};
+use tiphys_source::credentials::{RepoSecret, SECRET_TYPE_LABEL, SecretKind, secret_for};
+use tiphys_source::GitCache;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["file", "repo"])))]
@@ -35,6 +36,41 @@ pub struct Args {
     /// Release name (Helm) when rendering with --repo.
     #[arg(long, default_value = "app")]
     name: String,
+    /// Read repository credentials from Argo CD repository Secrets in this cluster
+    /// (`argocd.argoproj.io/secret-type: repository` or `repo-creds`).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The namespace holding the repository Secrets.
+    #[arg(long, default_value = "argocd")]
+    secrets_namespace: String,
+}
+
+/// Repository Secrets from the cluster, when `--kubeconfig` is given.
+fn repository_secrets(args: &Args) -> anyhow::Result<Vec<(SecretKind, RepoSecret)>> {
+    let Some(kubeconfig) = &args.kubeconfig else { return Ok(Vec::new()) };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = crate::kubeconfig::ClientArgs { kubeconfig: Some(kubeconfig.clone()), context: None }.client().await?;
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client, &args.secrets_namespace);
+        let selector = format!("{SECRET_TYPE_LABEL} in (repository,repo-creds)");
+        let list = secrets
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .with_context(|| format!("listing repository Secrets in {}", args.secrets_namespace))?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|s| {
+                let data: std::collections::BTreeMap<String, String> = s
+                    .data
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect();
+                RepoSecret::from_secret(s.metadata.name.as_deref().unwrap_or_default(), s.metadata.labels.as_ref()?, &data)
+            })
+            .collect())
+    })
 }
 
 fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
@@ -81,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let cache = GitCache::new(cache_dir(args.cache_dir.clone()));
-    let anon = Access::default();
+    let secrets = repository_secrets(&args)?;
     let mut all = Vec::new();
     for source in &sources {
         if !source.chart.is_empty() {
@@ -93,7 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let root = match &args.repo_root {
             Some(root) => root.clone(),
             None => {
-                let commit = cache.resolve(&source.repo_url, source.revision(), &anon)?;
+                let access = secret_for(&source.repo_url, &secrets).map(RepoSecret::access).unwrap_or_default();
+                let commit = cache.resolve(&source.repo_url, source.revision(), &access)?;
                 tracing::info!(repo = %source.repo_url, revision = source.revision(), %commit, "resolved");
                 cache.tree(&source.repo_url, &commit)?
             }

@@ -121,3 +121,72 @@ fn renders_the_seed_application_from_a_real_repository() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("revision \"no-such-branch\" not found"));
 }
+
+/// Credentials come from an Argo CD `repo-creds` Secret in the cluster, matched by URL prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_repository_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    let work = tmp.path().join("work");
+    write(&work, "app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: private\n");
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "private"]);
+    std::fs::create_dir_all(&served).unwrap();
+    git(tmp.path(), &["clone", "-q", "--bare", work.to_str().unwrap(), served.join("private.git").to_str().unwrap()]);
+
+    let port_file = tmp.path().join("port");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../source/tests/support/git_http_server.py");
+    let mut server = Command::new("python3").arg(script).arg(&served).args(["bob", "hunter2"]).arg(&port_file).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !port_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "git server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let port = std::fs::read_to_string(&port_file).unwrap();
+    let url = format!("http://127.0.0.1:{port}/private.git");
+
+    let cluster = tiphys_local_cluster::LocalCluster::start(Default::default()).await.unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let (kc_for_kubectl, kcache) = (kubeconfig.clone(), tmp.path().join("kcache"));
+    let kubectl = move |args: &[&str], stdin: Option<String>| {
+        let mut cmd = Command::new(std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()));
+        cmd.args(args).env("KUBECONFIG", &kc_for_kubectl).env("KUBECACHEDIR", &kcache);
+        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let prefix = format!("http://127.0.0.1:{port}/");
+    let cache = tmp.path().join("cache");
+    let (url2, kubeconfig2, cache2) = (url.clone(), kubeconfig.clone(), cache.clone());
+    tokio::task::spawn_blocking(move || {
+        kubectl(&["create", "namespace", "argocd"], None);
+        let render = || {
+            Command::new(env!("CARGO_BIN_EXE_tiphys"))
+                .args(["render", "--repo", &url2, "--path", "app", "--kubeconfig"])
+                .arg(&kubeconfig2)
+                .env("TIPHYS_CACHE_DIR", &cache2)
+                .output()
+                .unwrap()
+        };
+        let out = render();
+        assert!(!out.status.success(), "no Secret yet: anonymous access is refused");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("authentication failed"), "{}", String::from_utf8_lossy(&out.stderr));
+
+        let secret = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: argocd\n  labels:\n    argocd.argoproj.io/secret-type: repo-creds\nstringData:\n  url: {prefix}\n  username: bob\n  password: hunter2\n"
+        );
+        kubectl(&["apply", "-f", "-"], Some(secret));
+        let out = render();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("name: private"));
+    })
+    .await
+    .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+}
