@@ -8,8 +8,8 @@
 //!              └─ ls_remote ─────┴─► resolve(revision) ──► sha ──► tree(sha) ──► cache/trees/<sha>
 //! ```
 //!
-//! Not yet: ssh keys from Secrets, TLS client certificates, shallow fetches and eviction of
-//! cached repositories.
+//! Revisions the remote advertises are fetched at depth 1 (their tip is all rendering
+//! needs); any other commit deepens the cache to full history first.
 #![forbid(unsafe_code)]
 
 pub mod credentials;
@@ -166,15 +166,18 @@ impl GitCache {
         locks.entry(key.to_string()).or_default().clone()
     }
 
-    fn repo_dir(&self, url: &str) -> PathBuf {
+    /// Where the bare cache repository for `url` lives.
+    pub fn repo_dir(&self, url: &str) -> PathBuf {
         self.root.join("repos").join(url::cache_key(url))
     }
 
     fn open_or_init(&self, url: &str) -> Result<gix::Repository, SourceError> {
         let dir = self.repo_dir(url);
         if dir.join("HEAD").exists() {
+            touch(&dir);
             return gix::open(&dir).map_err(|e| classify(url, e));
         }
+        self.evict_repos();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         gix::init_bare(&dir).map_err(|e| classify(url, e))?;
         // Network timeouts for HTTP remotes: give up connecting after 10 s, and abort a
@@ -272,20 +275,53 @@ impl GitCache {
         Ok(refs)
     }
 
-    /// Fetch every branch and tag into the cache (force-pushes overwrite).
+    /// Fetch every branch and tag, with full history, into the cache (force-pushes
+    /// overwrite; a shallow cache is deepened).
     pub fn fetch(&self, url: &str, access: &Access) -> Result<(), SourceError> {
+        self.fetch_scope(url, access, None)
+    }
+
+    /// Fetch what `scope` needs: one advertised ref at depth 1 (enough to render its tip), or
+    /// everything (needed to find an arbitrary or abbreviated commit).
+    fn fetch_scope(
+        &self,
+        url: &str,
+        access: &Access,
+        tip_of: Option<&str>,
+    ) -> Result<(), SourceError> {
+        use gix::remote::fetch::Shallow;
         let key = url::cache_key(url);
         let lock = self.repo_lock(&key);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let repo = self.repo_for(url, access)?;
+        let (refspecs, shallow): (Vec<String>, Shallow) = match tip_of {
+            Some(name) => (
+                vec![format!("+{name}:{name}")],
+                Shallow::DepthAtRemote(std::num::NonZeroU32::MIN),
+            ),
+            None if repo.is_shallow().unwrap_or(false) => (
+                REFSPECS.iter().map(|s| s.to_string()).collect(),
+                Shallow::undo(),
+            ),
+            None => (
+                REFSPECS.iter().map(|s| s.to_string()).collect(),
+                Shallow::NoChange,
+            ),
+        };
         let remote = repo
             .remote_at(url.to_string())
-            .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
+            .and_then(|r| {
+                r.with_refspecs(
+                    refspecs.iter().map(String::as_str),
+                    gix::remote::Direction::Fetch,
+                )
+            })
             .map_err(|e| classify(url, e))?;
         let connection = connect(&repo, &remote, url, access)?;
         connection
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(|e| classify(url, e))?
+            .with_shallow(shallow)
             .receive(gix::progress::Discard, &AtomicBool::new(false))
             .map_err(|e| classify(url, e))?;
         Ok(())
@@ -311,7 +347,7 @@ impl GitCache {
         ];
         for candidate in &candidates {
             if let Some(r) = refs.iter().find(|r| &r.name == candidate) {
-                return self.commit_of(url, &r.commit, access);
+                return self.commit_of(url, r, access);
             }
         }
         let is_hex = wanted.len() >= 4
@@ -339,21 +375,30 @@ impl GitCache {
         }
     }
 
-    /// The commit an advertised object (commit or annotated tag) stands for, fetching when the
-    /// cache does not have it yet.
-    fn commit_of(&self, url: &str, object: &str, access: &Access) -> Result<String, SourceError> {
+    /// The commit an advertised ref (to a commit or an annotated tag) stands for; when the
+    /// cache lacks it, a depth-1 fetch of just that ref is enough.
+    fn commit_of(
+        &self,
+        url: &str,
+        advertised: &RemoteRef,
+        access: &Access,
+    ) -> Result<String, SourceError> {
         let lookup = |repo: &gix::Repository| -> Option<String> {
-            let id = gix::ObjectId::from_hex(object.as_bytes()).ok()?;
+            let id = gix::ObjectId::from_hex(advertised.commit.as_bytes()).ok()?;
             let commit = repo.find_object(id).ok()?.peel_to_commit().ok()?;
             Some(commit.id.to_string())
         };
         if let Some(sha) = lookup(&self.open_or_init(url)?) {
             return Ok(sha);
         }
-        self.fetch(url, access)?;
+        // `HEAD` is fetched as the branch it points to would be: by its own name.
+        self.fetch_scope(url, access, Some(&advertised.name))?;
         lookup(&self.open_or_init(url)?).ok_or_else(|| SourceError::Git {
             url: url.to_string(),
-            message: format!("object {object} advertised by the remote is missing after fetch"),
+            message: format!(
+                "{} ({}) advertised by the remote is missing after fetch",
+                advertised.name, advertised.commit
+            ),
         })
     }
 
@@ -399,34 +444,46 @@ impl GitCache {
 
 /// Exported trees kept on disk.
 pub const MAX_TREES: usize = 64;
-/// A tree used this recently is never evicted (a render may be reading it).
-const TREE_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+/// Repositories kept in the cache.
+pub const MAX_REPOS: usize = 256;
+/// An entry used this recently is never evicted.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl GitCache {
     fn evict_trees(&self) {
-        let Ok(entries) = std::fs::read_dir(self.root.join("trees")) else {
-            return;
-        };
-        let mut trees: Vec<(std::time::SystemTime, PathBuf)> = entries
-            .filter_map(Result::ok)
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-            .collect();
-        if trees.len() < MAX_TREES {
-            return;
-        }
-        trees.sort();
-        let now = std::time::SystemTime::now();
-        let excess = trees.len() + 1 - MAX_TREES;
-        for (used, path) in trees.into_iter().take(excess) {
-            if now.duration_since(used).unwrap_or_default() > TREE_GRACE {
-                let _ = std::fs::remove_dir_all(path);
-            }
+        evict_least_recently_used(&self.root.join("trees"), MAX_TREES);
+    }
+
+    fn evict_repos(&self) {
+        evict_least_recently_used(&self.root.join("repos"), MAX_REPOS);
+    }
+}
+
+/// Remove the least recently used entries of `dir` beyond `max` (making room for one more),
+/// sparing anything used within [`GRACE`]: a render or fetch may be using it.
+fn evict_least_recently_used(dir: &Path, max: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if found.len() < max {
+        return;
+    }
+    found.sort();
+    let now = std::time::SystemTime::now();
+    let excess = found.len() + 1 - max;
+    for (used, path) in found.into_iter().take(excess) {
+        if now.duration_since(used).unwrap_or_default() > GRACE {
+            let _ = std::fs::remove_dir_all(path);
         }
     }
 }
 
-/// Mark a tree as just used (its directory's mtime orders eviction).
+/// Mark a cache entry as just used (its directory's mtime orders eviction).
 fn touch(dir: &Path) {
     if let Ok(f) = std::fs::File::open(dir) {
         let _ = f.set_modified(std::time::SystemTime::now());
@@ -599,4 +656,31 @@ fn export(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_removes_the_least_recently_used_beyond_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for i in 0..5u64 {
+            let path = dir.path().join(format!("entry-{i}"));
+            std::fs::create_dir(&path).unwrap();
+            let f = std::fs::File::open(&path).unwrap();
+            f.set_modified(hour_ago + std::time::Duration::from_secs(i))
+                .unwrap();
+        }
+        // A recently used entry survives even when it is over the bound.
+        std::fs::create_dir(dir.path().join("fresh")).unwrap();
+        evict_least_recently_used(dir.path(), 3);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["entry-4", "fresh"]);
+    }
 }

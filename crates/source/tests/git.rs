@@ -75,6 +75,11 @@ fn resolves_every_kind_of_revision_over_file_urls() {
     let main = git(&work, &["rev-parse", "main"]);
     let feature = git(&work, &["rev-parse", "feature"]);
     assert_eq!(cache.resolve(&url, "HEAD", &anon).unwrap(), main);
+    let shallow_file = cache.repo_dir(&url).join("shallow");
+    assert!(
+        shallow_file.exists(),
+        "an advertised revision is fetched at depth 1"
+    );
     assert_eq!(cache.resolve(&url, "", &anon).unwrap(), main);
     assert_eq!(cache.resolve(&url, "main", &anon).unwrap(), main);
     assert_eq!(cache.resolve(&url, "feature", &anon).unwrap(), feature);
@@ -89,6 +94,10 @@ fn resolves_every_kind_of_revision_over_file_urls() {
     );
     assert_eq!(cache.resolve(&url, &feature, &anon).unwrap(), feature);
     assert_eq!(cache.resolve(&url, &feature[..8], &anon).unwrap(), feature);
+    assert!(
+        !shallow_file.exists(),
+        "an abbreviated commit needs (and gets) full history"
+    );
     assert!(matches!(
         cache.resolve(&url, "no-such-branch", &anon),
         Err(SourceError::RevisionNotFound { .. })

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use tiphys_model::Application;
 use tiphys_model::application::ApplicationSource;
-use tiphys_source::credentials::{RepoSecret, SECRET_TYPE_LABEL, SecretKind, secret_for};
 use tiphys_source::GitCache;
+use tiphys_source::credentials::{RepoSecret, SECRET_TYPE_LABEL, SecretKind, secret_for};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["file", "repo"])))]
@@ -47,11 +47,21 @@ pub struct Args {
 
 /// Repository Secrets from the cluster, when `--kubeconfig` is given.
 fn repository_secrets(args: &Args) -> anyhow::Result<Vec<(SecretKind, RepoSecret)>> {
-    let Some(kubeconfig) = &args.kubeconfig else { return Ok(Vec::new()) };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let Some(kubeconfig) = &args.kubeconfig else {
+        return Ok(Vec::new());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let client = crate::kubeconfig::ClientArgs { kubeconfig: Some(kubeconfig.clone()), context: None }.client().await?;
-        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client, &args.secrets_namespace);
+        let client = crate::kubeconfig::ClientArgs {
+            kubeconfig: Some(kubeconfig.clone()),
+            context: None,
+        }
+        .client()
+        .await?;
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client, &args.secrets_namespace);
         let selector = format!("{SECRET_TYPE_LABEL} in (repository,repo-creds)");
         let list = secrets
             .list(&kube::api::ListParams::default().labels(&selector))
@@ -67,7 +77,11 @@ fn repository_secrets(args: &Args) -> anyhow::Result<Vec<(SecretKind, RepoSecret
                     .flatten()
                     .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
                     .collect();
-                RepoSecret::from_secret(s.metadata.name.as_deref().unwrap_or_default(), s.metadata.labels.as_ref()?, &data)
+                RepoSecret::from_secret(
+                    s.metadata.name.as_deref().unwrap_or_default(),
+                    s.metadata.labels.as_ref()?,
+                    &data,
+                )
             })
             .collect())
     })
@@ -129,7 +143,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let root = match &args.repo_root {
             Some(root) => root.clone(),
             None => {
-                let access = secret_for(&source.repo_url, &secrets).map(RepoSecret::access).unwrap_or_default();
+                let access = secret_for(&source.repo_url, &secrets)
+                    .map(RepoSecret::access)
+                    .unwrap_or_default();
                 let commit = cache.resolve(&source.repo_url, source.revision(), &access)?;
                 tracing::info!(repo = %source.repo_url, revision = source.revision(), %commit, "resolved");
                 cache.tree(&source.repo_url, &commit)?

@@ -128,37 +128,75 @@ async fn credentials_from_repository_secrets() {
     let tmp = tempfile::tempdir().unwrap();
     let served = tmp.path().join("served");
     let work = tmp.path().join("work");
-    write(&work, "app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: private\n");
+    write(
+        &work,
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: private\n",
+    );
     git(&work, &["init", "-q", "-b", "main"]);
     git(&work, &["add", "."]);
     git(&work, &["commit", "-qm", "private"]);
     std::fs::create_dir_all(&served).unwrap();
-    git(tmp.path(), &["clone", "-q", "--bare", work.to_str().unwrap(), served.join("private.git").to_str().unwrap()]);
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            served.join("private.git").to_str().unwrap(),
+        ],
+    );
 
     let port_file = tmp.path().join("port");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../source/tests/support/git_http_server.py");
-    let mut server = Command::new("python3").arg(script).arg(&served).args(["bob", "hunter2"]).arg(&port_file).spawn().unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../source/tests/support/git_http_server.py");
+    let mut server = Command::new("python3")
+        .arg(script)
+        .arg(&served)
+        .args(["bob", "hunter2"])
+        .arg(&port_file)
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !port_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "git server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "git server did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let port = std::fs::read_to_string(&port_file).unwrap();
     let url = format!("http://127.0.0.1:{port}/private.git");
 
-    let cluster = tiphys_local_cluster::LocalCluster::start(Default::default()).await.unwrap();
+    let cluster = tiphys_local_cluster::LocalCluster::start(Default::default())
+        .await
+        .unwrap();
     let kubeconfig = tmp.path().join("kubeconfig");
     cluster.write_kubeconfig(&kubeconfig).unwrap();
     let (kc_for_kubectl, kcache) = (kubeconfig.clone(), tmp.path().join("kcache"));
     let kubectl = move |args: &[&str], stdin: Option<String>| {
         let mut cmd = Command::new(std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()));
-        cmd.args(args).env("KUBECONFIG", &kc_for_kubectl).env("KUBECACHEDIR", &kcache);
-        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.args(args)
+            .env("KUBECONFIG", &kc_for_kubectl)
+            .env("KUBECACHEDIR", &kcache);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let prefix = format!("http://127.0.0.1:{port}/");
     let cache = tmp.path().join("cache");
