@@ -226,7 +226,7 @@ impl GitCache {
             )
         };
         Ok(format!(
-            "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes {host_checking}",
+            "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10 {host_checking}",
             path.display()
         ))
     }

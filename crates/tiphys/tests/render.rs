@@ -228,3 +228,35 @@ async fn credentials_from_repository_secrets() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// Without helm or kustomize on PATH, rendering says which tool is missing.
+#[test]
+fn missing_tools_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "kust/kustomization.yaml", "resources: []\n");
+    write(
+        tmp.path(),
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    );
+    let empty_path = tmp.path().join("no-tools");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    for (path, tool) in [
+        ("kust", "kustomize is not installed"),
+        ("chart", "helm is not installed"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tiphys"))
+            .args(["render", "--repo", "unused", "--path", path, "--repo-root"])
+            .arg(tmp.path())
+            .env("PATH", &empty_path)
+            .env_remove("HELM")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(tool),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
