@@ -133,27 +133,42 @@ fn merge_keyed_list(
             .collect();
         return Ok(());
     }
+    // The result lists the patch's items first, in the patch's order (merged into the
+    // original item with the same key), then the original items the patch did not mention,
+    // as kube-apiserver and kustomize order them.
+    let mut remaining = std::mem::take(orig);
+    let mut merged = Vec::with_capacity(remaining.len() + patch.len());
     for item in patch {
         let Some(item_map) = item.as_object() else {
-            // Scalars in a keyed list cannot be matched; append as given.
-            orig.push(item.clone());
+            // Scalars in a keyed list cannot be matched; keep them as given.
+            merged.push(item.clone());
             continue;
         };
         let Some(key_value) = item_map.get(key) else {
             return Err(PatchError::MissingMergeKey(key.to_string()));
         };
-        let position = orig.iter().position(|o| o.get(key) == Some(key_value));
+        let position = remaining.iter().position(|o| o.get(key) == Some(key_value));
         match (item_map.get(PATCH).and_then(Value::as_str), position) {
-            (Some("delete"), _) => orig.retain(|o| o.get(key) != Some(key_value)),
-            (Some("replace"), Some(i)) => orig[i] = strip_directives(item),
-            (_, Some(i)) => {
-                if let Value::Object(target) = &mut orig[i] {
-                    merge_map(target, item_map, keys.item)?;
-                }
+            (Some("delete"), Some(i)) => {
+                remaining.remove(i);
             }
-            (_, None) => orig.push(strip_directives(item)),
+            (Some("delete"), None) => {}
+            (Some("replace"), Some(i)) => {
+                remaining.remove(i);
+                merged.push(strip_directives(item));
+            }
+            (_, Some(i)) => {
+                let mut target = remaining.remove(i);
+                if let Value::Object(t) = &mut target {
+                    merge_map(t, item_map, keys.item)?;
+                }
+                merged.push(target);
+            }
+            (_, None) => merged.push(strip_directives(item)),
         }
     }
+    merged.extend(remaining);
+    *orig = merged;
     Ok(())
 }
 
@@ -227,9 +242,11 @@ mod tests {
         let c = &obj["spec"]["template"]["spec"]["containers"];
         assert_eq!(c.as_array().unwrap().len(), 2);
         assert_eq!(c[0]["image"], "nginx:1");
+        assert_eq!(c[1]["name"], "sidecar");
+        // Patch items come first, then the original items the patch did not mention.
         assert_eq!(
             c[0]["env"],
-            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+            json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}])
         );
     }
 

@@ -18,7 +18,6 @@ pub mod glob;
 mod helm;
 mod kustomize;
 mod objects;
-pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +26,7 @@ use tiphys_model::application::ApplicationSource;
 
 pub use cache::{CacheKey, RenderCache, generate_paths};
 pub use objects::check_objects;
+pub use tiphys_kustomize::yaml;
 
 /// Where an object came from: file (relative to the repository), document index, line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -222,6 +222,33 @@ fn kustomization_is_detected_and_built() {
     let r = run(root, &source("overlay")).unwrap();
     assert_eq!(r.source_type, SourceType::Kustomize);
     assert_eq!(names(&r), ["prod-settings"]);
+
+    // The Application's own Kustomize overrides apply on top, as in Argo CD.
+    write(
+        root,
+        "base/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
+    );
+    write(
+        root,
+        "base/kustomization.yaml",
+        "resources:\n- cm.yaml\n- deploy.yaml\n",
+    );
+    let mut s = source("overlay");
+    s.kustomize = Some(tiphys_model::application::ApplicationSourceKustomize {
+        name_suffix: "-blue".into(),
+        images: vec!["nginx=registry.example.com/nginx:1.28".into()],
+        common_labels: [("team".to_string(), "web".to_string())].into(),
+        ..Default::default()
+    });
+    let r = run(root, &s).unwrap();
+    assert_eq!(names(&r), ["prod-settings-blue", "prod-web-blue"]);
+    let deploy = &r.manifests[1].object;
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/nginx:1.28"
+    );
+    assert_eq!(deploy["metadata"]["labels"]["team"], "web");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod install;
 mod kubeconfig;
+mod kustomize;
 mod local_cluster;
 mod render;
 
@@ -27,6 +28,9 @@ enum Command {
     Install(install::Args),
     /// Print an Application's desired manifests as a YAML stream.
     Render(render::Args),
+    /// Native Kustomize.
+    #[command(subcommand)]
+    Kustomize(kustomize::Command),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +44,7 @@ fn main() -> anyhow::Result<()> {
     // Rendering is blocking work (git, helm); it needs no runtime, and must not run inside one.
     let cli = match cli.command {
         Command::Render(args) => return render::run(args),
+        Command::Kustomize(command) => return kustomize::run(command),
         other => Cli { command: other },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,7 +54,9 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::LocalCluster(args) => local_cluster::run(args).await,
             Command::Install(args) => install::run(args).await,
-            Command::Render(_) => unreachable!("handled before the runtime starts"),
+            Command::Render(_) | Command::Kustomize(_) => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     })
 }

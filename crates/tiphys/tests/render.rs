@@ -229,11 +229,21 @@ async fn credentials_from_repository_secrets() {
     let _ = server.wait();
 }
 
-/// Without helm or kustomize on PATH, rendering says which tool is missing.
+/// Kustomize needs no tool (the engine is native); without helm on PATH, rendering a chart
+/// says helm is missing.
 #[test]
-fn missing_tools_are_named() {
+fn kustomize_needs_no_tools_and_missing_helm_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    write(tmp.path(), "kust/kustomization.yaml", "resources: []\n");
+    write(
+        tmp.path(),
+        "kust/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: native\n",
+    );
+    write(
+        tmp.path(),
+        "kust/kustomization.yaml",
+        "resources: [cm.yaml]\nnamePrefix: k-\n",
+    );
     write(
         tmp.path(),
         "chart/Chart.yaml",
@@ -241,22 +251,27 @@ fn missing_tools_are_named() {
     );
     let empty_path = tmp.path().join("no-tools");
     std::fs::create_dir_all(&empty_path).unwrap();
-    for (path, tool) in [
-        ("kust", "kustomize is not installed"),
-        ("chart", "helm is not installed"),
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_tiphys"))
+    let run = |path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tiphys"))
             .args(["render", "--repo", "unused", "--path", path, "--repo-root"])
             .arg(tmp.path())
             .env("PATH", &empty_path)
             .env_remove("HELM")
             .output()
-            .unwrap();
-        assert!(!out.status.success());
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(tool),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+            .unwrap()
+    };
+    let out = run("kust");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: k-native"));
+    let out = run("chart");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("helm is not installed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

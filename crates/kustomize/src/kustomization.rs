@@ -1,0 +1,290 @@
+//! Reading a kustomization and accumulating its resources: files, directories (nested
+//! kustomizations), components, then this level's generators and transformers.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::yaml::parse_documents;
+use crate::{
+    KustomizeError, Resource, display, generators, io, kustomization_file, patches, transformers,
+};
+
+/// The fields this engine implements; anything else in a kustomization is refused by name.
+const SUPPORTED: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "resources",
+    "bases",
+    "components",
+    "namespace",
+    "namePrefix",
+    "nameSuffix",
+    "commonLabels",
+    "labels",
+    "commonAnnotations",
+    "images",
+    "replicas",
+    "patches",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "configMapGenerator",
+    "secretGenerator",
+    "generatorOptions",
+    "sortOptions",
+    "buildMetadata",
+];
+
+/// A parsed kustomization and the directory it lives in.
+pub struct Kustomization {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub spec: Value,
+}
+
+impl Kustomization {
+    pub fn load(dir: &Path) -> Result<Kustomization, KustomizeError> {
+        let file = kustomization_file(dir)
+            .ok_or_else(|| KustomizeError::NoKustomization { path: display(dir) })?;
+        let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+        let docs = parse_documents(&text).map_err(|e| KustomizeError::Yaml {
+            path: display(&file),
+            line: e.line,
+            message: e.message,
+        })?;
+        let spec = docs
+            .into_iter()
+            .next()
+            .map(|d| d.value)
+            .unwrap_or(Value::Object(Default::default()));
+        let Some(map) = spec.as_object() else {
+            return Err(KustomizeError::Invalid {
+                path: display(&file),
+                field: "(root)".into(),
+                message: "expected a mapping".into(),
+            });
+        };
+        for key in map.keys() {
+            if !SUPPORTED.contains(&key.as_str()) {
+                return Err(KustomizeError::Unsupported {
+                    path: display(&file),
+                    field: key.clone(),
+                });
+            }
+        }
+        if spec["sortOptions"]["order"]
+            .as_str()
+            .is_some_and(|o| o != "legacy")
+        {
+            return Err(KustomizeError::Unsupported {
+                path: display(&file),
+                field: "sortOptions.order: fifo".into(),
+            });
+        }
+        if spec["buildMetadata"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+        {
+            return Err(KustomizeError::Unsupported {
+                path: display(&file),
+                field: "buildMetadata".into(),
+            });
+        }
+        Ok(Kustomization {
+            dir: dir.to_path_buf(),
+            file,
+            spec,
+        })
+    }
+
+    pub fn path(&self) -> String {
+        display(&self.file)
+    }
+
+    /// A list of strings, or an error naming the field.
+    pub fn strings(&self, field: &str) -> Result<Vec<String>, KustomizeError> {
+        match &self.spec[field] {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| KustomizeError::Invalid {
+                            path: self.path(),
+                            field: field.into(),
+                            message: format!("expected a list of strings, found {i}"),
+                        })
+                })
+                .collect(),
+            other => Err(KustomizeError::Invalid {
+                path: self.path(),
+                field: field.into(),
+                message: format!("expected a list, found {other}"),
+            }),
+        }
+    }
+
+    pub fn is_component(&self) -> bool {
+        self.spec["kind"] == "Component"
+    }
+}
+
+/// Build `dir` into its resources. `stack` holds the directories being built (cycle check).
+pub fn accumulate(
+    dir: &Path,
+    stack: &mut Vec<PathBuf>,
+    as_component: bool,
+) -> Result<Vec<Resource>, KustomizeError> {
+    let canonical = dir.canonicalize().map_err(io(dir))?;
+    if stack.contains(&canonical) {
+        return Err(KustomizeError::Cycle { path: display(dir) });
+    }
+    stack.push(canonical);
+    let k = Kustomization::load(dir)?;
+    if k.is_component() != as_component {
+        let message = if as_component {
+            "a component must have kind: Component"
+        } else {
+            "a Component can only be used under components"
+        };
+        return Err(KustomizeError::Invalid {
+            path: k.path(),
+            field: "kind".into(),
+            message: message.into(),
+        });
+    }
+    let mut resources = Vec::new();
+    let mut entries = k.strings("resources")?;
+    entries.extend(k.strings("bases")?);
+    for entry in entries {
+        for r in load_entry(&k, &entry, stack)? {
+            add(&mut resources, r, &k)?;
+        }
+    }
+    for component in k.strings("components")? {
+        let comp_dir = k.dir.join(&component);
+        apply_component(&comp_dir, &mut resources, stack)?;
+    }
+    apply_level(&k, &mut resources)?;
+    stack.pop();
+    Ok(resources)
+}
+
+/// A component adds its resources to the parent's and applies its generators and
+/// transformers to all of them.
+fn apply_component(
+    dir: &Path,
+    resources: &mut Vec<Resource>,
+    stack: &mut Vec<PathBuf>,
+) -> Result<(), KustomizeError> {
+    let canonical = dir.canonicalize().map_err(io(dir))?;
+    if stack.contains(&canonical) {
+        return Err(KustomizeError::Cycle { path: display(dir) });
+    }
+    stack.push(canonical);
+    let k = Kustomization::load(dir)?;
+    if !k.is_component() {
+        return Err(KustomizeError::Invalid {
+            path: k.path(),
+            field: "kind".into(),
+            message: "components must have kind: Component".into(),
+        });
+    }
+    for entry in k.strings("resources")? {
+        for r in load_entry(&k, &entry, stack)? {
+            add(resources, r, &k)?;
+        }
+    }
+    for component in k.strings("components")? {
+        apply_component(&k.dir.join(component), resources, stack)?;
+    }
+    apply_level(&k, resources)?;
+    stack.pop();
+    Ok(())
+}
+
+/// This kustomization's generators, then its transformers, in kustomize's order.
+fn apply_level(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), KustomizeError> {
+    generators::run(k, resources)?;
+    patches::strategic_merge_files(k, resources)?;
+    patches::patches(k, resources)?;
+    transformers::namespace(k, resources);
+    transformers::prefix_suffix(k, resources);
+    transformers::labels(k, resources)?;
+    transformers::annotations(k, resources);
+    patches::json6902(k, resources)?;
+    transformers::replicas(k, resources)?;
+    transformers::images(k, resources)?;
+    Ok(())
+}
+
+fn add(
+    resources: &mut Vec<Resource>,
+    r: Resource,
+    k: &Kustomization,
+) -> Result<(), KustomizeError> {
+    let id = r.id();
+    if resources.iter().any(|existing| existing.id() == id) {
+        return Err(KustomizeError::DuplicateId { path: k.path(), id });
+    }
+    resources.push(r);
+    Ok(())
+}
+
+/// One `resources` entry: a file of manifests, or a directory holding a kustomization.
+fn load_entry(
+    k: &Kustomization,
+    entry: &str,
+    stack: &mut Vec<PathBuf>,
+) -> Result<Vec<Resource>, KustomizeError> {
+    if entry.contains("://") || entry.starts_with("git@") || entry.starts_with("github.com/") {
+        return Err(KustomizeError::Remote {
+            path: k.path(),
+            url: entry.to_string(),
+        });
+    }
+    let path = k.dir.join(entry);
+    if path.is_dir() {
+        return accumulate(&path, stack, false);
+    }
+    if !path.exists() {
+        return Err(KustomizeError::Invalid {
+            path: k.path(),
+            field: "resources".into(),
+            message: format!("{entry}: no such file or directory"),
+        });
+    }
+    read_manifests(&path)
+}
+
+/// The objects in a manifest file (`List` kinds flattened).
+pub fn read_manifests(path: &Path) -> Result<Vec<Resource>, KustomizeError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let docs = parse_documents(&text).map_err(|e| KustomizeError::Yaml {
+        path: display(path),
+        line: e.line,
+        message: e.message,
+    })?;
+    let mut out = Vec::new();
+    for doc in docs {
+        let value = doc.value;
+        if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) && value["items"].is_array()
+        {
+            for item in value["items"].as_array().cloned().unwrap_or_default() {
+                out.push(Resource::new(item));
+            }
+        } else {
+            if !value.is_object() || value["kind"].as_str().is_none() {
+                return Err(KustomizeError::Invalid {
+                    path: display(path),
+                    field: format!("document at line {}", doc.line),
+                    message: "missing kind (not a Kubernetes object)".into(),
+                });
+            }
+            out.push(Resource::new(value));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,268 @@
+//! `patches`, `patchesStrategicMerge` and `patchesJson6902`: strategic merge patches (with the
+//! built-in kinds' merge keys from `tiphys-patch`) and RFC 6902 JSON patches, aimed by the
+//! patch's own identity or by a target selector.
+
+use serde_json::Value;
+
+use crate::kustomization::Kustomization;
+use crate::yaml::parse_documents;
+use crate::{KustomizeError, Resource, io};
+
+fn patch_error(k: &Kustomization, message: String) -> KustomizeError {
+    KustomizeError::Patch {
+        path: k.path(),
+        message,
+    }
+}
+
+/// The text of a patch: inline, or a file relative to the kustomization.
+fn patch_text(k: &Kustomization, entry: &Value, at: &str) -> Result<String, KustomizeError> {
+    if let Some(inline) = entry["patch"].as_str() {
+        return Ok(inline.to_string());
+    }
+    let Some(rel) = entry["path"].as_str() else {
+        return Err(patch_error(
+            k,
+            format!("{at}: one of path or patch is required"),
+        ));
+    };
+    let path = k.dir.join(rel);
+    std::fs::read_to_string(&path).map_err(io(&path))
+}
+
+fn parse(k: &Kustomization, text: &str, at: &str) -> Result<Vec<Value>, KustomizeError> {
+    let docs = parse_documents(text).map_err(|e| {
+        patch_error(
+            k,
+            format!("{at}: invalid YAML at line {}: {}", e.line, e.message),
+        )
+    })?;
+    Ok(docs.into_iter().map(|d| d.value).collect())
+}
+
+/// Does a resource match a target selector (name and namespace as anchored regexes,
+/// labelSelector and annotationSelector as equality lists)?
+fn matches_target(r: &Resource, target: &Value) -> bool {
+    let field = |f: &str| target[f].as_str().filter(|s| !s.is_empty());
+    if field("group").is_some_and(|g| g != r.group())
+        && !(field("group") == Some("") && r.group().is_empty())
+    {
+        return false;
+    }
+    if field("version").is_some_and(|v| v != r.version())
+        || field("kind").is_some_and(|k| k != r.kind())
+    {
+        return false;
+    }
+    if let Some(name) = field("name")
+        && !anchored_match(name, r.name())
+        && !anchored_match(name, &r.origin_name)
+    {
+        return false;
+    }
+    if field("namespace").is_some_and(|ns| !anchored_match(ns, r.namespace())) {
+        return false;
+    }
+    for (selector, meta) in [
+        ("labelSelector", "labels"),
+        ("annotationSelector", "annotations"),
+    ] {
+        if let Some(sel) = field(selector) {
+            let values = &r.object["metadata"][meta];
+            let ok = sel.split(',').all(|term| match term.split_once("!=") {
+                Some((k, v)) => values[k.trim()].as_str() != Some(v.trim()),
+                None => match term.split_once('=') {
+                    Some((k, v)) => {
+                        values[k.trim()].as_str() == Some(v.trim_start_matches('=').trim())
+                    }
+                    None => values.get(term.trim()).is_some(),
+                },
+            });
+            if !ok {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// kustomize treats target names as anchored regular expressions; the common forms are a
+/// literal name, `.*`, `prefix.*` and alternations `a|b`.
+fn anchored_match(pattern: &str, s: &str) -> bool {
+    pattern.split('|').any(|alt| {
+        if let Some(prefix) = alt.strip_suffix(".*")
+            && !prefix.contains(['*', '.', '[', '(', '+', '?'])
+        {
+            return s.starts_with(prefix);
+        }
+        if alt == ".*" {
+            return true;
+        }
+        alt == s
+    })
+}
+
+fn apply_strategic(r: &mut Resource, patch: &Value) -> Result<bool, String> {
+    if patch["$patch"] == "delete" {
+        return Ok(false);
+    }
+    let schema = tiphys_patch::schema::for_kind(r.group(), r.kind());
+    let mut p = patch.clone();
+    // The patch names its target; its identity fields are not part of the change.
+    if let Some(meta) = p.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("name");
+        meta.remove("namespace");
+    }
+    tiphys_patch::strategic::apply(&mut r.object, &p, schema).map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+fn apply_json6902(r: &mut Resource, ops: &Value) -> Result<(), String> {
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops.clone()).map_err(|e| format!("invalid JSON 6902 patch: {e}"))?;
+    json_patch::patch(&mut r.object, &patch).map_err(|e| e.to_string())
+}
+
+/// Apply strategic merge patches that name their own target (kind/name/namespace).
+fn apply_by_identity(
+    k: &Kustomization,
+    resources: &mut Vec<Resource>,
+    patch: &Value,
+    at: &str,
+) -> Result<(), KustomizeError> {
+    let kind = patch["kind"].as_str().unwrap_or_default();
+    let name = patch["metadata"]["name"].as_str().unwrap_or_default();
+    let ns = patch["metadata"]["namespace"].as_str();
+    let index = resources.iter().position(|r| {
+        r.kind() == kind
+            && (r.name() == name || r.origin_name == name)
+            && ns.is_none_or(|n| n == r.namespace())
+    });
+    let Some(i) = index else {
+        return Err(patch_error(
+            k,
+            format!("{at}: no resource matches {kind} {name}"),
+        ));
+    };
+    if !apply_strategic(&mut resources[i], patch)
+        .map_err(|e| patch_error(k, format!("{at}: {e}")))?
+    {
+        resources.remove(i);
+    }
+    Ok(())
+}
+
+pub fn strategic_merge_files(
+    k: &Kustomization,
+    resources: &mut Vec<Resource>,
+) -> Result<(), KustomizeError> {
+    for (i, entry) in k.spec["patchesStrategicMerge"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("patchesStrategicMerge[{i}]");
+        let s = entry.as_str().unwrap_or_default();
+        // An entry is a file path, or (when it contains a newline) the patch itself.
+        let text = if s.contains('\n') {
+            s.to_string()
+        } else {
+            let path = k.dir.join(s);
+            std::fs::read_to_string(&path).map_err(io(&path))?
+        };
+        for patch in parse(k, &text, &at)? {
+            apply_by_identity(k, resources, &patch, &at)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn patches(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), KustomizeError> {
+    for (i, entry) in k.spec["patches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("patches[{i}]");
+        if entry["options"]
+            .as_object()
+            .is_some_and(|o| o.values().any(|v| v == true))
+        {
+            return Err(KustomizeError::Unsupported {
+                path: k.path(),
+                field: format!("{at}.options"),
+            });
+        }
+        let text = patch_text(k, entry, &at)?;
+        let docs = parse(k, &text, &at)?;
+        let target = entry.get("target").filter(|t| t.is_object());
+        let is_json6902 = docs.len() == 1 && docs[0].is_array();
+        match (target, is_json6902) {
+            (None, true) => {
+                return Err(patch_error(
+                    k,
+                    format!("{at}: a JSON 6902 patch needs a target"),
+                ));
+            }
+            (None, false) => {
+                for patch in &docs {
+                    apply_by_identity(k, resources, patch, &at)?;
+                }
+            }
+            (Some(target), json6902) => {
+                let mut deleted = Vec::new();
+                for (idx, r) in resources.iter_mut().enumerate() {
+                    if !matches_target(r, target) {
+                        continue;
+                    }
+                    if json6902 {
+                        apply_json6902(r, &docs[0])
+                            .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?;
+                    } else {
+                        for patch in &docs {
+                            if !apply_strategic(r, patch)
+                                .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?
+                            {
+                                deleted.push(idx);
+                            }
+                        }
+                    }
+                }
+                for idx in deleted.into_iter().rev() {
+                    resources.remove(idx);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn json6902(k: &Kustomization, resources: &mut [Resource]) -> Result<(), KustomizeError> {
+    for (i, entry) in k.spec["patchesJson6902"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("patchesJson6902[{i}]");
+        let text = patch_text(k, entry, &at)?;
+        let docs = parse(k, &text, &at)?;
+        let Some(ops) = docs.first() else { continue };
+        let target = &entry["target"];
+        let mut matched = false;
+        for r in resources.iter_mut().filter(|r| matches_target(r, target)) {
+            matched = true;
+            apply_json6902(r, ops)
+                .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?;
+        }
+        if !matched {
+            return Err(patch_error(
+                k,
+                format!("{at}: no resource matches the target {target}"),
+            ));
+        }
+    }
+    Ok(())
+}
