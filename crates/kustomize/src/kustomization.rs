@@ -159,9 +159,8 @@ pub fn accumulate(
     let mut entries = k.strings("resources")?;
     entries.extend(k.strings("bases")?);
     for entry in entries {
-        for r in load_entry(&k, &entry, stack)? {
-            add(&mut resources, r, &k)?;
-        }
+        let loaded = load_entry(&k, &entry, stack)?;
+        add_all(&mut resources, loaded, &k)?;
     }
     for component in k.strings("components")? {
         let comp_dir = k.dir.join(&component);
@@ -193,9 +192,8 @@ fn apply_component(
         });
     }
     for entry in k.strings("resources")? {
-        for r in load_entry(&k, &entry, stack)? {
-            add(resources, r, &k)?;
-        }
+        let loaded = load_entry(&k, &entry, stack)?;
+        add_all(resources, loaded, &k)?;
     }
     for component in k.strings("components")? {
         apply_component(&k.dir.join(component), resources, stack)?;
@@ -220,16 +218,20 @@ fn apply_level(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
     Ok(())
 }
 
-fn add(
+/// Add resources, refusing an id that is already there.
+fn add_all(
     resources: &mut Vec<Resource>,
-    r: Resource,
+    new: Vec<Resource>,
     k: &Kustomization,
 ) -> Result<(), KustomizeError> {
-    let id = r.id();
-    if resources.iter().any(|existing| existing.id() == id) {
-        return Err(KustomizeError::DuplicateId { path: k.path(), id });
+    let mut ids: std::collections::HashSet<String> = resources.iter().map(Resource::id).collect();
+    for r in new {
+        let id = r.id();
+        if !ids.insert(id.clone()) {
+            return Err(KustomizeError::DuplicateId { path: k.path(), id });
+        }
+        resources.push(r);
     }
-    resources.push(r);
     Ok(())
 }
 
