@@ -103,34 +103,83 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 fn classify<E: std::error::Error + 'static>(url: &str, err: E) -> SourceError {
     let message = chain(&err);
     let lower = message.to_lowercase();
+    // Status codes are whole words: a port such as 40189 in the URL is not a 401.
+    let status = |code: &str| {
+        lower
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == code)
+    };
+    let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
     let url = url.to_string();
-    if lower.contains("401")
-        || lower.contains("403")
-        || lower.contains("authenticat")
-        || lower.contains("credentials")
-        || lower.contains("permission denied")
+    if any(&["certificate", "tls", "ssl"]) {
+        SourceError::Tls { url, message }
+    } else if status("401")
+        || status("403")
+        || any(&["authenticat", "credentials", "permission denied"])
     {
         SourceError::AuthFailed { url, message }
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {
-        SourceError::Tls { url, message }
-    } else if lower.contains("connection refused")
-        || lower.contains("could not resolve")
-        || lower.contains("dns")
-        || lower.contains("timed out")
-        || lower.contains("unreachable")
-    {
+    } else if any(&[
+        "connection refused",
+        "could not resolve",
+        "dns",
+        "timed out",
+        "unreachable",
+    ]) {
         SourceError::Unreachable { url, message }
-    } else if lower.contains("404")
-        || lower.contains("not found")
-        || lower.contains("does not exist")
-        || lower.contains("no such file")
-        || lower.contains("not a git repository")
-        || lower.contains("could not find")
-        || lower.contains("valid git directory")
+    } else if status("404")
+        || any(&[
+            "not found",
+            "does not exist",
+            "no such file",
+            "not a git repository",
+            "could not find",
+            "valid git directory",
+        ])
     {
         SourceError::RepoNotFound { url, message }
     } else {
         SourceError::Git { url, message }
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct E(&'static str);
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for E {}
+
+    #[test]
+    fn ports_are_not_status_codes() {
+        let u = "https://127.0.0.1:40189/r.git";
+        assert!(matches!(
+            classify(
+                u,
+                E("https://127.0.0.1:40189/r.git: invalid peer certificate: UnknownIssuer")
+            ),
+            SourceError::Tls { .. }
+        ));
+        assert!(matches!(
+            classify(u, E("Received HTTP status 401")),
+            SourceError::AuthFailed { .. }
+        ));
+        assert!(matches!(
+            classify(
+                u,
+                E("error sending request for url (http://127.0.0.1:40189/x)")
+            ),
+            SourceError::Git { .. }
+        ));
+        assert!(matches!(
+            classify(u, E("HTTP status 404")),
+            SourceError::RepoNotFound { .. }
+        ));
     }
 }
 
