@@ -129,7 +129,7 @@ fn generate(
         meta.insert("annotations".into(), Value::Object(annotations));
     }
     let mut object = json!({"apiVersion": "v1", "kind": kind, "metadata": meta});
-    let encode = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+    let encode = |v: &[u8]| wrapped_base64(v);
     if kind == "Secret" {
         let mut d: Map<String, Value> = data
             .iter()
@@ -225,6 +225,23 @@ fn generate(
             format!("behavior must be create, merge or replace, not {other:?}"),
         )),
     }
+}
+
+/// kustomize's base64 for generated data: lines of 70 characters, each ending in a newline
+/// once the encoding needs more than one line.
+fn wrapped_base64(bytes: &[u8]) -> String {
+    const LINE: usize = 70;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines = encoded.len() / LINE + 1;
+    if lines == 1 {
+        return encoded;
+    }
+    let mut out = String::with_capacity(encoded.len() + lines);
+    for chunk in encoded.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }
 
 fn merged_map(base: &Value, over: &Value) -> Map<String, Value> {
