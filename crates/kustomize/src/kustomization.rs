@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::yaml::parse_documents;
 use crate::{
-    KustomizeError, Resource, display, generators, io, kustomization_file, patches, transformers,
+    KustomizeError, Resource, display, generators, io, kustomization_file, patches, replacements,
+    transformers,
 };
 
 /// The fields this engine implements; anything else in a kustomization is refused by name.
@@ -29,6 +30,7 @@ const SUPPORTED: &[&str] = &[
     "patches",
     "patchesStrategicMerge",
     "patchesJson6902",
+    "replacements",
     "configMapGenerator",
     "secretGenerator",
     "generatorOptions",
@@ -215,6 +217,7 @@ fn apply_level(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
     patches::json6902(k, resources)?;
     transformers::replicas(k, resources)?;
     transformers::images(k, resources)?;
+    replacements::run(k, resources)?;
     Ok(())
 }
 

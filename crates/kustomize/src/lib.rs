@@ -19,6 +19,7 @@ mod kustomization;
 mod names;
 mod order;
 mod patches;
+mod replacements;
 mod transformers;
 pub mod yaml;
 

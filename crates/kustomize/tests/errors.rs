@@ -20,15 +20,29 @@ fn every_refusal_names_the_place() {
     let err = |dir: &str| build(&root.join(dir)).unwrap_err();
 
     std::fs::create_dir_all(root.join("empty")).unwrap();
-    assert!(matches!(err("empty"), KustomizeError::NoKustomization { .. }));
+    assert!(matches!(
+        err("empty"),
+        KustomizeError::NoKustomization { .. }
+    ));
 
-    write(root, "unsupported/kustomization.yaml", "replacements: []\n");
+    write(root, "unsupported/kustomization.yaml", "helmCharts: []\n");
     let e = err("unsupported");
-    assert!(matches!(&e, KustomizeError::Unsupported { field, .. } if field == "replacements"), "{e}");
+    assert!(
+        matches!(&e, KustomizeError::Unsupported { field, .. } if field == "helmCharts"),
+        "{e}"
+    );
     assert!(e.to_string().contains("unsupported/kustomization.yaml"));
 
-    write(root, "missing/kustomization.yaml", "resources: [nope.yaml]\n");
-    assert!(err("missing").to_string().contains("nope.yaml: no such file or directory"));
+    write(
+        root,
+        "missing/kustomization.yaml",
+        "resources: [nope.yaml]\n",
+    );
+    assert!(
+        err("missing")
+            .to_string()
+            .contains("nope.yaml: no such file or directory")
+    );
 
     write(root, "cycle/a/kustomization.yaml", "resources: [../b]\n");
     write(root, "cycle/b/kustomization.yaml", "resources: [../a]\n");
@@ -36,35 +50,87 @@ fn every_refusal_names_the_place() {
 
     write(root, "dup/one.yaml", CM);
     write(root, "dup/two.yaml", CM);
-    write(root, "dup/kustomization.yaml", "resources: [one.yaml, two.yaml]\n");
-    assert!(err("dup").to_string().contains("already registered id: ConfigMap.v1.[noGrp]/a.[noNs]"));
+    write(
+        root,
+        "dup/kustomization.yaml",
+        "resources: [one.yaml, two.yaml]\n",
+    );
+    assert!(
+        err("dup")
+            .to_string()
+            .contains("already registered id: ConfigMap.v1.[noGrp]/a.[noNs]")
+    );
 
     write(root, "nomatch/cm.yaml", CM);
-    write(root, "nomatch/kustomization.yaml", "resources: [cm.yaml]\npatches:\n- patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: other\n    data: {x: y}\n");
-    assert!(err("nomatch").to_string().contains("no resource matches ConfigMap other"));
+    write(
+        root,
+        "nomatch/kustomization.yaml",
+        "resources: [cm.yaml]\npatches:\n- patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: other\n    data: {x: y}\n",
+    );
+    assert!(
+        err("nomatch")
+            .to_string()
+            .contains("no resource matches ConfigMap other")
+    );
 
     write(root, "badyaml/kustomization.yaml", "resources: [\n");
     assert!(matches!(err("badyaml"), KustomizeError::Yaml { .. }));
 
     write(root, "notobject/cm.yaml", "- just\n- a list\n");
-    write(root, "notobject/kustomization.yaml", "resources: [cm.yaml]\n");
-    assert!(err("notobject").to_string().contains("not a Kubernetes object"));
+    write(
+        root,
+        "notobject/kustomization.yaml",
+        "resources: [cm.yaml]\n",
+    );
+    assert!(
+        err("notobject")
+            .to_string()
+            .contains("not a Kubernetes object")
+    );
 
-    write(root, "remote/kustomization.yaml", "resources:\n- https://github.com/example/repo//base?ref=v1\n");
+    write(
+        root,
+        "remote/kustomization.yaml",
+        "resources:\n- https://github.com/example/repo//base?ref=v1\n",
+    );
     assert!(matches!(err("remote"), KustomizeError::Remote { .. }));
 
-    write(root, "genbehavior/kustomization.yaml", "configMapGenerator:\n- name: x\n  behavior: merge\n  literals: [A=1]\n");
-    assert!(err("genbehavior").to_string().contains("no ConfigMap x to merge with"));
+    write(
+        root,
+        "genbehavior/kustomization.yaml",
+        "configMapGenerator:\n- name: x\n  behavior: merge\n  literals: [A=1]\n",
+    );
+    assert!(
+        err("genbehavior")
+            .to_string()
+            .contains("no ConfigMap x to merge with")
+    );
 
-    write(root, "component-as-resource/comp/kustomization.yaml", "kind: Component\n");
-    write(root, "component-as-resource/kustomization.yaml", "resources: [comp]\n");
-    assert!(err("component-as-resource").to_string().contains("Component"));
+    write(
+        root,
+        "component-as-resource/comp/kustomization.yaml",
+        "kind: Component\n",
+    );
+    write(
+        root,
+        "component-as-resource/kustomization.yaml",
+        "resources: [comp]\n",
+    );
+    assert!(
+        err("component-as-resource")
+            .to_string()
+            .contains("Component")
+    );
 }
 
 #[test]
 fn a_patch_selecting_nothing_is_accepted_as_kustomize_accepts_it() {
     let tmp = tempfile::tempdir().unwrap();
     write(tmp.path(), "cm.yaml", CM);
-    write(tmp.path(), "kustomization.yaml", "resources: [cm.yaml]\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: add\n      path: /x\n      value: 1\n");
+    write(
+        tmp.path(),
+        "kustomization.yaml",
+        "resources: [cm.yaml]\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: add\n      path: /x\n      value: 1\n",
+    );
     assert_eq!(build(tmp.path()).unwrap().len(), 1);
 }
