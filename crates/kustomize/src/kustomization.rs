@@ -77,11 +77,12 @@ impl Kustomization {
         }
         if spec["sortOptions"]["order"]
             .as_str()
-            .is_some_and(|o| o != "legacy")
+            .is_some_and(|o| o != "legacy" && o != "fifo")
         {
-            return Err(KustomizeError::Unsupported {
+            return Err(KustomizeError::Invalid {
                 path: display(&file),
-                field: "sortOptions.order: fifo".into(),
+                field: "sortOptions.order".into(),
+                message: "must be legacy or fifo".into(),
             });
         }
         if spec["buildMetadata"]

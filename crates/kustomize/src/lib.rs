@@ -148,7 +148,11 @@ pub fn build(dir: &Path) -> Result<Vec<Value>, KustomizeError> {
     generators::apply_hash_suffixes(&mut resources);
     names::fix_references(&mut resources);
     let mut objects: Vec<Value> = resources.into_iter().map(|r| r.object).collect();
-    order::legacy_sort(&mut objects);
+    // The top kustomization's sortOptions decide the output order.
+    let sort = Kustomization::load(dir)?.spec["sortOptions"].clone();
+    if sort["order"] != "fifo" {
+        order::legacy_sort(&mut objects, &sort["legacySortOptions"]);
+    }
     Ok(objects)
 }
 
