@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::yaml::parse_documents;
 use crate::{
-    KustomizeError, Resource, display, generators, io, kustomization_file, patches, replacements,
-    transformers,
+    KustomizeError, Resource, display, generators, helm, io, kustomization_file, patches,
+    replacements, transformers,
 };
 
 /// The fields this engine implements; anything else in a kustomization is refused by name.
@@ -31,6 +31,8 @@ const SUPPORTED: &[&str] = &[
     "patchesStrategicMerge",
     "patchesJson6902",
     "replacements",
+    "helmCharts",
+    "helmGlobals",
     "configMapGenerator",
     "secretGenerator",
     "generatorOptions",
@@ -209,6 +211,7 @@ fn apply_component(
 /// This kustomization's generators, then its transformers, in kustomize's order.
 fn apply_level(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), KustomizeError> {
     generators::run(k, resources)?;
+    helm::run(k, resources)?;
     patches::strategic_merge_files(k, resources)?;
     patches::patches(k, resources)?;
     transformers::namespace(k, resources);
@@ -268,8 +271,14 @@ fn load_entry(
 /// The objects in a manifest file (`List` kinds flattened).
 pub fn read_manifests(path: &Path) -> Result<Vec<Resource>, KustomizeError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let docs = parse_documents(&text).map_err(|e| KustomizeError::Yaml {
-        path: display(path),
+    read_manifests_text(&text, &display(path))
+}
+
+/// The objects in manifest text; `origin` names it in errors.
+pub fn read_manifests_text(text: &str, origin: &str) -> Result<Vec<Resource>, KustomizeError> {
+    let path = origin;
+    let docs = parse_documents(text).map_err(|e| KustomizeError::Yaml {
+        path: path.to_string(),
         line: e.line,
         message: e.message,
     })?;
@@ -284,7 +293,7 @@ pub fn read_manifests(path: &Path) -> Result<Vec<Resource>, KustomizeError> {
         } else {
             if !value.is_object() || value["kind"].as_str().is_none() {
                 return Err(KustomizeError::Invalid {
-                    path: display(path),
+                    path: path.to_string(),
                     field: format!("document at line {}", doc.line),
                     message: "missing kind (not a Kubernetes object)".into(),
                 });

@@ -15,6 +15,7 @@
 
 pub mod emit;
 mod generators;
+mod helm;
 mod kustomization;
 mod names;
 mod order;

@@ -25,10 +25,10 @@ fn every_refusal_names_the_place() {
         KustomizeError::NoKustomization { .. }
     ));
 
-    write(root, "unsupported/kustomization.yaml", "helmCharts: []\n");
+    write(root, "unsupported/kustomization.yaml", "crds: [crd.json]\n");
     let e = err("unsupported");
     assert!(
-        matches!(&e, KustomizeError::Unsupported { field, .. } if field == "helmCharts"),
+        matches!(&e, KustomizeError::Unsupported { field, .. } if field == "crds"),
         "{e}"
     );
     assert!(e.to_string().contains("unsupported/kustomization.yaml"));

@@ -14,6 +14,12 @@ fn trees() -> Vec<PathBuf> {
     dirs
 }
 
+/// Trees with `helmCharts` need `--enable-helm` for kubectl (and helm on PATH).
+fn uses_helm(tree: &Path) -> bool {
+    std::fs::read_to_string(target(tree).join("kustomization.yaml"))
+        .is_ok_and(|k| k.contains("helmCharts"))
+}
+
 /// The directory to build: an `overlay/` or `overlays/production/` when the tree has one.
 fn target(tree: &Path) -> PathBuf {
     for sub in ["overlay", "overlays/production"] {
@@ -62,11 +68,12 @@ fn golden_files_are_what_kubectl_kustomize_prints_today() {
         return;
     }
     for tree in trees() {
-        let out = std::process::Command::new(&kubectl)
-            .arg("kustomize")
-            .arg(target(&tree))
-            .output()
-            .unwrap();
+        let mut cmd = std::process::Command::new(&kubectl);
+        cmd.arg("kustomize").arg(target(&tree));
+        if uses_helm(&tree) {
+            cmd.arg("--enable-helm");
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "{}: {}",
