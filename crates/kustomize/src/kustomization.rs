@@ -57,11 +57,13 @@ impl Kustomization {
             line: e.line,
             message: e.message,
         })?;
-        let spec = docs
-            .into_iter()
-            .next()
-            .map(|d| d.value)
-            .unwrap_or(Value::Object(Default::default()));
+        let Some(spec) = docs.into_iter().next().map(|d| d.value) else {
+            return Err(KustomizeError::Invalid {
+                path: display(&file),
+                field: "(root)".into(),
+                message: "kustomization.yaml is empty".into(),
+            });
+        };
         let Some(map) = spec.as_object() else {
             return Err(KustomizeError::Invalid {
                 path: display(&file),

@@ -19,6 +19,13 @@ fn every_refusal_names_the_place() {
     let root = tmp.path();
     let err = |dir: &str| build(&root.join(dir)).unwrap_err();
 
+    write(root, "blank/kustomization.yaml", "\n# nothing\n");
+    assert!(
+        err("blank")
+            .to_string()
+            .contains("kustomization.yaml is empty")
+    );
+
     std::fs::create_dir_all(root.join("empty")).unwrap();
     assert!(matches!(
         err("empty"),
