@@ -102,37 +102,20 @@ impl Out {
         }
     }
 
+    /// A sequence at `indent`; when the cursor is right after a `- ` (a sequence directly
+    /// inside a sequence item) the first item goes on that line.
     fn sequence(&mut self, items: &[Value], indent: usize) {
         for item in items {
-            if self.column != 0 {
+            if self.column != 0 && !self.text.ends_with("- ") {
                 self.newline();
             }
-            self.indent(indent);
-            self.write("- ");
-            match item {
-                Value::Object(m) if !m.is_empty() => self.mapping(m, indent + 2),
-                Value::Array(a) if !a.is_empty() => self.sequence_inline(a, indent + 2),
-                other => {
-                    self.scalar(other, indent + 2, false);
-                    self.newline();
-                }
-            }
-            if self.column != 0 {
-                self.newline();
-            }
-        }
-    }
-
-    /// A sequence directly inside a sequence item (`- - x`).
-    fn sequence_inline(&mut self, items: &[Value], indent: usize) {
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
+            if self.column == 0 {
                 self.indent(indent);
             }
             self.write("- ");
             match item {
                 Value::Object(m) if !m.is_empty() => self.mapping(m, indent + 2),
-                Value::Array(a) if !a.is_empty() => self.sequence_inline(a, indent + 2),
+                Value::Array(a) if !a.is_empty() => self.sequence(a, indent + 2),
                 other => {
                     self.scalar(other, indent + 2, false);
                     self.newline();

@@ -824,57 +824,30 @@ pub fn review(body: &[u8], format: BodyFormat) -> ApiResult<Reply> {
     Ok(Reply::Object(201, review))
 }
 
-/// Helper for internal controllers: read-modify-write an object's status with retries.
-pub(crate) fn update_status(
-    cluster: &Cluster,
-    gr: &GroupResource,
-    ns: &str,
-    name: &str,
-    manager: &str,
-    change: impl Fn(&mut Value),
-) -> ApiResult<()> {
-    let Some(rt) = cluster.registry.any_version(gr) else {
-        return Ok(());
-    };
-    for _ in 0..5 {
-        let Some(stored) = cluster.store.get(gr, ns, name) else {
-            return Ok(());
-        };
-        let current = stored.value()?;
-        let mut next = current.clone();
-        change(&mut next);
-        let mut opts = WriteOptions {
-            field_manager: manager.into(),
-            ..Default::default()
-        };
-        let sub = rt.status_subresource.then_some("status");
-        let Some(next) = cluster.prepare_update(&rt, &current, next, sub, &mut opts, true)? else {
-            return Ok(());
-        };
-        match cluster.store.put(gr, next, Some(stored.rv)) {
-            Ok(obj) => {
-                cluster.after_write(&rt, &obj);
-                return Ok(());
-            }
-            Err(e) if e.reason == "Conflict" => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// Which part of an object an internal controller writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Part {
+    /// The object through its main endpoint (status changes are ignored there).
+    Main,
+    /// The status, through `/status` when the resource has that subresource.
+    Status,
 }
 
-/// Helper for internal controllers: read-modify-write the main resource.
-pub(crate) fn update_object(
+/// Read-modify-write for the cluster's own controllers (CRD status, garbage collection,
+/// simulated workloads), retried on conflicting writes.
+pub(crate) fn update_internal(
     cluster: &Cluster,
     gr: &GroupResource,
     ns: &str,
     name: &str,
     manager: &str,
+    part: Part,
     change: impl Fn(&mut Value),
 ) -> ApiResult<()> {
     let Some(rt) = cluster.registry.any_version(gr) else {
         return Ok(());
     };
+    let sub = (part == Part::Status && rt.status_subresource).then_some("status");
     for _ in 0..5 {
         let Some(stored) = cluster.store.get(gr, ns, name) else {
             return Ok(());
@@ -887,7 +860,7 @@ pub(crate) fn update_object(
             field_validation: FieldValidation::Ignore,
             ..Default::default()
         };
-        let Some(next) = cluster.prepare_update(&rt, &current, next, None, &mut opts, true)? else {
+        let Some(next) = cluster.prepare_update(&rt, &current, next, sub, &mut opts, true)? else {
             return Ok(());
         };
         match cluster.commit_update(&rt, next, stored.rv, &opts) {

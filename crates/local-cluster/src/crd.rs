@@ -124,12 +124,13 @@ pub fn register(cluster: &Cluster, crd: &Value) {
         return;
     }
     let now = clock::now_rfc3339();
-    let _ = api::update_status(
+    let _ = api::update_internal(
         cluster,
         &crd_resource(),
         "",
         &name,
         "kube-apiserver",
+        api::Part::Status,
         |obj| {
             let mut stored = obj["status"]["storedVersions"]
                 .as_array()

@@ -137,12 +137,13 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
             }
         }
         if !orphaned_by.is_empty() {
-            let _ = api::update_object(
+            let _ = api::update_internal(
                 cluster,
                 &item.gr,
                 &ns,
                 &name,
                 "kube-controller-manager",
+                api::Part::Main,
                 |v| {
                     if let Some(Value::Array(refs)) = v.pointer_mut("/metadata/ownerReferences") {
                         refs.retain(|r| !orphaned_by.contains(&r["uid"]));
@@ -181,12 +182,13 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
         let release_orphan = f.iter().any(|x| x == "orphan") && !has_dependents();
         let release_foreground = f.iter().any(|x| x == "foregroundDeletion") && !has_dependents();
         if release_orphan || release_foreground {
-            let _ = api::update_object(
+            let _ = api::update_internal(
                 cluster,
                 &item.gr,
                 &ns,
                 &name,
                 "kube-controller-manager",
+                api::Part::Main,
                 |v| {
                     if let Some(Value::Array(list)) = v.pointer_mut("/metadata/finalizers") {
                         list.retain(|x| {
@@ -233,12 +235,13 @@ fn sweep(cluster: &Arc<Cluster>) -> bool {
                 .as_array()
                 .is_some_and(|f| !f.is_empty());
             if spec_finalizers {
-                let _ = api::update_object(
+                let _ = api::update_internal(
                     cluster,
                     &item.gr,
                     "",
                     &ns_name,
                     "kube-controller-manager",
+                    api::Part::Main,
                     |v| {
                         v["spec"]["finalizers"] = json!([]);
                     },

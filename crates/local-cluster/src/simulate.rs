@@ -142,11 +142,11 @@ fn progress(cluster: &Arc<Cluster>, group: &str, resource: &str, seen: &Value) {
     if resource == "deployments"
         && !seen["metadata"]["annotations"]["deployment.kubernetes.io/revision"].is_string()
     {
-        let _ = api::update_object(cluster, &gr, ns, name, MANAGER, |v| {
+        let _ = api::update_internal(cluster, &gr, ns, name, MANAGER, api::Part::Main, |v| {
             v["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("1");
         });
     }
-    let _ = api::update_status(cluster, &gr, ns, name, MANAGER, |v| {
+    let _ = api::update_internal(cluster, &gr, ns, name, MANAGER, api::Part::Status, |v| {
         let generation = v["metadata"]["generation"].clone();
         match resource {
             "deployments" => {
