@@ -138,17 +138,24 @@ impl Kustomization {
     }
 }
 
+/// What a build carries down the tree: the directories being built (to find cycles) and
+/// how to fetch remote bases.
+pub struct Context<'a> {
+    pub stack: Vec<PathBuf>,
+    pub remote: Option<&'a dyn crate::RemoteLoader>,
+}
+
 /// Build `dir` into its resources. `stack` holds the directories being built (cycle check).
 pub fn accumulate(
     dir: &Path,
-    stack: &mut Vec<PathBuf>,
+    ctx: &mut Context<'_>,
     as_component: bool,
 ) -> Result<Vec<Resource>, KustomizeError> {
     let canonical = dir.canonicalize().map_err(io(dir))?;
-    if stack.contains(&canonical) {
+    if ctx.stack.contains(&canonical) {
         return Err(KustomizeError::Cycle { path: display(dir) });
     }
-    stack.push(canonical);
+    ctx.stack.push(canonical);
     let k = Kustomization::load(dir)?;
     if k.is_component() != as_component {
         let message = if as_component {
@@ -166,15 +173,15 @@ pub fn accumulate(
     let mut entries = k.strings("resources")?;
     entries.extend(k.strings("bases")?);
     for entry in entries {
-        let loaded = load_entry(&k, &entry, stack)?;
+        let loaded = load_entry(&k, &entry, ctx)?;
         add_all(&mut resources, loaded, &k)?;
     }
     for component in k.strings("components")? {
         let comp_dir = k.dir.join(&component);
-        apply_component(&comp_dir, &mut resources, stack)?;
+        apply_component(&comp_dir, &mut resources, ctx)?;
     }
     apply_level(&k, &mut resources)?;
-    stack.pop();
+    ctx.stack.pop();
     Ok(resources)
 }
 
@@ -183,13 +190,13 @@ pub fn accumulate(
 fn apply_component(
     dir: &Path,
     resources: &mut Vec<Resource>,
-    stack: &mut Vec<PathBuf>,
+    ctx: &mut Context<'_>,
 ) -> Result<(), KustomizeError> {
     let canonical = dir.canonicalize().map_err(io(dir))?;
-    if stack.contains(&canonical) {
+    if ctx.stack.contains(&canonical) {
         return Err(KustomizeError::Cycle { path: display(dir) });
     }
-    stack.push(canonical);
+    ctx.stack.push(canonical);
     let k = Kustomization::load(dir)?;
     if !k.is_component() {
         return Err(KustomizeError::Invalid {
@@ -199,14 +206,14 @@ fn apply_component(
         });
     }
     for entry in k.strings("resources")? {
-        let loaded = load_entry(&k, &entry, stack)?;
+        let loaded = load_entry(&k, &entry, ctx)?;
         add_all(resources, loaded, &k)?;
     }
     for component in k.strings("components")? {
-        apply_component(&k.dir.join(component), resources, stack)?;
+        apply_component(&k.dir.join(component), resources, ctx)?;
     }
     apply_level(&k, resources)?;
-    stack.pop();
+    ctx.stack.pop();
     Ok(())
 }
 
@@ -248,17 +255,27 @@ fn add_all(
 fn load_entry(
     k: &Kustomization,
     entry: &str,
-    stack: &mut Vec<PathBuf>,
+    ctx: &mut Context<'_>,
 ) -> Result<Vec<Resource>, KustomizeError> {
-    if entry.contains("://") || entry.starts_with("git@") || entry.starts_with("github.com/") {
-        return Err(KustomizeError::Remote {
-            path: k.path(),
-            url: entry.to_string(),
-        });
+    if is_remote(entry) {
+        let Some(loader) = ctx.remote else {
+            return Err(KustomizeError::Remote {
+                path: k.path(),
+                url: entry.to_string(),
+            });
+        };
+        let dir = loader
+            .load(entry)
+            .map_err(|message| KustomizeError::Invalid {
+                path: k.path(),
+                field: "resources".into(),
+                message: format!("{entry}: {message}"),
+            })?;
+        return accumulate(&dir, ctx, false);
     }
     let path = k.dir.join(entry);
     if path.is_dir() {
-        return accumulate(&path, stack, false);
+        return accumulate(&path, ctx, false);
     }
     if !path.exists() {
         return Err(KustomizeError::Invalid {
@@ -304,4 +321,13 @@ pub fn read_manifests_text(text: &str, origin: &str) -> Result<Vec<Resource>, Ku
         }
     }
     Ok(out)
+}
+
+/// A resource that lives in another repository (`https://host/org/repo//path?ref=v1`,
+/// `git@host:org/repo//path`, `github.com/org/repo/path`).
+fn is_remote(entry: &str) -> bool {
+    entry.contains("://")
+        || entry.starts_with("git@")
+        || entry.starts_with("github.com/")
+        || entry.starts_with("gitlab.com/")
 }

@@ -144,8 +144,26 @@ impl Resource {
 
 /// Build a kustomization directory into resources (in output order).
 pub fn build(dir: &Path) -> Result<Vec<Value>, KustomizeError> {
-    let mut stack = Vec::new();
-    let mut resources = kustomization::accumulate(dir, &mut stack, false)?;
+    build_with(dir, None)
+}
+
+/// Fetches remote bases for a build: returns the local directory a remote resource URL
+/// stands for. Implemented by the caller (the git source layer), so this crate does no I/O
+/// beyond reading trees.
+pub trait RemoteLoader {
+    fn load(&self, url: &str) -> Result<PathBuf, String>;
+}
+
+/// Build with remote bases fetched through `remote`.
+pub fn build_with(
+    dir: &Path,
+    remote: Option<&dyn RemoteLoader>,
+) -> Result<Vec<Value>, KustomizeError> {
+    let mut ctx = kustomization::Context {
+        stack: Vec::new(),
+        remote,
+    };
+    let mut resources = kustomization::accumulate(dir, &mut ctx, false)?;
     generators::apply_hash_suffixes(&mut resources);
     names::fix_references(&mut resources);
     let mut objects: Vec<Value> = resources.into_iter().map(|r| r.object).collect();

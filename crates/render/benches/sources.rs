@@ -99,6 +99,7 @@ fn main() {
                 source: s,
                 app_name: "app",
                 namespace: "ns",
+                remote: None,
             })
             .unwrap();
         }
@@ -119,6 +120,7 @@ fn main() {
                             source: s,
                             app_name: "app",
                             namespace: "ns",
+                            remote: None,
                         })
                     })
                     .unwrap();

@@ -97,6 +97,7 @@ pub fn render(
     root: &Path,
     dir: &Path,
     options: Option<&ApplicationSourceKustomize>,
+    remote: Option<&dyn tiphys_kustomize::RemoteLoader>,
 ) -> Result<Vec<Manifest>, RenderError> {
     let rel = relative(root, dir);
     let origin_file = format!("{rel}/kustomization.yaml");
@@ -104,7 +105,7 @@ pub fn render(
         .map(|k| overlay(dir, k))
         .filter(|o| o.as_object().is_some_and(|m| m.len() > 1));
     let native = match &overrides {
-        None => tiphys_kustomize::build(dir),
+        None => tiphys_kustomize::build_with(dir, remote),
         Some(overlay) => {
             let scratch = std::env::temp_dir().join(format!(
                 "tiphys-kustomize-{}-{}",
@@ -120,7 +121,7 @@ pub fn render(
                 path: file.display().to_string(),
                 source,
             })?;
-            let built = tiphys_kustomize::build(&scratch);
+            let built = tiphys_kustomize::build_with(&scratch, remote);
             let _ = std::fs::remove_dir_all(&scratch);
             built
         }

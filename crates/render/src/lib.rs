@@ -122,6 +122,8 @@ pub struct Request<'a> {
     pub app_name: &'a str,
     /// The destination namespace: Helm's `--namespace` unless the source overrides it.
     pub namespace: &'a str,
+    /// How Kustomize fetches remote bases; None refuses them.
+    pub remote: Option<&'a dyn tiphys_kustomize::RemoteLoader>,
 }
 
 /// The rendered manifests of a source.
@@ -202,7 +204,9 @@ pub fn render(req: &Request<'_>) -> Result<Rendered, RenderError> {
     let source_type = detect(&dir, req.source);
     let manifests = match source_type {
         SourceType::Directory => directory::render(&root, &dir, req.source.directory.as_ref())?,
-        SourceType::Kustomize => kustomize::render(&root, &dir, req.source.kustomize.as_ref())?,
+        SourceType::Kustomize => {
+            kustomize::render(&root, &dir, req.source.kustomize.as_ref(), req.remote)?
+        }
         SourceType::Helm => helm::render(&root, &dir, req)?,
     };
     check_objects(&manifests)?;

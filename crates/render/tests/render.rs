@@ -28,6 +28,7 @@ fn run(root: &Path, source: &ApplicationSource) -> Result<tiphys_render::Rendere
         source,
         app_name: "demo",
         namespace: "apps",
+        remote: None,
     })
 }
 

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod credentials;
+pub mod remote_base;
 mod url;
 
 use std::collections::HashMap;

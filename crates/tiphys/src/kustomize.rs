@@ -14,7 +14,16 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Build { dir } => {
-            print!("{}", tiphys_kustomize::build_yaml(&dir)?);
+            // Remote bases come through the same git cache `tiphys render` uses.
+            let cache = tiphys_source::GitCache::new(crate::render::cache_dir(
+                std::env::var_os("TIPHYS_CACHE_DIR").map(PathBuf::from),
+            ));
+            let remotes = crate::remote::GitRemotes {
+                cache: &cache,
+                secrets: &[],
+            };
+            let objects = tiphys_kustomize::build_with(&dir, Some(&remotes))?;
+            print!("{}", tiphys_kustomize::emit::stream(&objects));
             Ok(())
         }
     }

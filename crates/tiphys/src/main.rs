@@ -5,6 +5,7 @@ mod install;
 mod kubeconfig;
 mod kustomize;
 mod local_cluster;
+mod remote;
 mod render;
 
 use clap::{Parser, Subcommand};

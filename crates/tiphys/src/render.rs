@@ -87,7 +87,7 @@ fn repository_secrets(args: &Args) -> anyhow::Result<Vec<(SecretKind, RepoSecret
     })
 }
 
-fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
+pub fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -132,6 +132,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let cache = GitCache::new(cache_dir(args.cache_dir.clone()));
     let secrets = repository_secrets(&args)?;
+    let remotes = crate::remote::GitRemotes {
+        cache: &cache,
+        secrets: &secrets,
+    };
     let mut all = Vec::new();
     for source in &sources {
         if !source.chart.is_empty() {
@@ -156,6 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             source,
             app_name: &name,
             namespace: &namespace,
+            remote: Some(&remotes),
         })
         .with_context(|| format!("rendering {} path {:?}", source.repo_url, source.path))?;
         all.extend(rendered.manifests);

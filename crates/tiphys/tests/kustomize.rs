@@ -1,0 +1,101 @@
+//! `tiphys kustomize build`: native output, and remote bases fetched from a real git
+//! repository through the source layer.
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn remote_bases_come_from_git() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("platform");
+    write(
+        &repo,
+        "bases/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  color: blue\n",
+    );
+    write(
+        &repo,
+        "bases/web/kustomization.yaml",
+        "resources: [cm.yaml]\n",
+    );
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "v1"]);
+    git(&repo, &["tag", "v1"]);
+    write(
+        &repo,
+        "bases/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  color: green\n",
+    );
+    git(&repo, &["commit", "-qam", "v2"]);
+
+    let overlay = tmp.path().join("overlay");
+    write(
+        &overlay,
+        "kustomization.yaml",
+        &format!(
+            "resources:\n- file://{}//bases/web?ref=v1\nnamePrefix: prod-\n",
+            repo.display()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["kustomize", "build"])
+        .arg(&overlay)
+        .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("name: prod-web-config") && stdout.contains("color: blue"),
+        "the tagged revision is used: {stdout}"
+    );
+
+    write(
+        &overlay,
+        "kustomization.yaml",
+        &format!(
+            "resources:\n- file://{}//bases/missing?ref=main\n",
+            repo.display()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["kustomize", "build"])
+        .arg(&overlay)
+        .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no directory \"bases/missing\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
