@@ -176,9 +176,9 @@ fn generate(
             id: format!("{kind} {name}"),
         }),
         ("create", None) => {
-            let mut r = Resource::new(object);
+            let generator = if kind == "Secret" { "SecretGenerator" } else { "ConfigMapGenerator" };
+            let mut r = Resource::new(object, crate::Source::Generated { kustomization: k.file.clone(), generator });
             r.hash_suffix = !disable_hash;
-            r.generated = true;
             resources.push(r);
             Ok(())
         }

@@ -112,10 +112,8 @@ pub fn run(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), Kusto
             ));
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        resources.extend(read_manifests_text(
-            &text,
-            &format!("{} (helm template)", dir.display()),
-        )?);
+        let source = crate::Source::Generated { kustomization: k.file.clone(), generator: "HelmChartInflationGenerator" };
+        resources.extend(read_manifests_text(&text, &format!("{} (helm template)", dir.display()), &source)?);
     }
     Ok(())
 }

@@ -89,15 +89,6 @@ impl Kustomization {
                 message: "must be legacy or fifo".into(),
             });
         }
-        if spec["buildMetadata"]
-            .as_array()
-            .is_some_and(|b| !b.is_empty())
-        {
-            return Err(KustomizeError::Unsupported {
-                path: display(&file),
-                field: "buildMetadata".into(),
-            });
-        }
         Ok(Kustomization {
             dir: dir.to_path_buf(),
             file,
@@ -290,11 +281,11 @@ fn load_entry(
 /// The objects in a manifest file (`List` kinds flattened).
 pub fn read_manifests(path: &Path) -> Result<Vec<Resource>, KustomizeError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    read_manifests_text(&text, &display(path))
+    read_manifests_text(&text, &display(path), &crate::Source::File(path.to_path_buf()))
 }
 
 /// The objects in manifest text; `origin` names it in errors.
-pub fn read_manifests_text(text: &str, origin: &str) -> Result<Vec<Resource>, KustomizeError> {
+pub fn read_manifests_text(text: &str, origin: &str, source: &crate::Source) -> Result<Vec<Resource>, KustomizeError> {
     let path = origin;
     let docs = parse_documents(text).map_err(|e| KustomizeError::Yaml {
         path: path.to_string(),
@@ -307,7 +298,7 @@ pub fn read_manifests_text(text: &str, origin: &str) -> Result<Vec<Resource>, Ku
         if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) && value["items"].is_array()
         {
             for item in value["items"].as_array().cloned().unwrap_or_default() {
-                out.push(Resource::new(item));
+                out.push(Resource::new(item, source.clone()));
             }
         } else {
             if !value.is_object() || value["kind"].as_str().is_none() {
@@ -317,7 +308,7 @@ pub fn read_manifests_text(text: &str, origin: &str) -> Result<Vec<Resource>, Ku
                     message: "missing kind (not a Kubernetes object)".into(),
                 });
             }
-            out.push(Resource::new(value));
+            out.push(Resource::new(value, source.clone()));
         }
     }
     Ok(out)

@@ -13,6 +13,7 @@
 //! **Invariant:** no I/O beyond reading the kustomization tree.
 #![forbid(unsafe_code)]
 
+mod build_metadata;
 pub mod emit;
 mod generators;
 mod helm;
@@ -63,36 +64,29 @@ pub enum KustomizeError {
     Patch { path: String, message: String },
 }
 
-/// A resource and the names it had before transformations (for name references).
+/// Where a resource came from, for `buildMetadata: [originAnnotations]`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A manifest file (absolute path).
+    File(PathBuf),
+    /// Made by a generator configured in a kustomization file (absolute path).
+    Generated { kustomization: PathBuf, generator: &'static str },
+}
+
+/// A resource and the name it had before transformations (for name references).
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub object: Value,
-    /// `(kind, original name, original namespace)`.
     pub origin_name: String,
-    pub origin_namespace: String,
     /// Generated ConfigMaps and Secrets get a content-hash suffix at the end.
     pub hash_suffix: bool,
-    /// Whether `behavior: merge|replace` generators may still apply to it.
-    pub generated: bool,
+    pub source: Source,
 }
 
 impl Resource {
-    fn new(object: Value) -> Resource {
-        let origin_name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let origin_namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        Resource {
-            object,
-            origin_name,
-            origin_namespace,
-            hash_suffix: false,
-            generated: false,
-        }
+    fn new(object: Value, source: Source) -> Resource {
+        let origin_name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        Resource { object, origin_name, hash_suffix: false, source }
     }
 
     pub fn kind(&self) -> &str {
@@ -166,9 +160,11 @@ pub fn build_with(
     let mut resources = kustomization::accumulate(dir, &mut ctx, false)?;
     generators::apply_hash_suffixes(&mut resources);
     names::fix_references(&mut resources);
+    let top = Kustomization::load(dir)?;
+    build_metadata::apply(&top, dir, &mut resources)?;
     let mut objects: Vec<Value> = resources.into_iter().map(|r| r.object).collect();
     // The top kustomization's sortOptions decide the output order.
-    let sort = Kustomization::load(dir)?.spec["sortOptions"].clone();
+    let sort = top.spec["sortOptions"].clone();
     if sort["order"] != "fifo" {
         order::legacy_sort(&mut objects, &sort["legacySortOptions"]);
     }
