@@ -18,12 +18,22 @@ fn relative(top: &Path, path: &Path) -> String {
     let (a, b): (Vec<_>, Vec<_>) = (top.components().collect(), path.components().collect());
     let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
     let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), a.len() - common).collect();
-    parts.extend(b[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.extend(
+        b[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
     parts.join("/")
 }
 
-pub fn apply(k: &Kustomization, top: &Path, resources: &mut [Resource]) -> Result<(), KustomizeError> {
-    let Some(options) = k.spec["buildMetadata"].as_array() else { return Ok(()) };
+pub fn apply(
+    k: &Kustomization,
+    top: &Path,
+    resources: &mut [Resource],
+) -> Result<(), KustomizeError> {
+    let Some(options) = k.spec["buildMetadata"].as_array() else {
+        return Ok(());
+    };
     for option in options {
         match option.as_str() {
             Some("managedByLabel") => {
@@ -39,7 +49,10 @@ pub fn apply(k: &Kustomization, top: &Path, resources: &mut [Resource]) -> Resul
                 for r in resources.iter_mut() {
                     let origin = match &r.source {
                         Source::File(path) => format!("path: {}\n", relative(top, path)),
-                        Source::Generated { kustomization, generator } => format!(
+                        Source::Generated {
+                            kustomization,
+                            generator,
+                        } => format!(
                             "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {generator}\n",
                             relative(top, kustomization)
                         ),
@@ -52,7 +65,10 @@ pub fn apply(k: &Kustomization, top: &Path, resources: &mut [Resource]) -> Resul
                 }
             }
             other => {
-                return Err(KustomizeError::Unsupported { path: k.path(), field: format!("buildMetadata: {}", other.unwrap_or_default()) });
+                return Err(KustomizeError::Unsupported {
+                    path: k.path(),
+                    field: format!("buildMetadata: {}", other.unwrap_or_default()),
+                });
             }
         }
     }

@@ -411,18 +411,30 @@ fn go_format_g(f: f64) -> String {
 
 /// go-yaml's key order: runs of digits compare as numbers, non-letters before letters.
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let ar: Vec<char> = a.chars().collect();
-    let br: Vec<char> = b.chars().collect();
+    // Keys are almost always ASCII: compare bytes then, without collecting chars.
+    if a.is_ascii() && b.is_ascii() {
+        natural_cmp_in(a.as_bytes(), b.as_bytes())
+    } else {
+        natural_cmp_in(
+            &a.chars().collect::<Vec<_>>(),
+            &b.chars().collect::<Vec<_>>(),
+        )
+    }
+}
+
+fn natural_cmp_in<T: Copy + Into<char>>(a: &[T], b: &[T]) -> Ordering {
+    let at = |i: usize| -> char { a[i].into() };
+    let bt = |i: usize| -> char { b[i].into() };
     let mut i = 0;
-    while i < ar.len() && i < br.len() {
-        if ar[i] == br[i] {
+    while i < a.len() && i < b.len() {
+        let (ac, bc) = (at(i), bt(i));
+        if ac == bc {
             i += 1;
             continue;
         }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
+        let (al, bl) = (ac.is_alphabetic(), bc.is_alphabetic());
         if al && bl {
-            return ar[i].cmp(&br[i]);
+            return ac.cmp(&bc);
         }
         if al || bl {
             return if bl {
@@ -432,10 +444,10 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
             };
         }
         let (mut an, mut bn) = (0i64, 0i64);
-        if ar[i] == '0' || br[i] == '0' {
-            let mut j = i as isize - 1;
-            while j >= 0 && ar[j as usize].is_ascii_digit() {
-                if ar[j as usize] != '0' {
+        if ac == '0' || bc == '0' {
+            let mut j = i;
+            while j > 0 && at(j - 1).is_ascii_digit() {
+                if at(j - 1) != '0' {
                     an = 1;
                     bn = 1;
                     break;
@@ -444,17 +456,17 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
             }
         }
         let mut ai = i;
-        while ai < ar.len() && ar[ai].is_ascii_digit() {
+        while ai < a.len() && at(ai).is_ascii_digit() {
             an = an
                 .saturating_mul(10)
-                .saturating_add(i64::from(ar[ai] as u8 - b'0'));
+                .saturating_add(i64::from(at(ai) as u8 - b'0'));
             ai += 1;
         }
         let mut bi = i;
-        while bi < br.len() && br[bi].is_ascii_digit() {
+        while bi < b.len() && bt(bi).is_ascii_digit() {
             bn = bn
                 .saturating_mul(10)
-                .saturating_add(i64::from(br[bi] as u8 - b'0'));
+                .saturating_add(i64::from(bt(bi) as u8 - b'0'));
             bi += 1;
         }
         if an != bn {
@@ -463,9 +475,9 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
         if ai != bi {
             return ai.cmp(&bi);
         }
-        return ar[i].cmp(&br[i]);
+        return ac.cmp(&bc);
     }
-    ar.len().cmp(&br.len())
+    a.len().cmp(&b.len())
 }
 
 #[cfg(test)]

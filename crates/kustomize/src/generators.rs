@@ -176,8 +176,18 @@ fn generate(
             id: format!("{kind} {name}"),
         }),
         ("create", None) => {
-            let generator = if kind == "Secret" { "SecretGenerator" } else { "ConfigMapGenerator" };
-            let mut r = Resource::new(object, crate::Source::Generated { kustomization: k.file.clone(), generator });
+            let generator = if kind == "Secret" {
+                "SecretGenerator"
+            } else {
+                "ConfigMapGenerator"
+            };
+            let mut r = Resource::new(
+                object,
+                crate::Source::Generated {
+                    kustomization: k.file.clone(),
+                    generator,
+                },
+            );
             r.hash_suffix = !disable_hash;
             resources.push(r);
             Ok(())

@@ -112,8 +112,15 @@ pub fn run(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), Kusto
             ));
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        let source = crate::Source::Generated { kustomization: k.file.clone(), generator: "HelmChartInflationGenerator" };
-        resources.extend(read_manifests_text(&text, &format!("{} (helm template)", dir.display()), &source)?);
+        let source = crate::Source::Generated {
+            kustomization: k.file.clone(),
+            generator: "HelmChartInflationGenerator",
+        };
+        resources.extend(read_manifests_text(
+            &text,
+            &format!("{} (helm template)", dir.display()),
+            &source,
+        )?);
     }
     Ok(())
 }

@@ -281,11 +281,19 @@ fn load_entry(
 /// The objects in a manifest file (`List` kinds flattened).
 pub fn read_manifests(path: &Path) -> Result<Vec<Resource>, KustomizeError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    read_manifests_text(&text, &display(path), &crate::Source::File(path.to_path_buf()))
+    read_manifests_text(
+        &text,
+        &display(path),
+        &crate::Source::File(path.to_path_buf()),
+    )
 }
 
 /// The objects in manifest text; `origin` names it in errors.
-pub fn read_manifests_text(text: &str, origin: &str, source: &crate::Source) -> Result<Vec<Resource>, KustomizeError> {
+pub fn read_manifests_text(
+    text: &str,
+    origin: &str,
+    source: &crate::Source,
+) -> Result<Vec<Resource>, KustomizeError> {
     let path = origin;
     let docs = parse_documents(text).map_err(|e| KustomizeError::Yaml {
         path: path.to_string(),

@@ -70,7 +70,10 @@ pub enum Source {
     /// A manifest file (absolute path).
     File(PathBuf),
     /// Made by a generator configured in a kustomization file (absolute path).
-    Generated { kustomization: PathBuf, generator: &'static str },
+    Generated {
+        kustomization: PathBuf,
+        generator: &'static str,
+    },
 }
 
 /// A resource and the name it had before transformations (for name references).
@@ -85,8 +88,16 @@ pub struct Resource {
 
 impl Resource {
     fn new(object: Value, source: Source) -> Resource {
-        let origin_name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        Resource { object, origin_name, hash_suffix: false, source }
+        let origin_name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Resource {
+            object,
+            origin_name,
+            hash_suffix: false,
+            source,
+        }
     }
 
     pub fn kind(&self) -> &str {
