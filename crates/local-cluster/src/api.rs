@@ -589,15 +589,13 @@ impl Cluster {
             "status": {"replicas": status_replicas},
         });
         let selector = match &paths.label_selector {
-            Some(p) if rt.builtin => obj["spec"]["selector"]["matchLabels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .filter(|_| !p.is_empty()),
+            // Built-in kinds report their label selector in the `a=b,c=d` form.
+            Some(_) if rt.builtin => obj["spec"]["selector"]["matchLabels"].as_object().map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
             Some(p) => json_path(obj, p)
                 .and_then(Value::as_str)
                 .map(str::to_string),

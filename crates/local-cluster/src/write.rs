@@ -182,21 +182,18 @@ impl Cluster {
         {
             m.remove("status");
         }
-        let requested = obj.clone();
         self.normalize(rt, &mut obj, opts)?;
         if !apply_op {
+            // A create owns every field of the defaulted object, as on a real server (the
+            // `Update` entry of kubectl-client-side-apply lists the defaults too).
             let now = clock::now_rfc3339();
-            let mut with_ownership = obj.clone();
-            // Ownership is computed on what was asked for plus defaults, as the server does.
-            let _ = requested;
             UpdateOwnership {
                 manager: &opts.field_manager,
                 api_version: &rt.api_version(),
                 subresource: None,
                 now: &now,
             }
-            .record(None, &mut with_ownership, merge_root(rt));
-            obj = with_ownership;
+            .record(None, &mut obj, merge_root(rt));
         }
         Ok(obj)
     }
