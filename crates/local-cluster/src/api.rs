@@ -188,12 +188,23 @@ impl Cluster {
         let mut opts = write_options(query, caller)?;
         let obj = decode_object(body, format, &rt.kind)?;
         let obj = self.prepare_create(rt, p.namespace.as_deref(), obj, &mut opts, false)?;
+        let reply = self.commit_create(rt, obj, &opts)?;
+        Ok((reply, opts.warnings))
+    }
+
+    /// Store a new object (unless this is a dry run): 201 with what was stored.
+    fn commit_create(
+        &self,
+        rt: &ResourceType,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Reply> {
         if opts.dry_run {
-            return Ok((Reply::Object(201, obj), opts.warnings));
+            return Ok(Reply::Object(201, obj));
         }
         let stored = self.store.put(&rt.group_resource(), obj, None)?;
         self.after_write(rt, &stored);
-        Ok((Reply::Object(201, stored), opts.warnings))
+        Ok(Reply::Object(201, stored))
     }
 
     pub fn update(
@@ -397,12 +408,7 @@ impl Cluster {
         let mut obj = outcome.object;
         obj["metadata"]["name"] = json!(name);
         let obj = self.prepare_create(rt, p.namespace.as_deref(), obj, opts, true)?;
-        if opts.dry_run {
-            return Ok(Reply::Object(201, obj));
-        }
-        let stored = self.store.put(&rt.group_resource(), obj, None)?;
-        self.after_write(rt, &stored);
-        Ok(Reply::Object(201, stored))
+        self.commit_create(rt, obj, opts)
     }
 
     pub fn delete(&self, p: &ResourcePath, query: &Query, body: &[u8]) -> ApiResult<Reply> {
