@@ -72,7 +72,7 @@ impl Out {
                 }
                 self.indent(indent);
             }
-            self.scalar(&Value::String(key.clone()), indent, true);
+            self.string(key, indent, true);
             self.write(":");
             self.value(&map[key], indent);
         }
@@ -168,23 +168,30 @@ impl Out {
 
     /// Write words, breaking the line at a single space once past column 80.
     fn folded_words(&mut self, s: &str, indent: usize, allow_breaks: bool) {
-        let chars: Vec<char> = s.chars().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            let single_space = c == ' '
+        if !allow_breaks || !s.contains(' ') {
+            self.write(s);
+            return;
+        }
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        for (i, b) in bytes.iter().enumerate() {
+            let single_space = *b == b' '
                 && i > 0
-                && chars[i - 1] != ' '
-                && chars.get(i + 1).is_some_and(|n| *n != ' ');
-            if single_space && allow_breaks && self.column > BEST_WIDTH {
+                && bytes[i - 1] != b' '
+                && bytes.get(i + 1).is_some_and(|n| *n != b' ');
+            if !single_space {
+                continue;
+            }
+            self.write(&s[start..i]);
+            if self.column > BEST_WIDTH {
                 self.newline();
                 self.indent(indent);
             } else {
-                let mut buf = [0u8; 4];
-                self.write(c.encode_utf8(&mut buf));
+                self.write(" ");
             }
-            i += 1;
+            start = i + 1;
         }
+        self.write(&s[start..]);
     }
 
     fn double_quoted(&mut self, s: &str) {
