@@ -32,6 +32,14 @@ fn remote_bases_come_from_git() {
     git(&repo, &["commit", "-qam", "v2"]);
 
     let overlay = tmp.path().join("overlay");
+    let build = || {
+        Command::new(env!("CARGO_BIN_EXE_tiphys"))
+            .args(["kustomize", "build"])
+            .arg(&overlay)
+            .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
+            .output()
+            .unwrap()
+    };
     write(
         &overlay,
         "kustomization.yaml",
@@ -40,12 +48,7 @@ fn remote_bases_come_from_git() {
             repo.display()
         ),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tiphys"))
-        .args(["kustomize", "build"])
-        .arg(&overlay)
-        .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
-        .output()
-        .unwrap();
+    let out = build();
     assert!(
         out.status.success(),
         "{}",
@@ -65,12 +68,7 @@ fn remote_bases_come_from_git() {
             repo.display()
         ),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tiphys"))
-        .args(["kustomize", "build"])
-        .arg(&overlay)
-        .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
-        .output()
-        .unwrap();
+    let out = build();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("has no directory \"bases/missing\""),
