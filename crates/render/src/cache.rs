@@ -105,6 +105,15 @@ impl RenderCache {
         Ok(value)
     }
 
+    /// Forget every render (a hard refresh).
+    pub fn clear(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clear();
+    }
+
     /// How many renders actually ran (cache misses).
     pub fn renders(&self) -> u64 {
         self.renders.load(std::sync::atomic::Ordering::Relaxed)

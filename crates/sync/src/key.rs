@@ -60,6 +60,11 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// The version of an `apiVersion` (`v1` of `apps/v1`).
+pub fn split_version(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or(api_version, |(_, v)| v)
+}
+
 /// Parse a tracking id back into (app, key); None when malformed.
 pub fn parse_tracking_id(id: &str) -> Option<(String, ObjectKey)> {
     let (app, rest) = id.split_once(':')?;

@@ -1,0 +1,292 @@
+//! Writing to a destination cluster: server-side apply (field manager `tiphys`), client-side
+//! apply (three-way, with the last-applied annotation, as kubectl does), replace, create and
+//! delete. Implements the sync crate's [`tiphys_sync::Cluster`].
+
+use std::sync::Arc;
+
+use kube::api::{
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, ValidationDirective,
+};
+use serde_json::{Map, Value};
+use tiphys_sync::{ObjectKey, WriteOptions};
+
+use crate::clusters::ClusterHandle;
+use crate::discovery::Resolved;
+
+pub const FIELD_MANAGER: &str = "tiphys";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+pub struct Writer {
+    pub cluster: Arc<ClusterHandle>,
+}
+
+/// An API error's message as kubectl would show it.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+impl Writer {
+    async fn api_for(&self, obj: &Value) -> Result<(Api<DynamicObject>, Resolved), String> {
+        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let resolved = self
+            .cluster
+            .resolver
+            .resolve(api_version, kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+        let api = match (resolved.namespaced, namespace) {
+            (true, Some(ns)) => {
+                Api::namespaced_with(self.cluster.client.clone(), ns, &resolved.resource)
+            }
+            _ => Api::all_with(self.cluster.client.clone(), &resolved.resource),
+        };
+        Ok((api, resolved))
+    }
+
+    /// What the object would look like after a server-side apply (nothing is written).
+    pub async fn predict(&self, obj: &Value) -> Result<Value, kube::Error> {
+        let (api, _) = self
+            .api_for(obj)
+            .await
+            .map_err(|e| kube::Error::Service(e.into()))?;
+        let name = name_of(obj);
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = true;
+        let result = api.patch(&name, &params, &Patch::Apply(obj)).await?;
+        Ok(serde_json::to_value(result).unwrap_or(Value::Null))
+    }
+
+    /// The live object straight from the API server (for objects the cache does not track).
+    pub async fn get(&self, obj: &Value) -> Result<Option<Value>, String> {
+        let (api, _) = self.api_for(obj).await?;
+        match api.get_opt(&name_of(obj)).await {
+            Ok(found) => Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null))),
+            Err(e) => Err(api_message(&e)),
+        }
+    }
+
+    async fn server_side(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
+        let (api, _) = self.api_for(obj).await?;
+        let name = name_of(obj);
+        let before = api.get_opt(&name).await.map_err(|e| api_message(&e))?;
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = options.dry_run;
+        params.field_validation = Some(validation(options));
+        let after = api
+            .patch(&name, &params, &Patch::Apply(obj))
+            .await
+            .map_err(|e| api_message(&e))?;
+        Ok(verb(before.as_ref(), &after))
+    }
+
+    async fn client_side(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
+        let (api, resolved) = self.api_for(obj).await?;
+        let name = name_of(obj);
+        let mut desired = obj.clone();
+        let applied = serde_json::to_string(obj).unwrap_or_default();
+        set_annotation(&mut desired, LAST_APPLIED, &applied);
+        let before = api.get_opt(&name).await.map_err(|e| api_message(&e))?;
+        let post = PostParams {
+            dry_run: options.dry_run,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        let Some(live) = before else {
+            let object: DynamicObject =
+                serde_json::from_value(desired).map_err(|e| e.to_string())?;
+            api.create(&post, &object)
+                .await
+                .map_err(|e| api_message(&e))?;
+            return Ok("created".into());
+        };
+        let live_value = serde_json::to_value(&live).unwrap_or(Value::Null);
+        let last: Value = live_value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(LAST_APPLIED))
+            .and_then(Value::as_str)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or(Value::Null);
+        let patch = three_way(&last, &desired);
+        let mut params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            dry_run: options.dry_run,
+            ..Default::default()
+        };
+        params.field_validation = Some(validation(options));
+        let builtin =
+            !resolved.resource.group.contains('.') || resolved.resource.group.ends_with(".k8s.io");
+        let patch = if builtin {
+            Patch::Strategic(patch)
+        } else {
+            Patch::Merge(patch)
+        };
+        let after = api
+            .patch(&name, &params, &patch)
+            .await
+            .map_err(|e| api_message(&e))?;
+        Ok(verb(Some(&live), &after))
+    }
+
+    async fn replace(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
+        let (api, _) = self.api_for(obj).await?;
+        let name = name_of(obj);
+        let post = PostParams {
+            dry_run: options.dry_run,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        let mut object: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        match api.get_opt(&name).await.map_err(|e| api_message(&e))? {
+            None => {
+                api.create(&post, &object)
+                    .await
+                    .map_err(|e| api_message(&e))?;
+                Ok("created".into())
+            }
+            Some(live) => {
+                object.metadata.resource_version = live.metadata.resource_version.clone();
+                api.replace(&name, &post, &object)
+                    .await
+                    .map_err(|e| api_message(&e))?;
+                Ok("replaced".into())
+            }
+        }
+    }
+}
+
+fn validation(options: WriteOptions) -> ValidationDirective {
+    if options.validate {
+        ValidationDirective::Strict
+    } else {
+        ValidationDirective::Ignore
+    }
+}
+
+fn name_of(obj: &Value) -> String {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn verb(before: Option<&DynamicObject>, after: &DynamicObject) -> String {
+    match before {
+        None => "created",
+        Some(b) if b.metadata.resource_version == after.metadata.resource_version => "unchanged",
+        Some(_) => "configured",
+    }
+    .into()
+}
+
+fn set_annotation(obj: &mut Value, name: &str, value: &str) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(name.into(), Value::String(value.into()));
+        }
+    }
+}
+
+/// kubectl's client-side apply patch: the desired object, plus `null` for every field the
+/// last applied configuration had and the desired one dropped.
+pub fn three_way(last: &Value, desired: &Value) -> Value {
+    match (last, desired) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut out = Map::new();
+            for (k, v) in new {
+                out.insert(k.clone(), three_way(old.get(k).unwrap_or(&Value::Null), v));
+            }
+            for k in old.keys() {
+                if !new.contains_key(k) {
+                    out.insert(k.clone(), Value::Null);
+                }
+            }
+            Value::Object(out)
+        }
+        (_, new) => new.clone(),
+    }
+}
+
+impl tiphys_sync::Cluster for Writer {
+    async fn apply(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
+        if options.replace {
+            self.replace(obj, options).await
+        } else if options.server_side {
+            self.server_side(obj, options).await
+        } else {
+            self.client_side(obj, options).await
+        }
+    }
+
+    async fn create(&self, obj: &Value) -> Result<(), String> {
+        let (api, _) = self.api_for(obj).await?;
+        let object: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        let post = PostParams {
+            dry_run: false,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        api.create(&post, &object)
+            .await
+            .map(|_| ())
+            .map_err(|e| api_message(&e))
+    }
+
+    async fn delete(
+        &self,
+        key: &ObjectKey,
+        api_version: &str,
+        propagation: &str,
+    ) -> Result<(), String> {
+        let mut stub = serde_json::json!({"apiVersion": api_version, "kind": key.kind,
+            "metadata": {"name": key.name}});
+        if !key.namespace.is_empty() {
+            stub["metadata"]["namespace"] = Value::String(key.namespace.clone());
+        }
+        let (api, _) = self.api_for(&stub).await?;
+        let params = DeleteParams {
+            propagation_policy: Some(match propagation {
+                "foreground" | "Foreground" => kube::api::PropagationPolicy::Foreground,
+                "orphan" | "Orphan" => kube::api::PropagationPolicy::Orphan,
+                _ => kube::api::PropagationPolicy::Background,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&key.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_message(&e)),
+        }
+    }
+
+    fn live(&self, key: &ObjectKey) -> Option<Value> {
+        self.cluster.cache.get(key).map(|(_, v)| (*v).clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn three_way_removes_dropped_fields() {
+        let last = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1"}});
+        let desired = json!({"metadata": {"labels": {"a": "1"}}, "data": {"x": "2"}});
+        assert_eq!(
+            three_way(&last, &desired),
+            json!({"metadata": {"labels": {"a": "1", "b": null}}, "data": {"x": "2"}})
+        );
+    }
+}

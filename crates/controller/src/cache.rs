@@ -1,0 +1,370 @@
+//! The live-state cache of one cluster: a watch per kind the apps manage, keeping only the
+//! objects an app tracks (by the tracking annotation or label), stripped of what neither diff
+//! nor health needs. Every change to a tracked object wakes its app, which is how drift is
+//! seen within a second instead of at the next poll.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::watcher;
+use serde_json::Value;
+use tiphys_sync::ObjectKey;
+use tiphys_sync::annotations::TRACKING_ID;
+use tokio::sync::watch;
+
+use crate::discovery::Resolved;
+
+/// How objects are attributed to apps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Tracking {
+    /// `argocd.argoproj.io/tracking-id` (Argo CD 3.x default).
+    #[default]
+    Annotation,
+    /// A label holding the app name (`app.kubernetes.io/instance` by default).
+    Label(String),
+    /// Both: the label for selection, the annotation for identity.
+    AnnotationAndLabel(String),
+}
+
+impl Tracking {
+    /// Parse argocd-cm's `application.resourceTrackingMethod`.
+    pub fn from_setting(method: &str, label: Option<&str>) -> Tracking {
+        let label = label.unwrap_or("app.kubernetes.io/instance").to_string();
+        match method {
+            "label" => Tracking::Label(label),
+            "annotation+label" => Tracking::AnnotationAndLabel(label),
+            _ => Tracking::Annotation,
+        }
+    }
+
+    /// The app `obj` belongs to, if any. An annotation copied onto a different object (its
+    /// id names another object) does not count.
+    pub fn app_of(&self, obj: &Value) -> Option<String> {
+        let annotation = || {
+            let id = obj
+                .pointer("/metadata/annotations")?
+                .get(TRACKING_ID)?
+                .as_str()?;
+            let (app, key) = tiphys_sync::key::parse_tracking_id(id)?;
+            let mut own = ObjectKey::of(obj);
+            // Cluster-scoped objects carry no namespace; ids may still name one.
+            if own.namespace.is_empty() {
+                own.namespace = key.namespace.clone();
+            }
+            (own == key).then_some(app)
+        };
+        match self {
+            Tracking::Annotation | Tracking::AnnotationAndLabel(_) => annotation(),
+            Tracking::Label(label) => obj
+                .pointer("/metadata/labels")?
+                .get(label)?
+                .as_str()
+                .map(str::to_string),
+        }
+    }
+
+    /// Mark `obj` as belonging to `app`.
+    pub fn stamp(&self, obj: &mut Value, app: &str, key: &ObjectKey) {
+        let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let mut put = |field: &str, name: &str, value: String| {
+            let map = meta
+                .entry(field)
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !map.is_object() {
+                *map = Value::Object(Default::default());
+            }
+            if let Some(map) = map.as_object_mut() {
+                map.insert(name.to_string(), Value::String(value));
+            }
+        };
+        match self {
+            Tracking::Annotation => put("annotations", TRACKING_ID, key.tracking_id(app)),
+            Tracking::Label(label) => put("labels", label, app.to_string()),
+            Tracking::AnnotationAndLabel(label) => {
+                put("annotations", TRACKING_ID, key.tracking_id(app));
+                put("labels", label, app.to_string());
+            }
+        }
+    }
+}
+
+/// Remove what neither diff nor health reads: managed fields and client annotations.
+fn strip(mut obj: Value) -> Value {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    obj
+}
+
+#[derive(Default)]
+struct Objects {
+    by_key: HashMap<ObjectKey, (String, Arc<Value>)>,
+    by_app: HashMap<String, HashSet<ObjectKey>>,
+}
+
+impl Objects {
+    fn insert(&mut self, key: ObjectKey, app: String, obj: Arc<Value>) -> Option<String> {
+        let previous = self.remove(&key);
+        self.by_app
+            .entry(app.clone())
+            .or_default()
+            .insert(key.clone());
+        self.by_key.insert(key, (app, obj));
+        previous
+    }
+
+    fn remove(&mut self, key: &ObjectKey) -> Option<String> {
+        let (app, _) = self.by_key.remove(key)?;
+        if let Some(set) = self.by_app.get_mut(&app) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_app.remove(&app);
+            }
+        }
+        Some(app)
+    }
+}
+
+/// Per-kind watch status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KindState {
+    Listing,
+    Ready,
+    Failed(String),
+}
+
+/// The cache of one cluster.
+pub struct LiveCache {
+    client: kube::Client,
+    tracking: Tracking,
+    objects: RwLock<Objects>,
+    kinds: Mutex<HashMap<(String, String), watch::Receiver<KindState>>>,
+    wake: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl LiveCache {
+    pub fn new(
+        client: kube::Client,
+        tracking: Tracking,
+        wake: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Arc<LiveCache> {
+        Arc::new(LiveCache {
+            client,
+            tracking,
+            objects: RwLock::new(Objects::default()),
+            kinds: Mutex::new(HashMap::new()),
+            wake,
+        })
+    }
+
+    pub fn tracking(&self) -> &Tracking {
+        &self.tracking
+    }
+
+    /// Start watching `resolved`'s kind if not yet, and wait until its initial list is in.
+    pub async fn ensure(self: &Arc<Self>, resolved: &Resolved) -> Result<(), String> {
+        let gk = (
+            resolved.resource.group.clone(),
+            resolved.resource.kind.clone(),
+        );
+        let mut rx = {
+            let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+            match kinds.get(&gk) {
+                Some(rx) if !matches!(*rx.borrow(), KindState::Failed(_)) => rx.clone(),
+                _ => {
+                    let (tx, rx) = watch::channel(KindState::Listing);
+                    kinds.insert(gk.clone(), rx.clone());
+                    let cache = Arc::downgrade(self);
+                    let resource = resolved.resource.clone();
+                    tokio::spawn(run_watch(cache, resource, tx));
+                    rx
+                }
+            }
+        };
+        let state = rx
+            .wait_for(|s| *s != KindState::Listing)
+            .await
+            .map(|s| s.clone())
+            .unwrap_or(KindState::Failed("watch ended".into()));
+        match state {
+            KindState::Failed(e) => Err(format!(
+                "watching {}/{}: {e}",
+                resolved.resource.api_version, resolved.resource.kind
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every cached object `app` tracks.
+    pub fn objects_of(&self, app: &str) -> Vec<(ObjectKey, Arc<Value>)> {
+        let objects = self.objects.read().unwrap_or_else(|p| p.into_inner());
+        objects
+            .by_app
+            .get(app)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| objects.by_key.get(k).map(|(_, o)| (k.clone(), o.clone())))
+            .collect()
+    }
+
+    /// The cached object at `key` with its app.
+    pub fn get(&self, key: &ObjectKey) -> Option<(String, Arc<Value>)> {
+        let objects = self.objects.read().unwrap_or_else(|p| p.into_inner());
+        objects.by_key.get(key).cloned()
+    }
+
+    /// How many objects are cached.
+    pub fn len(&self) -> usize {
+        self.objects
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_key
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn apply(&self, obj: Value) {
+        let key = ObjectKey::of(&obj);
+        let app = self.tracking.app_of(&obj);
+        let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
+        let previous = match app {
+            Some(app) => {
+                let previous = objects.insert(key, app.clone(), Arc::new(strip(obj)));
+                let _ = self.wake.send(app);
+                previous
+            }
+            None => objects.remove(&key),
+        };
+        if let Some(previous) = previous {
+            let _ = self.wake.send(previous);
+        }
+    }
+
+    fn delete(&self, obj: &Value) {
+        let key = ObjectKey::of(obj);
+        let removed = self
+            .objects
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        if let Some(app) = removed {
+            let _ = self.wake.send(app);
+        }
+    }
+
+    /// Replace every object of (group, kind) after a (re)list.
+    fn replace_kind(&self, group: &str, kind: &str, listed: Vec<Value>) {
+        let mut woken = HashSet::new();
+        {
+            let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
+            let stale: Vec<ObjectKey> = objects
+                .by_key
+                .keys()
+                .filter(|k| k.group == group && k.kind == kind)
+                .cloned()
+                .collect();
+            for key in stale {
+                if let Some(app) = objects.remove(&key) {
+                    woken.insert(app);
+                }
+            }
+            for obj in listed {
+                if let Some(app) = self.tracking.app_of(&obj) {
+                    let key = ObjectKey::of(&obj);
+                    objects.insert(key, app.clone(), Arc::new(strip(obj)));
+                    woken.insert(app);
+                }
+            }
+        }
+        for app in woken {
+            let _ = self.wake.send(app);
+        }
+    }
+}
+
+async fn run_watch(
+    cache: std::sync::Weak<LiveCache>,
+    resource: kube::discovery::ApiResource,
+    state: watch::Sender<KindState>,
+) {
+    let Some(client) = cache.upgrade().map(|c| c.client.clone()) else {
+        return;
+    };
+    let api: Api<DynamicObject> = Api::all_with(client, &resource);
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut buffer: Vec<Value> = Vec::new();
+    while let Some(event) = stream.next().await {
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        let to_value = |o: DynamicObject| {
+            let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+            if let Some(map) = v.as_object_mut() {
+                map.insert("apiVersion".into(), resource.api_version.clone().into());
+                map.insert("kind".into(), resource.kind.clone().into());
+            }
+            v
+        };
+        match event {
+            Ok(watcher::Event::Init) => buffer.clear(),
+            Ok(watcher::Event::InitApply(o)) => {
+                let v = to_value(o);
+                if cache.tracking.app_of(&v).is_some() {
+                    buffer.push(strip(v));
+                }
+            }
+            Ok(watcher::Event::InitDone) => {
+                cache.replace_kind(&resource.group, &resource.kind, std::mem::take(&mut buffer));
+                state.send_replace(KindState::Ready);
+            }
+            Ok(watcher::Event::Apply(o)) => cache.apply(to_value(o)),
+            Ok(watcher::Event::Delete(o)) => cache.delete(&to_value(o)),
+            Err(e) => {
+                tracing::warn!(kind = %resource.kind, group = %resource.group, error = %e, "watch error");
+                if *state.borrow() == KindState::Listing {
+                    // Forbidden or gone kinds fail fast; the watcher would retry forever.
+                    state.send_replace(KindState::Failed(e.to_string()));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn tracking_ids_must_name_their_object() {
+        let tracking = Tracking::Annotation;
+        let mut obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}});
+        let key = ObjectKey::of(&obj);
+        tracking.stamp(&mut obj, "shop", &key);
+        assert_eq!(tracking.app_of(&obj), Some("shop".into()));
+        // Copied to another object (kubectl get -o yaml | edit name | apply): not tracked.
+        obj["metadata"]["name"] = json!("copy");
+        assert_eq!(tracking.app_of(&obj), None);
+        let label = Tracking::from_setting("label", None);
+        let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let key = ObjectKey::of(&obj);
+        label.stamp(&mut obj, "shop", &key);
+        assert_eq!(
+            obj["metadata"]["labels"]["app.kubernetes.io/instance"],
+            "shop"
+        );
+        assert_eq!(label.app_of(&obj), Some("shop".into()));
+    }
+}

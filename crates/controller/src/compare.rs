@@ -1,0 +1,390 @@
+//! Compare an app's desired objects with what is live in its destination cluster.
+//!
+//! Each desired object is predicted by a server-side-apply dry run and compared with the live
+//! one (see tiphys-diff); the verdict is memoised on (desired content, live resourceVersion),
+//! so an unchanged object costs no API call on the next reconcile.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tiphys_diff::{Comparison, IgnoreRules};
+use tiphys_health::Health;
+use tiphys_model::AppProject;
+use tiphys_model::application::{HealthStatusCode, SyncStatusCode};
+use tiphys_render::Manifest;
+use tiphys_sync::ObjectKey;
+use tiphys_sync::annotations::{self, Role};
+
+use crate::apply::{Writer, api_message, is_not_found};
+use crate::clusters::ClusterHandle;
+
+/// One object of the app, desired and/or live.
+#[derive(Clone, Debug)]
+pub struct CompareItem {
+    pub key: ObjectKey,
+    pub version: String,
+    pub desired: Option<Value>,
+    pub live: Option<Arc<Value>>,
+    pub origin: Option<String>,
+    pub status: SyncStatusCode,
+    pub diff: String,
+    pub health: Option<Health>,
+    pub hook: bool,
+    pub requires_pruning: bool,
+    /// `compare-options: IgnoreExtraneous`: never makes the app OutOfSync.
+    pub ignore_extraneous: bool,
+    pub wave: i64,
+}
+
+/// The app-level result.
+#[derive(Clone, Debug)]
+pub struct Compared {
+    pub items: Vec<CompareItem>,
+    pub sync: SyncStatusCode,
+    pub health: Health,
+    /// (condition type, message) warnings: shared resources, secrets in Git.
+    pub warnings: Vec<(String, String)>,
+    /// Kinds whose watches are up: the only kinds whose absence proves anything.
+    pub complete: bool,
+}
+
+/// Why an app could not be compared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// InvalidSpecError or ComparisonError.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn comparison(message: impl Into<String>) -> Problem {
+        Problem {
+            kind: "ComparisonError",
+            message: message.into(),
+        }
+    }
+
+    pub fn spec(message: impl Into<String>) -> Problem {
+        Problem {
+            kind: "InvalidSpecError",
+            message: message.into(),
+        }
+    }
+}
+
+/// Memoised verdicts of one app.
+#[derive(Default)]
+pub struct Memo {
+    verdicts: HashMap<ObjectKey, (u64, String, Comparison)>,
+}
+
+fn content_hash(v: &Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish()
+}
+
+/// What compare needs to know about the app.
+pub struct Subject<'a> {
+    pub app: &'a str,
+    pub namespace: &'a str,
+    pub project: Option<&'a AppProject>,
+    pub rules: &'a IgnoreRules,
+    /// Kinds the app managed before (status.resources), watched so they can be pruned.
+    pub previous_kinds: &'a [(String, String)],
+}
+
+/// Prepare desired objects (namespace, tracking) and compare them with the live state.
+pub async fn compare(
+    cluster: &Arc<ClusterHandle>,
+    subject: &Subject<'_>,
+    manifests: &[Manifest],
+    memo: &mut Memo,
+) -> Result<Compared, Problem> {
+    let writer = Writer {
+        cluster: cluster.clone(),
+    };
+    let tracking = cluster.cache.tracking().clone();
+    let mut warnings = Vec::new();
+    let mut violations = Vec::new();
+    // Kinds defined by CRDs in the same app may not be served yet.
+    let crd_kinds: BTreeSet<(String, String)> = manifests
+        .iter()
+        .filter(|m| {
+            m.object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+        })
+        .filter_map(|m| {
+            let s = |p: &str| {
+                m.object
+                    .pointer(p)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            Some((s("/spec/group")?, s("/spec/names/kind")?))
+        })
+        .collect();
+    let mut desired: Vec<(ObjectKey, Value, String, bool)> = Vec::new();
+    let mut watched = BTreeSet::new();
+    for m in manifests {
+        let mut obj = m.object.clone();
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let group = tiphys_sync::key::group_of(&api_version).to_string();
+        let resolved = match cluster.resolver.resolve(&api_version, &kind).await {
+            Ok(r) => Some(r),
+            Err(_) if crd_kinds.contains(&(group.clone(), kind.clone())) => None,
+            Err(e) => return Err(Problem::comparison(format!("{}: {e}", m.origin))),
+        };
+        let namespaced = resolved.as_ref().is_none_or(|r| r.namespaced);
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            if namespaced {
+                let empty = meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty);
+                if empty && !subject.namespace.is_empty() {
+                    meta.insert("namespace".into(), Value::String(subject.namespace.into()));
+                }
+            } else {
+                meta.remove("namespace");
+            }
+        }
+        let key = ObjectKey::of(&obj);
+        if let Some(project) = subject.project {
+            if !crate::project::resource_permitted(project, &group, &kind, namespaced) {
+                violations.push(format!(
+                    "resource {group}:{kind} is not permitted in project {}",
+                    project.metadata.name.as_deref().unwrap_or_default()
+                ));
+            } else if namespaced
+                && !key.namespace.is_empty()
+                && !crate::project::destination_permitted(
+                    project,
+                    &cluster.server,
+                    &cluster.name,
+                    &key.namespace,
+                )
+            {
+                violations.push(format!(
+                    "namespace {} is not permitted in project '{}'",
+                    key.namespace,
+                    project.metadata.name.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        if key.kind == "Secret"
+            && ["data", "stringData"].iter().any(|f| {
+                obj.get(*f)
+                    .and_then(Value::as_object)
+                    .is_some_and(|m| !m.is_empty())
+            })
+        {
+            warnings.push((
+                "SecretInGitWarning".to_string(),
+                format!("{}: Secret {} has literal data in Git", m.origin, key),
+            ));
+        }
+        tracking.stamp(&mut obj, subject.app, &key);
+        if let Some(r) = &resolved {
+            watched.insert((r.resource.api_version.clone(), r.resource.kind.clone()));
+            let _ = r;
+        }
+        desired.push((key, obj, m.origin.to_string(), resolved.is_some()));
+    }
+    if !violations.is_empty() {
+        violations.dedup();
+        return Err(Problem::spec(violations.join("; ")));
+    }
+    for (group, kind) in subject.previous_kinds {
+        if let Ok(r) = cluster.resolver.preferred(group, kind).await {
+            watched.insert((r.resource.api_version.clone(), r.resource.kind.clone()));
+        }
+    }
+    for (api_version, kind) in &watched {
+        let resolved = cluster
+            .resolver
+            .resolve(api_version, kind)
+            .await
+            .map_err(|e| Problem::comparison(e.to_string()))?;
+        cluster
+            .cache
+            .ensure(&resolved)
+            .await
+            .map_err(Problem::comparison)?;
+    }
+    let complete = !cluster.resolver.is_partial();
+
+    let mut tracked: HashMap<ObjectKey, Arc<Value>> =
+        cluster.cache.objects_of(subject.app).into_iter().collect();
+    let mut items = Vec::new();
+    for (key, obj, origin, served) in desired {
+        let version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(|v| tiphys_sync::key::split_version(v).to_string())
+            .unwrap_or_default();
+        let hook = matches!(annotations::role(&obj), Role::Hook(_) | Role::Skip);
+        let mut live = tracked.remove(&key);
+        if live.is_none() && served && !hook {
+            // Not tracked by this app: maybe it exists already, or another app owns it.
+            if let Some((owner, found)) = cluster.cache.get(&key) {
+                warnings.push((
+                    "SharedResourceWarning".to_string(),
+                    format!("{key} is part of applications {owner} and {}", subject.app),
+                ));
+                live = Some(found);
+            } else if let Ok(Some(found)) = writer.get(&obj).await {
+                live = Some(Arc::new(found));
+            }
+        }
+        let mut item = CompareItem {
+            wave: annotations::wave(&obj),
+            key: key.clone(),
+            version,
+            desired: Some(obj.clone()),
+            live: live.clone(),
+            origin: Some(origin),
+            status: SyncStatusCode::OutOfSync,
+            diff: String::new(),
+            health: None,
+            hook,
+            requires_pruning: false,
+            ignore_extraneous: false,
+        };
+        if hook {
+            item.status = SyncStatusCode::Synced;
+            item.health = live.as_deref().and_then(tiphys_health::assess);
+            items.push(item);
+            continue;
+        }
+        match &live {
+            None => {
+                item.health = Some(Health::new(HealthStatusCode::Missing, ""));
+                item.diff = tiphys_diff::unified(
+                    "",
+                    &tiphys_diff::to_yaml(&tiphys_diff::normalize(&obj)),
+                    "live",
+                    "desired",
+                );
+            }
+            Some(live_obj) => {
+                item.health = tiphys_health::assess(live_obj);
+                let hash = content_hash(&obj);
+                let rv = live_obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let remembered = memo
+                    .verdicts
+                    .get(&key)
+                    .filter(|(h, r, _)| *h == hash && *r == rv)
+                    .map(|(_, _, c)| c.clone());
+                let comparison = match remembered {
+                    Some(c) => c,
+                    None => {
+                        let live_full = if subject.rules.0.iter().any(|r| !r.managers.is_empty()) {
+                            writer
+                                .get(&obj)
+                                .await
+                                .ok()
+                                .flatten()
+                                .unwrap_or_else(|| (**live_obj).clone())
+                        } else {
+                            (**live_obj).clone()
+                        };
+                        match writer.predict(&obj).await {
+                            Ok(predicted) => {
+                                let c = tiphys_diff::compare(&predicted, &live_full, subject.rules);
+                                memo.verdicts.insert(key.clone(), (hash, rv, c.clone()));
+                                c
+                            }
+                            Err(e) if is_not_found(&e) => Comparison {
+                                in_sync: false,
+                                diff: String::new(),
+                            },
+                            Err(e) => Comparison {
+                                in_sync: false,
+                                diff: format!("server-side dry run failed: {}", api_message(&e)),
+                            },
+                        }
+                    }
+                };
+                item.status = if comparison.in_sync {
+                    SyncStatusCode::Synced
+                } else {
+                    SyncStatusCode::OutOfSync
+                };
+                item.diff = comparison.diff;
+            }
+        }
+        items.push(item);
+    }
+    // Tracked but no longer desired: to be pruned.
+    let mut extraneous: Vec<(ObjectKey, Arc<Value>)> = tracked.into_iter().collect();
+    extraneous.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, live) in extraneous {
+        let hook = annotations::role(&live) != Role::Resource;
+        if hook {
+            continue;
+        }
+        let version = live
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(|v| tiphys_sync::key::split_version(v).to_string())
+            .unwrap_or_default();
+        items.push(CompareItem {
+            wave: annotations::wave(&live),
+            ignore_extraneous: annotations::compare_option(&live, "IgnoreExtraneous"),
+            key,
+            version,
+            desired: None,
+            health: tiphys_health::assess(&live),
+            live: Some(live),
+            origin: None,
+            status: SyncStatusCode::OutOfSync,
+            diff: String::new(),
+            hook: false,
+            requires_pruning: true,
+        });
+    }
+    memo.verdicts
+        .retain(|k, _| items.iter().any(|i| &i.key == k));
+    let out_of_sync = items
+        .iter()
+        .any(|i| !i.hook && i.status == SyncStatusCode::OutOfSync && !i.ignore_extraneous);
+    let health_codes: Vec<HealthStatusCode> = items
+        .iter()
+        .filter(|i| !i.hook)
+        .filter_map(|i| i.health.as_ref().map(|h| h.status))
+        .collect();
+    let code = tiphys_health::aggregate(&health_codes);
+    let message = items
+        .iter()
+        .filter(|i| !i.hook)
+        .filter_map(|i| i.health.as_ref())
+        .find(|h| h.status == code && !h.message.is_empty())
+        .map(|h| h.message.clone())
+        .unwrap_or_default();
+    Ok(Compared {
+        items,
+        sync: if out_of_sync {
+            SyncStatusCode::OutOfSync
+        } else {
+            SyncStatusCode::Synced
+        },
+        health: Health::new(code, message),
+        warnings,
+        complete,
+    })
+}

@@ -1,0 +1,165 @@
+//! Which resources a cluster serves: group/version/kind → plural and scope, refreshed when an
+//! unknown kind is asked for (a CRD that appeared later), at most once per few seconds.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::discovery::{ApiResource, Discovery, Scope};
+
+/// How often an unknown kind may trigger a fresh discovery.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+#[derive(Default)]
+struct State {
+    /// (group, version, kind) → resource.
+    exact: HashMap<(String, String, String), Resolved>,
+    /// (group, kind) → the preferred version's resource.
+    preferred: HashMap<(String, String), Resolved>,
+    refreshed: Option<Instant>,
+    /// The last discovery failed: absence of a kind proves nothing.
+    partial: bool,
+}
+
+pub struct Resolver {
+    client: Client,
+    state: Mutex<State>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("API discovery failed: {0}")]
+    Failed(String),
+    #[error("the server does not serve {kind} in {api_version}")]
+    Unknown { api_version: String, kind: String },
+}
+
+impl Resolver {
+    pub fn new(client: Client) -> Resolver {
+        Resolver {
+            client,
+            state: Mutex::new(State::default()),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn lookup(&self, api_version: &str, kind: &str) -> Option<Resolved> {
+        let (group, version) = split_api_version(api_version);
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .exact
+            .get(&(group.to_string(), version.to_string(), kind.to_string()))
+            .cloned()
+    }
+
+    /// The preferred version of (group, kind), for objects known only by group and kind.
+    pub async fn preferred(&self, group: &str, kind: &str) -> Result<Resolved, DiscoveryError> {
+        let find = |s: &State| {
+            s.preferred
+                .get(&(group.to_string(), kind.to_string()))
+                .cloned()
+        };
+        if let Some(found) = find(&self.state.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(found);
+        }
+        self.refresh_if_stale().await?;
+        find(&self.state.lock().unwrap_or_else(|p| p.into_inner())).ok_or_else(|| {
+            DiscoveryError::Unknown {
+                api_version: group.to_string(),
+                kind: kind.to_string(),
+            }
+        })
+    }
+
+    /// Resolve `apiVersion`/`kind`, rediscovering once if it is unknown.
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Resolved, DiscoveryError> {
+        if let Some(found) = self.lookup(api_version, kind) {
+            return Ok(found);
+        }
+        self.refresh_if_stale().await?;
+        self.lookup(api_version, kind)
+            .ok_or_else(|| DiscoveryError::Unknown {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+            })
+    }
+
+    /// Whether the last discovery was complete.
+    pub fn is_partial(&self) -> bool {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).partial
+    }
+
+    async fn refresh_if_stale(&self) -> Result<(), DiscoveryError> {
+        let _one_at_a_time = self.refresh.lock().await;
+        let fresh = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refreshed
+            .is_some_and(|t| t.elapsed() < REFRESH_INTERVAL);
+        if fresh {
+            return Ok(());
+        }
+        self.refresh().await
+    }
+
+    /// Run discovery now.
+    pub async fn refresh(&self) -> Result<(), DiscoveryError> {
+        let result = Discovery::new(self.client.clone()).run().await;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.refreshed = Some(Instant::now());
+        let discovery = match result {
+            Ok(d) => d,
+            Err(e) => {
+                state.partial = true;
+                return Err(DiscoveryError::Failed(e.to_string()));
+            }
+        };
+        state.partial = false;
+        state.exact.clear();
+        state.preferred.clear();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                for (resource, caps) in group.versioned_resources(version) {
+                    if resource.plural.contains('/') {
+                        continue;
+                    }
+                    let resolved = Resolved {
+                        namespaced: caps.scope == Scope::Namespaced,
+                        resource: resource.clone(),
+                    };
+                    state.exact.insert(
+                        (
+                            resource.group.clone(),
+                            resource.version.clone(),
+                            resource.kind.clone(),
+                        ),
+                        resolved,
+                    );
+                }
+            }
+            for (resource, caps) in group.recommended_resources() {
+                state.preferred.insert(
+                    (resource.group.clone(), resource.kind.clone()),
+                    Resolved {
+                        namespaced: caps.scope == Scope::Namespaced,
+                        resource,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
