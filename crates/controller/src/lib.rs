@@ -36,7 +36,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tiphys_model::{AppProject, Application};
 
-pub use reconcile::AppMemory;
+pub use reconcile::{AppMemory, Desired, compare_app};
 pub use settings::Settings;
 
 /// Everything the reconcilers share.

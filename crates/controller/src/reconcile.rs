@@ -77,10 +77,15 @@ pub async fn reconcile(c: &Arc<Controller>, name: &str) {
 }
 
 /// The state an app's reconcile works from once its spec checks out.
-struct Desired {
-    cluster: Arc<ClusterHandle>,
-    generated: Generated,
-    compared: Compared,
+pub struct Desired {
+    pub cluster: Arc<ClusterHandle>,
+    pub generated: Generated,
+    pub compared: Compared,
+}
+
+/// Resolve, render and compare `app` now (what `tiphys app diff` shows).
+pub async fn compare_app(c: &Arc<Controller>, app: &Application) -> Result<Desired, Problem> {
+    desired_state(c, app, None, true).await
 }
 
 fn sources_of(app: &Application) -> Vec<ApplicationSource> {

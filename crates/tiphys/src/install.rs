@@ -46,6 +46,16 @@ async fn apply(api: &Api<DynamicObject>, manifest: Value) -> anyhow::Result<()> 
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.client.client().await?;
+    install(client, &args.namespace, true).await
+}
+
+/// Install into the cluster behind `client`; `verbose` prints what became ready.
+pub async fn install(client: kube::Client, namespace: &str, verbose: bool) -> anyhow::Result<()> {
+    let say = |line: String| {
+        if verbose {
+            println!("{line}");
+        }
+    };
     let crds: Api<DynamicObject> = Api::all_with(
         client.clone(),
         &api_resource(
@@ -64,7 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_default()
             .to_string();
         wait_established(&crds, &name).await?;
-        println!("customresourcedefinition/{name} established");
+        say(format!("customresourcedefinition/{name} established"));
     }
 
     let namespaces: Api<DynamicObject> = Api::all_with(
@@ -73,14 +83,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     apply(
         &namespaces,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.namespace}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
     )
     .await?;
-    println!("namespace/{} ready", args.namespace);
+    say(format!("namespace/{namespace} ready"));
 
     let projects: Api<DynamicObject> = Api::namespaced_with(
         client,
-        &args.namespace,
+        namespace,
         &api_resource(
             tiphys_model::GROUP,
             tiphys_model::VERSION,
@@ -90,10 +100,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     apply(
         &projects,
-        serde_json::to_value(tiphys_model::default_project(&args.namespace))?,
+        serde_json::to_value(tiphys_model::default_project(namespace))?,
     )
     .await?;
-    println!("appproject/default ready in {}", args.namespace);
+    say(format!("appproject/default ready in {namespace}"));
     Ok(())
 }
 

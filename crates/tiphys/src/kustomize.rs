@@ -18,7 +18,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             let cache = tiphys_source::GitCache::new(crate::render::cache_dir(
                 std::env::var_os("TIPHYS_CACHE_DIR").map(PathBuf::from),
             ));
-            let remotes = crate::remote::GitRemotes {
+            let remotes = tiphys_controller::manifests::GitRemotes {
                 cache: &cache,
                 secrets: &[],
             };

@@ -1,12 +1,14 @@
 //! The `tiphys` command: GitOps continuous delivery for Kubernetes.
 #![forbid(unsafe_code)]
 
+mod app;
+mod controller;
 mod install;
 mod kubeconfig;
 mod kustomize;
 mod local_cluster;
-mod remote;
 mod render;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +34,12 @@ enum Command {
     /// Native Kustomize.
     #[command(subcommand)]
     Kustomize(kustomize::Command),
+    /// Run the Application controller against a cluster until killed.
+    Controller(controller::Args),
+    /// Local cluster, install and controller in one process (`--demo` for the seed app).
+    Up(up::Args),
+    /// Operate on Applications: list, get, diff, sync, wait, history, rollback, delete.
+    App(app::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +63,15 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::LocalCluster(args) => local_cluster::run(args).await,
             Command::Install(args) => install::run(args).await,
+            Command::Controller(args) => controller::run(args).await,
+            Command::Up(args) => up::run(args).await,
+            Command::App(args) => {
+                let code = app::run(args).await?;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
             Command::Render(_) | Command::Kustomize(_) => {
                 unreachable!("handled before the runtime starts")
             }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use tiphys_controller::manifests::render_tree;
 use tiphys_model::Application;
 use tiphys_model::application::ApplicationSource;
 use tiphys_source::GitCache;
@@ -132,10 +133,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let cache = GitCache::new(cache_dir(args.cache_dir.clone()));
     let secrets = repository_secrets(&args)?;
-    let remotes = crate::remote::GitRemotes {
-        cache: &cache,
-        secrets: &secrets,
-    };
     let mut all = Vec::new();
     for source in &sources {
         if !source.chart.is_empty() {
@@ -155,14 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 cache.tree(&source.repo_url, &commit)?
             }
         };
-        let rendered = tiphys_render::render(&tiphys_render::Request {
-            repo_root: &root,
-            source,
-            app_name: &name,
-            namespace: &namespace,
-            remote: Some(&remotes),
-        })
-        .with_context(|| format!("rendering {} path {:?}", source.repo_url, source.path))?;
+        let rendered = render_tree(&root, source, &name, &namespace, &cache, &secrets)
+            .with_context(|| format!("rendering {} path {:?}", source.repo_url, source.path))?;
         all.extend(rendered.manifests);
     }
     tiphys_render::check_objects(&all)?;

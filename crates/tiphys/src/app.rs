@@ -1,0 +1,582 @@
+//! `tiphys app list|get|diff|sync|wait|history|rollback|delete`: Applications through the
+//! Kubernetes API, like Argo CD's CLI in core mode.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::watcher;
+use serde_json::json;
+use tiphys_model::Application;
+use tiphys_model::application::{OperationPhase, SyncStatusCode};
+
+use crate::kubeconfig::ClientArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The control namespace.
+    #[arg(long, short = 'n', global = true, default_value = "argocd")]
+    namespace: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// List Applications.
+    List,
+    /// Show an Application: source, destination, status, conditions and resources.
+    Get { name: String },
+    /// Show what a sync would change (exit code 1 when out of sync).
+    Diff {
+        name: String,
+        /// Where fetched repositories are cached.
+        #[arg(long, env = "TIPHYS_CACHE_DIR")]
+        cache_dir: Option<std::path::PathBuf>,
+    },
+    /// Sync an Application and wait for the operation to finish.
+    Sync {
+        name: String,
+        /// Delete resources no longer in Git.
+        #[arg(long)]
+        prune: bool,
+        /// Preview only: server-side dry run, nothing changes.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sync only these resources: GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME.
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// Sync to this revision instead of the target revision.
+        #[arg(long)]
+        revision: Option<String>,
+        /// Extra sync options (CreateNamespace=true, ServerSideApply=true, ...).
+        #[arg(long = "sync-option")]
+        sync_options: Vec<String>,
+        /// Return once the sync is requested.
+        #[arg(long = "async")]
+        no_wait: bool,
+        /// Seconds to wait (0: forever).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+    },
+    /// Wait until an Application is synced, healthy and idle.
+    Wait {
+        name: String,
+        #[arg(long)]
+        health: bool,
+        #[arg(long)]
+        sync: bool,
+        /// Wait for a running operation to finish.
+        #[arg(long)]
+        operation: bool,
+        /// Seconds to wait (0: forever).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+    },
+    /// Show the deployment history.
+    History { name: String },
+    /// Sync back to a revision from the history.
+    Rollback {
+        name: String,
+        /// The history ID (default: the previous deployment).
+        id: Option<i64>,
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Delete an Application (with its resources unless --cascade=false).
+    Delete {
+        name: String,
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        cascade: bool,
+        /// foreground or background cascading.
+        #[arg(long, default_value = "foreground")]
+        propagation_policy: String,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<i32> {
+    let client = args.client.client().await?;
+    let api: Api<Application> = Api::namespaced(client.clone(), &args.namespace);
+    match args.command {
+        Command::List => list(&api).await,
+        Command::Get { name } => get(&api, &name).await,
+        Command::Diff { name, cache_dir } => {
+            diff(client, &args.namespace, &api, &name, cache_dir).await
+        }
+        Command::Sync {
+            name,
+            prune,
+            dry_run,
+            resources,
+            revision,
+            sync_options,
+            no_wait,
+            timeout,
+        } => {
+            let resources = resources
+                .iter()
+                .map(|r| parse_resource(r))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let op = json!({
+                "sync": {"prune": prune, "dryRun": dry_run, "resources": resources,
+                          "revision": revision.unwrap_or_default(), "syncOptions": sync_options},
+                "initiatedBy": {"username": user()},
+            });
+            request(&api, &name, op, no_wait, timeout).await
+        }
+        Command::Wait {
+            name,
+            health,
+            sync,
+            operation,
+            timeout,
+        } => {
+            let all = !health && !sync && !operation;
+            let done = wait(&api, &name, timeout, |app| {
+                let status = app.status.clone().unwrap_or_default();
+                ((!health && !all)
+                    || status.health.status == tiphys_model::application::HealthStatusCode::Healthy)
+                    && ((!sync && !all) || status.sync.status == SyncStatusCode::Synced)
+                    && ((!operation && !all) || app.operation.is_none())
+            })
+            .await?;
+            if let Some(app) = done {
+                print_summary(&app);
+                Ok(0)
+            } else {
+                eprintln!("timed out waiting for application {name}");
+                Ok(1)
+            }
+        }
+        Command::History { name } => {
+            let app = api
+                .get(&name)
+                .await
+                .with_context(|| format!("application {name}"))?;
+            println!("{:<4} {:<22} REVISION", "ID", "DATE");
+            for h in app.status.unwrap_or_default().history {
+                let source = h
+                    .source
+                    .as_ref()
+                    .map(|s| format!(" ({}, path {})", s.repo_url, s.path))
+                    .unwrap_or_default();
+                println!("{:<4} {:<22} {}{source}", h.id, h.deployed_at, h.revision);
+            }
+            Ok(0)
+        }
+        Command::Rollback { name, id, prune } => {
+            let app = api
+                .get(&name)
+                .await
+                .with_context(|| format!("application {name}"))?;
+            let automated = app
+                .spec
+                .sync_policy
+                .as_ref()
+                .and_then(|p| p.automated.as_ref())
+                .is_some_and(|a| a.enabled != Some(false));
+            if automated {
+                bail!("rollback cannot be initiated when auto-sync is enabled");
+            }
+            let history = app.status.clone().unwrap_or_default().history;
+            let entry = match id {
+                Some(id) => history.iter().find(|h| h.id == id),
+                None => history.iter().rev().nth(1),
+            };
+            let Some(entry) = entry else {
+                bail!(
+                    "application {name} has no history entry {}",
+                    id.map(|i| i.to_string())
+                        .unwrap_or_else(|| "before the current one".into())
+                );
+            };
+            let op = json!({
+                "sync": {"revision": entry.revision, "source": entry.source, "prune": prune},
+                "initiatedBy": {"username": user()},
+            });
+            request(&api, &name, op, false, 0).await
+        }
+        Command::Delete {
+            name,
+            cascade,
+            propagation_policy,
+        } => {
+            let app = api
+                .get(&name)
+                .await
+                .with_context(|| format!("application {name}"))?;
+            let finalizer = match propagation_policy.as_str() {
+                "background" => "resources-finalizer.argocd.argoproj.io/background",
+                _ => "resources-finalizer.argocd.argoproj.io",
+            };
+            let mut finalizers: Vec<String> = app
+                .metadata
+                .finalizers
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| !f.starts_with("resources-finalizer.argocd.argoproj.io"))
+                .collect();
+            if cascade {
+                finalizers.push(finalizer.to_string());
+            }
+            api.patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": finalizers}})),
+            )
+            .await
+            .with_context(|| format!("setting finalizers on {name}"))?;
+            api.delete(&name, &DeleteParams::default())
+                .await
+                .with_context(|| format!("deleting {name}"))?;
+            println!(
+                "application.argoproj.io/{name} deleted{}",
+                if cascade { " (resources cascade)" } else { "" }
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn user() -> String {
+    std::env::var("USER")
+        .map(|u| format!("{u} (tiphys CLI)"))
+        .unwrap_or_else(|_| "tiphys CLI".into())
+}
+
+/// GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME, as Argo CD's CLI takes them.
+fn parse_resource(text: &str) -> anyhow::Result<serde_json::Value> {
+    let parts: Vec<&str> = text.splitn(3, ':').collect();
+    let [group, kind, rest] = parts.as_slice() else {
+        bail!("--resource {text:?}: expected GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME");
+    };
+    let (namespace, name) = rest.split_once('/').unwrap_or(("", rest));
+    Ok(json!({"group": group, "kind": kind, "namespace": namespace, "name": name}))
+}
+
+async fn list(api: &Api<Application>) -> anyhow::Result<i32> {
+    let apps = api
+        .list(&Default::default())
+        .await
+        .context("listing applications")?;
+    println!(
+        "{:<28} {:<32} {:<16} {:<12} {:<10} {:<12} {:<10} {:<40} {:<40} TARGET",
+        "NAME", "CLUSTER", "NAMESPACE", "PROJECT", "STATUS", "HEALTH", "SYNCPOLICY", "REPO", "PATH"
+    );
+    for app in apps.items {
+        let status = app.status.clone().unwrap_or_default();
+        let source = app
+            .sources()
+            .first()
+            .map(|s| (*s).clone())
+            .unwrap_or_default();
+        let policy = if app
+            .spec
+            .sync_policy
+            .as_ref()
+            .and_then(|p| p.automated.as_ref())
+            .is_some()
+        {
+            "Auto"
+        } else {
+            "Manual"
+        };
+        let policy = if app
+            .spec
+            .sync_policy
+            .as_ref()
+            .and_then(|p| p.automated.as_ref())
+            .is_some_and(|a| a.prune)
+        {
+            "Auto-Prune"
+        } else {
+            policy
+        };
+        let cluster = if app.spec.destination.server.is_empty() {
+            app.spec.destination.name.clone()
+        } else {
+            app.spec.destination.server.clone()
+        };
+        println!(
+            "{:<28} {:<32} {:<16} {:<12} {:<10} {:<12} {:<10} {:<40} {:<40} {}",
+            app.metadata.name.clone().unwrap_or_default(),
+            cluster,
+            app.spec.destination.namespace,
+            app.spec.project,
+            format!("{:?}", status.sync.status),
+            format!("{:?}", status.health.status),
+            policy,
+            source.repo_url,
+            source.path,
+            source.revision(),
+        );
+    }
+    Ok(0)
+}
+
+fn print_summary(app: &Application) {
+    let status = app.status.clone().unwrap_or_default();
+    let source = app
+        .sources()
+        .first()
+        .map(|s| (*s).clone())
+        .unwrap_or_default();
+    println!(
+        "Name:               {}/{}",
+        app.metadata.namespace.clone().unwrap_or_default(),
+        app.metadata.name.clone().unwrap_or_default()
+    );
+    println!("Project:            {}", app.spec.project);
+    println!(
+        "Server:             {}",
+        if app.spec.destination.server.is_empty() {
+            &app.spec.destination.name
+        } else {
+            &app.spec.destination.server
+        }
+    );
+    println!("Namespace:          {}", app.spec.destination.namespace);
+    println!("Repo:               {}", source.repo_url);
+    println!("Target:             {}", source.revision());
+    println!("Path:               {}", source.path);
+    let policy = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .and_then(|p| p.automated.as_ref());
+    println!(
+        "Sync Policy:        {}",
+        match policy {
+            Some(a) => format!(
+                "Automated{}{}",
+                if a.prune { " (Prune)" } else { "" },
+                if a.self_heal { " (SelfHeal)" } else { "" }
+            ),
+            None => "Manual".into(),
+        }
+    );
+    let revision = if status.sync.revision.is_empty() {
+        String::new()
+    } else {
+        format!(" to {}", status.sync.revision)
+    };
+    println!("Sync Status:        {:?}{revision}", status.sync.status);
+    let message = if status.health.message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", status.health.message)
+    };
+    println!("Health Status:      {:?}{message}", status.health.status);
+    if let Some(op) = &status.operation_state {
+        println!();
+        println!("Operation:          Sync");
+        println!("Phase:              {:?}", op.phase);
+        println!("Start:              {}", op.started_at);
+        println!(
+            "Finished:           {}",
+            op.finished_at.clone().unwrap_or_default()
+        );
+        println!("Message:            {}", op.message);
+    }
+    if !status.conditions.is_empty() {
+        println!();
+        println!("CONDITION                 MESSAGE");
+        for c in &status.conditions {
+            println!("{:<25} {}", c.kind, c.message);
+        }
+    }
+}
+
+async fn get(api: &Api<Application>, name: &str) -> anyhow::Result<i32> {
+    let app = api
+        .get(name)
+        .await
+        .with_context(|| format!("application {name}"))?;
+    print_summary(&app);
+    let status = app.status.clone().unwrap_or_default();
+    println!();
+    println!(
+        "{:<22} {:<24} {:<16} {:<36} {:<10} {:<12} {:<6} MESSAGE",
+        "GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "HEALTH", "HOOK"
+    );
+    let results = status
+        .operation_state
+        .as_ref()
+        .and_then(|o| o.sync_result.as_ref())
+        .map(|r| r.resources.clone())
+        .unwrap_or_default();
+    for r in &status.resources {
+        let message = results
+            .iter()
+            .find(|x| {
+                x.kind == r.kind
+                    && x.name == r.name
+                    && x.namespace == r.namespace
+                    && x.group == r.group
+                    && x.hook_type.is_empty()
+            })
+            .map(|x| x.message.clone())
+            .unwrap_or_default();
+        let sync = r.status.map(|s| format!("{s:?}")).unwrap_or_default();
+        let sync = if r.requires_pruning {
+            format!("{sync} (requires pruning)")
+        } else {
+            sync
+        };
+        println!(
+            "{:<22} {:<24} {:<16} {:<36} {:<10} {:<12} {:<6} {}",
+            r.group,
+            r.kind,
+            r.namespace,
+            r.name,
+            sync,
+            r.health
+                .as_ref()
+                .map(|h| format!("{:?}", h.status))
+                .unwrap_or_default(),
+            "",
+            message
+        );
+    }
+    for x in results.iter().filter(|x| !x.hook_type.is_empty()) {
+        println!(
+            "{:<22} {:<24} {:<16} {:<36} {:<10} {:<12} {:<6} {}",
+            x.group, x.kind, x.namespace, x.name, x.hook_phase, "", x.hook_type, x.message
+        );
+    }
+    Ok(0)
+}
+
+async fn diff(
+    client: kube::Client,
+    namespace: &str,
+    api: &Api<Application>,
+    name: &str,
+    cache_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<i32> {
+    let app = api
+        .get(name)
+        .await
+        .with_context(|| format!("application {name}"))?;
+    let settings = tiphys_controller::Settings {
+        namespace: namespace.to_string(),
+        cache_dir: crate::render::cache_dir(cache_dir),
+        ..Default::default()
+    };
+    let controller = tiphys_controller::Controller::start(client, settings)
+        .await
+        .context("reading the control namespace")?;
+    let desired = tiphys_controller::compare_app(&controller, &app)
+        .await
+        .map_err(|p| anyhow::anyhow!("{}: {}", p.kind, p.message))?;
+    let mut differs = false;
+    for item in &desired.compared.items {
+        if item.hook || item.status == SyncStatusCode::Synced || item.ignore_extraneous {
+            continue;
+        }
+        differs = true;
+        println!(
+            "===== {}/{} {}/{} ======",
+            item.key.group, item.key.kind, item.key.namespace, item.key.name
+        );
+        if item.requires_pruning {
+            let live = item
+                .live
+                .as_deref()
+                .map(tiphys_diff::normalize)
+                .unwrap_or_default();
+            print!(
+                "{}",
+                tiphys_diff::unified(&tiphys_diff::to_yaml(&live), "", "live", "desired")
+            );
+        } else {
+            print!("{}", item.diff);
+        }
+    }
+    Ok(i32::from(differs))
+}
+
+/// Watch one Application until `done` holds; None on timeout (0 waits forever).
+async fn wait(
+    api: &Api<Application>,
+    name: &str,
+    timeout: u64,
+    done: impl Fn(&Application) -> bool,
+) -> anyhow::Result<Option<Application>> {
+    let mut stream = std::pin::pin!(watcher::watch_object(api.clone(), name));
+    let deadline =
+        (timeout > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(timeout));
+    loop {
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
+                Ok(n) => n,
+                Err(_) => return Ok(None),
+            },
+            None => stream.next().await,
+        };
+        match next {
+            Some(Ok(Some(app))) if done(&app) => return Ok(Some(app)),
+            Some(Ok(None)) => bail!("application {name} not found"),
+            Some(Ok(Some(_))) => {}
+            Some(Err(e)) => tracing::debug!(error = %e, "watch interrupted; resuming"),
+            None => bail!("watch on application {name} ended"),
+        }
+    }
+}
+
+/// Request an operation and, unless `no_wait`, follow it to the end with a progress line.
+async fn request(
+    api: &Api<Application>,
+    name: &str,
+    op: serde_json::Value,
+    no_wait: bool,
+    timeout: u64,
+) -> anyhow::Result<i32> {
+    let app = api
+        .get(name)
+        .await
+        .with_context(|| format!("application {name}"))?;
+    if app.operation.is_some() {
+        bail!("another operation is already in progress on {name}");
+    }
+    let patch =
+        json!({"metadata": {"resourceVersion": app.metadata.resource_version}, "operation": op});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .with_context(|| format!("requesting a sync of {name}"))?;
+    if no_wait {
+        println!("sync of {name} requested");
+        return Ok(0);
+    }
+    let requested: tiphys_model::application::Operation =
+        serde_json::from_value(op).context("operation")?;
+    let progress = indicatif::ProgressBar::new_spinner();
+    progress.enable_steady_tick(Duration::from_millis(120));
+    let finished = wait(api, name, timeout, |app| {
+        let state = app.status.as_ref().and_then(|s| s.operation_state.as_ref());
+        if let Some(state) = state {
+            progress.set_message(format!("{:?}: {}", state.phase, state.message));
+        }
+        app.operation.is_none()
+            && state.is_some_and(|s| {
+                s.operation.sync == requested.sync && s.phase != OperationPhase::Running
+            })
+    })
+    .await?;
+    progress.finish_and_clear();
+    let Some(app) = finished else {
+        eprintln!("timed out waiting for the sync of {name}");
+        return Ok(1);
+    };
+    get(api, name).await?;
+    let phase = app.status.and_then(|s| s.operation_state).map(|s| s.phase);
+    Ok(if phase == Some(OperationPhase::Succeeded) {
+        0
+    } else {
+        1
+    })
+}
