@@ -39,6 +39,17 @@ use tiphys_model::{AppProject, Application};
 pub use reconcile::{AppMemory, Desired, compare_app};
 pub use settings::Settings;
 
+/// Aborts the tasks it holds when dropped, so dropping `serve` stops every worker.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 /// Everything the reconcilers share.
 pub struct Controller {
     pub settings: Settings,
@@ -52,6 +63,9 @@ pub struct Controller {
     pub queue: queue::Queue,
     pub metrics: metrics::Metrics,
     pub memory: Mutex<std::collections::HashMap<String, AppMemory>>,
+    /// The Application watch; `serve` runs as long as it does.
+    watches: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    _background: AbortOnDrop,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +76,11 @@ pub enum ControllerError {
     Kube(#[from] kube::Error),
 }
 
+/// A store kept current by a watch; `on_change` sees every object once the store has it.
 fn spawn_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
+    on_change: impl Fn(&K) + Send + 'static,
 ) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
@@ -77,8 +93,13 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, config).default_backoff())
-        .applied_objects()
-        .for_each(|_| futures::future::ready(()));
+        .touched_objects()
+        .for_each(move |event| {
+            if let Ok(object) = event {
+                on_change(&object);
+            }
+            futures::future::ready(())
+        });
     (reader, tokio::spawn(stream))
 }
 
@@ -100,21 +121,31 @@ impl Controller {
         let argocd_cm = cm.get_opt(settings::ARGOCD_CM).await?;
         let tracking = settings::tracking(argocd_cm.as_ref());
         let (wake_tx, mut wake_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let (apps, _) = spawn_reflector(
+        // Application changes wake the app, once the store already holds the change.
+        let app_wake = wake_tx.clone();
+        let (apps, apps_task) = spawn_reflector(
             Api::<Application>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
+            move |app: &Application| {
+                if let Some(name) = &app.metadata.name {
+                    let _ = app_wake.send(name.clone());
+                }
+            },
         );
-        let (projects, _) = spawn_reflector(
+        let (projects, projects_task) = spawn_reflector(
             Api::<AppProject>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
+            |_| {},
         );
-        let (secrets, _) = spawn_reflector(
+        let (secrets, secrets_task) = spawn_reflector(
             Api::<Secret>::namespaced(client.clone(), &ns),
             watcher::Config::default().labels(clusters::SECRET_TYPE_LABEL),
+            |_| {},
         );
-        let (configs, _) = spawn_reflector(
+        let (configs, configs_task) = spawn_reflector(
             Api::<ConfigMap>::namespaced(client.clone(), &ns),
             watcher::Config::default().fields(&format!("metadata.name={}", settings::ARGOCD_CM)),
+            |_| {},
         );
         for (store, what) in [
             (
@@ -144,6 +175,8 @@ impl Controller {
             queue: queue::Queue::default(),
             metrics: metrics::Metrics::default(),
             memory: Mutex::new(Default::default()),
+            watches: Mutex::new(Some(apps_task)),
+            _background: AbortOnDrop(vec![projects_task.abort_handle(), secrets_task.abort_handle(), configs_task.abort_handle()]),
         });
         // Live-object changes wake their app.
         let weak = Arc::downgrade(&controller);
@@ -159,24 +192,17 @@ impl Controller {
     /// Reconcile until dropped: an Application watch feeding the queue, a ticker for periodic
     /// refreshes and delayed wake-ups, and the workers.
     pub async fn serve(self: Arc<Self>) -> Result<(), ControllerError> {
-        let ns = self.settings.namespace.clone();
-        let events = watcher(
-            Api::<Application>::namespaced(self.client.clone(), &ns),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .touched_objects();
-        let me = self.clone();
-        let feeder = tokio::spawn(async move {
-            let mut events = std::pin::pin!(events);
-            while let Some(event) = events.next().await {
-                if let Ok(app) = event
-                    && let Some(name) = app.metadata.name.as_deref()
-                {
-                    me.queue.add(name);
-                }
-            }
-        });
+        let Some(feeder) = self
+            .watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return Err(ControllerError::Watch {
+                what: "applications",
+                message: "serve called twice".into(),
+            });
+        };
         let me = self.clone();
         let ticker = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -185,25 +211,25 @@ impl Controller {
                 me.queue.promote_due();
             }
         });
-        let mut workers = Vec::new();
+        let mut tasks = AbortOnDrop(vec![ticker.abort_handle()]);
         for _ in 0..self.settings.workers.max(1) {
             let me = self.clone();
-            workers.push(tokio::spawn(async move {
+            tasks.0.push(tokio::spawn(async move {
                 while let Some(app) = me.queue.next().await {
                     let started = std::time::Instant::now();
+                    tracing::debug!(app = %app, "reconcile");
                     reconcile::reconcile(&me, &app).await;
+                    tracing::debug!(app = %app, elapsed = ?started.elapsed(), "reconciled");
                     me.metrics
                         .reconcile_seconds
                         .observe(started.elapsed().as_secs_f64());
                     me.queue.done(&app);
                 }
-            }));
+            }).abort_handle());
         }
+        tasks.0.push(feeder.abort_handle());
         let _ = feeder.await;
-        ticker.abort();
-        for w in workers {
-            w.abort();
-        }
+        drop(tasks);
         Err(ControllerError::Watch {
             what: "applications",
             message: "the watch stream ended".into(),
