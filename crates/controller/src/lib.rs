@@ -176,7 +176,11 @@ impl Controller {
             metrics: metrics::Metrics::default(),
             memory: Mutex::new(Default::default()),
             watches: Mutex::new(Some(apps_task)),
-            _background: AbortOnDrop(vec![projects_task.abort_handle(), secrets_task.abort_handle(), configs_task.abort_handle()]),
+            _background: AbortOnDrop(vec![
+                projects_task.abort_handle(),
+                secrets_task.abort_handle(),
+                configs_task.abort_handle(),
+            ]),
         });
         // Live-object changes wake their app.
         let weak = Arc::downgrade(&controller);
@@ -214,18 +218,21 @@ impl Controller {
         let mut tasks = AbortOnDrop(vec![ticker.abort_handle()]);
         for _ in 0..self.settings.workers.max(1) {
             let me = self.clone();
-            tasks.0.push(tokio::spawn(async move {
-                while let Some(app) = me.queue.next().await {
-                    let started = std::time::Instant::now();
-                    tracing::debug!(app = %app, "reconcile");
-                    reconcile::reconcile(&me, &app).await;
-                    tracing::debug!(app = %app, elapsed = ?started.elapsed(), "reconciled");
-                    me.metrics
-                        .reconcile_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    me.queue.done(&app);
-                }
-            }).abort_handle());
+            tasks.0.push(
+                tokio::spawn(async move {
+                    while let Some(app) = me.queue.next().await {
+                        let started = std::time::Instant::now();
+                        tracing::debug!(app = %app, "reconcile");
+                        reconcile::reconcile(&me, &app).await;
+                        tracing::debug!(app = %app, elapsed = ?started.elapsed(), "reconciled");
+                        me.metrics
+                            .reconcile_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        me.queue.done(&app);
+                    }
+                })
+                .abort_handle(),
+            );
         }
         tasks.0.push(feeder.abort_handle());
         let _ = feeder.await;

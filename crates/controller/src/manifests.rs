@@ -17,14 +17,14 @@ pub enum ManifestError {
     Source {
         repo: String,
         #[source]
-        source: SourceError,
+        source: Box<SourceError>,
     },
     #[error("rendering {repo} path {path:?}: {source}")]
     Render {
         repo: String,
         path: String,
         #[source]
-        source: RenderError,
+        source: Box<RenderError>,
     },
     #[error("{0}")]
     Unsupported(String),
@@ -69,7 +69,7 @@ impl RepoServer {
             .resolve(&source.repo_url, source.revision(), &access)
             .map_err(|source_error| ManifestError::Source {
                 repo: source.repo_url.clone(),
-                source: source_error,
+                source: Box::new(source_error),
             })
     }
 
@@ -95,7 +95,7 @@ impl RepoServer {
                     .tree(&source.repo_url, commit)
                     .map_err(|e| ManifestError::Source {
                         repo: source.repo_url.clone(),
-                        source: e,
+                        source: Box::new(e),
                     })?;
             let key = CacheKey::new(commit, source, app_name, namespace);
             let rendered = self
@@ -106,7 +106,7 @@ impl RepoServer {
                 .map_err(|e| ManifestError::Render {
                     repo: source.repo_url.clone(),
                     path: source.path.clone(),
-                    source: e,
+                    source: Box::new(e),
                 })?;
             out.revisions.push(commit.clone());
             out.source_types
@@ -119,7 +119,7 @@ impl RepoServer {
                 .map(|s| s.repo_url.clone())
                 .unwrap_or_default(),
             path: sources.first().map(|s| s.path.clone()).unwrap_or_default(),
-            source: e,
+            source: Box::new(e),
         })?;
         Ok(out)
     }

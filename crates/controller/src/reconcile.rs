@@ -430,7 +430,7 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
                     AutoSync::Later(at) => c.queue.add_at(&name, at),
                     AutoSync::Sync(op) => {
                         start_operation(c, app, &op).await?;
-                        operation = Some(op);
+                        operation = Some(*op);
                     }
                 }
             }
@@ -534,7 +534,7 @@ enum AutoSync {
     No,
     Skip(String),
     Later(Instant),
-    Sync(Operation),
+    Sync(Box<Operation>),
 }
 
 fn auto_sync_decision(
@@ -601,7 +601,7 @@ fn auto_sync_decision(
     {
         return AutoSync::No;
     }
-    AutoSync::Sync(Operation {
+    AutoSync::Sync(Box::new(Operation {
         sync: Some(SyncOperation {
             revision,
             revisions: if app.spec.sources.is_empty() {
@@ -619,7 +619,7 @@ fn auto_sync_decision(
         }),
         info: Vec::new(),
         retry: policy.retry.clone(),
-    })
+    }))
 }
 
 /// Record a new operation on the Application (as Argo CD's CLI would), guarded by the
@@ -1079,15 +1079,16 @@ async fn write_status(
         return Ok(());
     }
     let mut ops = vec![json!({"op": "add", "path": "/status", "value": status})];
-    if let Some(op) = remove_operation {
-        ops.push(json!({"op": "test", "path": "/operation", "value": op}));
+    if remove_operation.is_some() {
+        // Only the operation this reconcile finished: a newer request changes the version.
+        ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": app.metadata.resource_version}));
         ops.push(json!({"op": "remove", "path": "/operation"}));
     }
     if remove_refresh {
         ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", REFRESH_ANNOTATION.replace('/', "~1"))}));
     }
     let patch: json_patch::Patch =
-        serde_json::from_value(Value::Array(ops)).map_err(|e| kube::Error::SerdeError(e))?;
+        serde_json::from_value(Value::Array(ops)).map_err(kube::Error::SerdeError)?;
     let api: Api<Application> = Api::namespaced(c.client.clone(), &c.settings.namespace);
     api.patch(
         app.metadata.name.as_deref().unwrap_or_default(),

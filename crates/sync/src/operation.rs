@@ -16,6 +16,9 @@ use crate::annotations::{DeletePolicy, Phase};
 use crate::key::ObjectKey;
 use crate::plan::{Action, Task, steps};
 
+/// Marks a hook object with the operation that created it.
+pub const SYNC_ID: &str = "tiphys.io/sync-id";
+
 /// How objects are written, from the app's and the object's sync options.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteOptions {
@@ -262,8 +265,29 @@ async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> ResourceRes
             }
         }
         Action::Hook(policies) => {
+            let live = cluster.live(&task.key);
+            if live
+                .as_ref()
+                .and_then(|l| crate::annotations::annotation(l, SYNC_ID))
+                == Some(ctx.sync_id.as_str())
+            {
+                // Created by this very operation before its progress was recorded.
+                result.status = "Synced".into();
+                result.hook_phase = "Running".into();
+                result.message = format!("{} created", task.key);
+                return result;
+            }
+            let mut hook = task.object.clone();
+            if let Some(meta) = hook.get_mut("metadata").and_then(Value::as_object_mut) {
+                let annotations = meta
+                    .entry("annotations")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Some(map) = annotations.as_object_mut() {
+                    map.insert(SYNC_ID.into(), Value::String(ctx.sync_id.clone()));
+                }
+            }
             if policies.contains(&DeletePolicy::BeforeHookCreation)
-                && cluster.live(&task.key).is_some()
+                && live.is_some()
                 && let Err(e) = cluster
                     .delete(&task.key, api_version(&task.object), "background")
                     .await
@@ -273,7 +297,7 @@ async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> ResourceRes
                 result.message = format!("deleting the previous hook: {e}");
                 return result;
             }
-            match cluster.create(&task.object).await {
+            match cluster.create(&hook).await {
                 Ok(()) => {
                     result.status = "Synced".into();
                     result.hook_phase = "Running".into();

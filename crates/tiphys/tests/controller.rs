@@ -32,7 +32,11 @@ struct Env {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Env {
@@ -51,25 +55,54 @@ impl Env {
         let kubeconfig = dir.path().join("kubeconfig");
         cluster.write_kubeconfig(&kubeconfig).unwrap();
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
         let client = kube::Client::try_from(config).unwrap();
-        let mut env = Env { cluster, dir, kubeconfig, client, controller: None, port: free_port() };
+        let mut env = Env {
+            cluster,
+            dir,
+            kubeconfig,
+            client,
+            controller: None,
+            port: free_port(),
+        };
         let out = env.tiphys(&["install"]);
-        assert!(out.status.success(), "install: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         env.start_controller().await;
         env
     }
 
     async fn start_controller(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join(format!("controller-{}.log", self.port))).unwrap();
+        let log = std::fs::File::create(
+            self.dir
+                .path()
+                .join(format!("controller-{}.log", self.port)),
+        )
+        .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tiphys"))
-            .args(["controller", "--app-resync", "3600", "--app-resync-jitter", "0", "--self-heal-timeout", "1"])
+            .args([
+                "controller",
+                "--app-resync",
+                "3600",
+                "--app-resync-jitter",
+                "0",
+                "--self-heal-timeout",
+                "1",
+            ])
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .env("TIPHYS_CACHE_DIR", self.dir.path().join("cache"))
-            .env("RUST_LOG", std::env::var("TEST_CONTROLLER_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_CONTROLLER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -78,7 +111,11 @@ impl Env {
         let url = format!("http://127.0.0.1:{}/healthz", self.port);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while http_get(&url).is_none() {
-            assert!(std::time::Instant::now() < deadline, "controller did not come up: {}", self.log());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "controller did not come up: {}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -121,7 +158,12 @@ impl Env {
             .spawn()
             .unwrap();
         if let Some(text) = stdin {
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
         }
         drop(child.stdin.take());
         child.wait_with_output().unwrap()
@@ -129,7 +171,11 @@ impl Env {
 
     fn apply(&self, yaml: &str) {
         let out = self.kubectl(&["apply", "-f", "-"], Some(yaml));
-        assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn apps(&self) -> Api<Application> {
@@ -137,7 +183,12 @@ impl Env {
     }
 
     /// Watch the Application until `done` holds.
-    async fn wait_app(&self, name: &str, what: &str, done: impl Fn(&Application) -> bool) -> Application {
+    async fn wait_app(
+        &self,
+        name: &str,
+        what: &str,
+        done: impl Fn(&Application) -> bool,
+    ) -> Application {
         let mut stream = std::pin::pin!(watch_object(self.apps(), name));
         let mut last = None;
         let result = tokio::time::timeout(WAIT, async {
@@ -169,14 +220,22 @@ impl Env {
             if let Some(v) = check().await {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}\n{}", self.log());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     fn webhook(&self, body: &str) -> String {
-        http_post(&format!("http://127.0.0.1:{}/api/webhook", self.port), &[("X-GitHub-Event", "push")], body)
-            .expect("webhook answered")
+        http_post(
+            &format!("http://127.0.0.1:{}/api/webhook", self.port),
+            &[("X-GitHub-Event", "push")],
+            body,
+        )
+        .expect("webhook answered")
     }
 }
 
@@ -201,7 +260,10 @@ fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Option
     let rest = url.strip_prefix("http://")?;
     let (addr, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}")))?;
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -231,7 +293,9 @@ fn commit(repo: &Path, message: &str) {
 }
 
 fn configmap(name: &str, annotations: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations: {{{annotations}}}\ndata:\n  key: value\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations: {{{annotations}}}\ndata:\n  key: value\n"
+    )
 }
 
 fn application(name: &str, repo: &Path, path: &str, namespace: &str, policy: &str) -> String {
@@ -249,11 +313,18 @@ fn status(app: &Application) -> tiphys_model::application::ApplicationStatus {
 
 fn synced_and_healthy(app: &Application) -> bool {
     let s = status(app);
-    s.sync.status == SyncStatusCode::Synced && s.health.status == HealthStatusCode::Healthy && app.operation.is_none()
+    s.sync.status == SyncStatusCode::Synced
+        && s.health.status == HealthStatusCode::Healthy
+        && app.operation.is_none()
 }
 
 fn condition<'a>(app: &'a Application, kind: &str) -> Option<&'a str> {
-    app.status.as_ref()?.conditions.iter().find(|c| c.kind == kind).map(|c| c.message.as_str())
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.kind == kind)
+        .map(|c| c.message.as_str())
 }
 
 fn deployment(name: &str, replicas: u32, annotations: &str) -> String {
@@ -270,19 +341,35 @@ async fn seed_application_syncs_and_a_webhook_delivers_the_next_commit() {
     let repo = new_repo(
         env.dir.path(),
         &[
-            (&format!("{base}/kustomization.yaml"), "resources:\n- deployment.yaml\n"),
-            (&format!("{base}/deployment.yaml"), &deployment("payment-service", 1, "")),
-            (&format!("{overlay}/kustomization.yaml"), "resources:\n- ../../base\nreplicas:\n- name: payment-service\n  count: 3\n"),
+            (
+                &format!("{base}/kustomization.yaml"),
+                "resources:\n- deployment.yaml\n",
+            ),
+            (
+                &format!("{base}/deployment.yaml"),
+                &deployment("payment-service", 1, ""),
+            ),
+            (
+                &format!("{overlay}/kustomization.yaml"),
+                "resources:\n- ../../base\nreplicas:\n- name: payment-service\n  count: 3\n",
+            ),
         ],
     );
     env.apply("apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: production\n  namespace: argocd\nspec:\n  sourceRepos: ['*']\n  destinations: [{server: 'https://kubernetes.default.svc', namespace: '*'}]\n  clusterResourceWhitelist: [{group: '*', kind: '*'}]\n");
     // The seed's Application, verbatim but for its repoURL.
-    let seed = include_str!("../../model/tests/fixtures/seed-application.yaml")
-        .replace("https://github.com/myorg/k8s-manifests", &format!("file://{}", repo.display()));
+    let seed = include_str!("../../model/tests/fixtures/seed-application.yaml").replace(
+        "https://github.com/myorg/k8s-manifests",
+        &format!("file://{}", repo.display()),
+    );
     env.apply(&seed);
-    let app = env.wait_app("payment-service", "Synced and Healthy", synced_and_healthy).await;
+    let app = env
+        .wait_app("payment-service", "Synced and Healthy", synced_and_healthy)
+        .await;
     let s = status(&app);
-    assert_eq!(s.operation_state.as_ref().map(|o| o.phase), Some(OperationPhase::Succeeded));
+    assert_eq!(
+        s.operation_state.as_ref().map(|o| o.phase),
+        Some(OperationPhase::Succeeded)
+    );
     assert_eq!(s.history.len(), 1);
     assert_eq!(s.source_type, "Kustomize");
     assert_eq!(s.summary.images, vec!["nginx:1.27".to_string()]);
@@ -295,11 +382,23 @@ async fn seed_application_syncs_and_a_webhook_delivers_the_next_commit() {
     );
     let get = env.tiphys(&["app", "get", "payment-service"]);
     let text = String::from_utf8_lossy(&get.stdout);
-    assert!(text.contains("Synced") && text.contains("Deployment") && text.contains("Healthy"), "{text}");
-    assert_eq!(env.tiphys(&["app", "diff", "payment-service"]).status.code(), Some(0));
+    assert!(
+        text.contains("Synced") && text.contains("Deployment") && text.contains("Healthy"),
+        "{text}"
+    );
+    assert_eq!(
+        env.tiphys(&["app", "diff", "payment-service"])
+            .status
+            .code(),
+        Some(0)
+    );
 
     // A new commit, announced by a push webhook: no waiting for the (hour-long) poll.
-    write(&repo, &format!("{overlay}/kustomization.yaml"), "resources:\n- ../../base\nreplicas:\n- name: payment-service\n  count: 5\n");
+    write(
+        &repo,
+        &format!("{overlay}/kustomization.yaml"),
+        "resources:\n- ../../base\nreplicas:\n- name: payment-service\n  count: 5\n",
+    );
     commit(&repo, "scale to 5");
     let body = format!(
         r#"{{"ref":"refs/heads/main","repository":{{"html_url":"file://{}","default_branch":"main"}},"commits":[]}}"#,
@@ -312,10 +411,20 @@ async fn seed_application_syncs_and_a_webhook_delivers_the_next_commit() {
         (d.spec?.replicas == Some(5)).then_some(())
     })
     .await;
-    let app = env.wait_app("payment-service", "second sync recorded", |a| status(a).history.len() == 2 && synced_and_healthy(a)).await;
-    assert_ne!(status(&app).history[0].revision, status(&app).history[1].revision);
+    let app = env
+        .wait_app("payment-service", "second sync recorded", |a| {
+            status(a).history.len() == 2 && synced_and_healthy(a)
+        })
+        .await;
+    assert_ne!(
+        status(&app).history[0].revision,
+        status(&app).history[1].revision
+    );
     let metrics = http_get(&format!("http://127.0.0.1:{}/metrics", env.port)).unwrap();
-    assert!(metrics.contains("argocd_app_info{name=\"payment-service\""), "{metrics}");
+    assert!(
+        metrics.contains("argocd_app_info{name=\"payment-service\""),
+        "{metrics}"
+    );
     assert!(metrics.contains("sync_status=\"Synced\""), "{metrics}");
 }
 
@@ -331,14 +440,38 @@ async fn self_heal_reverts_edits_and_prune_follows_git() {
             ("kept/extra.yaml", &configmap("kept-extra", "")),
         ],
     );
-    env.apply(&application("pruning", &repo, "pruned", "team-a", AUTOMATED));
-    env.apply(&application("no-prune", &repo, "kept", "team-b", "    automated:\n      selfHeal: true\n    syncOptions:\n    - CreateNamespace=true\n"));
+    env.apply(&application(
+        "pruning", &repo, "pruned", "team-a", AUTOMATED,
+    ));
+    env.apply(&application(
+        "no-prune",
+        &repo,
+        "kept",
+        "team-b",
+        "    automated:\n      selfHeal: true\n    syncOptions:\n    - CreateNamespace=true\n",
+    ));
     env.wait_app("pruning", "synced", synced_and_healthy).await;
     env.wait_app("no-prune", "synced", synced_and_healthy).await;
 
     // A manual edit with kubectl is reverted by selfHeal.
-    let edit = env.kubectl(&["-n", "team-a", "patch", "configmap", "config", "--type=merge", "-p", r#"{"data":{"key":"hand-edited"}}"#], None);
-    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
+    let edit = env.kubectl(
+        &[
+            "-n",
+            "team-a",
+            "patch",
+            "configmap",
+            "config",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"key":"hand-edited"}}"#,
+        ],
+        None,
+    );
+    assert!(
+        edit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edit.stderr)
+    );
     let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), "team-a");
     env.eventually("selfHeal to revert the edit", async || {
         let cm = configs.get("config").await.ok()?;
@@ -351,23 +484,59 @@ async fn self_heal_reverts_edits_and_prune_follows_git() {
     std::fs::remove_file(repo.join("kept/extra.yaml")).unwrap();
     commit(&repo, "remove extras");
     for app in ["pruning", "no-prune"] {
-        let out = env.kubectl(&["-n", "argocd", "annotate", "application", app, "argocd.argoproj.io/refresh=normal"], None);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = env.kubectl(
+            &[
+                "-n",
+                "argocd",
+                "annotate",
+                "application",
+                app,
+                "argocd.argoproj.io/refresh=normal",
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     env.eventually("the removed ConfigMap to be pruned", async || {
         configs.get_opt("extra").await.ok()?.is_none().then_some(())
     })
     .await;
     let kept = env
-        .wait_app("no-prune", "OutOfSync with a resource requiring pruning", |a| {
-            status(a).sync.status == SyncStatusCode::OutOfSync && status(a).resources.iter().any(|r| r.name == "kept-extra" && r.requires_pruning)
-        })
+        .wait_app(
+            "no-prune",
+            "OutOfSync with a resource requiring pruning",
+            |a| {
+                status(a).sync.status == SyncStatusCode::OutOfSync
+                    && status(a)
+                        .resources
+                        .iter()
+                        .any(|r| r.name == "kept-extra" && r.requires_pruning)
+            },
+        )
         .await;
-    assert!(kept.metadata.annotations.unwrap_or_default().get("argocd.argoproj.io/refresh").is_none());
+    assert!(
+        !kept
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("argocd.argoproj.io/refresh")
+    );
     let team_b: Api<ConfigMap> = Api::namespaced(env.client.clone(), "team-b");
-    assert!(team_b.get_opt("kept-extra").await.unwrap().is_some(), "prune off must keep the object");
+    assert!(
+        team_b.get_opt("kept-extra").await.unwrap().is_some(),
+        "prune off must keep the object"
+    );
     let diff = env.tiphys(&["app", "diff", "no-prune"]);
-    assert_eq!(diff.status.code(), Some(1), "{}", String::from_utf8_lossy(&diff.stderr));
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
     assert!(String::from_utf8_lossy(&diff.stdout).contains("kept-extra"));
 }
 
@@ -384,11 +553,27 @@ async fn waves_and_hooks_run_in_order_and_a_failing_presync_hook_runs_syncfail()
         env.dir.path(),
         &[
             ("ok/migrate.yaml", &hook("migrate", "PreSync", "")),
-            ("ok/first.yaml", &configmap("first", "argocd.argoproj.io/sync-wave: '-1'")),
+            (
+                "ok/first.yaml",
+                &configmap("first", "argocd.argoproj.io/sync-wave: '-1'"),
+            ),
             ("ok/web.yaml", &deployment("web", 2, "")),
-            ("ok/last.yaml", &configmap("last", "argocd.argoproj.io/sync-wave: '2'")),
-            ("ok/smoke.yaml", &hook("smoke", "PostSync", "    argocd.argoproj.io/hook-delete-policy: HookSucceeded\n")),
-            ("bad/migrate.yaml", &hook("bad-migrate", "PreSync", "    tiphys.io/simulate: fail\n")),
+            (
+                "ok/last.yaml",
+                &configmap("last", "argocd.argoproj.io/sync-wave: '2'"),
+            ),
+            (
+                "ok/smoke.yaml",
+                &hook(
+                    "smoke",
+                    "PostSync",
+                    "    argocd.argoproj.io/hook-delete-policy: HookSucceeded\n",
+                ),
+            ),
+            (
+                "bad/migrate.yaml",
+                &hook("bad-migrate", "PreSync", "    tiphys.io/simulate: fail\n"),
+            ),
             ("bad/cleanup.yaml", &hook("cleanup", "SyncFail", "")),
             ("bad/app.yaml", &configmap("never", "")),
         ],
@@ -396,29 +581,93 @@ async fn waves_and_hooks_run_in_order_and_a_failing_presync_hook_runs_syncfail()
     let manual = "    syncOptions:\n    - CreateNamespace=true\n";
     env.apply(&application("ordered", &repo, "ok", "ordered", manual));
     env.apply(&application("failing", &repo, "bad", "failing", manual));
-    env.wait_app("ordered", "compared", |a| status(a).sync.status == SyncStatusCode::OutOfSync).await;
+    env.wait_app("ordered", "compared", |a| {
+        status(a).sync.status == SyncStatusCode::OutOfSync
+    })
+    .await;
     let out = env.tiphys(&["app", "sync", "ordered", "--timeout", "90"]);
-    assert!(out.status.success(), "sync: {}\n{}", String::from_utf8_lossy(&out.stderr), env.log());
+    assert!(
+        out.status.success(),
+        "sync: {}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        env.log(),
+        String::from_utf8_lossy(
+            &env.kubectl(
+                &[
+                    "-n",
+                    "argocd",
+                    "get",
+                    "application",
+                    "ordered",
+                    "-o",
+                    "yaml"
+                ],
+                None
+            )
+            .stdout
+        )
+    );
     let app = env.apps().get("ordered").await.unwrap();
-    let results = status(&app).operation_state.unwrap().sync_result.unwrap().resources;
-    let order: Vec<String> = results.iter().map(|r| format!("{}:{}", r.sync_phase, r.name)).collect();
-    assert_eq!(order, vec!["PreSync:migrate", "Sync:first", "Sync:web", "Sync:last", "PostSync:smoke"]);
-    assert!(results.iter().filter(|r| !r.hook_type.is_empty()).all(|r| r.hook_phase == "Succeeded"));
+    let results = status(&app)
+        .operation_state
+        .unwrap()
+        .sync_result
+        .unwrap()
+        .resources;
+    let order: Vec<String> = results
+        .iter()
+        .map(|r| format!("{}:{}", r.sync_phase, r.name))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "PreSync:migrate",
+            "Sync:first",
+            "Sync:web",
+            "Sync:last",
+            "PostSync:smoke"
+        ]
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|r| !r.hook_type.is_empty())
+            .all(|r| r.hook_phase == "Succeeded")
+    );
     let jobs: Api<Job> = Api::namespaced(env.client.clone(), "ordered");
     // HookSucceeded deleted the PostSync hook; the PreSync hook (BeforeHookCreation) stays.
-    env.eventually("the PostSync hook to be deleted", async || jobs.get_opt("smoke").await.ok()?.is_none().then_some(())).await;
+    env.eventually("the PostSync hook to be deleted", async || {
+        jobs.get_opt("smoke").await.ok()?.is_none().then_some(())
+    })
+    .await;
     assert!(jobs.get_opt("migrate").await.unwrap().is_some());
 
-    env.wait_app("failing", "compared", |a| status(a).sync.status == SyncStatusCode::OutOfSync).await;
+    env.wait_app("failing", "compared", |a| {
+        status(a).sync.status == SyncStatusCode::OutOfSync
+    })
+    .await;
     let out = env.tiphys(&["app", "sync", "failing", "--timeout", "90"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let app = env.apps().get("failing").await.unwrap();
     let state = status(&app).operation_state.unwrap();
     assert_eq!(state.phase, OperationPhase::Failed);
     assert!(state.message.contains("bad-migrate"), "{}", state.message);
     let results = state.sync_result.unwrap().resources;
-    assert!(results.iter().any(|r| r.name == "cleanup" && r.sync_phase == "SyncFail" && r.hook_phase == "Succeeded"), "{results:?}");
-    assert!(!results.iter().any(|r| r.name == "never"), "nothing after a failed PreSync hook");
+    assert!(
+        results.iter().any(|r| r.name == "cleanup"
+            && r.sync_phase == "SyncFail"
+            && r.hook_phase == "Succeeded"),
+        "{results:?}"
+    );
+    assert!(
+        !results.iter().any(|r| r.name == "never"),
+        "nothing after a failed PreSync hook"
+    );
     let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), "failing");
     assert!(configs.get_opt("never").await.unwrap().is_none());
 }
@@ -426,21 +675,56 @@ async fn waves_and_hooks_run_in_order_and_a_failing_presync_hook_runs_syncfail()
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_never_prunes() {
     let env = Env::start().await;
-    let repo = new_repo(env.dir.path(), &[("app/a.yaml", &configmap("a", "")), ("app/b.yaml", &configmap("b", ""))]);
+    let repo = new_repo(
+        env.dir.path(),
+        &[
+            ("app/a.yaml", &configmap("a", "")),
+            ("app/b.yaml", &configmap("b", "")),
+        ],
+    );
     env.apply(&application("guarded", &repo, "app", "guarded", AUTOMATED));
     env.wait_app("guarded", "synced", synced_and_healthy).await;
     let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), "guarded");
     let refresh = || {
-        let out = env.kubectl(&["-n", "argocd", "annotate", "--overwrite", "application", "guarded", "argocd.argoproj.io/refresh=hard"], None);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = env.kubectl(
+            &[
+                "-n",
+                "argocd",
+                "annotate",
+                "--overwrite",
+                "application",
+                "guarded",
+                "argocd.argoproj.io/refresh=hard",
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
 
     // An invalid manifest: a ComparisonError naming the file; nothing changes.
-    write(&repo, "app/b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata: [unclosed\n");
+    write(
+        &repo,
+        "app/b.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata: [unclosed\n",
+    );
     commit(&repo, "break b.yaml");
     refresh();
-    let app = env.wait_app("guarded", "a ComparisonError", |a| condition(a, "ComparisonError").is_some()).await;
-    assert!(condition(&app, "ComparisonError").unwrap().contains("b.yaml"), "{:?}", status(&app).conditions);
+    let app = env
+        .wait_app("guarded", "a ComparisonError", |a| {
+            condition(a, "ComparisonError").is_some()
+        })
+        .await;
+    assert!(
+        condition(&app, "ComparisonError")
+            .unwrap()
+            .contains("b.yaml"),
+        "{:?}",
+        status(&app).conditions
+    );
     assert_eq!(status(&app).sync.status, SyncStatusCode::Unknown);
     assert!(configs.get_opt("b").await.unwrap().is_some());
 
@@ -449,31 +733,78 @@ async fn bad_input_never_prunes() {
     write(&repo, "app/b.yaml", "# nothing here any more\n");
     commit(&repo, "empty the app");
     refresh();
-    let app = env.wait_app("guarded", "the empty-render guard", |a| condition(a, "SyncError").is_some_and(|m| m.contains("wipe out"))).await;
+    let app = env
+        .wait_app("guarded", "the empty-render guard", |a| {
+            condition(a, "SyncError").is_some_and(|m| m.contains("wipe out"))
+        })
+        .await;
     assert_eq!(status(&app).sync.status, SyncStatusCode::OutOfSync);
-    assert!(configs.get_opt("a").await.unwrap().is_some() && configs.get_opt("b").await.unwrap().is_some());
+    assert!(
+        configs.get_opt("a").await.unwrap().is_some()
+            && configs.get_opt("b").await.unwrap().is_some()
+    );
 
     // The repository disappears: an error, and still nothing is pruned.
     std::fs::rename(&repo, env.dir.path().join("moved")).unwrap();
     refresh();
-    let app = env.wait_app("guarded", "an unreachable-repo error", |a| condition(a, "ComparisonError").is_some_and(|m| !m.contains("b.yaml"))).await;
-    assert!(condition(&app, "ComparisonError").unwrap().contains("repo"), "{:?}", status(&app).conditions);
-    assert!(configs.get_opt("a").await.unwrap().is_some() && configs.get_opt("b").await.unwrap().is_some());
+    let app = env
+        .wait_app("guarded", "an unreachable-repo error", |a| {
+            condition(a, "ComparisonError").is_some_and(|m| !m.contains("b.yaml"))
+        })
+        .await;
+    assert!(
+        condition(&app, "ComparisonError").unwrap().contains("repo"),
+        "{:?}",
+        status(&app).conditions
+    );
+    assert!(
+        configs.get_opt("a").await.unwrap().is_some()
+            && configs.get_opt("b").await.unwrap().is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn app_of_apps_cascade_deletion_and_project_violation() {
     let env = Env::start().await;
     let root = env.dir.path().join("workloads");
-    let workloads = new_repo(&root, &[("one/cm.yaml", &configmap("one", "")), ("two/cm.yaml", &configmap("two", ""))]);
+    let workloads = new_repo(
+        &root,
+        &[
+            ("one/cm.yaml", &configmap("one", "")),
+            ("two/cm.yaml", &configmap("two", "")),
+        ],
+    );
     let child = |name: &str| {
-        application(name, &workloads, name, &format!("child-{name}"), AUTOMATED)
-            .replace("  namespace: argocd\n", "  namespace: argocd\n  finalizers:\n  - resources-finalizer.argocd.argoproj.io\n")
+        application(name, &workloads, name, &format!("child-{name}"), AUTOMATED).replace(
+            "  namespace: argocd\n",
+            "  namespace: argocd\n  finalizers:\n  - resources-finalizer.argocd.argoproj.io\n",
+        )
     };
-    let parent_repo = new_repo(&env.dir.path().join("parent"), &[("apps/one.yaml", &child("one")), ("apps/two.yaml", &child("two"))]);
-    env.apply(&application("parent", &parent_repo, "apps", "argocd", AUTOMATED));
-    let parent = env.wait_app("parent", "children healthy", synced_and_healthy).await;
-    assert_eq!(status(&parent).resources.iter().filter(|r| r.kind == "Application").count(), 2);
+    let parent_repo = new_repo(
+        &env.dir.path().join("parent"),
+        &[
+            ("apps/one.yaml", &child("one")),
+            ("apps/two.yaml", &child("two")),
+        ],
+    );
+    env.apply(&application(
+        "parent",
+        &parent_repo,
+        "apps",
+        "argocd",
+        AUTOMATED,
+    ));
+    let parent = env
+        .wait_app("parent", "children healthy", synced_and_healthy)
+        .await;
+    assert_eq!(
+        status(&parent)
+            .resources
+            .iter()
+            .filter(|r| r.kind == "Application")
+            .count(),
+        2
+    );
     env.wait_app("one", "synced", synced_and_healthy).await;
     let child_configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), "child-one");
     assert!(child_configs.get_opt("one").await.unwrap().is_some());
@@ -482,7 +813,18 @@ async fn app_of_apps_cascade_deletion_and_project_violation() {
     // would re-create the child from Git, so drop it from Git first).
     std::fs::remove_file(parent_repo.join("apps/one.yaml")).unwrap();
     commit(&parent_repo, "retire one");
-    let out = env.kubectl(&["-n", "argocd", "annotate", "--overwrite", "application", "parent", "argocd.argoproj.io/refresh=normal"], None);
+    let out = env.kubectl(
+        &[
+            "-n",
+            "argocd",
+            "annotate",
+            "--overwrite",
+            "application",
+            "parent",
+            "argocd.argoproj.io/refresh=normal",
+        ],
+        None,
+    );
     assert!(out.status.success());
     env.eventually("child one and its resources to be deleted", async || {
         let gone = env.apps().get_opt("one").await.ok()?.is_none();
@@ -491,13 +833,30 @@ async fn app_of_apps_cascade_deletion_and_project_violation() {
     })
     .await;
     let out = env.tiphys(&["app", "delete", "two"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A project that does not allow the destination: a clear condition, nothing applied.
     env.apply("apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: restricted\n  namespace: argocd\nspec:\n  sourceRepos: ['*']\n  destinations: [{server: 'https://kubernetes.default.svc', namespace: 'allowed'}]\n");
-    env.apply(&application("violating", &workloads, "two", "forbidden", AUTOMATED).replace("project: default", "project: restricted"));
-    let app = env.wait_app("violating", "InvalidSpecError", |a| condition(a, "InvalidSpecError").is_some()).await;
-    assert!(condition(&app, "InvalidSpecError").unwrap().contains("restricted"), "{:?}", status(&app).conditions);
+    env.apply(
+        &application("violating", &workloads, "two", "forbidden", AUTOMATED)
+            .replace("project: default", "project: restricted"),
+    );
+    let app = env
+        .wait_app("violating", "InvalidSpecError", |a| {
+            condition(a, "InvalidSpecError").is_some()
+        })
+        .await;
+    assert!(
+        condition(&app, "InvalidSpecError")
+            .unwrap()
+            .contains("restricted"),
+        "{:?}",
+        status(&app).conditions
+    );
     let forbidden: Api<ConfigMap> = Api::namespaced(env.client.clone(), "forbidden");
     assert!(forbidden.get_opt("two").await.unwrap().is_none());
 }
@@ -515,10 +874,21 @@ async fn a_second_cluster_from_a_cluster_secret() {
         config
     ));
     let repo = new_repo(env.dir.path(), &[("app/cm.yaml", &configmap("remote", ""))]);
-    env.apply(&application("remote", &repo, "app", "far", AUTOMATED).replace("server: https://kubernetes.default.svc", &format!("server: {}", second.url())));
-    env.wait_app("remote", "synced to the second cluster", synced_and_healthy).await;
+    env.apply(
+        &application("remote", &repo, "app", "far", AUTOMATED).replace(
+            "server: https://kubernetes.default.svc",
+            &format!("server: {}", second.url()),
+        ),
+    );
+    env.wait_app("remote", "synced to the second cluster", synced_and_healthy)
+        .await;
     let kc = kube::config::Kubeconfig::from_yaml(&second.kubeconfig()).unwrap();
-    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap()).unwrap();
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let far: Api<ConfigMap> = Api::namespaced(client, "far");
     assert!(far.get_opt("remote").await.unwrap().is_some());
     let near: Api<ConfigMap> = Api::namespaced(env.client.clone(), "far");
@@ -528,18 +898,48 @@ async fn a_second_cluster_from_a_cluster_secret() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_controller_killed_mid_sync_finishes_the_operation_after_restart() {
     let mut env = Env::start_with(Duration::from_secs(2)).await;
-    let repo = new_repo(env.dir.path(), &[("app/migrate.yaml", &hook("migrate", "PreSync", "")), ("app/web.yaml", &deployment("web", 1, ""))]);
-    env.apply(&application("resumable", &repo, "app", "resumable", AUTOMATED));
+    let repo = new_repo(
+        env.dir.path(),
+        &[
+            ("app/migrate.yaml", &hook("migrate", "PreSync", "")),
+            ("app/web.yaml", &deployment("web", 1, "")),
+        ],
+    );
+    env.apply(&application(
+        "resumable",
+        &repo,
+        "app",
+        "resumable",
+        AUTOMATED,
+    ));
     let jobs: Api<Job> = Api::namespaced(env.client.clone(), "resumable");
     env.wait_app("resumable", "the PreSync hook running", |a| {
-        status(a).operation_state.and_then(|o| o.sync_result).is_some_and(|r| r.resources.iter().any(|x| x.name == "migrate" && x.hook_phase == "Running"))
+        status(a)
+            .operation_state
+            .and_then(|o| o.sync_result)
+            .is_some_and(|r| {
+                r.resources
+                    .iter()
+                    .any(|x| x.name == "migrate" && x.hook_phase == "Running")
+            })
     })
     .await;
     let uid = jobs.get("migrate").await.unwrap().metadata.uid;
     env.kill_controller();
     env.start_controller().await;
-    let app = env.wait_app("resumable", "the operation to finish", |a| synced_and_healthy(a) && status(a).operation_state.is_some_and(|o| o.phase == OperationPhase::Succeeded)).await;
-    assert_eq!(jobs.get("migrate").await.unwrap().metadata.uid, uid, "the hook ran once");
+    let app = env
+        .wait_app("resumable", "the operation to finish", |a| {
+            synced_and_healthy(a)
+                && status(a)
+                    .operation_state
+                    .is_some_and(|o| o.phase == OperationPhase::Succeeded)
+        })
+        .await;
+    assert_eq!(
+        jobs.get("migrate").await.unwrap().metadata.uid,
+        uid,
+        "the hook ran once"
+    );
     assert_eq!(status(&app).history.len(), 1);
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "resumable");
     assert!(deployments.get_opt("web").await.unwrap().is_some());
