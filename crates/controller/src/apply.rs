@@ -18,6 +18,8 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 pub struct Writer {
     pub cluster: Arc<ClusterHandle>,
+    /// argocd-cm's custom health checks.
+    pub health: tiphys_health::CustomHealth,
 }
 
 /// An API error's message as kubectl would show it.
@@ -271,6 +273,10 @@ impl tiphys_sync::Cluster for Writer {
 
     fn live(&self, key: &ObjectKey) -> Option<Value> {
         self.cluster.cache.get(key).map(|(_, v)| (*v).clone())
+    }
+
+    fn health(&self, live: &Value) -> Option<tiphys_health::Health> {
+        tiphys_health::assess_with(live, &self.health)
     }
 }
 

@@ -94,6 +94,8 @@ pub struct Subject<'a> {
     pub rules: &'a IgnoreRules,
     /// Kinds the app managed before (status.resources), watched so they can be pruned.
     pub previous_kinds: &'a [(String, String)],
+    /// argocd-cm's custom Lua health checks.
+    pub health: &'a tiphys_health::CustomHealth,
 }
 
 /// Prepare desired objects (namespace, tracking) and compare them with the live state.
@@ -105,7 +107,9 @@ pub async fn compare(
 ) -> Result<Compared, Problem> {
     let writer = Writer {
         cluster: cluster.clone(),
+        health: subject.health.clone(),
     };
+    let assess = |live: &Value| tiphys_health::assess_with(live, subject.health);
     let tracking = cluster.cache.tracking().clone();
     let mut warnings = Vec::new();
     let mut violations = Vec::new();
@@ -263,7 +267,7 @@ pub async fn compare(
         };
         if hook {
             item.status = SyncStatusCode::Synced;
-            item.health = live.as_deref().and_then(tiphys_health::assess);
+            item.health = live.as_deref().and_then(assess);
             items.push(item);
             continue;
         }
@@ -278,7 +282,7 @@ pub async fn compare(
                 );
             }
             Some(live_obj) => {
-                item.health = tiphys_health::assess(live_obj);
+                item.health = assess(live_obj);
                 let hash = content_hash(&obj);
                 let rv = live_obj
                     .pointer("/metadata/resourceVersion")
@@ -349,7 +353,7 @@ pub async fn compare(
             key,
             version,
             desired: None,
-            health: tiphys_health::assess(&live),
+            health: assess(&live),
             live: Some(live),
             origin: None,
             status: SyncStatusCode::OutOfSync,

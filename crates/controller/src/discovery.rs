@@ -79,17 +79,41 @@ impl Resolver {
         })
     }
 
-    /// Resolve `apiVersion`/`kind`, rediscovering once if it is unknown.
+    /// Resolve `apiVersion`/`kind`; an unknown kind is looked up in its group version right
+    /// away (one small request), so a CRD created a moment ago is found.
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Resolved, DiscoveryError> {
         if let Some(found) = self.lookup(api_version, kind) {
             return Ok(found);
         }
-        self.refresh_if_stale().await?;
-        self.lookup(api_version, kind)
-            .ok_or_else(|| DiscoveryError::Unknown {
+        let (group, version) = split_api_version(api_version);
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((resource, caps)) => {
+                let resolved = Resolved {
+                    namespaced: caps.scope == Scope::Namespaced,
+                    resource,
+                };
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.exact.insert(
+                    (group.to_string(), version.to_string(), kind.to_string()),
+                    resolved.clone(),
+                );
+                state
+                    .preferred
+                    .entry((group.to_string(), kind.to_string()))
+                    .or_insert_with(|| resolved.clone());
+                Ok(resolved)
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Err(DiscoveryError::Unknown {
                 api_version: api_version.to_string(),
                 kind: kind.to_string(),
-            })
+            }),
+            Err(kube::Error::Discovery(_)) => Err(DiscoveryError::Unknown {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+            }),
+            Err(e) => Err(DiscoveryError::Failed(e.to_string())),
+        }
     }
 
     /// Whether the last discovery was complete.

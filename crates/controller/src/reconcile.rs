@@ -146,6 +146,14 @@ fn project_of(c: &Controller, app: &Application) -> Result<Arc<AppProject>, Prob
         })
 }
 
+fn custom_health(c: &Controller) -> tiphys_health::CustomHealth {
+    let cm = c
+        .configs
+        .get(&ObjectRef::new(crate::settings::ARGOCD_CM).within(&c.settings.namespace));
+    let data = cm.and_then(|c| c.data.clone()).unwrap_or_default();
+    tiphys_health::CustomHealth::from_config(&data)
+}
+
 fn ignore_rules(c: &Controller, app: &Application) -> Result<IgnoreRules, Problem> {
     let cm = c
         .configs
@@ -263,7 +271,9 @@ async fn desired_state(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let health = custom_health(c);
     let subject = Subject {
+        health: &health,
         app: &name,
         namespace: &dest.namespace,
         project: Some(&project),
@@ -877,6 +887,7 @@ async fn run_operation(
     tiphys_sync::name_hooks(&mut tasks, &state.started_at);
     let writer = Writer {
         cluster: desired.cluster.clone(),
+        health: custom_health(c),
     };
     let mut results = state
         .sync_result
@@ -1182,6 +1193,7 @@ async fn finalize(c: &Arc<Controller>, app: &Application) -> Result<(), kube::Er
             let objects = cluster.cache.objects_of(&name);
             let writer = Writer {
                 cluster: cluster.clone(),
+                health: custom_health(c),
             };
             for (key, live) in &objects {
                 if live.pointer("/metadata/deletionTimestamp").is_some() {

@@ -22,6 +22,7 @@ pub fn builtin(group: &str, kind: &str, live: &Value) -> Option<Health> {
         ("autoscaling", "HorizontalPodAutoscaler") => hpa(live),
         ("apiregistration.k8s.io", "APIService") => apiservice(live),
         ("argoproj.io", "Application") => application(live),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(live),
         _ => return None,
     };
     Some(health)
@@ -365,6 +366,18 @@ fn apiservice(v: &Value) -> Health {
             c.get("message").and_then(Value::as_str).unwrap_or_default(),
         ),
         None => Health::new(Progressing, "Waiting for the APIService to be available"),
+    }
+}
+
+/// A CRD is usable once Established (so sync waves wait for it before its resources).
+fn crd(v: &Value) -> Health {
+    if condition_is(v, "NamesAccepted", "False") {
+        return Health::new(Degraded, condition_message(v, "NamesAccepted"));
+    }
+    if condition_is(v, "Established", "True") {
+        Health::healthy()
+    } else {
+        Health::new(Progressing, "Waiting for the CRD to be established")
     }
 }
 

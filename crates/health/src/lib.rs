@@ -6,11 +6,13 @@
 #![forbid(unsafe_code)]
 
 mod builtin;
+pub mod lua;
 
 use serde_json::Value;
 use tiphys_model::application::HealthStatusCode;
 
 pub use builtin::builtin;
+pub use lua::CustomHealth;
 
 /// The health of one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +38,11 @@ impl Health {
 ///
 /// An object being deleted is Progressing whatever its kind, as in Argo CD.
 pub fn assess(live: &Value) -> Option<Health> {
+    assess_with(live, &CustomHealth::default())
+}
+
+/// Like [`assess`], with argocd-cm's custom Lua checks taking precedence over built-in ones.
+pub fn assess_with(live: &Value, custom: &CustomHealth) -> Option<Health> {
     if live.pointer("/metadata/deletionTimestamp").is_some() {
         return Some(Health::new(
             HealthStatusCode::Progressing,
@@ -45,6 +52,11 @@ pub fn assess(live: &Value) -> Option<Health> {
     let api_version = live.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     let kind = live.get("kind").and_then(Value::as_str).unwrap_or("");
+    if !custom.is_empty()
+        && let Some(health) = custom.assess(group, kind, live)
+    {
+        return Some(health);
+    }
     builtin(group, kind, live)
 }
 

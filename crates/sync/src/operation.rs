@@ -50,6 +50,10 @@ pub trait Cluster: Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
     /// The live object as the controller's cache sees it.
     fn live(&self, key: &ObjectKey) -> Option<Value>;
+    /// The health of a live object (built-in checks unless the cluster has custom ones).
+    fn health(&self, live: &Value) -> Option<tiphys_health::Health> {
+        tiphys_health::assess(live)
+    }
 }
 
 /// Context of one operation.
@@ -153,10 +157,12 @@ fn short_hash(text: &str) -> String {
         .collect()
 }
 
-fn health(live: Option<&Value>) -> HealthStatusCode {
+fn health<C: Cluster>(cluster: &C, live: Option<&Value>) -> HealthStatusCode {
     match live {
         None => HealthStatusCode::Missing,
-        Some(v) => tiphys_health::assess(v).map_or(HealthStatusCode::Healthy, |h| h.status),
+        Some(v) => cluster
+            .health(v)
+            .map_or(HealthStatusCode::Healthy, |h| h.status),
     }
 }
 
@@ -208,7 +214,7 @@ pub async fn advance<C: Cluster>(
         let is_last = index + 1 == all_steps.len();
         if !is_last {
             for task in step.iter().filter(|t| t.action == Action::Apply) {
-                let code = health(cluster.live(&task.key).as_ref());
+                let code = health(cluster, cluster.live(&task.key).as_ref());
                 if matches!(
                     code,
                     HealthStatusCode::Progressing | HealthStatusCode::Missing
@@ -355,7 +361,7 @@ async fn settle_hooks<C: Cluster>(
             continue;
         }
         let live = cluster.live(&task.key);
-        let assessed = live.as_ref().and_then(tiphys_health::assess);
+        let assessed = live.as_ref().and_then(|l| cluster.health(l));
         let (code, message) = match (&live, assessed) {
             (None, _) => (HealthStatusCode::Missing, String::new()),
             // Kinds without a health check are done as soon as they exist.

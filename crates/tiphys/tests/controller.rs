@@ -675,15 +675,37 @@ async fn waves_and_hooks_run_in_order_and_a_failing_presync_hook_runs_syncfail()
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_never_prunes() {
     let env = Env::start().await;
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: leaked\nstringData:\n  password: hunter2\n";
     let repo = new_repo(
         env.dir.path(),
         &[
             ("app/a.yaml", &configmap("a", "")),
             ("app/b.yaml", &configmap("b", "")),
+            ("app/leaked.yaml", secret),
         ],
     );
     env.apply(&application("guarded", &repo, "app", "guarded", AUTOMATED));
-    env.wait_app("guarded", "synced", synced_and_healthy).await;
+    let app = env.wait_app("guarded", "synced", synced_and_healthy).await;
+    // A Secret with literal data in Git is reported (condition and event).
+    assert!(
+        condition(&app, "SecretInGitWarning").is_some_and(|m| m.contains("leaked.yaml")),
+        "{:?}",
+        status(&app).conditions
+    );
+    let events = env.kubectl(
+        &[
+            "-n",
+            "argocd",
+            "get",
+            "events",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&events.stdout).contains("SecretInGitWarning"));
+    std::fs::remove_file(repo.join("app/leaked.yaml")).unwrap();
+    commit(&repo, "stop leaking");
     let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), "guarded");
     let refresh = || {
         let out = env.kubectl(
@@ -943,4 +965,30 @@ async fn a_controller_killed_mid_sync_finishes_the_operation_after_restart() {
     assert_eq!(status(&app).history.len(), 1);
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "resumable");
     assert!(deployments.get_opt("web").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crd_and_its_resources_in_one_app_with_a_lua_health_check() {
+    let env = Env::start().await;
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  resource.customizations.health.example.com_Widget: |\n    hs = {status = \"Healthy\", message = \"widget ok\"}\n    if obj.spec.broken then\n      hs.status = \"Degraded\"\n      hs.message = \"widget \" .. obj.metadata.name .. \" is broken\"\n    end\n    return hs\n");
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            x-kubernetes-preserve-unknown-fields: true\n";
+    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: gear\n  annotations:\n    argocd.argoproj.io/sync-wave: '1'\nspec:\n  broken: true\n";
+    let repo = new_repo(
+        env.dir.path(),
+        &[("app/crd.yaml", crd), ("app/widget.yaml", widget)],
+    );
+    env.apply(&application("widgets", &repo, "app", "widgets", AUTOMATED));
+    let app = env
+        .wait_app("widgets", "synced with the script's verdict", |a| {
+            status(a).sync.status == SyncStatusCode::Synced
+                && status(a).health.status == HealthStatusCode::Degraded
+        })
+        .await;
+    assert_eq!(status(&app).health.message, "widget gear is broken");
+    let widget = status(&app)
+        .resources
+        .into_iter()
+        .find(|r| r.kind == "Widget")
+        .unwrap();
+    assert_eq!(widget.group, "example.com");
 }
