@@ -103,14 +103,28 @@ fn strip(mut obj: Value) -> Value {
     obj
 }
 
+/// A cached object as compact JSON: a parsed `serde_json::Value` costs several times its
+/// text, and most cached objects are read only when their app reconciles.
+struct Compact(Box<str>);
+
+impl Compact {
+    fn new(obj: &Value) -> Compact {
+        Compact(obj.to_string().into_boxed_str())
+    }
+
+    fn value(&self) -> Arc<Value> {
+        Arc::new(serde_json::from_str(&self.0).unwrap_or(Value::Null))
+    }
+}
+
 #[derive(Default)]
 struct Objects {
-    by_key: HashMap<ObjectKey, (String, Arc<Value>)>,
+    by_key: HashMap<ObjectKey, (String, Compact)>,
     by_app: HashMap<String, HashSet<ObjectKey>>,
 }
 
 impl Objects {
-    fn insert(&mut self, key: ObjectKey, app: String, obj: Arc<Value>) -> Option<String> {
+    fn insert(&mut self, key: ObjectKey, app: String, obj: Compact) -> Option<String> {
         let previous = self.remove(&key);
         self.by_app
             .entry(app.clone())
@@ -210,14 +224,14 @@ impl LiveCache {
             .get(app)
             .into_iter()
             .flatten()
-            .filter_map(|k| objects.by_key.get(k).map(|(_, o)| (k.clone(), o.clone())))
+            .filter_map(|k| objects.by_key.get(k).map(|(_, o)| (k.clone(), o.value())))
             .collect()
     }
 
     /// The cached object at `key` with its app.
     pub fn get(&self, key: &ObjectKey) -> Option<(String, Arc<Value>)> {
         let objects = self.objects.read().unwrap_or_else(|p| p.into_inner());
-        objects.by_key.get(key).cloned()
+        objects.by_key.get(key).map(|(app, o)| (app.clone(), o.value()))
     }
 
     /// How many objects are cached.
@@ -239,7 +253,7 @@ impl LiveCache {
         let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
         let previous = match app {
             Some(app) => {
-                let previous = objects.insert(key, app.clone(), Arc::new(strip(obj)));
+                let previous = objects.insert(key, app.clone(), Compact::new(&strip(obj)));
                 let _ = self.wake.send(app);
                 previous
             }
@@ -281,7 +295,7 @@ impl LiveCache {
             for obj in listed {
                 if let Some(app) = self.tracking.app_of(&obj) {
                     let key = ObjectKey::of(&obj);
-                    objects.insert(key, app.clone(), Arc::new(strip(obj)));
+                    objects.insert(key, app.clone(), Compact::new(&strip(obj)));
                     woken.insert(app);
                 }
             }
