@@ -231,7 +231,10 @@ impl LiveCache {
     /// The cached object at `key` with its app.
     pub fn get(&self, key: &ObjectKey) -> Option<(String, Arc<Value>)> {
         let objects = self.objects.read().unwrap_or_else(|p| p.into_inner());
-        objects.by_key.get(key).map(|(app, o)| (app.clone(), o.value()))
+        objects
+            .by_key
+            .get(key)
+            .map(|(app, o)| (app.clone(), o.value()))
     }
 
     /// How many objects are cached.

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod appset;
 pub mod cache;
 pub mod clusters;
 pub mod compare;
@@ -34,7 +35,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use tiphys_model::{AppProject, Application};
+use tiphys_model::{AppProject, Application, ApplicationSet};
 
 pub use reconcile::{AppMemory, Desired, compare_app};
 pub use settings::Settings;
@@ -61,6 +62,8 @@ pub struct Controller {
     pub clusters: clusters::Clusters,
     pub repo: Arc<manifests::RepoServer>,
     pub queue: queue::Queue,
+    pub appsets: Store<ApplicationSet>,
+    pub appset_queue: queue::Queue,
     pub metrics: metrics::Metrics,
     pub memory: Mutex<std::collections::HashMap<String, AppMemory>>,
     /// The Application watch; `serve` runs as long as it does.
@@ -132,6 +135,16 @@ impl Controller {
                 }
             },
         );
+        let (appset_tx, mut appset_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (appsets, appsets_task) = spawn_reflector(
+            Api::<ApplicationSet>::namespaced(client.clone(), &ns),
+            watcher::Config::default(),
+            move |set: &ApplicationSet| {
+                if let Some(name) = &set.metadata.name {
+                    let _ = appset_tx.send(name.clone());
+                }
+            },
+        );
         let (projects, projects_task) = spawn_reflector(
             Api::<AppProject>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
@@ -173,14 +186,24 @@ impl Controller {
             secrets,
             configs,
             queue: queue::Queue::default(),
+            appsets,
+            appset_queue: queue::Queue::default(),
             metrics: metrics::Metrics::default(),
             memory: Mutex::new(Default::default()),
             watches: Mutex::new(Some(apps_task)),
             _background: AbortOnDrop(vec![
+                appsets_task.abort_handle(),
                 projects_task.abort_handle(),
                 secrets_task.abort_handle(),
                 configs_task.abort_handle(),
             ]),
+        });
+        let weak = Arc::downgrade(&controller);
+        tokio::spawn(async move {
+            while let Some(set) = appset_rx.recv().await {
+                let Some(c) = weak.upgrade() else { return };
+                c.appset_queue.add(&set);
+            }
         });
         // Live-object changes wake their app.
         let weak = Arc::downgrade(&controller);
@@ -213,6 +236,7 @@ impl Controller {
             loop {
                 tick.tick().await;
                 me.queue.promote_due();
+                me.appset_queue.promote_due();
             }
         });
         let mut tasks = AbortOnDrop(vec![ticker.abort_handle()]);
@@ -229,6 +253,18 @@ impl Controller {
                             .reconcile_seconds
                             .observe(started.elapsed().as_secs_f64());
                         me.queue.done(&app);
+                    }
+                })
+                .abort_handle(),
+            );
+        }
+        for _ in 0..2 {
+            let me = self.clone();
+            tasks.0.push(
+                tokio::spawn(async move {
+                    while let Some(set) = me.appset_queue.next().await {
+                        appset::reconcile(&me, &set).await;
+                        me.appset_queue.done(&set);
                     }
                 })
                 .abort_handle(),

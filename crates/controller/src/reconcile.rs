@@ -100,7 +100,7 @@ fn cluster_secrets(c: &Controller) -> Vec<ClusterSecret> {
         .collect()
 }
 
-fn repo_secrets(
+pub(crate) fn repo_secrets(
     c: &Controller,
 ) -> Vec<(
     tiphys_source::credentials::SecretKind,

@@ -21,7 +21,14 @@ const PATHS: usize = 10;
 
 fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
-        .args(["-c", "user.name=b", "-c", "user.email=b@b", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@b",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .status()
@@ -49,17 +56,26 @@ fn kubeconfig_client(path: &Path) -> impl std::future::Future<Output = kube::Cli
     let path = path.to_path_buf();
     async move {
         let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
-        kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap()).unwrap()
+        kube::Client::try_from(
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .unwrap(),
+        )
+        .unwrap()
     }
 }
 
 async fn all_synced(apps: &Api<Application>, n: usize) -> bool {
-    let Ok(list) = apps.list(&Default::default()).await else { return false };
+    let Ok(list) = apps.list(&Default::default()).await else {
+        return false;
+    };
     list.items
         .iter()
         .filter(|a| {
             let s = a.status.clone().unwrap_or_default();
-            s.sync.status == SyncStatusCode::Synced && s.health.status == HealthStatusCode::Healthy && a.operation.is_none()
+            s.sync.status == SyncStatusCode::Synced
+                && s.health.status == HealthStatusCode::Healthy
+                && a.operation.is_none()
         })
         .count()
         == n
@@ -67,7 +83,10 @@ async fn all_synced(apps: &Api<Application>, n: usize) -> bool {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("TIPHYS_BENCH_APPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::var("TIPHYS_BENCH_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -81,15 +100,26 @@ async fn main() {
     git(&repo, &["commit", "-q", "-m", "bench"]);
 
     // The peer: kubectl apply of the same objects into a fresh cluster.
-    let peer = LocalCluster::start(Config { simulate: Some(Duration::from_millis(10)), ..Config::default() }).await.unwrap();
+    let peer = LocalCluster::start(Config {
+        simulate: Some(Duration::from_millis(10)),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
     let peer_kc = dir.path().join("peer-kubeconfig");
     peer.write_kubeconfig(&peer_kc).unwrap();
     let mut stream = String::new();
     for i in 0..n {
-        stream.push_str(&format!("---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench-{i}\n"));
+        stream.push_str(&format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench-{i}\n"
+        ));
         for doc in manifests(i % PATHS).split("---\n") {
             stream.push_str("---\n");
-            stream.push_str(&doc.replacen("metadata:\n", &format!("metadata:\n  namespace: bench-{i}\n"), 1));
+            stream.push_str(&doc.replacen(
+                "metadata:\n",
+                &format!("metadata:\n  namespace: bench-{i}\n"),
+                1,
+            ));
         }
     }
     let started = Instant::now();
@@ -100,20 +130,51 @@ async fn main() {
         .stdout(Stdio::null())
         .spawn()
         .expect("kubectl on PATH");
-    child.stdin.take().unwrap().write_all(stream.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let kubectl_time = started.elapsed();
     drop(peer);
 
     // Tiphys: N Applications, one controller process.
-    let cluster = LocalCluster::start(Config { simulate: Some(Duration::from_millis(10)), ..Config::default() }).await.unwrap();
+    let cluster = LocalCluster::start(Config {
+        simulate: Some(Duration::from_millis(10)),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
     let kc = dir.path().join("kubeconfig");
     cluster.write_kubeconfig(&kc).unwrap();
     let tiphys = env!("CARGO_BIN_EXE_tiphys");
-    assert!(Command::new(tiphys).arg("install").arg("--kubeconfig").arg(&kc).stdout(Stdio::null()).status().unwrap().success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    assert!(
+        Command::new(tiphys)
+            .arg("install")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut controller = Command::new(tiphys)
-        .args(["controller", "--app-resync", "3600", "--self-heal-timeout", "0", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "controller",
+            "--app-resync",
+            "3600",
+            "--self-heal-timeout",
+            "0",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .arg("--kubeconfig")
         .arg(&kc)
         .env("TIPHYS_CACHE_DIR", dir.path().join("cache"))
@@ -134,7 +195,13 @@ async fn main() {
                 "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("bench-{i}")},
                 "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}},
         });
-        apps.patch(&format!("bench-{i}"), &PatchParams::apply("bench"), &Patch::Apply(&app)).await.unwrap();
+        apps.patch(
+            &format!("bench-{i}"),
+            &PatchParams::apply("bench"),
+            &Patch::Apply(&app),
+        )
+        .await
+        .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(1800);
     while !all_synced(&apps, n).await {
@@ -145,26 +212,58 @@ async fn main() {
     let synced_rss = rss_kib(controller.id());
 
     // Drift: edit one object, time until selfHeal has put it back.
-    let configs: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "bench-0");
+    let configs: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "bench-0");
     let started = Instant::now();
     configs
-        .patch("config-0", &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"greeting": "drift"}})))
+        .patch(
+            "config-0",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"greeting": "drift"}})),
+        )
         .await
         .unwrap();
     loop {
         let cm = configs.get("config-0").await.unwrap();
-        if cm.data.unwrap_or_default().get("greeting").map(String::as_str) == Some("hello-0") {
+        if cm
+            .data
+            .unwrap_or_default()
+            .get("greeting")
+            .map(String::as_str)
+            == Some("hello-0")
+        {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "drift not corrected");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "drift not corrected"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let heal = started.elapsed();
     let objects = n * 3;
     let _ = controller.kill();
+    let _ = controller.wait();
     println!("apps: {n} ({objects} objects, {PATHS} paths in one repo)");
-    println!("kubectl apply --server-side (peer): {:>8.2} s", kubectl_time.as_secs_f64());
-    println!("tiphys: all Synced+Healthy:        {:>8.2} s  ({:.2}x kubectl's time; {:.0} apps/s)", tiphys_time.as_secs_f64(), tiphys_time.as_secs_f64() / kubectl_time.as_secs_f64(), n as f64 / tiphys_time.as_secs_f64());
-    println!("self-heal (edit -> reverted):      {:>8.0} ms", heal.as_secs_f64() * 1000.0);
-    println!("controller RSS: idle {} MiB, synced {} MiB: {:.0} bytes per app, {:.0} per managed object", idle_rss / 1024, synced_rss / 1024, (synced_rss.saturating_sub(idle_rss) * 1024) as f64 / n as f64, (synced_rss.saturating_sub(idle_rss) * 1024) as f64 / objects as f64);
+    println!(
+        "kubectl apply --server-side (peer): {:>8.2} s",
+        kubectl_time.as_secs_f64()
+    );
+    println!(
+        "tiphys: all Synced+Healthy:        {:>8.2} s  ({:.2}x kubectl's time; {:.0} apps/s)",
+        tiphys_time.as_secs_f64(),
+        tiphys_time.as_secs_f64() / kubectl_time.as_secs_f64(),
+        n as f64 / tiphys_time.as_secs_f64()
+    );
+    println!(
+        "self-heal (edit -> reverted):      {:>8.0} ms",
+        heal.as_secs_f64() * 1000.0
+    );
+    println!(
+        "controller RSS: idle {} MiB, synced {} MiB: {:.0} bytes per app, {:.0} per managed object",
+        idle_rss / 1024,
+        synced_rss / 1024,
+        (synced_rss.saturating_sub(idle_rss) * 1024) as f64 / n as f64,
+        (synced_rss.saturating_sub(idle_rss) * 1024) as f64 / objects as f64
+    );
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod appset;
 mod controller;
 mod install;
 mod kubeconfig;
@@ -40,6 +41,8 @@ enum Command {
     Up(up::Args),
     /// Operate on Applications: list, get, diff, sync, wait, history, rollback, delete.
     App(app::Args),
+    /// ApplicationSets: list, get, and generate (a preview without a cluster).
+    Appset(appset::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +57,12 @@ fn main() -> anyhow::Result<()> {
     let cli = match cli.command {
         Command::Render(args) => return render::run(args),
         Command::Kustomize(command) => return kustomize::run(command),
+        Command::Appset(args) => match appset::generate(&args) {
+            Some(result) => return result,
+            None => Cli {
+                command: Command::Appset(args),
+            },
+        },
         other => Cli { command: other },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,6 +74,7 @@ fn main() -> anyhow::Result<()> {
             Command::Install(args) => install::run(args).await,
             Command::Controller(args) => controller::run(args).await,
             Command::Up(args) => up::run(args).await,
+            Command::Appset(args) => appset::run(args).await,
             Command::App(args) => {
                 let code = app::run(args).await?;
                 if code != 0 {

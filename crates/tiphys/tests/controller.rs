@@ -992,3 +992,145 @@ async fn a_crd_and_its_resources_in_one_app_with_a_lua_health_check() {
         .unwrap();
     assert_eq!(widget.group, "example.com");
 }
+
+fn appsets(env: &Env) -> Api<tiphys_model::ApplicationSet> {
+    Api::namespaced(env.client.clone(), "argocd")
+}
+
+async fn app_names(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = env
+        .apps()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|a| a.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_applicationset_creates_six_applications_and_follows_its_policy() {
+    let env = Env::start().await;
+    let seed = include_str!("../../model/tests/fixtures/seed-applicationset.yaml");
+    env.apply(seed);
+    let expected = vec![
+        "inventory-service-production",
+        "inventory-service-staging",
+        "order-service-production",
+        "order-service-staging",
+        "payment-service-production",
+        "payment-service-staging",
+    ];
+    env.eventually("six Applications", async || {
+        (app_names(&env).await == expected).then_some(())
+    })
+    .await;
+    let payment = env.apps().get("payment-service-production").await.unwrap();
+    assert_eq!(
+        payment.spec.source.as_ref().unwrap().path,
+        "apps/payment-service/overlays/production"
+    );
+    assert_eq!(payment.spec.destination.namespace, "production");
+    let owner = &payment.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("ApplicationSet", "microservices", Some(true))
+    );
+    let set = appsets(&env).get("microservices").await.unwrap();
+    let status = set.status.unwrap();
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "ResourcesUpToDate" && c.status == "True"),
+        "{:?}",
+        status.conditions
+    );
+    assert_eq!(status.resources.len(), 6);
+
+    // Removing a list element deletes its Applications under the default policy (sync)…
+    env.apply(&seed.replace("          - service: inventory-service\n", ""));
+    env.eventually("inventory apps deleted", async || {
+        (app_names(&env).await.len() == 4).then_some(())
+    })
+    .await;
+    // …and keeps them under create-update.
+    let keep = seed
+        .replace("name: microservices", "name: kept")
+        .replace("'{{service}}-{{env}}'", "'kept-{{service}}-{{env}}'")
+        .replace(
+            "  template:\n",
+            "  syncPolicy:\n    applicationsSync: create-update\n  template:\n",
+        );
+    env.apply(&keep);
+    env.eventually("ten Applications", async || {
+        (app_names(&env).await.len() == 10).then_some(())
+    })
+    .await;
+    env.apply(&keep.replace("          - service: order-service\n", ""));
+    let set = env
+        .eventually("the shrunk set processed", async || {
+            let set = appsets(&env).get("kept").await.ok()?;
+            (set.status.as_ref()?.resources.len() == 4).then_some(set)
+        })
+        .await;
+    assert_eq!(set.status.unwrap().resources.len(), 4);
+    assert!(
+        app_names(&env)
+            .await
+            .contains(&"kept-order-service-staging".to_string()),
+        "create-update keeps Applications"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_directories_times_clusters_and_a_duplicate_name_error() {
+    let env = Env::start().await;
+    let repo = new_repo(
+        env.dir.path(),
+        &[
+            ("apps/web/cm.yaml", &configmap("web", "")),
+            ("apps/api/cm.yaml", &configmap("api", "")),
+            ("apps/old/cm.yaml", &configmap("old", "")),
+        ],
+    );
+    env.apply("apiVersion: v1\nkind: Secret\nmetadata:\n  name: edge\n  namespace: argocd\n  labels:\n    argocd.argoproj.io/secret-type: cluster\n    env: edge\nstringData:\n  name: edge\n  server: https://edge.invalid\n  config: '{}'\n");
+    let set = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: matrix\n  namespace: argocd\nspec:\n  generators:\n  - matrix:\n      generators:\n      - git:\n          repoURL: file://{}\n          revision: HEAD\n          directories:\n          - path: apps/*\n          - path: apps/old\n            exclude: true\n      - clusters: {{}}\n  template:\n    metadata:\n      name: '{{{{path.basename}}}}-{{{{name}}}}'\n    spec:\n      project: default\n      source:\n        repoURL: file://{}\n        targetRevision: HEAD\n        path: '{{{{path}}}}'\n      destination:\n        server: '{{{{server}}}}'\n        namespace: '{{{{path.basename}}}}'\n",
+        repo.display(),
+        repo.display()
+    );
+    env.apply(&set);
+    let expected = vec!["api-edge", "api-in-cluster", "web-edge", "web-in-cluster"];
+    env.eventually("four Applications", async || {
+        (app_names(&env).await == expected).then_some(())
+    })
+    .await;
+    let web = env.apps().get("web-in-cluster").await.unwrap();
+    assert_eq!(web.spec.source.unwrap().path, "apps/web");
+    // The in-cluster ones are compared for real (no automated sync in this template).
+    env.wait_app("web-in-cluster", "compared", |a| {
+        status(a).sync.status == SyncStatusCode::OutOfSync
+            && status(a).resources.iter().any(|r| r.name == "web")
+    })
+    .await;
+
+    // A template that makes two Applications one name: an error, nothing changes.
+    env.apply(&set.replace("'{{path.basename}}-{{name}}'", "'{{path.basename}}'"));
+    let set = env
+        .eventually("the error condition", async || {
+            let set = appsets(&env).get("matrix").await.ok()?;
+            set.status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.kind == "ErrorOccurred" && c.status == "True")
+                .cloned()
+        })
+        .await;
+    assert!(set.message.contains("duplicate"), "{}", set.message);
+    assert_eq!(app_names(&env).await, expected);
+}

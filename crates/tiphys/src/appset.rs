@@ -1,0 +1,191 @@
+//! `tiphys appset list|get|generate`: ApplicationSets through the Kubernetes API, and a
+//! cluster-free preview of what an ApplicationSet generates (for pull requests).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use kube::api::Api;
+use tiphys_appset::Inputs;
+use tiphys_controller::appset::{GitRepos, LocalTree, cluster_infos};
+use tiphys_model::{Application, ApplicationSet};
+
+use crate::kubeconfig::ClientArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// List ApplicationSets.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, short = 'n', default_value = "argocd")]
+        namespace: String,
+    },
+    /// Show an ApplicationSet's conditions and the Applications it owns.
+    Get {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, short = 'n', default_value = "argocd")]
+        namespace: String,
+    },
+    /// Print the Applications an ApplicationSet would create, without a cluster.
+    Generate {
+        /// The ApplicationSet manifest.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Read git generators from this checked-out tree instead of fetching.
+        #[arg(long)]
+        repo_root: Option<PathBuf>,
+        /// Where fetched repositories are cached.
+        #[arg(long, env = "TIPHYS_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
+/// Blocking work (git) first: `generate` runs before any async runtime exists.
+pub fn generate(args: &Args) -> Option<anyhow::Result<()>> {
+    let Command::Generate {
+        file,
+        repo_root,
+        cache_dir,
+    } = &args.command
+    else {
+        return None;
+    };
+    Some((|| {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let set = ApplicationSet::from_yaml(&text, &file.display().to_string())?;
+        let clusters = cluster_infos(&[]);
+        let apps = match repo_root {
+            Some(root) => tiphys_appset::applications(
+                &set,
+                &Inputs {
+                    repos: &LocalTree(root.clone()),
+                    clusters: &clusters,
+                },
+            ),
+            None => {
+                let repo = tiphys_controller::manifests::RepoServer::new(crate::render::cache_dir(
+                    cache_dir.clone(),
+                ));
+                let repos = GitRepos {
+                    repo: &repo,
+                    secrets: &[],
+                };
+                tiphys_appset::applications(
+                    &set,
+                    &Inputs {
+                        repos: &repos,
+                        clusters: &clusters,
+                    },
+                )
+            }
+        }
+        .with_context(|| format!("{}: generating Applications", file.display()))?;
+        for app in &apps {
+            print!(
+                "---\n{}",
+                serde_saphyr::to_string(app).context("writing YAML")?
+            );
+        }
+        eprintln!("{} Application(s)", apps.len());
+        Ok(())
+    })())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::List { client, namespace } => {
+            let api: Api<ApplicationSet> = Api::namespaced(client.client().await?, &namespace);
+            println!(
+                "{:<32} {:<10} {:<10} CONDITIONS",
+                "NAME", "GENERATOR", "APPS"
+            );
+            for set in api
+                .list(&Default::default())
+                .await
+                .context("listing ApplicationSets")?
+                .items
+            {
+                let status = set.status.clone().unwrap_or_default();
+                let generator = set
+                    .spec
+                    .generators
+                    .first()
+                    .and_then(|g| g.as_object())
+                    .and_then(|m| m.keys().next().cloned())
+                    .unwrap_or_default();
+                let conditions: Vec<String> = status
+                    .conditions
+                    .iter()
+                    .filter(|c| c.status == "True")
+                    .map(|c| c.kind.clone())
+                    .collect();
+                println!(
+                    "{:<32} {:<10} {:<10} {}",
+                    set.metadata.name.clone().unwrap_or_default(),
+                    generator,
+                    status.resources.len(),
+                    conditions.join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::Get {
+            name,
+            client,
+            namespace,
+        } => {
+            let client = client.client().await?;
+            let api: Api<ApplicationSet> = Api::namespaced(client.clone(), &namespace);
+            let set = api
+                .get(&name)
+                .await
+                .with_context(|| format!("ApplicationSet {name}"))?;
+            let status = set.status.clone().unwrap_or_default();
+            println!("Name:        {namespace}/{name}");
+            println!("Generators:  {}", set.spec.generators.len());
+            println!(
+                "Sync policy: {}",
+                set.spec
+                    .sync_policy
+                    .as_ref()
+                    .and_then(|p| p.applications_sync.clone())
+                    .unwrap_or_else(|| "sync".into())
+            );
+            println!();
+            println!(
+                "{:<22} {:<8} {:<36} MESSAGE",
+                "CONDITION", "STATUS", "REASON"
+            );
+            for c in &status.conditions {
+                println!(
+                    "{:<22} {:<8} {:<36} {}",
+                    c.kind, c.status, c.reason, c.message
+                );
+            }
+            println!();
+            println!("{:<40} {:<12} HEALTH", "APPLICATION", "STATUS");
+            let apps: Api<Application> = Api::namespaced(client, &namespace);
+            for r in &status.resources {
+                let live = apps.get_opt(&r.name).await.ok().flatten();
+                let s = live.and_then(|a| a.status).unwrap_or_default();
+                println!(
+                    "{:<40} {:<12} {:?}",
+                    r.name,
+                    format!("{:?}", s.sync.status),
+                    s.health.status
+                );
+            }
+            Ok(())
+        }
+        Command::Generate { .. } => bail!("handled before the runtime starts"),
+    }
+}
