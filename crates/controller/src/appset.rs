@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
@@ -353,6 +354,7 @@ async fn apply(c: &Controller, set: &ApplicationSet, apps: &[Application]) -> Re
         .filter_map(|a| Some((a.metadata.name.clone()?, a)))
         .collect();
     let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut writes = Vec::new();
     for app in apps {
         let name = app.metadata.name.clone().unwrap_or_default();
         if existing.contains_key(&name) && !policy.update {
@@ -376,15 +378,28 @@ async fn apply(c: &Controller, set: &ApplicationSet, apps: &[Application]) -> Re
             map.remove("status");
             map.remove("operation");
         }
-        api.patch(&name, &params, &Patch::Apply(&object))
-            .await
-            .map_err(|e| {
-                format!(
-                    "applying Application {name}: {}",
-                    crate::apply::api_message(&e)
-                )
-            })?;
+        writes.push((name, object));
     }
+    // Many small writes: keep a few in flight.
+    let results: Vec<Result<(), String>> = futures::stream::iter(writes)
+        .map(|(name, object)| {
+            let (api, params) = (api.clone(), params.clone());
+            async move {
+                api.patch(&name, &params, &Patch::Apply(&object))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        format!(
+                            "applying Application {name}: {}",
+                            crate::apply::api_message(&e)
+                        )
+                    })
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, String>>()?;
     if policy.delete {
         let wanted: BTreeSet<String> = apps
             .iter()

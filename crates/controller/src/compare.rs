@@ -209,6 +209,7 @@ pub async fn compare(
         violations.dedup();
         return Err(Problem::spec(violations.join("; ")));
     }
+    let desired_keys: BTreeSet<ObjectKey> = desired.iter().map(|d| d.0.clone()).collect();
     for (group, kind) in subject.previous_kinds {
         if let Ok(r) = cluster.resolver.preferred(group, kind).await {
             watched.insert((r.resource.api_version.clone(), r.resource.kind.clone()));
@@ -227,6 +228,19 @@ pub async fn compare(
             .map_err(Problem::comparison)?;
     }
     let complete = !cluster.resolver.is_partial();
+    if let Some(project) = subject.project
+        && let Some(orphans) = &project.spec.orphaned_resources
+        && orphans.warn != Some(false)
+        && !subject.namespace.is_empty()
+    {
+        let count = orphaned(cluster, subject.namespace, &watched, orphans, &desired_keys).await;
+        if count > 0 {
+            warnings.push((
+                "OrphanedResourceWarning".to_string(),
+                format!("Application has {count} orphaned resources"),
+            ));
+        }
+    }
 
     let mut tracked: HashMap<ObjectKey, Arc<Value>> =
         cluster.cache.objects_of(subject.app).into_iter().collect();
@@ -391,4 +405,52 @@ pub async fn compare(
         warnings,
         complete,
     })
+}
+
+/// Objects in the app's destination namespace, of the kinds the app uses, that no app tracks
+/// (the project's `orphanedResources` monitoring). Kubernetes' own per-namespace objects (the
+/// `default` ServiceAccount, `kube-root-ca.crt`) are not counted.
+async fn orphaned(
+    cluster: &Arc<ClusterHandle>,
+    namespace: &str,
+    kinds: &BTreeSet<(String, String)>,
+    settings: &tiphys_model::project::OrphanedResourcesMonitorSettings,
+    desired: &BTreeSet<ObjectKey>,
+) -> usize {
+    let glob = crate::project::glob;
+    let mut count = 0;
+    for (api_version, kind) in kinds {
+        let Ok(resolved) = cluster.resolver.resolve(api_version, kind).await else {
+            continue;
+        };
+        if !resolved.namespaced {
+            continue;
+        }
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(cluster.client.clone(), namespace, &resolved.resource);
+        let Ok(list) = api.list_metadata(&Default::default()).await else {
+            continue;
+        };
+        for item in list.items {
+            let name = item.metadata.name.clone().unwrap_or_default();
+            let key = ObjectKey {
+                group: resolved.resource.group.clone(),
+                kind: kind.clone(),
+                namespace: namespace.to_string(),
+                name: name.clone(),
+            };
+            let builtin = (kind == "ServiceAccount" && name == "default")
+                || (kind == "ConfigMap" && name == "kube-root-ca.crt");
+            let ignored = settings.ignore.iter().any(|i| {
+                glob(if i.group.is_empty() { "*" } else { &i.group }, &key.group)
+                    && glob(if i.kind.is_empty() { "*" } else { &i.kind }, kind)
+                    && glob(if i.name.is_empty() { "*" } else { &i.name }, &name)
+            });
+            if !builtin && !ignored && !desired.contains(&key) && cluster.cache.get(&key).is_none()
+            {
+                count += 1;
+            }
+        }
+    }
+    count
 }

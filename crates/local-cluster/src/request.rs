@@ -202,6 +202,8 @@ pub enum Negotiated {
     Yaml,
     /// `application/json;as=Table;g=meta.k8s.io;v=v1`
     Table,
+    /// `application/json;as=PartialObjectMetadata(List);g=meta.k8s.io;v=v1`: metadata only.
+    Metadata,
 }
 
 pub fn negotiate(accept: Option<&str>) -> ApiResult<Negotiated> {
@@ -216,6 +218,13 @@ pub fn negotiate(accept: Option<&str>) -> ApiResult<Negotiated> {
         match media {
             "application/json" if params.contains(&"as=Table") && params.contains(&"v=v1") => {
                 return Ok(Negotiated::Table);
+            }
+            "application/json"
+                if (params.contains(&"as=PartialObjectMetadataList")
+                    || params.contains(&"as=PartialObjectMetadata"))
+                    && params.contains(&"v=v1") =>
+            {
+                return Ok(Negotiated::Metadata);
             }
             "application/json" if params.iter().any(|p| p.starts_with("as=")) => {}
             "application/json" | "*/*" | "application/*" | "" => return Ok(Negotiated::Json),
@@ -283,6 +292,8 @@ mod tests {
     fn negotiation_prefers_table_then_json() {
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(negotiate(Some(table)).unwrap(), Negotiated::Table);
+        let metadata = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        assert_eq!(negotiate(Some(metadata)).unwrap(), Negotiated::Metadata);
         assert_eq!(
             negotiate(Some("application/vnd.kubernetes.protobuf,application/json")).unwrap(),
             Negotiated::Json

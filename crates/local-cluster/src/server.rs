@@ -352,13 +352,20 @@ fn encode_read(
     negotiated: Negotiated,
     list: bool,
 ) -> Response<Body> {
-    if negotiated != Negotiated::Table {
+    if negotiated != Negotiated::Table && negotiated != Negotiated::Metadata {
         return encode(reply, negotiated, Vec::new());
     }
-    let value = match reply {
-        Reply::Object(_, v) => v,
-        Reply::Raw(_, bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    let (code, value) = match reply {
+        Reply::Object(code, v) => (code, v),
+        Reply::Raw(code, bytes) => (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
     };
+    if negotiated == Negotiated::Metadata || code >= 300 {
+        return encode(
+            Reply::Object(code, metadata_only(value, list, code)),
+            Negotiated::Json,
+            Vec::new(),
+        );
+    }
     let (objects, rv) = if list {
         let rv = value["metadata"]["resourceVersion"]
             .as_str()
@@ -368,10 +375,33 @@ fn encode_read(
         let rv = value["metadata"]["resourceVersion"]
             .as_str()
             .and_then(|s| s.parse().ok());
-        (vec![value], rv)
+        (vec![value.clone()], rv)
     };
-    let t = table::table(rt, &objects, true, rv);
+    let mut t = table::table(rt, &objects, true, rv);
+    // Paged lists stay paged as Tables (kubectl get follows `continue`).
+    for field in ["continue", "remainingItemCount"] {
+        if let Some(v) = value["metadata"].get(field) {
+            t["metadata"][field] = v.clone();
+        }
+    }
     response(200, "application/json", json_bytes(&t))
+}
+
+/// An object or list reduced to PartialObjectMetadata(List); errors pass through.
+fn metadata_only(value: Value, list: bool, code: u16) -> Value {
+    if code >= 300 {
+        return value;
+    }
+    let item = |o: &Value| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"]});
+    if list {
+        let items: Vec<Value> = value["items"]
+            .as_array()
+            .map(|a| a.iter().map(item).collect())
+            .unwrap_or_default();
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": value["metadata"], "items": items})
+    } else {
+        item(&value)
+    }
 }
 
 fn encode(reply: Reply, negotiated: Negotiated, warnings: Vec<String>) -> Response<Body> {

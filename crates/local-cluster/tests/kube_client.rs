@@ -616,3 +616,32 @@ async fn deletion_policies_and_finalizers_through_kube() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_lists_and_gets() {
+    let c = common::start().await;
+    let client = c.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for name in ["m1", "m2", "m3"] {
+        cms.create(&PostParams::default(), &cm(name, &[("k", "v")]))
+            .await
+            .unwrap();
+    }
+    let all = cms.list_metadata(&ListParams::default()).await.unwrap();
+    let names: Vec<String> = all
+        .items
+        .iter()
+        .filter_map(|i| i.metadata.name.clone())
+        .filter(|n| n.starts_with('m'))
+        .collect();
+    assert_eq!(names, vec!["m1", "m2", "m3"]);
+    let page = cms
+        .list_metadata(&ListParams::default().limit(2))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+    assert!(page.metadata.continue_.is_some());
+    let one = cms.get_metadata("m2").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("m2"));
+    assert!(one.metadata.uid.is_some());
+}

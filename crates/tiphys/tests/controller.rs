@@ -1134,3 +1134,141 @@ async fn git_directories_times_clusters_and_a_duplicate_name_error() {
     assert!(set.message.contains("duplicate"), "{}", set.message);
     assert_eq!(app_names(&env).await, expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_and_rollback_to_an_earlier_revision() {
+    let env = Env::start().await;
+    let repo = new_repo(
+        env.dir.path(),
+        &[("app/cm.yaml", &configmap("settings", ""))],
+    );
+    env.apply("apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: watched\n  namespace: argocd\nspec:\n  sourceRepos: ['*']\n  destinations: [{server: '*', namespace: '*'}]\n  clusterResourceWhitelist: [{group: '*', kind: '*'}]\n  orphanedResources: {warn: true}\n");
+    env.apply(
+        &application(
+            "manual",
+            &repo,
+            "app",
+            "manual",
+            "    syncOptions:\n    - CreateNamespace=true\n",
+        )
+        .replace("project: default", "project: watched"),
+    );
+    env.wait_app("manual", "compared", |a| {
+        status(a).sync.status == SyncStatusCode::OutOfSync
+    })
+    .await;
+    let out = env.tiphys(&["app", "sync", "manual", "--timeout", "90"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write(
+        &repo,
+        "app/cm.yaml",
+        &configmap("settings", "").replace("key: value", "key: second"),
+    );
+    commit(&repo, "second");
+    let out = env.kubectl(
+        &[
+            "-n",
+            "argocd",
+            "annotate",
+            "--overwrite",
+            "application",
+            "manual",
+            "argocd.argoproj.io/refresh=normal",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    env.wait_app("manual", "the new commit compared", |a| {
+        status(a).sync.status == SyncStatusCode::OutOfSync && status(a).history.len() == 1
+    })
+    .await;
+    let out = env.tiphys(&["app", "sync", "manual", "--timeout", "90"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An object nobody manages in the app's namespace: an OrphanedResourceWarning.
+    let stray = env.kubectl(
+        &[
+            "-n",
+            "manual",
+            "create",
+            "configmap",
+            "stray",
+            "--from-literal=a=b",
+        ],
+        None,
+    );
+    assert!(
+        stray.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stray.stderr)
+    );
+    let out = env.kubectl(
+        &[
+            "-n",
+            "argocd",
+            "annotate",
+            "--overwrite",
+            "application",
+            "manual",
+            "argocd.argoproj.io/refresh=normal",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let app = env
+        .wait_app("manual", "an orphaned-resource warning", |a| {
+            condition(a, "OrphanedResourceWarning").is_some()
+        })
+        .await;
+    assert_eq!(
+        condition(&app, "OrphanedResourceWarning"),
+        Some("Application has 1 orphaned resources")
+    );
+    let history = env.tiphys(&["app", "history", "manual"]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert_eq!(text.lines().count(), 3, "{text}");
+
+    let out = env.tiphys(&["app", "rollback", "manual", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), "manual");
+    let cm = configs.get("settings").await.unwrap();
+    assert_eq!(
+        cm.data.unwrap()["key"],
+        "value",
+        "rolled back to the first revision"
+    );
+    let app = env.apps().get("manual").await.unwrap();
+    let s = status(&app);
+    assert_eq!(s.history.len(), 3);
+    assert_eq!(s.history[2].revision, s.history[0].revision);
+
+    // Rollback is refused while automated sync is on, as in Argo CD.
+    let patch = env.kubectl(
+        &[
+            "-n",
+            "argocd",
+            "patch",
+            "application",
+            "manual",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"syncPolicy":{"automated":{"prune":false}}}}"#,
+        ],
+        None,
+    );
+    assert!(patch.status.success());
+    let refused = env.tiphys(&["app", "rollback", "manual", "0"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("auto-sync"));
+}
