@@ -24,6 +24,9 @@ use crate::manifests::{RepoSecrets, RepoServer};
 
 pub const FIELD_MANAGER: &str = "tiphys-applicationset";
 const DEFAULT_REQUEUE: Duration = Duration::from_secs(180);
+/// Like Argo CD's `--max-resources-status-count` default: a status listing 10,000
+/// Applications would approach the API server's object size limit.
+const MAX_STATUS_RESOURCES: usize = 5000;
 
 /// Git trees for generators through the repo server (fetch + cache).
 pub struct GitRepos<'a> {
@@ -270,6 +273,7 @@ pub async fn reconcile(c: &Arc<Controller>, name: &str) {
                 ];
                 status.resources = apps
                     .iter()
+                    .take(MAX_STATUS_RESOURCES)
                     .map(|a| {
                         let name = a.metadata.name.clone().unwrap_or_default();
                         let live = c

@@ -409,6 +409,8 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
     let mut status = previous.clone();
     let mut operation = app.operation.clone();
     let mut remove_operation = None;
+    // The version the final status write must find (an auto-sync request bumps it).
+    let mut resource_version = app.metadata.resource_version.clone();
     let desired = desired_state(c, app, None, refresh).await;
     let mut conditions: Vec<(String, String)> = Vec::new();
     match &desired {
@@ -439,7 +441,7 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
                     AutoSync::Skip(reason) => conditions.push(("SyncError".into(), reason)),
                     AutoSync::Later(at) => c.queue.add_at(&name, at),
                     AutoSync::Sync(op) => {
-                        start_operation(c, app, &op).await?;
+                        resource_version = start_operation(c, app, &op).await?;
                         operation = Some(*op);
                     }
                 }
@@ -465,7 +467,9 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
         app,
         &previous,
         &status,
-        remove_operation.as_ref(),
+        remove_operation
+            .as_ref()
+            .map(|op| (op, resource_version.as_deref())),
         annotation_refresh.is_some(),
     )
     .await?;
@@ -638,18 +642,19 @@ async fn start_operation(
     c: &Controller,
     app: &Application,
     op: &Operation,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
     let api: Api<Application> = Api::namespaced(c.client.clone(), &c.settings.namespace);
     let patch = json!({
         "metadata": {"resourceVersion": app.metadata.resource_version},
         "operation": op,
     });
-    api.patch(
-        app.metadata.name.as_deref().unwrap_or_default(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await?;
+    let patched = api
+        .patch(
+            app.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await?;
     let revision = op
         .sync
         .as_ref()
@@ -663,7 +668,7 @@ async fn start_operation(
         &format!("Initiated automated sync to '{revision}'"),
     )
     .await;
-    Ok(())
+    Ok(patched.metadata.resource_version)
 }
 
 /// The operation state to continue: the running one for this operation, else a fresh one.
@@ -1083,16 +1088,18 @@ async fn write_status(
     app: &Application,
     previous: &tiphys_model::application::ApplicationStatus,
     status: &tiphys_model::application::ApplicationStatus,
-    remove_operation: Option<&Operation>,
+    remove_operation: Option<(&Operation, Option<&str>)>,
     remove_refresh: bool,
 ) -> Result<(), kube::Error> {
     if previous == status && remove_operation.is_none() && !remove_refresh {
         return Ok(());
     }
     let mut ops = vec![json!({"op": "add", "path": "/status", "value": status})];
-    if remove_operation.is_some() {
+    if let Some((_, resource_version)) = remove_operation {
         // Only the operation this reconcile finished: a newer request changes the version.
-        ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": app.metadata.resource_version}));
+        ops.push(
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}),
+        );
         ops.push(json!({"op": "remove", "path": "/operation"}));
     }
     if remove_refresh {
