@@ -384,7 +384,7 @@ async fn apply(c: &Controller, set: &ApplicationSet, apps: &[Application]) -> Re
         }
         writes.push((name, object));
     }
-    // Many small writes: keep a few in flight.
+    // Many small writes: keep several in flight (the API server handles them concurrently).
     let results: Vec<Result<(), String>> = futures::stream::iter(writes)
         .map(|(name, object)| {
             let (api, params) = (api.clone(), params.clone());
@@ -400,7 +400,7 @@ async fn apply(c: &Controller, set: &ApplicationSet, apps: &[Application]) -> Re
                     })
             }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(64)
         .collect()
         .await;
     results.into_iter().collect::<Result<Vec<()>, String>>()?;

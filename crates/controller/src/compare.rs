@@ -201,7 +201,6 @@ pub async fn compare(
         tracking.stamp(&mut obj, subject.app, &key);
         if let Some(r) = &resolved {
             watched.insert((r.resource.api_version.clone(), r.resource.kind.clone()));
-            let _ = r;
         }
         desired.push((key, obj, m.origin.to_string(), resolved.is_some()));
     }
