@@ -6,21 +6,7 @@ use tiphys_model::application::ApplicationDestination;
 use tiphys_model::project::GroupKind;
 use tiphys_source::normalize;
 
-/// `*`-glob match.
-pub fn glob(pattern: &str, value: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((prefix, rest)) => {
-            let Some(tail) = value.strip_prefix(prefix) else {
-                return false;
-            };
-            rest.is_empty()
-                || (0..=tail.len())
-                    .filter(|i| tail.is_char_boundary(*i))
-                    .any(|i| glob(rest, &tail[i..]))
-        }
-    }
-}
+pub use tiphys_model::glob::matches as glob;
 
 /// Allowed by a list of patterns where `!pattern` entries deny.
 fn permitted<'a>(

@@ -1123,31 +1123,23 @@ async fn announce_changes(
     previous: &tiphys_model::application::ApplicationStatus,
     status: &tiphys_model::application::ApplicationStatus,
 ) {
-    if previous.sync.status != status.sync.status {
-        events::record(
-            &c.client,
-            app,
-            false,
-            "ResourceUpdated",
-            &format!(
-                "Updated sync status: {:?} -> {:?}",
-                previous.sync.status, status.sync.status
-            ),
-        )
-        .await;
-    }
-    if previous.health.status != status.health.status {
-        events::record(
-            &c.client,
-            app,
-            false,
-            "ResourceUpdated",
-            &format!(
-                "Updated health status: {:?} -> {:?}",
-                previous.health.status, status.health.status
-            ),
-        )
-        .await;
+    let transitions = [
+        (
+            "sync",
+            format!("{:?}", previous.sync.status),
+            format!("{:?}", status.sync.status),
+        ),
+        (
+            "health",
+            format!("{:?}", previous.health.status),
+            format!("{:?}", status.health.status),
+        ),
+    ];
+    for (what, before, after) in transitions {
+        if before != after {
+            let message = format!("Updated {what} status: {before} -> {after}");
+            events::record(&c.client, app, false, "ResourceUpdated", &message).await;
+        }
     }
     for condition in &status.conditions {
         if !previous

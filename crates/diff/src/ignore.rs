@@ -89,26 +89,13 @@ impl IgnoreRules {
     }
 }
 
-/// `pattern` matches `value`: empty (when `empty_matches`) or `*` match anything; a `*`
-/// inside matches any run of characters.
+/// `pattern` matches `value`; an empty pattern matches anything when `empty_matches`
+/// (an unset group means any group), else only the empty value.
 fn glob(pattern: &str, value: &str, empty_matches: bool) -> bool {
     if pattern.is_empty() {
         return empty_matches || value.is_empty();
     }
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((prefix, rest)) => {
-            let Some(tail) = value.strip_prefix(prefix) else {
-                return false;
-            };
-            if rest.is_empty() {
-                return true;
-            }
-            (0..=tail.len())
-                .filter(|i| tail.is_char_boundary(*i))
-                .any(|i| glob(rest, &tail[i..], false))
-        }
-    }
+    tiphys_model::glob::matches(pattern, value)
 }
 
 fn remove_pointer(obj: &mut Value, pointer: &str) {

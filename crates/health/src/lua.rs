@@ -69,7 +69,11 @@ impl CustomHealth {
         self.scripts
             .iter()
             .find(|(pattern, _)| *pattern == key)
-            .or_else(|| self.scripts.iter().find(|(pattern, _)| glob(pattern, &key)))
+            .or_else(|| {
+                self.scripts
+                    .iter()
+                    .find(|(pattern, _)| tiphys_model::glob::matches(pattern, &key))
+            })
             .map(|(p, s)| (p.as_str(), s.as_str()))
     }
 
@@ -88,21 +92,6 @@ impl CustomHealth {
                 .to_string(),
             ),
         })
-    }
-}
-
-fn glob(pattern: &str, value: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((prefix, rest)) => {
-            let Some(tail) = value.strip_prefix(prefix) else {
-                return false;
-            };
-            rest.is_empty()
-                || (0..=tail.len())
-                    .filter(|i| tail.is_char_boundary(*i))
-                    .any(|i| glob(rest, &tail[i..]))
-        }
     }
 }
 

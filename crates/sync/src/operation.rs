@@ -189,16 +189,7 @@ pub async fn advance<C: Cluster>(
             .iter()
             .filter(|t| t.phase == *phase && t.wave == *wave)
             .collect();
-        let pending: Vec<&Task> = step
-            .iter()
-            .copied()
-            .filter(|t| result_of(results, t).is_none())
-            .collect();
-        if !pending.is_empty() {
-            for task in pending {
-                let result = run(cluster, task, ctx).await;
-                results.push(result);
-            }
+        if run_pending(cluster, &step, results, ctx).await {
             if let Some(reason) = failure(results) {
                 return run_fail_hooks(cluster, &fail_hooks, results, ctx, reason).await;
             }
@@ -244,6 +235,25 @@ fn failure(results: &[ResourceResult]) -> Option<String> {
                 r.message
             )
         })
+}
+
+/// Run every task of `tasks` that has no result yet; true when there was any.
+async fn run_pending<C: Cluster>(
+    cluster: &C,
+    tasks: &[&Task],
+    results: &mut Vec<ResourceResult>,
+    ctx: &Context,
+) -> bool {
+    let pending: Vec<&Task> = tasks
+        .iter()
+        .copied()
+        .filter(|t| result_of(results, t).is_none())
+        .collect();
+    for task in &pending {
+        let result = run(cluster, task, ctx).await;
+        results.push(result);
+    }
+    !pending.is_empty()
 }
 
 async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> ResourceResult {
@@ -411,16 +421,7 @@ async fn run_fail_hooks<C: Cluster>(
     ctx: &Context,
     reason: String,
 ) -> Outcome {
-    let pending: Vec<&Task> = hooks
-        .iter()
-        .copied()
-        .filter(|t| result_of(results, t).is_none())
-        .collect();
-    if !pending.is_empty() {
-        for task in pending {
-            let result = run(cluster, task, ctx).await;
-            results.push(result);
-        }
+    if run_pending(cluster, hooks, results, ctx).await {
         return Outcome::Running(format!("running SyncFail hooks: {reason}"));
     }
     if let Some(waiting) = settle_hooks(cluster, hooks, results, ctx).await {
