@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::config::TransformerConfig;
 use crate::yaml::parse_documents;
 use crate::{
-    KustomizeError, Resource, display, generators, helm, io, kustomization_file, patches,
+    KustomizeError, Resource, crds, display, generators, helm, io, kustomization_file, patches,
     replacements, transformers,
 };
 
@@ -38,6 +39,8 @@ const SUPPORTED: &[&str] = &[
     "generatorOptions",
     "sortOptions",
     "buildMetadata",
+    "configurations",
+    "crds",
 ];
 
 /// A parsed kustomization and the directory it lives in.
@@ -136,12 +139,20 @@ pub struct Context<'a> {
     pub remote: Option<&'a dyn crate::RemoteLoader>,
 }
 
+/// What building a directory yields: its resources, and the transformer configuration its
+/// kustomizations added (which the levels above keep using).
+#[derive(Default)]
+pub struct Accumulated {
+    pub resources: Vec<Resource>,
+    pub config: TransformerConfig,
+}
+
 /// Build `dir` into its resources. `stack` holds the directories being built (cycle check).
 pub fn accumulate(
     dir: &Path,
     ctx: &mut Context<'_>,
     as_component: bool,
-) -> Result<Vec<Resource>, KustomizeError> {
+) -> Result<Accumulated, KustomizeError> {
     let canonical = dir.canonicalize().map_err(io(dir))?;
     if ctx.stack.contains(&canonical) {
         return Err(KustomizeError::Cycle { path: display(dir) });
@@ -160,27 +171,66 @@ pub fn accumulate(
             message: message.into(),
         });
     }
-    let mut resources = Vec::new();
+    let mut acc = Accumulated {
+        resources: Vec::new(),
+        config: TransformerConfig::builtin().clone(),
+    };
     let mut entries = k.strings("resources")?;
     entries.extend(k.strings("bases")?);
     for entry in entries {
         let loaded = load_entry(&k, &entry, ctx)?;
-        add_all(&mut resources, loaded, &k)?;
+        acc.config.merge(&loaded.config);
+        add_all(&mut acc.resources, loaded.resources, &k)?;
     }
+    extend_config(&k, &mut acc.config)?;
+    generators::run(&k, &mut acc.resources)?;
+    helm::run(&k, &mut acc.resources)?;
     for component in k.strings("components")? {
         let comp_dir = k.dir.join(&component);
-        apply_component(&comp_dir, &mut resources, ctx)?;
+        apply_component(&comp_dir, &mut acc, ctx)?;
     }
-    apply_level(&k, &mut resources)?;
+    apply_transformers(&k, &mut acc)?;
     ctx.stack.pop();
-    Ok(resources)
+    Ok(acc)
+}
+
+/// This kustomization's `configurations` and `crds`, merged into `config`.
+fn extend_config(k: &Kustomization, config: &mut TransformerConfig) -> Result<(), KustomizeError> {
+    for (field, entries) in [
+        ("configurations", k.strings("configurations")?),
+        ("crds", k.strings("crds")?),
+    ] {
+        for entry in entries {
+            let path = k.dir.join(&entry);
+            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+            let invalid = |message: String| KustomizeError::Invalid {
+                path: k.path(),
+                field: field.into(),
+                message: format!("{entry}: {message}"),
+            };
+            let doc = parse_documents(&text)
+                .map_err(|e| invalid(format!("invalid YAML at line {}: {}", e.line, e.message)))?
+                .into_iter()
+                .next()
+                .map(|d| d.value)
+                .unwrap_or(Value::Null);
+            let extra = if field == "crds" {
+                crds::config_from_definitions(&doc)
+            } else {
+                TransformerConfig::parse(&doc)
+            }
+            .map_err(invalid)?;
+            config.merge(&extra);
+        }
+    }
+    Ok(())
 }
 
 /// A component adds its resources to the parent's and applies its generators and
 /// transformers to all of them.
 fn apply_component(
     dir: &Path,
-    resources: &mut Vec<Resource>,
+    acc: &mut Accumulated,
     ctx: &mut Context<'_>,
 ) -> Result<(), KustomizeError> {
     let canonical = dir.canonicalize().map_err(io(dir))?;
@@ -198,29 +248,33 @@ fn apply_component(
     }
     for entry in k.strings("resources")? {
         let loaded = load_entry(&k, &entry, ctx)?;
-        add_all(resources, loaded, &k)?;
+        acc.config.merge(&loaded.config);
+        add_all(&mut acc.resources, loaded.resources, &k)?;
     }
+    extend_config(&k, &mut acc.config)?;
+    generators::run(&k, &mut acc.resources)?;
+    helm::run(&k, &mut acc.resources)?;
     for component in k.strings("components")? {
-        apply_component(&k.dir.join(component), resources, ctx)?;
+        apply_component(&k.dir.join(component), acc, ctx)?;
     }
-    apply_level(&k, resources)?;
+    apply_transformers(&k, acc)?;
     ctx.stack.pop();
     Ok(())
 }
 
-/// This kustomization's generators, then its transformers, in kustomize's order.
-fn apply_level(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), KustomizeError> {
-    generators::run(k, resources)?;
-    helm::run(k, resources)?;
+/// This kustomization's transformers, in kustomize's order, with the configuration
+/// accumulated so far.
+fn apply_transformers(k: &Kustomization, acc: &mut Accumulated) -> Result<(), KustomizeError> {
+    let (resources, config) = (&mut acc.resources, &acc.config);
     patches::strategic_merge_files(k, resources)?;
     patches::patches(k, resources)?;
-    transformers::namespace(k, resources);
-    transformers::prefix_suffix(k, resources);
-    transformers::labels(k, resources)?;
-    transformers::annotations(k, resources);
+    transformers::namespace(k, resources, config);
+    transformers::prefix_suffix(k, resources, config);
+    transformers::labels(k, resources, config)?;
+    transformers::annotations(k, resources, config);
     patches::json6902(k, resources)?;
-    transformers::replicas(k, resources)?;
-    transformers::images(k, resources)?;
+    transformers::replicas(k, resources, config)?;
+    transformers::images(k, resources, config)?;
     replacements::run(k, resources)?;
     Ok(())
 }
@@ -247,7 +301,7 @@ fn load_entry(
     k: &Kustomization,
     entry: &str,
     ctx: &mut Context<'_>,
-) -> Result<Vec<Resource>, KustomizeError> {
+) -> Result<Accumulated, KustomizeError> {
     if is_remote(entry) {
         let Some(loader) = ctx.remote else {
             return Err(KustomizeError::Remote {
@@ -275,7 +329,10 @@ fn load_entry(
             message: format!("{entry}: no such file or directory"),
         });
     }
-    read_manifests(&path)
+    Ok(Accumulated {
+        resources: read_manifests(&path)?,
+        config: TransformerConfig::default(),
+    })
 }
 
 /// The objects in a manifest file (`List` kinds flattened).

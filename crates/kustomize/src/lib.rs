@@ -14,6 +14,8 @@
 #![forbid(unsafe_code)]
 
 mod build_metadata;
+mod config;
+mod crds;
 pub mod emit;
 mod generators;
 mod helm;
@@ -168,9 +170,12 @@ pub fn build_with(
         stack: Vec::new(),
         remote,
     };
-    let mut resources = kustomization::accumulate(dir, &mut ctx, false)?;
+    let kustomization::Accumulated {
+        mut resources,
+        config,
+    } = kustomization::accumulate(dir, &mut ctx, false)?;
     generators::apply_hash_suffixes(&mut resources);
-    names::fix_references(&mut resources);
+    names::fix_references(&mut resources, &config)?;
     let top = Kustomization::load(dir)?;
     build_metadata::apply(&top, dir, &mut resources)?;
     let mut objects: Vec<Value> = resources.into_iter().map(|r| r.object).collect();

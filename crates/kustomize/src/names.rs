@@ -1,200 +1,207 @@
 //! Name references: when a ConfigMap, Secret, ServiceAccount, ... is renamed (prefix,
-//! suffix, content hash), every field that refers to it by name follows.
-
-use std::collections::HashMap;
+//! suffix, content hash, a patch), every field that refers to it by name follows. Which
+//! fields refer to which kinds is the transformer configuration's `nameReference` table.
 
 use serde_json::{Value, json};
 
-use crate::Resource;
+use crate::config::{NameReference, TransformerConfig, visit};
+use crate::transformers::is_cluster_scoped;
+use crate::{KustomizeError, Resource};
 
-/// `(kind, original name, namespace)` → current name.
-type Renames = HashMap<(String, String), String>;
+/// A resource whose name changed during the build.
+struct Renamed {
+    group: String,
+    version: String,
+    kind: String,
+    namespace: String,
+    old: String,
+    new: String,
+}
 
-pub fn fix_references(resources: &mut [Resource]) {
-    let mut renames: Renames = HashMap::new();
-    for r in resources.iter() {
-        if r.name() != r.origin_name {
-            renames.insert(
-                (r.kind().to_string(), r.origin_name.clone()),
-                r.name().to_string(),
-            );
+impl Renamed {
+    fn in_namespace(&self, scope: Scope<'_>) -> bool {
+        match scope {
+            Scope::Any => true,
+            Scope::Exactly(namespace) => effective(&self.namespace) == effective(namespace),
+            // A namespaced referrer means objects of its own namespace, or cluster-scoped.
+            Scope::Referrer(namespace) => {
+                is_cluster_scoped(&self.kind) || effective(&self.namespace) == effective(namespace)
+            }
         }
     }
-    if renames.is_empty() {
-        return;
+}
+
+/// Which namespaces a reference may point into.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// From a cluster-scoped referrer, or a reference map that does not say.
+    Any,
+    /// A reference map's own `namespace`.
+    Exactly(&'a str),
+    /// A plain name in a namespaced referrer.
+    Referrer(&'a str),
+}
+
+/// An empty namespace is `default`.
+fn effective(namespace: &str) -> &str {
+    if namespace.is_empty() {
+        "default"
+    } else {
+        namespace
     }
+}
+
+pub fn fix_references(
+    resources: &mut [Resource],
+    config: &TransformerConfig,
+) -> Result<(), KustomizeError> {
+    let renamed: Vec<Renamed> = resources
+        .iter()
+        .filter(|r| r.name() != r.origin_name)
+        .map(|r| Renamed {
+            group: r.group().to_string(),
+            version: r.version().to_string(),
+            kind: r.kind().to_string(),
+            namespace: r.namespace().to_string(),
+            old: r.origin_name.clone(),
+            new: r.name().to_string(),
+        })
+        .collect();
+    if renamed.is_empty() {
+        return Ok(());
+    }
+    // Only the table entries whose target kind was renamed can change anything.
+    let active: Vec<(&NameReference, Vec<&Renamed>)> = config
+        .name_reference
+        .iter()
+        .filter_map(|reference| {
+            let candidates: Vec<&Renamed> = renamed
+                .iter()
+                .filter(|r| reference.target.selects(&r.group, &r.version, &r.kind))
+                .collect();
+            (!candidates.is_empty()).then_some((reference, candidates))
+        })
+        .collect();
     for r in resources.iter_mut() {
-        let kind = r.kind().to_string();
-        let obj = &mut r.object;
-        for spec in pod_specs(obj, &kind) {
-            fix_pod_spec(spec, &renames);
+        let namespace = (!is_cluster_scoped(r.kind())).then(|| r.namespace().to_string());
+        let (group, version, kind) = (
+            r.group().to_string(),
+            r.version().to_string(),
+            r.kind().to_string(),
+        );
+        let mut error = None;
+        for (reference, candidates) in &active {
+            for spec in &reference.referrers {
+                if !spec.gvk.selects(&group, &version, &kind) {
+                    continue;
+                }
+                let Some((last, parents)) = spec.path.split_last() else {
+                    continue;
+                };
+                let referrer = Referrer {
+                    candidates,
+                    namespace: namespace.as_deref(),
+                };
+                visit(&mut r.object, parents, false, &mut |parent| {
+                    // The object's own kind is not a sibling of a top-level field.
+                    let sibling_kind = match parents.is_empty() {
+                        true => None,
+                        false => parent["kind"].as_str().map(str::to_string),
+                    };
+                    if let Some(field) = parent.get_mut(last.as_str())
+                        && let Err(e) = referrer.fix(field, sibling_kind.as_deref())
+                    {
+                        error.get_or_insert(e);
+                    }
+                });
+            }
         }
-        match kind.as_str() {
-            "RoleBinding" | "ClusterRoleBinding" => {
-                let role_kind = obj["roleRef"]["kind"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                rename_at(&mut obj["roleRef"], "name", &role_kind, &renames);
-                if let Some(Value::Array(subjects)) = obj.get_mut("subjects") {
-                    for s in subjects {
-                        if s["kind"] == "ServiceAccount" {
-                            rename_at(s, "name", "ServiceAccount", &renames);
-                        }
-                    }
+        if let Some(message) = error {
+            return Err(KustomizeError::Invalid {
+                path: r.id(),
+                field: "name reference".into(),
+                message,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The objects one referrer's field may name.
+struct Referrer<'a> {
+    candidates: &'a [&'a Renamed],
+    namespace: Option<&'a str>,
+}
+
+impl Referrer<'_> {
+    /// Rewrite a name (a string, a list of names, or a `{name, namespace}` map) that names a
+    /// renamed object. A `kind` next to a plain name (roleRef, scaleTargetRef) must be the
+    /// object's kind.
+    fn fix(&self, field: &mut Value, kind: Option<&str>) -> Result<(), String> {
+        match field {
+            Value::String(name) => {
+                let scope = match self.namespace {
+                    Some(namespace) => Scope::Referrer(namespace),
+                    None => Scope::Any,
+                };
+                if let Some(target) = self.select(name, kind, scope)? {
+                    *field = json!(target.new);
                 }
             }
-            "Ingress" => {
-                if let Some(Value::Array(tls)) = obj.pointer_mut("/spec/tls") {
-                    for t in tls {
-                        rename_at(t, "secretName", "Secret", &renames);
-                    }
-                }
-                if let Some(backend) = obj.pointer_mut("/spec/defaultBackend/service/name") {
-                    rename(backend, "Service", &renames);
-                }
-                if let Some(Value::Array(rules)) = obj.pointer_mut("/spec/rules") {
-                    for rule in rules {
-                        if let Some(Value::Array(paths)) = rule.pointer_mut("/http/paths") {
-                            for p in paths {
-                                if let Some(name) = p.pointer_mut("/backend/service/name") {
-                                    rename(name, "Service", &renames);
-                                }
-                            }
-                        }
-                    }
+            Value::Array(items) => {
+                for item in items {
+                    self.fix(item, kind)?;
                 }
             }
-            "StatefulSet" => {
-                if let Some(name) = obj.pointer_mut("/spec/serviceName") {
-                    rename(name, "Service", &renames);
-                }
-            }
-            "HorizontalPodAutoscaler" => {
-                let target_kind = obj["spec"]["scaleTargetRef"]["kind"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                if let Some(name) = obj.pointer_mut("/spec/scaleTargetRef/name") {
-                    rename(name, &target_kind, &renames);
+            Value::Object(map) => {
+                // A reference map (a subject, a webhook's service) is matched by name and its
+                // own namespace, whatever its kind says (kustomize renames a User subject
+                // that shares a ServiceAccount's name), and takes the object's namespace.
+                let scope = match map.get("namespace").and_then(Value::as_str) {
+                    Some(namespace) => Scope::Exactly(namespace),
+                    None => Scope::Any,
+                };
+                if let Some(name) = map.get("name").and_then(Value::as_str)
+                    && let Some(target) = self.select(name, None, scope)?
+                {
+                    map.insert("name".into(), json!(target.new));
+                    if !target.namespace.is_empty() {
+                        map.insert("namespace".into(), json!(target.namespace));
+                    }
                 }
             }
             _ => {}
         }
+        Ok(())
     }
-}
 
-/// Rename `parent[key]` if present (indexing would insert a null).
-fn rename_at(parent: &mut Value, key: &str, kind: &str, renames: &Renames) {
-    if let Some(field) = parent.get_mut(key) {
-        rename(field, kind, renames);
-    }
-}
-
-fn rename(field: &mut Value, kind: &str, renames: &Renames) {
-    if let Some(name) = field.as_str()
-        && let Some(new) = renames.get(&(kind.to_string(), name.to_string()))
-    {
-        *field = json!(new);
-    }
-}
-
-/// The pod specs inside an object of `kind`.
-fn pod_specs<'a>(obj: &'a mut Value, kind: &str) -> Vec<&'a mut Value> {
-    let pointer = match kind {
-        "Pod" => "/spec",
-        "CronJob" => "/spec/jobTemplate/spec/template/spec",
-        "Deployment"
-        | "ReplicaSet"
-        | "DaemonSet"
-        | "StatefulSet"
-        | "Job"
-        | "ReplicationController"
-        | "PodTemplate" => {
-            if kind == "PodTemplate" {
-                "/template/spec"
-            } else {
-                "/spec/template/spec"
-            }
-        }
-        _ => return Vec::new(),
-    };
-    obj.pointer_mut(pointer).into_iter().collect()
-}
-
-fn fix_pod_spec(spec: &mut Value, renames: &Renames) {
-    rename_at(spec, "serviceAccountName", "ServiceAccount", renames);
-    if spec.get("serviceAccount").is_some() {
-        rename_at(spec, "serviceAccount", "ServiceAccount", renames);
-    }
-    if let Some(Value::Array(secrets)) = spec.get_mut("imagePullSecrets") {
-        for s in secrets {
-            rename_at(s, "name", "Secret", renames);
-        }
-    }
-    if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
-        for v in volumes {
-            if v.get("configMap").is_some() {
-                rename_at(&mut v["configMap"], "name", "ConfigMap", renames);
-            }
-            if v.get("secret").is_some() {
-                rename_at(&mut v["secret"], "secretName", "Secret", renames);
-            }
-            if v.get("persistentVolumeClaim").is_some() {
-                rename_at(
-                    &mut v["persistentVolumeClaim"],
-                    "claimName",
-                    "PersistentVolumeClaim",
-                    renames,
-                );
-            }
-            if let Some(Value::Array(sources)) = v.pointer_mut("/projected/sources") {
-                for s in sources {
-                    if s.get("configMap").is_some() {
-                        rename_at(&mut s["configMap"], "name", "ConfigMap", renames);
-                    }
-                    if s.get("secret").is_some() {
-                        rename_at(&mut s["secret"], "name", "Secret", renames);
-                    }
-                }
-            }
-        }
-    }
-    for list in ["containers", "initContainers", "ephemeralContainers"] {
-        let Some(Value::Array(containers)) = spec.get_mut(list) else {
-            continue;
+    /// The one renamed object `name` may mean, if any.
+    fn select(
+        &self,
+        name: &str,
+        kind: Option<&str>,
+        scope: Scope<'_>,
+    ) -> Result<Option<&Renamed>, String> {
+        let mut matches = self
+            .candidates
+            .iter()
+            .filter(|c| c.old == name && kind.is_none_or(|k| k == c.kind) && c.in_namespace(scope));
+        let Some(first) = matches.next() else {
+            return Ok(None);
         };
-        for c in containers {
-            if let Some(Value::Array(env)) = c.get_mut("env") {
-                for e in env {
-                    if e.pointer("/valueFrom/configMapKeyRef").is_some() {
-                        rename_at(
-                            &mut e["valueFrom"]["configMapKeyRef"],
-                            "name",
-                            "ConfigMap",
-                            renames,
-                        );
-                    }
-                    if e.pointer("/valueFrom/secretKeyRef").is_some() {
-                        rename_at(
-                            &mut e["valueFrom"]["secretKeyRef"],
-                            "name",
-                            "Secret",
-                            renames,
-                        );
-                    }
-                }
-            }
-            if let Some(Value::Array(env_from)) = c.get_mut("envFrom") {
-                for e in env_from {
-                    if e.get("configMapRef").is_some() {
-                        rename_at(&mut e["configMapRef"], "name", "ConfigMap", renames);
-                    }
-                    if e.get("secretRef").is_some() {
-                        rename_at(&mut e["secretRef"], "name", "Secret", renames);
-                    }
-                }
+        for other in matches {
+            if other.new != first.new {
+                return Err(format!(
+                    "{name} may mean {} {} ({}) or {} {} ({}): found multiple possible referrals",
+                    first.kind,
+                    first.new,
+                    effective(&first.namespace),
+                    other.kind,
+                    other.new,
+                    effective(&other.namespace),
+                ));
             }
         }
+        Ok(Some(first))
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::config::{FieldSpec, Gvk, TransformerConfig, parse_field_spec, visit, visit_specs};
 use crate::kustomization::Kustomization;
 use crate::{KustomizeError, Resource};
 
@@ -36,195 +37,102 @@ pub fn is_cluster_scoped(kind: &str) -> bool {
     CLUSTER_SCOPED.contains(&kind)
 }
 
-pub fn namespace(k: &Kustomization, resources: &mut [Resource]) {
+pub fn namespace(k: &Kustomization, resources: &mut [Resource], config: &TransformerConfig) {
     let Some(ns) = k.spec["namespace"].as_str().filter(|n| !n.is_empty()) else {
         return;
     };
     let service_accounts: Vec<String> = resources
         .iter()
         .filter(|r| r.kind() == "ServiceAccount")
-        .map(|r| r.origin_name.clone())
+        .flat_map(|r| [r.origin_name.clone(), r.name().to_string()])
         .collect();
     for r in resources.iter_mut() {
-        let kind = r.kind().to_string();
-        if kind == "Namespace" {
+        if r.kind() == "Namespace" {
             r.object["metadata"]["name"] = json!(ns);
             continue;
         }
-        if !is_cluster_scoped(&kind) {
-            r.object["metadata"]["namespace"] = json!(ns);
-        }
-        if (kind == "RoleBinding" || kind == "ClusterRoleBinding")
-            && let Some(Value::Array(subjects)) = r.object.get_mut("subjects")
-        {
-            for s in subjects {
-                // Service account subjects that are part of this build, or left in
-                // `default`, move with the namespace.
-                let listed = s["name"]
-                    .as_str()
-                    .is_some_and(|n| service_accounts.iter().any(|sa| sa == n));
-                let ours = s["kind"] == "ServiceAccount" && (listed || s["namespace"] == "default");
-                if ours {
-                    s["namespace"] = json!(ns);
+        let cluster_scoped = is_cluster_scoped(r.kind());
+        for spec in &config.namespace {
+            if !spec.gvk.selects_resource(r) {
+                continue;
+            }
+            match spec.path.as_slice() {
+                [m, n] if m == "metadata" && n == "namespace" && cluster_scoped => {}
+                [s] if s == "subjects" => {
+                    visit(&mut r.object, &spec.path, false, &mut |subject| {
+                        // Subjects naming a service account of this build, or the
+                        // `default` account every namespace has, move with the namespace
+                        // (whatever namespace they said).
+                        let moves = subject["name"].as_str().is_some_and(|n| {
+                            n == "default" || service_accounts.iter().any(|sa| sa == n)
+                        });
+                        if subject["kind"] == "ServiceAccount" && moves {
+                            subject["namespace"] = json!(ns);
+                        }
+                    });
                 }
+                path => visit(&mut r.object, path, spec.create, &mut |field| {
+                    if field.is_string() || field.is_null() {
+                        *field = json!(ns);
+                    }
+                }),
             }
         }
     }
 }
 
-pub fn prefix_suffix(k: &Kustomization, resources: &mut [Resource]) {
+pub fn prefix_suffix(k: &Kustomization, resources: &mut [Resource], config: &TransformerConfig) {
     let prefix = k.spec["namePrefix"].as_str().unwrap_or_default();
     let suffix = k.spec["nameSuffix"].as_str().unwrap_or_default();
-    if prefix.is_empty() && suffix.is_empty() {
-        return;
-    }
-    for r in resources.iter_mut() {
-        // kustomize leaves these names alone: they are identities outside the app.
-        if matches!(
-            r.kind(),
-            "Namespace" | "CustomResourceDefinition" | "APIService"
-        ) {
+    for (affix, specs, at_end) in [
+        (prefix, &config.name_prefix, false),
+        (suffix, &config.name_suffix, true),
+    ] {
+        if affix.is_empty() {
             continue;
         }
-        let name = format!("{prefix}{}{suffix}", r.name());
-        r.object["metadata"]["name"] = json!(name);
-    }
-}
-
-/// Where a transformer writes within kinds: `(kinds, path, create)`; empty kinds = all.
-type FieldSpec = (&'static [&'static str], &'static [&'static str], bool);
-
-const WORKLOADS: &[&str] = &["Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"];
-const TEMPLATED: &[&str] = &[
-    "Deployment",
-    "ReplicaSet",
-    "DaemonSet",
-    "StatefulSet",
-    "Job",
-    "ReplicationController",
-];
-
-const LABEL_SELECTORS: &[FieldSpec] = &[
-    (
-        &["Service", "ReplicationController"],
-        &["spec", "selector"],
-        true,
-    ),
-    (WORKLOADS, &["spec", "selector", "matchLabels"], true),
-    (
-        &["PodDisruptionBudget"],
-        &["spec", "selector", "matchLabels"],
-        false,
-    ),
-    (
-        &["NetworkPolicy"],
-        &["spec", "podSelector", "matchLabels"],
-        false,
-    ),
-];
-
-const TEMPLATE_LABELS: &[FieldSpec] = &[
-    (TEMPLATED, &["spec", "template", "metadata", "labels"], true),
-    (
-        &["CronJob"],
-        &["spec", "jobTemplate", "metadata", "labels"],
-        true,
-    ),
-    (
-        &["CronJob"],
-        &[
-            "spec",
-            "jobTemplate",
-            "spec",
-            "template",
-            "metadata",
-            "labels",
-        ],
-        true,
-    ),
-    (
-        &["StatefulSet"],
-        &["spec", "volumeClaimTemplates[]", "metadata", "labels"],
-        true,
-    ),
-];
-
-const TEMPLATE_ANNOTATIONS: &[FieldSpec] = &[
-    (
-        TEMPLATED,
-        &["spec", "template", "metadata", "annotations"],
-        true,
-    ),
-    (
-        &["CronJob"],
-        &["spec", "jobTemplate", "metadata", "annotations"],
-        true,
-    ),
-    (
-        &["CronJob"],
-        &[
-            "spec",
-            "jobTemplate",
-            "spec",
-            "template",
-            "metadata",
-            "annotations",
-        ],
-        true,
-    ),
-];
-
-/// Merge `pairs` into the map at `path` (creating it when `create`).
-fn set_at(value: &mut Value, path: &[&str], pairs: &Map<String, Value>, create: bool) {
-    let Some((first, rest)) = path.split_first() else {
-        if let Value::Object(m) = value {
-            m.extend(pairs.clone());
-        } else if create || value.is_null() {
-            *value = Value::Object(pairs.clone());
-        }
-        return;
-    };
-    if let Some(list_field) = first.strip_suffix("[]") {
-        if let Some(Value::Array(items)) = value.get_mut(list_field) {
-            for item in items {
-                set_at(item, rest, pairs, create);
+        for r in resources.iter_mut() {
+            // kustomize leaves these names alone: they are identities outside the app.
+            let skipped = matches!(r.kind(), "Namespace" | "CustomResourceDefinition")
+                || (r.kind() == "APIService" && r.group() == "apiregistration.k8s.io");
+            if skipped {
+                continue;
             }
+            visit_specs(r, specs, &mut |field| {
+                if let Some(name) = field.as_str() {
+                    *field = json!(if at_end {
+                        format!("{name}{affix}")
+                    } else {
+                        format!("{affix}{name}")
+                    });
+                }
+            });
         }
-        return;
-    }
-    let Value::Object(m) = value else { return };
-    if !m.contains_key(*first) {
-        if !create {
-            return;
-        }
-        m.insert(first.to_string(), json!({}));
-    }
-    if let Some(next) = m.get_mut(*first) {
-        if next.is_null() && create {
-            *next = json!({});
-        }
-        set_at(next, rest, pairs, create);
     }
 }
 
-fn apply_specs(r: &mut Resource, specs: &[FieldSpec], pairs: &Map<String, Value>) {
-    let kind = r.kind().to_string();
-    for (kinds, path, create) in specs {
-        if kinds.is_empty() || kinds.contains(&kind.as_str()) {
-            set_at(&mut r.object, path, pairs, *create);
-        }
-    }
+/// Merge `pairs` into the maps the field specs reach (creating them where a spec says so).
+fn merge_pairs(r: &mut Resource, specs: &[FieldSpec], pairs: &Map<String, Value>) {
+    visit_specs(r, specs, &mut |field| match field {
+        Value::Object(m) => m.extend(pairs.clone()),
+        Value::Null => *field = Value::Object(pairs.clone()),
+        _ => {}
+    });
 }
 
 fn string_map(v: &Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
-pub fn labels(k: &Kustomization, resources: &mut [Resource]) -> Result<(), KustomizeError> {
-    let mut sets: Vec<(Map<String, Value>, bool, bool)> = Vec::new();
+pub fn labels(
+    k: &Kustomization,
+    resources: &mut [Resource],
+    config: &TransformerConfig,
+) -> Result<(), KustomizeError> {
+    let mut sets: Vec<(Map<String, Value>, Vec<FieldSpec>)> = Vec::new();
     let common = string_map(&k.spec["commonLabels"]);
     if !common.is_empty() {
-        sets.push((common, true, true));
+        sets.push((common, config.common_labels.clone()));
     }
     for (i, l) in k.spec["labels"]
         .as_array()
@@ -232,42 +140,54 @@ pub fn labels(k: &Kustomization, resources: &mut [Resource]) -> Result<(), Kusto
         .flatten()
         .enumerate()
     {
-        if l.get("fields").is_some() {
-            return Err(KustomizeError::Unsupported {
-                path: k.path(),
-                field: format!("labels[{i}].fields"),
-            });
+        let mut specs = Vec::new();
+        for (j, fs) in l["fields"].as_array().into_iter().flatten().enumerate() {
+            let at = format!("labels[{i}].fields[{j}]");
+            specs.push(
+                parse_field_spec(fs, &at).map_err(|message| KustomizeError::Invalid {
+                    path: k.path(),
+                    field: at.clone(),
+                    message,
+                })?,
+            );
         }
-        let selectors = l["includeSelectors"].as_bool().unwrap_or(false);
-        let templates = l["includeTemplates"].as_bool().unwrap_or(false) || selectors;
-        sets.push((string_map(&l["pairs"]), selectors, templates));
+        let defaults = if l["includeSelectors"].as_bool().unwrap_or(false) {
+            config.common_labels.clone()
+        } else if l["includeTemplates"].as_bool().unwrap_or(false) {
+            config.template_labels.clone()
+        } else {
+            vec![FieldSpec::new(Gvk::default(), "metadata/labels", true)]
+        };
+        for spec in defaults {
+            if !specs.contains(&spec) {
+                specs.push(spec);
+            }
+        }
+        sets.push((string_map(&l["pairs"]), specs));
     }
-    for (pairs, selectors, templates) in sets {
+    for (pairs, specs) in sets {
         for r in resources.iter_mut() {
-            set_at(&mut r.object, &["metadata", "labels"], &pairs, true);
-            if templates {
-                apply_specs(r, TEMPLATE_LABELS, &pairs);
-            }
-            if selectors {
-                apply_specs(r, LABEL_SELECTORS, &pairs);
-            }
+            merge_pairs(r, &specs, &pairs);
         }
     }
     Ok(())
 }
 
-pub fn annotations(k: &Kustomization, resources: &mut [Resource]) {
+pub fn annotations(k: &Kustomization, resources: &mut [Resource], config: &TransformerConfig) {
     let pairs = string_map(&k.spec["commonAnnotations"]);
     if pairs.is_empty() {
         return;
     }
     for r in resources.iter_mut() {
-        set_at(&mut r.object, &["metadata", "annotations"], &pairs, true);
-        apply_specs(r, TEMPLATE_ANNOTATIONS, &pairs);
+        merge_pairs(r, &config.common_annotations, &pairs);
     }
 }
 
-pub fn replicas(k: &Kustomization, resources: &mut [Resource]) -> Result<(), KustomizeError> {
+pub fn replicas(
+    k: &Kustomization,
+    resources: &mut [Resource],
+    config: &TransformerConfig,
+) -> Result<(), KustomizeError> {
     for (i, rep) in k.spec["replicas"]
         .as_array()
         .into_iter()
@@ -282,17 +202,11 @@ pub fn replicas(k: &Kustomization, resources: &mut [Resource]) -> Result<(), Kus
                 field: format!("replicas[{i}].count"),
                 message: "must be an integer".into(),
             })?;
-        for r in resources.iter_mut() {
-            let scalable = matches!(
-                r.kind(),
-                "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
-            );
-            if scalable && (r.name() == name || r.origin_name == name) {
-                if !r.object["spec"].is_object() {
-                    r.object["spec"] = json!({});
-                }
-                r.object["spec"]["replicas"] = json!(count);
-            }
+        for r in resources
+            .iter_mut()
+            .filter(|r| r.name() == name || r.origin_name == name)
+        {
+            visit_specs(r, &config.replicas, &mut |field| *field = json!(count));
         }
     }
     Ok(())
@@ -312,12 +226,21 @@ fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
     }
 }
 
-pub fn images(k: &Kustomization, resources: &mut [Resource]) -> Result<(), KustomizeError> {
+pub fn images(
+    k: &Kustomization,
+    resources: &mut [Resource],
+    config: &TransformerConfig,
+) -> Result<(), KustomizeError> {
     let Some(images) = k.spec["images"].as_array() else {
         return Ok(());
     };
     for r in resources.iter_mut() {
         rewrite_containers(&mut r.object, images);
+        visit_specs(r, &config.images, &mut |field| {
+            if let Some(new) = field.as_str().and_then(|i| rewrite_image(i, images)) {
+                *field = json!(new);
+            }
+        });
     }
     Ok(())
 }

@@ -32,14 +32,17 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut chunk = String::new();
     let mut chunk_start = 1;
     let mut index = 0;
-    let mut flush =
-        |chunk: &mut String, start: usize, index: &mut usize| -> Result<(), YamlError> {
-            let meaningful = chunk.lines().any(|l| {
-                let t = l.trim();
-                !t.is_empty() && !t.starts_with('#')
-            });
-            if meaningful {
-                let value: Value = serde_saphyr::from_str(chunk).map_err(|e| YamlError {
+    let mut flush = |chunk: &mut String,
+                     start: usize,
+                     index: &mut usize|
+     -> Result<(), YamlError> {
+        let meaningful = chunk.lines().any(|l| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#')
+        });
+        if meaningful {
+            let value: Value =
+                serde_saphyr::from_str_with_options(chunk, yaml_12()).map_err(|e| YamlError {
                     line: start
                         + e.location()
                             .map(|l| l.line() as usize)
@@ -47,23 +50,23 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                             .saturating_sub(1),
                     message: first_line(&e.to_string()),
                 })?;
-                if !value.is_null() {
-                    let source = chunk
-                        .lines()
-                        .find_map(|l| l.strip_prefix("# Source: "))
-                        .map(str::to_string);
-                    docs.push(Document {
-                        index: *index,
-                        line: start,
-                        value,
-                        source,
-                    });
-                }
+            if !value.is_null() {
+                let source = chunk
+                    .lines()
+                    .find_map(|l| l.strip_prefix("# Source: "))
+                    .map(str::to_string);
+                docs.push(Document {
+                    index: *index,
+                    line: start,
+                    value,
+                    source,
+                });
             }
-            *index += 1;
-            chunk.clear();
-            Ok(())
-        };
+        }
+        *index += 1;
+        chunk.clear();
+        Ok(())
+    };
     for (n, line) in text.lines().enumerate() {
         if is_separator(line) {
             flush(&mut chunk, chunk_start, &mut index)?;
@@ -83,6 +86,13 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     Ok(docs)
 }
 
+/// kustomize reads YAML 1.2 (go-yaml v3): `y`, `no`, `on` are strings, not booleans.
+fn yaml_12() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_string()
 }
@@ -100,6 +110,15 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!((docs[0].index, docs[0].line), (0, 1));
         assert_eq!((docs[1].index, docs[1].line), (2, 5));
+    }
+
+    #[test]
+    fn yaml_11_booleans_are_strings() {
+        let docs = parse_documents("a: y\nb: no\nc: true\nd: on\n").unwrap();
+        assert_eq!(
+            docs[0].value,
+            serde_json::json!({"a": "y", "b": "no", "c": true, "d": "on"})
+        );
     }
 
     #[test]

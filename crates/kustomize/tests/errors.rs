@@ -32,10 +32,14 @@ fn every_refusal_names_the_place() {
         KustomizeError::NoKustomization { .. }
     ));
 
-    write(root, "unsupported/kustomization.yaml", "crds: [crd.json]\n");
+    write(
+        root,
+        "unsupported/kustomization.yaml",
+        "openapi: {path: schema.json}\n",
+    );
     let e = err("unsupported");
     assert!(
-        matches!(&e, KustomizeError::Unsupported { field, .. } if field == "crds"),
+        matches!(&e, KustomizeError::Unsupported { field, .. } if field == "openapi"),
         "{e}"
     );
     assert!(e.to_string().contains("unsupported/kustomization.yaml"));
