@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::kustomization::Kustomization;
 use crate::{KustomizeError, Resource, Source};
@@ -24,6 +24,73 @@ fn relative(top: &Path, path: &Path) -> String {
             .map(|c| c.as_os_str().to_string_lossy().into_owned()),
     );
     parts.join("/")
+}
+
+/// Does `k` list `option` under `buildMetadata`?
+pub fn wants(k: &Kustomization, option: &str) -> bool {
+    k.spec["buildMetadata"]
+        .as_array()
+        .is_some_and(|options| options.iter().any(|o| o == option))
+}
+
+/// The built-in transformers a kustomization configures, in the order kustomize runs them:
+/// one per patch, label set, replica count and image; one for the rest.
+fn transformers_of(k: &Kustomization) -> Vec<&'static str> {
+    let spec = &k.spec;
+    let count = |field: &str| spec[field].as_array().map_or(0, Vec::len);
+    let set = |field: &str| match &spec[field] {
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+        _ => false,
+    };
+    let mut kinds = Vec::new();
+    if set("patchesStrategicMerge") {
+        kinds.push("PatchStrategicMergeTransformer");
+    }
+    kinds.extend(std::iter::repeat_n("PatchTransformer", count("patches")));
+    for (field, kind) in [
+        ("namespace", "NamespaceTransformer"),
+        ("namePrefix", "PrefixTransformer"),
+        ("nameSuffix", "SuffixTransformer"),
+    ] {
+        if set(field) {
+            kinds.push(kind);
+        }
+    }
+    // One per `labels` entry, and one for commonLabels whenever there are any labels.
+    if set("labels") || set("commonLabels") {
+        kinds.extend(std::iter::repeat_n("LabelTransformer", count("labels") + 1));
+    }
+    if set("commonAnnotations") {
+        kinds.push("AnnotationsTransformer");
+    }
+    kinds.extend(std::iter::repeat_n(
+        "PatchJson6902Transformer",
+        count("patchesJson6902"),
+    ));
+    kinds.extend(std::iter::repeat_n(
+        "ReplicaCountTransformer",
+        count("replicas"),
+    ));
+    kinds.extend(std::iter::repeat_n("ImageTagTransformer", count("images")));
+    if set("replacements") {
+        kinds.push("ReplacementTransformer");
+    }
+    kinds
+}
+
+/// Note on every resource the transformers `k` ran over it (kustomize records a transformer
+/// on every resource present when it ran, changed or not).
+pub fn record_transformers(k: &Kustomization, resources: &mut [Resource]) {
+    let kinds = transformers_of(k);
+    if kinds.is_empty() {
+        return;
+    }
+    for r in resources.iter_mut() {
+        r.transformations
+            .extend(kinds.iter().map(|kind| (k.file.clone(), *kind)));
+    }
 }
 
 pub fn apply(
@@ -62,6 +129,25 @@ pub fn apply(
                         meta["annotations"] = json!({});
                     }
                     meta["annotations"]["config.kubernetes.io/origin"] = json!(origin);
+                }
+            }
+            Some("transformerAnnotations") => {
+                for r in resources
+                    .iter_mut()
+                    .filter(|r| !r.transformations.is_empty())
+                {
+                    let mut list = String::new();
+                    for (file, kind) in &r.transformations {
+                        list.push_str(&format!(
+                            "- configuredIn: {}\n  configuredBy:\n    apiVersion: builtin\n    kind: {kind}\n",
+                            relative(top, file)
+                        ));
+                    }
+                    let meta = &mut r.object["metadata"];
+                    if !meta["annotations"].is_object() {
+                        meta["annotations"] = json!({});
+                    }
+                    meta["annotations"]["alpha.config.kubernetes.io/transformations"] = json!(list);
                 }
             }
             other => {

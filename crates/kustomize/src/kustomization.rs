@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::config::TransformerConfig;
 use crate::yaml::parse_documents;
 use crate::{
-    KustomizeError, Resource, crds, display, generators, helm, io, kustomization_file, patches,
-    replacements, transformers,
+    KustomizeError, Resource, build_metadata, crds, display, generators, helm, io,
+    kustomization_file, patches, replacements, transformers,
 };
 
 /// The fields this engine implements; anything else in a kustomization is refused by name.
@@ -137,6 +137,8 @@ impl Kustomization {
 pub struct Context<'a> {
     pub stack: Vec<PathBuf>,
     pub remote: Option<&'a dyn crate::RemoteLoader>,
+    /// The top kustomization asks for `buildMetadata: [transformerAnnotations]`.
+    pub record_transformers: bool,
 }
 
 /// What building a directory yields: its resources, and the transformer configuration its
@@ -189,7 +191,7 @@ pub fn accumulate(
         let comp_dir = k.dir.join(&component);
         apply_component(&comp_dir, &mut acc, ctx)?;
     }
-    apply_transformers(&k, &mut acc)?;
+    apply_transformers(&k, &mut acc, ctx)?;
     ctx.stack.pop();
     Ok(acc)
 }
@@ -257,25 +259,39 @@ fn apply_component(
     for component in k.strings("components")? {
         apply_component(&k.dir.join(component), acc, ctx)?;
     }
-    apply_transformers(&k, acc)?;
+    apply_transformers(&k, acc, ctx)?;
     ctx.stack.pop();
     Ok(())
 }
 
 /// This kustomization's transformers, in kustomize's order, with the configuration
 /// accumulated so far.
-fn apply_transformers(k: &Kustomization, acc: &mut Accumulated) -> Result<(), KustomizeError> {
+fn apply_transformers(
+    k: &Kustomization,
+    acc: &mut Accumulated,
+    ctx: &Context<'_>,
+) -> Result<(), KustomizeError> {
     let (resources, config) = (&mut acc.resources, &acc.config);
+    // Steps that may rename are followed by noting the renames.
+    let noted =
+        |resources: &mut Vec<Resource>| resources.iter_mut().for_each(Resource::note_rename);
     patches::strategic_merge_files(k, resources)?;
     patches::patches(k, resources)?;
+    noted(resources);
     transformers::namespace(k, resources, config);
     transformers::prefix_suffix(k, resources, config);
+    noted(resources);
     transformers::labels(k, resources, config)?;
     transformers::annotations(k, resources, config);
     patches::json6902(k, resources)?;
+    noted(resources);
     transformers::replicas(k, resources, config)?;
     transformers::images(k, resources, config)?;
     replacements::run(k, resources)?;
+    noted(resources);
+    if ctx.record_transformers {
+        build_metadata::record_transformers(k, resources);
+    }
     Ok(())
 }
 

@@ -86,6 +86,14 @@ pub struct Resource {
     /// Generated ConfigMaps and Secrets get a content-hash suffix at the end.
     pub hash_suffix: bool,
     pub source: Source,
+    /// The transformers that ran over this resource, for
+    /// `buildMetadata: [transformerAnnotations]`: `(kustomization file, transformer kind)`.
+    pub transformations: Vec<(PathBuf, &'static str)>,
+    /// Every name it had before its current one, oldest first (kustomize matches replicas,
+    /// patches and name references against any of them).
+    pub previous_names: Vec<String>,
+    /// The name when renames were last noted.
+    noted_name: String,
 }
 
 impl Resource {
@@ -96,9 +104,26 @@ impl Resource {
             .to_string();
         Resource {
             object,
+            noted_name: origin_name.clone(),
+            previous_names: Vec::new(),
             origin_name,
             hash_suffix: false,
             source,
+            transformations: Vec::new(),
+        }
+    }
+
+    /// Is or was this resource called `name`?
+    pub fn has_had_name(&self, name: &str) -> bool {
+        self.name() == name || self.previous_names.iter().any(|n| n == name)
+    }
+
+    /// Remember the old name if the resource was renamed since the last call.
+    pub fn note_rename(&mut self) {
+        if self.name() != self.noted_name {
+            let current = self.name().to_string();
+            let old = std::mem::replace(&mut self.noted_name, current);
+            self.previous_names.push(old);
         }
     }
 
@@ -166,17 +191,19 @@ pub fn build_with(
     dir: &Path,
     remote: Option<&dyn RemoteLoader>,
 ) -> Result<Vec<Value>, KustomizeError> {
+    let top = Kustomization::load(dir)?;
     let mut ctx = kustomization::Context {
         stack: Vec::new(),
         remote,
+        record_transformers: build_metadata::wants(&top, "transformerAnnotations"),
     };
     let kustomization::Accumulated {
         mut resources,
         config,
     } = kustomization::accumulate(dir, &mut ctx, false)?;
     generators::apply_hash_suffixes(&mut resources);
+    resources.iter_mut().for_each(Resource::note_rename);
     names::fix_references(&mut resources, &config)?;
-    let top = Kustomization::load(dir)?;
     build_metadata::apply(&top, dir, &mut resources)?;
     let mut objects: Vec<Value> = resources.into_iter().map(|r| r.object).collect();
     // The top kustomization's sortOptions decide the output order.

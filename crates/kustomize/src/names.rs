@@ -14,7 +14,8 @@ struct Renamed {
     version: String,
     kind: String,
     namespace: String,
-    old: String,
+    /// The names it had before.
+    old: Vec<String>,
     new: String,
 }
 
@@ -57,13 +58,13 @@ pub fn fix_references(
 ) -> Result<(), KustomizeError> {
     let renamed: Vec<Renamed> = resources
         .iter()
-        .filter(|r| r.name() != r.origin_name)
+        .filter(|r| !r.previous_names.is_empty())
         .map(|r| Renamed {
             group: r.group().to_string(),
             version: r.version().to_string(),
             kind: r.kind().to_string(),
             namespace: r.namespace().to_string(),
-            old: r.origin_name.clone(),
+            old: r.previous_names.clone(),
             new: r.name().to_string(),
         })
         .collect();
@@ -182,10 +183,11 @@ impl Referrer<'_> {
         kind: Option<&str>,
         scope: Scope<'_>,
     ) -> Result<Option<&Renamed>, String> {
-        let mut matches = self
-            .candidates
-            .iter()
-            .filter(|c| c.old == name && kind.is_none_or(|k| k == c.kind) && c.in_namespace(scope));
+        let mut matches = self.candidates.iter().filter(|c| {
+            c.old.iter().any(|o| o == name)
+                && kind.is_none_or(|k| k == c.kind)
+                && c.in_namespace(scope)
+        });
         let Some(first) = matches.next() else {
             return Ok(None);
         };

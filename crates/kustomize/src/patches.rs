@@ -102,16 +102,57 @@ fn anchored_match(pattern: &str, s: &str) -> bool {
     })
 }
 
-fn apply_strategic(r: &mut Resource, patch: &Value) -> Result<bool, String> {
+/// A patch's `options`: may it rename its target, or change its kind?
+#[derive(Debug, Clone, Copy, Default)]
+struct PatchOptions {
+    allow_name_change: bool,
+    allow_kind_change: bool,
+}
+
+impl PatchOptions {
+    fn read(k: &Kustomization, entry: &Value, at: &str) -> Result<PatchOptions, KustomizeError> {
+        let mut options = PatchOptions::default();
+        let Some(map) = entry.get("options") else {
+            return Ok(options);
+        };
+        for (key, value) in map.as_object().into_iter().flatten() {
+            let flag = match key.as_str() {
+                "allowNameChange" => &mut options.allow_name_change,
+                "allowKindChange" => &mut options.allow_kind_change,
+                _ => {
+                    return Err(KustomizeError::Unsupported {
+                        path: k.path(),
+                        field: format!("{at}.options.{key}"),
+                    });
+                }
+            };
+            *flag = value.as_bool().ok_or_else(|| {
+                patch_error(k, format!("{at}.options.{key}: expected true or false"))
+            })?;
+        }
+        Ok(options)
+    }
+}
+
+fn apply_strategic(r: &mut Resource, patch: &Value, options: PatchOptions) -> Result<bool, String> {
     if patch["$patch"] == "delete" {
         return Ok(false);
     }
     let schema = tiphys_patch::schema::for_kind(r.group(), r.kind());
     let mut p = patch.clone();
-    // The patch names its target; its identity fields are not part of the change.
+    // The patch names its target; its identity fields are not part of the change unless
+    // the options say so. The namespace never changes.
     if let Some(meta) = p.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("name");
+        if !options.allow_name_change {
+            meta.remove("name");
+        }
         meta.remove("namespace");
+    }
+    if !options.allow_kind_change
+        && let Some(map) = p.as_object_mut()
+    {
+        map.remove("kind");
+        map.remove("apiVersion");
     }
     tiphys_patch::strategic::apply(&mut r.object, &p, schema).map_err(|e| e.to_string())?;
     Ok(true)
@@ -129,14 +170,13 @@ fn apply_by_identity(
     resources: &mut Vec<Resource>,
     patch: &Value,
     at: &str,
+    options: PatchOptions,
 ) -> Result<(), KustomizeError> {
     let kind = patch["kind"].as_str().unwrap_or_default();
     let name = patch["metadata"]["name"].as_str().unwrap_or_default();
     let ns = patch["metadata"]["namespace"].as_str();
     let index = resources.iter().position(|r| {
-        r.kind() == kind
-            && (r.name() == name || r.origin_name == name)
-            && ns.is_none_or(|n| n == r.namespace())
+        r.kind() == kind && r.has_had_name(name) && ns.is_none_or(|n| n == r.namespace())
     });
     let Some(i) = index else {
         return Err(patch_error(
@@ -144,7 +184,7 @@ fn apply_by_identity(
             format!("{at}: no resource matches {kind} {name}"),
         ));
     };
-    if !apply_strategic(&mut resources[i], patch)
+    if !apply_strategic(&mut resources[i], patch, options)
         .map_err(|e| patch_error(k, format!("{at}: {e}")))?
     {
         resources.remove(i);
@@ -172,7 +212,7 @@ pub fn strategic_merge_files(
             std::fs::read_to_string(&path).map_err(io(&path))?
         };
         for patch in parse(k, &text, &at)? {
-            apply_by_identity(k, resources, &patch, &at)?;
+            apply_by_identity(k, resources, &patch, &at, PatchOptions::default())?;
         }
     }
     Ok(())
@@ -186,15 +226,7 @@ pub fn patches(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
         .enumerate()
     {
         let at = format!("patches[{i}]");
-        if entry["options"]
-            .as_object()
-            .is_some_and(|o| o.values().any(|v| v == true))
-        {
-            return Err(KustomizeError::Unsupported {
-                path: k.path(),
-                field: format!("{at}.options"),
-            });
-        }
+        let options = PatchOptions::read(k, entry, &at)?;
         let text = patch_text(k, entry, &at)?;
         let docs = parse(k, &text, &at)?;
         let target = entry.get("target").filter(|t| t.is_object());
@@ -208,7 +240,7 @@ pub fn patches(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
             }
             (None, false) => {
                 for patch in &docs {
-                    apply_by_identity(k, resources, patch, &at)?;
+                    apply_by_identity(k, resources, patch, &at, options)?;
                 }
             }
             (Some(target), json6902) => {
@@ -222,7 +254,7 @@ pub fn patches(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
                             .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?;
                     } else {
                         for patch in &docs {
-                            if !apply_strategic(r, patch)
+                            if !apply_strategic(r, patch, options)
                                 .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?
                             {
                                 deleted.push(idx);

@@ -202,10 +202,7 @@ pub fn replicas(
                 field: format!("replicas[{i}].count"),
                 message: "must be an integer".into(),
             })?;
-        for r in resources
-            .iter_mut()
-            .filter(|r| r.name() == name || r.origin_name == name)
-        {
+        for r in resources.iter_mut().filter(|r| r.has_had_name(name)) {
             visit_specs(r, &config.replicas, &mut |field| *field = json!(count));
         }
     }
