@@ -110,6 +110,8 @@ pub struct TransformerConfig {
     pub name_reference: Vec<NameReference>,
     pub images: Vec<FieldSpec>,
     pub replicas: Vec<FieldSpec>,
+    /// Fields where `$(VAR)` is expanded.
+    pub var_reference: Vec<FieldSpec>,
 }
 
 impl TransformerConfig {
@@ -137,6 +139,7 @@ impl TransformerConfig {
         add(&mut self.common_annotations, &other.common_annotations);
         add(&mut self.images, &other.images);
         add(&mut self.replicas, &other.replicas);
+        add(&mut self.var_reference, &other.var_reference);
         for reference in &other.name_reference {
             match self
                 .name_reference
@@ -183,8 +186,7 @@ impl TransformerConfig {
                     }
                     continue;
                 }
-                // Only vars use these, and vars are refused where they are declared.
-                "varReference" => continue,
+                "varReference" => &mut config.var_reference,
                 other => return Err(format!("{other}: not a transformer configuration field")),
             };
             for (i, fs) in array(entries, key)?.iter().enumerate() {
@@ -412,7 +414,44 @@ fn builtin() -> TransformerConfig {
             fs(all(), "spec/template/spec/volumes[]/image/reference", false),
         ],
         replicas,
+        var_reference: builtin_var_references(),
     }
+}
+
+/// Where `$(VAR)` is expanded: container commands, arguments, env values and mount paths in
+/// pod specs, Ingress hosts and TLS secrets, Service ports, and labels everywhere.
+fn builtin_var_references() -> Vec<FieldSpec> {
+    let mut specs = Vec::new();
+    for (kind, prefix) in [
+        ("CronJob", "spec/jobTemplate/spec/template/spec"),
+        ("DaemonSet", "spec/template/spec"),
+        ("Deployment", "spec/template/spec"),
+        ("Job", "spec/template/spec"),
+        ("Pod", "spec"),
+        ("ReplicaSet", "spec/template/spec"),
+        ("StatefulSet", "spec/template/spec"),
+    ] {
+        for containers in ["containers", "initContainers"] {
+            for field in ["args", "command", "env/value", "volumeMounts/mountPath"] {
+                specs.push(FieldSpec::new(
+                    Gvk::kind(kind),
+                    &format!("{prefix}/{containers}/{field}"),
+                    false,
+                ));
+            }
+        }
+    }
+    for (kind, path) in [
+        ("Ingress", "spec/rules/host"),
+        ("Ingress", "spec/tls/hosts"),
+        ("Ingress", "spec/tls/secretName"),
+        ("Service", "spec/ports/port"),
+        ("Service", "spec/ports/targetPort"),
+    ] {
+        specs.push(FieldSpec::new(Gvk::kind(kind), path, false));
+    }
+    specs.push(FieldSpec::new(Gvk::default(), "metadata/labels", false));
+    specs
 }
 
 /// Which fields name which kinds, as kustomize ships them.

@@ -254,27 +254,37 @@ fn analyze(s: &str) -> Analysis {
             block_allowed: false,
         };
     }
-    let chars: Vec<char> = s.chars().collect();
-    let blank =
-        |c: Option<&char>| c.is_none_or(|c| *c == ' ' || *c == '\t' || *c == '\n' || *c == '\r');
+    // Most scalars are ASCII: look at their bytes rather than collecting chars.
+    if s.is_ascii() {
+        analyze_chars(s.as_bytes())
+    } else {
+        analyze_chars(&s.chars().collect::<Vec<char>>())
+    }
+}
+
+fn analyze_chars<C: Copy + Into<char>>(text: &[C]) -> Analysis {
+    let at = |i: usize| text.get(i).map(|c| (*c).into());
+    let chars = |i: usize| -> char { text[i].into() };
+    let blank = |c: Option<char>| c.is_none_or(|c| c == ' ' || c == '\t' || c == '\n' || c == '\r');
     let mut block_indicators = false;
     let mut special = false;
     let mut line_breaks = false;
     let mut space_break = false;
     let mut break_space = false;
-    let first = chars[0];
+    let first = chars(0);
     if "#,[]{}&*!|>'\"%@`".contains(first) {
         block_indicators = true;
     }
-    if (first == '?' || first == ':' || first == '-') && blank(chars.get(1)) {
+    if (first == '?' || first == ':' || first == '-') && blank(at(1)) {
         block_indicators = true;
     }
-    for (i, &c) in chars.iter().enumerate() {
+    for i in 0..text.len() {
+        let c = chars(i);
         if i > 0 {
-            if c == ':' && blank(chars.get(i + 1)) {
+            if c == ':' && blank(at(i + 1)) {
                 block_indicators = true;
             }
-            if c == '#' && blank(chars.get(i - 1)) {
+            if c == '#' && blank(at(i - 1)) {
                 block_indicators = true;
             }
         }
@@ -284,18 +294,19 @@ fn analyze(s: &str) -> Analysis {
         }
         if c == '\n' {
             line_breaks = true;
-            if i > 0 && chars[i - 1] == ' ' {
+            if i > 0 && chars(i - 1) == ' ' {
                 space_break = true;
             }
-            if chars.get(i + 1) == Some(&' ') {
+            if at(i + 1) == Some(' ') {
                 break_space = true;
             }
         }
     }
     let leading_space = first == ' ';
-    let trailing_space = chars[chars.len() - 1] == ' ';
+    let last = chars(text.len() - 1);
+    let trailing_space = last == ' ';
     let leading_break = first == '\n';
-    let trailing_break = chars[chars.len() - 1] == '\n';
+    let trailing_break = last == '\n';
     let mut plain = !(leading_space
         || leading_break
         || trailing_space
@@ -324,6 +335,10 @@ fn resolves_to_string(s: &str) -> bool {
     ];
     if SPECIAL.contains(&s) {
         return false;
+    }
+    // Numbers, timestamps and sexagesimals start with a digit, sign or dot.
+    if s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) {
+        return true;
     }
     !(is_int(s) || is_float(s) || is_timestamp(s) || is_base60(s))
 }

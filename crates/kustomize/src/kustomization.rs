@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::config::TransformerConfig;
+use crate::vars::{self, Var};
 use crate::yaml::parse_documents;
 use crate::{
     KustomizeError, Resource, build_metadata, crds, display, generators, helm, io,
@@ -41,6 +42,7 @@ const SUPPORTED: &[&str] = &[
     "buildMetadata",
     "configurations",
     "crds",
+    "vars",
 ];
 
 /// A parsed kustomization and the directory it lives in.
@@ -147,6 +149,8 @@ pub struct Context<'a> {
 pub struct Accumulated {
     pub resources: Vec<Resource>,
     pub config: TransformerConfig,
+    /// `vars` declared here and below.
+    pub vars: Vec<Var>,
 }
 
 /// Build `dir` into its resources. `stack` holds the directories being built (cycle check).
@@ -176,13 +180,16 @@ pub fn accumulate(
     let mut acc = Accumulated {
         resources: Vec::new(),
         config: TransformerConfig::builtin().clone(),
+        vars: Vec::new(),
     };
     let mut entries = k.strings("resources")?;
     entries.extend(k.strings("bases")?);
+    let mut ids = Ids::new();
     for entry in entries {
         let loaded = load_entry(&k, &entry, ctx)?;
         acc.config.merge(&loaded.config);
-        add_all(&mut acc.resources, loaded.resources, &k)?;
+        merge_vars(&k, &mut acc.vars, loaded.vars)?;
+        add_all(&mut acc.resources, &mut ids, loaded.resources, &k)?;
     }
     extend_config(&k, &mut acc.config)?;
     generators::run(&k, &mut acc.resources)?;
@@ -192,8 +199,24 @@ pub fn accumulate(
         apply_component(&comp_dir, &mut acc, ctx)?;
     }
     apply_transformers(&k, &mut acc, ctx)?;
+    vars::declare(&k, &mut acc.resources, &mut acc.vars)?;
     ctx.stack.pop();
     Ok(acc)
+}
+
+/// A base's vars join this level's; a name may be declared once in a whole build.
+fn merge_vars(k: &Kustomization, vars: &mut Vec<Var>, new: Vec<Var>) -> Result<(), KustomizeError> {
+    for var in new {
+        if vars.iter().any(|v| v.name == var.name) {
+            return Err(KustomizeError::Invalid {
+                path: k.path(),
+                field: "vars".into(),
+                message: format!("var '{}' already encountered", var.name),
+            });
+        }
+        vars.push(var);
+    }
+    Ok(())
 }
 
 /// This kustomization's `configurations` and `crds`, merged into `config`.
@@ -248,10 +271,12 @@ fn apply_component(
             message: "components must have kind: Component".into(),
         });
     }
+    let mut ids: Ids = acc.resources.iter().map(Resource::id).collect();
     for entry in k.strings("resources")? {
         let loaded = load_entry(&k, &entry, ctx)?;
         acc.config.merge(&loaded.config);
-        add_all(&mut acc.resources, loaded.resources, &k)?;
+        merge_vars(&k, &mut acc.vars, loaded.vars)?;
+        add_all(&mut acc.resources, &mut ids, loaded.resources, &k)?;
     }
     extend_config(&k, &mut acc.config)?;
     generators::run(&k, &mut acc.resources)?;
@@ -260,6 +285,7 @@ fn apply_component(
         apply_component(&k.dir.join(component), acc, ctx)?;
     }
     apply_transformers(&k, acc, ctx)?;
+    vars::declare(&k, &mut acc.resources, &mut acc.vars)?;
     ctx.stack.pop();
     Ok(())
 }
@@ -272,23 +298,26 @@ fn apply_transformers(
     ctx: &Context<'_>,
 ) -> Result<(), KustomizeError> {
     let (resources, config) = (&mut acc.resources, &acc.config);
-    // Steps that may rename are followed by noting the renames.
-    let noted =
-        |resources: &mut Vec<Resource>| resources.iter_mut().for_each(Resource::note_rename);
+    // Steps that may rename are followed by noting the renames, when they are configured.
+    let noted = |resources: &mut Vec<Resource>, fields: &[&str]| {
+        if fields.iter().any(|f| !k.spec[*f].is_null()) {
+            resources.iter_mut().for_each(Resource::note_rename);
+        }
+    };
     patches::strategic_merge_files(k, resources)?;
     patches::patches(k, resources)?;
-    noted(resources);
+    noted(resources, &["patchesStrategicMerge", "patches"]);
     transformers::namespace(k, resources, config);
     transformers::prefix_suffix(k, resources, config);
-    noted(resources);
+    noted(resources, &["namePrefix", "nameSuffix"]);
     transformers::labels(k, resources, config)?;
     transformers::annotations(k, resources, config);
     patches::json6902(k, resources)?;
-    noted(resources);
+    noted(resources, &["patchesJson6902"]);
     transformers::replicas(k, resources, config)?;
     transformers::images(k, resources, config)?;
     replacements::run(k, resources)?;
-    noted(resources);
+    noted(resources, &["replacements"]);
     if ctx.record_transformers {
         build_metadata::record_transformers(k, resources);
     }
@@ -296,12 +325,16 @@ fn apply_transformers(
 }
 
 /// Add resources, refusing an id that is already there.
+/// The ids already added at one level (built once per level: a kustomization listing a
+/// thousand files must not re-read the ids a thousand times).
+type Ids = std::collections::HashSet<String>;
+
 fn add_all(
     resources: &mut Vec<Resource>,
+    ids: &mut Ids,
     new: Vec<Resource>,
     k: &Kustomization,
 ) -> Result<(), KustomizeError> {
-    let mut ids: std::collections::HashSet<String> = resources.iter().map(Resource::id).collect();
     for r in new {
         let id = r.id();
         if !ids.insert(id.clone()) {
@@ -347,7 +380,7 @@ fn load_entry(
     }
     Ok(Accumulated {
         resources: read_manifests(&path)?,
-        config: TransformerConfig::default(),
+        ..Accumulated::default()
     })
 }
 

@@ -25,6 +25,7 @@ mod order;
 mod patches;
 mod replacements;
 mod transformers;
+mod vars;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,8 @@ pub struct Resource {
     pub previous_names: Vec<String>,
     /// The name when renames were last noted.
     noted_name: String,
+    /// The `vars` that read their value from this resource.
+    pub bound_vars: Vec<String>,
 }
 
 impl Resource {
@@ -106,6 +109,7 @@ impl Resource {
             object,
             noted_name: origin_name.clone(),
             previous_names: Vec::new(),
+            bound_vars: Vec::new(),
             origin_name,
             hash_suffix: false,
             source,
@@ -200,10 +204,12 @@ pub fn build_with(
     let kustomization::Accumulated {
         mut resources,
         config,
+        vars,
     } = kustomization::accumulate(dir, &mut ctx, false)?;
     generators::apply_hash_suffixes(&mut resources);
     resources.iter_mut().for_each(Resource::note_rename);
     names::fix_references(&mut resources, &config)?;
+    vars::resolve(&vars, &mut resources, &config.var_reference)?;
     build_metadata::apply(&top, dir, &mut resources)?;
     let mut objects: Vec<Value> = resources.into_iter().map(|r| r.object).collect();
     // The top kustomization's sortOptions decide the output order.

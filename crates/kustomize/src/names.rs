@@ -2,6 +2,8 @@
 //! suffix, content hash, a patch), every field that refers to it by name follows. Which
 //! fields refer to which kinds is the transformer configuration's `nameReference` table.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use crate::config::{NameReference, TransformerConfig, visit};
@@ -71,15 +73,21 @@ pub fn fix_references(
     if renamed.is_empty() {
         return Ok(());
     }
-    // Only the table entries whose target kind was renamed can change anything.
-    let active: Vec<(&NameReference, Vec<&Renamed>)> = config
+    // Only the table entries whose target kind was renamed can change anything; their
+    // candidates are found by old name.
+    let active: Vec<(&NameReference, Candidates)> = config
         .name_reference
         .iter()
         .filter_map(|reference| {
-            let candidates: Vec<&Renamed> = renamed
+            let mut candidates = Candidates::new();
+            for r in renamed
                 .iter()
                 .filter(|r| reference.target.selects(&r.group, &r.version, &r.kind))
-                .collect();
+            {
+                for old in &r.old {
+                    candidates.entry(old.as_str()).or_default().push(r);
+                }
+            }
             (!candidates.is_empty()).then_some((reference, candidates))
         })
         .collect();
@@ -128,9 +136,12 @@ pub fn fix_references(
     Ok(())
 }
 
+/// Renamed objects by each name they had.
+type Candidates<'a> = HashMap<&'a str, Vec<&'a Renamed>>;
+
 /// The objects one referrer's field may name.
 struct Referrer<'a> {
-    candidates: &'a [&'a Renamed],
+    candidates: &'a Candidates<'a>,
     namespace: Option<&'a str>,
 }
 
@@ -183,11 +194,12 @@ impl Referrer<'_> {
         kind: Option<&str>,
         scope: Scope<'_>,
     ) -> Result<Option<&Renamed>, String> {
-        let mut matches = self.candidates.iter().filter(|c| {
-            c.old.iter().any(|o| o == name)
-                && kind.is_none_or(|k| k == c.kind)
-                && c.in_namespace(scope)
-        });
+        let Some(named) = self.candidates.get(name) else {
+            return Ok(None);
+        };
+        let mut matches = named
+            .iter()
+            .filter(|c| kind.is_none_or(|k| k == c.kind) && c.in_namespace(scope));
         let Some(first) = matches.next() else {
             return Ok(None);
         };

@@ -70,25 +70,35 @@ pub fn legacy_sort(objects: &mut Vec<Value>, custom: &Value) {
         list("orderFirst", ORDER_FIRST),
         list("orderLast", ORDER_LAST),
     );
-    // Compute each key once; comparing freshly built strings would dominate large builds.
-    let mut keyed: Vec<((usize, String, String, String), Value)> = objects
-        .drain(..)
-        .map(|v| {
-            let key = (
+    // Keys are computed once and borrow from the objects: each distinct group/version/kind
+    // string is built once and replaced by its rank, so sorting compares integers and the
+    // namespace and name in place.
+    let gvk_strings: Vec<String> = objects.iter().map(gvk).collect();
+    let mut distinct: Vec<&str> = gvk_strings.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let str_at = |v: &'_ Value, field: &str| -> String {
+        v["metadata"][field]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut order: Vec<(usize, usize, String, String, usize)> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            (
                 rank(v["kind"].as_str().unwrap_or_default(), &first, &last),
-                gvk(&v),
-                v["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                v["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-            (key, v)
+                distinct
+                    .binary_search(&gvk_strings[i].as_str())
+                    .unwrap_or(0),
+                str_at(v, "namespace"),
+                str_at(v, "name"),
+                i,
+            )
         })
         .collect();
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    objects.extend(keyed.into_iter().map(|(_, v)| v));
+    order.sort_unstable();
+    let mut slots: Vec<Option<Value>> = objects.drain(..).map(Some).collect();
+    objects.extend(order.into_iter().filter_map(|(.., i)| slots[i].take()));
 }

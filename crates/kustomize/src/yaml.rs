@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+mod fast;
+
 /// One parsed document and the 1-based line its first line is on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
@@ -25,65 +27,113 @@ fn is_separator(line: &str) -> bool {
     line == "---" || line.starts_with("--- ") || line.starts_with("---\t") || line == "..."
 }
 
+/// A document's text, its index in the stream and the line it starts on.
+struct Chunk {
+    index: usize,
+    line: usize,
+    text: String,
+}
+
 /// Split on `---` document markers at column 0 and parse each document. Empty documents
-/// (only comments or whitespace, or `null`) are skipped but keep their index.
+/// (only comments or whitespace, or `null`) are skipped but keep their index. Large streams
+/// are parsed on all cores.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
-    let mut docs = Vec::new();
-    let mut chunk = String::new();
-    let mut chunk_start = 1;
-    let mut index = 0;
-    let mut flush = |chunk: &mut String,
-                     start: usize,
-                     index: &mut usize|
-     -> Result<(), YamlError> {
-        let meaningful = chunk.lines().any(|l| {
-            let t = l.trim();
-            !t.is_empty() && !t.starts_with('#')
-        });
-        if meaningful {
-            let value: Value =
-                serde_saphyr::from_str_with_options(chunk, yaml_12()).map_err(|e| YamlError {
-                    line: start
-                        + e.location()
-                            .map(|l| l.line() as usize)
-                            .unwrap_or(1)
-                            .saturating_sub(1),
-                    message: first_line(&e.to_string()),
-                })?;
-            if !value.is_null() {
-                let source = chunk
-                    .lines()
-                    .find_map(|l| l.strip_prefix("# Source: "))
-                    .map(str::to_string);
-                docs.push(Document {
-                    index: *index,
-                    line: start,
-                    value,
-                    source,
-                });
-            }
-        }
-        *index += 1;
-        chunk.clear();
-        Ok(())
+    let chunks = split(text);
+    let parsed: Vec<Result<Option<Document>, YamlError>> = if chunks.len() < PARALLEL_FROM {
+        chunks.iter().map(parse_chunk).collect()
+    } else {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = chunks.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = chunks
+                .chunks(per_thread)
+                .map(|part| scope.spawn(|| part.iter().map(parse_chunk).collect::<Vec<_>>()))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| match w.join() {
+                    Ok(results) => results,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
+    };
+    parsed.into_iter().filter_map(Result::transpose).collect()
+}
+
+/// Below this many documents, threads cost more than they save.
+const PARALLEL_FROM: usize = 200;
+
+fn split(text: &str) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    let mut current = Chunk {
+        index: 0,
+        line: 1,
+        text: String::new(),
     };
     for (n, line) in text.lines().enumerate() {
         if is_separator(line) {
-            flush(&mut chunk, chunk_start, &mut index)?;
-            chunk_start = n + 2;
+            let next = Chunk {
+                index: current.index + 1,
+                line: n + 2,
+                text: String::new(),
+            };
+            chunks.push(std::mem::replace(&mut current, next));
             // `--- {a: b}` carries content on the marker line.
             if let Some(rest) = line.strip_prefix("--- ") {
-                chunk_start = n + 1;
-                chunk.push_str(rest);
-                chunk.push('\n');
+                current.line = n + 1;
+                current.text.push_str(rest);
+                current.text.push('\n');
             }
             continue;
         }
-        chunk.push_str(line);
-        chunk.push('\n');
+        current.text.push_str(line);
+        current.text.push('\n');
     }
-    flush(&mut chunk, chunk_start, &mut index)?;
-    Ok(docs)
+    chunks.push(current);
+    chunks
+}
+
+fn parse_chunk(chunk: &Chunk) -> Result<Option<Document>, YamlError> {
+    let meaningful = chunk.text.lines().any(|l| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    });
+    if !meaningful {
+        return Ok(None);
+    }
+    let parsed = match fast::parse(&chunk.text) {
+        Some(value) => Ok(value),
+        None => serde_saphyr::from_str_with_options(&chunk.text, yaml_12()),
+    };
+    let value: Value = parsed.map_err(|e| YamlError {
+        line: chunk.line
+            + e.location()
+                .map(|l| l.line() as usize)
+                .unwrap_or(1)
+                .saturating_sub(1),
+        message: first_line(&e.to_string()),
+    })?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    let source = chunk
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("# Source: "))
+        .map(str::to_string);
+    Ok(Some(Document {
+        index: chunk.index,
+        line: chunk.line,
+        value,
+        source,
+    }))
+}
+
+/// One plain scalar as the full parser resolves it in a block mapping.
+fn parse_scalar(s: &str) -> Option<Value> {
+    let doc: Value = serde_saphyr::from_str_with_options(&format!("k: {s}\n"), yaml_12()).ok()?;
+    Some(doc["k"].clone())
 }
 
 /// kustomize reads YAML 1.2 (go-yaml v3): `y`, `no`, `on` are strings, not booleans.

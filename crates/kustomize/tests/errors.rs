@@ -132,6 +132,49 @@ fn every_refusal_names_the_place() {
             .to_string()
             .contains("Component")
     );
+
+    // A var binds by kind, name and exact group/version: without `version: v1` a ConfigMap
+    // var names nothing, and kustomize refuses it.
+    write(root, "unbound-var/cm.yaml", CM);
+    write(
+        root,
+        "unbound-var/kustomization.yaml",
+        "resources: [cm.yaml]\nvars:\n- name: CM\n  objref: {kind: ConfigMap, name: a}\n",
+    );
+    let e = err("unbound-var").to_string();
+    assert!(e.contains("unbound-var/kustomization.yaml"), "{e}");
+    assert!(e.contains("var 'CM' cannot be mapped"), "{e}");
+
+    write(root, "twice-var/base/cm.yaml", CM);
+    let var = "vars:\n- name: CM\n  objref: {kind: ConfigMap, version: v1, name: a}\n";
+    write(
+        root,
+        "twice-var/base/kustomization.yaml",
+        &format!("resources: [cm.yaml]\n{var}"),
+    );
+    write(
+        root,
+        "twice-var/kustomization.yaml",
+        &format!("resources: [base]\n{var}"),
+    );
+    assert!(
+        err("twice-var")
+            .to_string()
+            .contains("var 'CM' already encountered")
+    );
+
+    write(root, "bad-config/cm.yaml", CM);
+    write(
+        root,
+        "bad-config/kustomization.yaml",
+        "resources: [cm.yaml]\nconfigurations: [config.yaml]\n",
+    );
+    write(root, "bad-config/config.yaml", "nameReferences: []\n");
+    let e = err("bad-config").to_string();
+    assert!(
+        e.contains("configurations") && e.contains("nameReferences"),
+        "{e}"
+    );
 }
 
 #[test]
