@@ -177,6 +177,15 @@ impl tiphys_kustomize::RemoteLoader for GitRemotes<'_> {
         }
         Ok(dir)
     }
+
+    fn fetch_file(&self, url: &str) -> Result<Option<String>, String> {
+        if !tiphys_source::remote_file::is_file_url(url) {
+            return Ok(None);
+        }
+        tiphys_source::remote_file::fetch(url)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Shared handle.

@@ -116,6 +116,7 @@ pub fn apply(
                 for r in resources.iter_mut() {
                     let origin = match &r.source {
                         Source::File(path) => format!("path: {}\n", relative(top, path)),
+                        Source::Remote(url) => format!("path: {url}\n"),
                         Source::Generated {
                             kustomization,
                             generator,

@@ -1,6 +1,6 @@
-//! `helmCharts`: charts vendored under `helmGlobals.chartHome` (default `charts/`) rendered
-//! with `helm template` from PATH, as `kubectl kustomize --enable-helm` does. Pulling charts
-//! from a repository is refused: renders never reach the network.
+//! `helmCharts`: charts vendored under `helmGlobals.chartHome` (default `charts/`), or pulled
+//! from their repository (`repo`, HTTP or `oci://`) by `helm pull`, rendered with
+//! `helm template` from PATH, as `kubectl kustomize --enable-helm` does.
 
 use std::process::Command;
 
@@ -30,88 +30,15 @@ pub fn run(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), Kusto
             .as_str()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| invalid(k, &at, "name is required".into()))?;
-        let dir = k.dir.join(home).join(name);
-        if !dir.join("Chart.yaml").is_file() {
-            let why = if chart["repo"].is_string() {
-                "pulling charts from a repository is not supported; vendor the chart under the chart home"
-            } else {
-                "no Chart.yaml there"
-            };
-            return Err(invalid(
-                k,
-                &at,
-                format!("chart {} not found: {why}", dir.display()),
-            ));
-        }
-        let release = chart["releaseName"].as_str().unwrap_or("release-name");
-        let mut cmd = Command::new(std::env::var("HELM").unwrap_or_else(|_| "helm".into()));
-        cmd.arg("template").arg(release).arg(&dir);
-        if let Some(ns) = chart["namespace"].as_str() {
-            cmd.arg("--namespace").arg(ns);
-        }
         let scratch = std::env::temp_dir().join(format!(
-            "tiphys-kustomize-helm-{}-{}",
+            "tiphys-kustomize-helm-{}-{}-{i}",
             std::process::id(),
-            i
+            SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         ));
         std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
-        if let Some(file) = chart["valuesFile"].as_str() {
-            cmd.arg("--values").arg(k.dir.join(file));
-        }
-        for file in chart["additionalValuesFiles"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            cmd.arg("--values").arg(k.dir.join(file));
-        }
-        if let Some(inline) = chart.get("valuesInline").filter(|v| v.is_object()) {
-            let path = scratch.join("inline.json");
-            std::fs::write(&path, inline.to_string()).map_err(io(&path))?;
-            cmd.arg("--values").arg(&path);
-        }
-        if chart["includeCRDs"] == true {
-            cmd.arg("--include-crds");
-        }
-        if chart["skipTests"] == true {
-            cmd.arg("--skip-tests");
-        }
-        if let Some(v) = chart["kubeVersion"].as_str() {
-            cmd.arg("--kube-version").arg(v);
-        }
-        for v in chart["apiVersions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            cmd.arg("--api-versions").arg(v);
-        }
-        let output = cmd.output();
+        let rendered = render(k, chart, &at, name, home, &scratch);
         let _ = std::fs::remove_dir_all(&scratch);
-        let output = output.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => invalid(
-                k,
-                &at,
-                "helmCharts need helm on PATH, and it is not there".into(),
-            ),
-            _ => KustomizeError::Io {
-                path: "helm".into(),
-                source: e,
-            },
-        })?;
-        if !output.status.success() {
-            return Err(invalid(
-                k,
-                &at,
-                format!(
-                    "helm template failed: {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
-                ),
-            ));
-        }
-        let text = String::from_utf8_lossy(&output.stdout);
+        let (dir, text) = rendered?;
         let source = crate::Source::Generated {
             kustomization: k.file.clone(),
             generator: "HelmChartInflationGenerator",
@@ -123,4 +50,141 @@ pub fn run(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), Kusto
         )?);
     }
     Ok(())
+}
+
+/// Scratch directories of concurrent builds in one process must differ.
+static SCRATCH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn helm() -> Command {
+    Command::new(std::env::var("HELM").unwrap_or_else(|_| "helm".into()))
+}
+
+/// Run helm, mapping a missing binary and a failure to errors naming the chart entry.
+fn run_helm(
+    k: &Kustomization,
+    at: &str,
+    mut cmd: Command,
+    what: &str,
+) -> Result<String, KustomizeError> {
+    let output = cmd.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => invalid(
+            k,
+            at,
+            "helmCharts need helm on PATH, and it is not there".into(),
+        ),
+        _ => KustomizeError::Io {
+            path: "helm".into(),
+            source: e,
+        },
+    })?;
+    if !output.status.success() {
+        return Err(invalid(
+            k,
+            at,
+            format!(
+                "helm {what} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Where the chart is: vendored under the chart home where kustomize keeps it
+/// (`<home>/<name>-<version>/<name>` for a versioned chart from a repository, else
+/// `<home>/<name>`), or pulled from its repository into `scratch`. (kustomize pulls into
+/// the chart home; a render must not write into the tree it reads.)
+fn locate(
+    k: &Kustomization,
+    chart: &Value,
+    at: &str,
+    name: &str,
+    home: &str,
+    scratch: &std::path::Path,
+) -> Result<std::path::PathBuf, KustomizeError> {
+    let field = |f: &str| chart[f].as_str().filter(|s| !s.is_empty());
+    let (repo, version) = (field("repo"), field("version"));
+    let vendored = match (repo, version) {
+        (Some(_), Some(v)) => k.dir.join(home).join(format!("{name}-{v}")).join(name),
+        _ => k.dir.join(home).join(name),
+    };
+    if vendored.join("Chart.yaml").is_file() {
+        return Ok(vendored);
+    }
+    let Some(repo) = repo else {
+        return Err(invalid(
+            k,
+            at,
+            format!(
+                "chart {} not found: no Chart.yaml there, and no repo to pull it from",
+                vendored.display()
+            ),
+        ));
+    };
+    let mut cmd = helm();
+    cmd.arg("pull");
+    if repo.starts_with("oci://") {
+        cmd.arg(format!("{}/{name}", repo.trim_end_matches('/')));
+    } else {
+        cmd.arg("--repo").arg(repo).arg(name);
+    }
+    if let Some(v) = version {
+        cmd.arg("--version").arg(v);
+    }
+    cmd.arg("--untar").arg("--untardir").arg(scratch);
+    run_helm(k, at, cmd, "pull")?;
+    Ok(scratch.join(name))
+}
+
+/// `helm template` of one chart entry: the chart's directory and the manifests.
+fn render(
+    k: &Kustomization,
+    chart: &Value,
+    at: &str,
+    name: &str,
+    home: &str,
+    scratch: &std::path::Path,
+) -> Result<(std::path::PathBuf, String), KustomizeError> {
+    let dir = locate(k, chart, at, name, home, scratch)?;
+    let release = chart["releaseName"].as_str().unwrap_or("release-name");
+    let mut cmd = helm();
+    cmd.arg("template").arg(release).arg(&dir);
+    if let Some(ns) = chart["namespace"].as_str() {
+        cmd.arg("--namespace").arg(ns);
+    }
+    if let Some(file) = chart["valuesFile"].as_str() {
+        cmd.arg("--values").arg(k.dir.join(file));
+    }
+    for file in chart["additionalValuesFiles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        cmd.arg("--values").arg(k.dir.join(file));
+    }
+    if let Some(inline) = chart.get("valuesInline").filter(|v| v.is_object()) {
+        let path = scratch.join("inline.json");
+        std::fs::write(&path, inline.to_string()).map_err(io(&path))?;
+        cmd.arg("--values").arg(&path);
+    }
+    if chart["includeCRDs"] == true {
+        cmd.arg("--include-crds");
+    }
+    if chart["skipTests"] == true {
+        cmd.arg("--skip-tests");
+    }
+    if let Some(v) = chart["kubeVersion"].as_str() {
+        cmd.arg("--kube-version").arg(v);
+    }
+    for v in chart["apiVersions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        cmd.arg("--api-versions").arg(v);
+    }
+    let text = run_helm(k, at, cmd, "template")?;
+    Ok((dir, text))
 }

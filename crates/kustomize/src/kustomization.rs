@@ -358,13 +358,31 @@ fn load_entry(
                 url: entry.to_string(),
             });
         };
-        let dir = loader
-            .load(entry)
-            .map_err(|message| KustomizeError::Invalid {
-                path: k.path(),
-                field: "resources".into(),
-                message: format!("{entry}: {message}"),
-            })?;
+        let failed = |message: String| KustomizeError::Invalid {
+            path: k.path(),
+            field: "resources".into(),
+            message: format!("{entry}: {message}"),
+        };
+        // Like kustomize: a URL is tried as a file first; a body that is not manifests (a
+        // repository's web page) means it is a repository after all.
+        let mut not_manifests = None;
+        if let Some(text) = loader.fetch_file(entry).map_err(failed)? {
+            let source = crate::Source::Remote(entry.to_string());
+            match read_manifests_text(&text, entry, &source) {
+                Ok(resources) => {
+                    return Ok(Accumulated {
+                        resources,
+                        ..Accumulated::default()
+                    });
+                }
+                Err(e) => not_manifests = Some(e),
+            }
+        }
+        let dir = match (loader.load(entry), not_manifests) {
+            (Ok(dir), _) => dir,
+            (Err(_), Some(yaml_error)) => return Err(yaml_error),
+            (Err(message), None) => return Err(failed(message)),
+        };
         return accumulate(&dir, ctx, false);
     }
     let path = k.dir.join(entry);

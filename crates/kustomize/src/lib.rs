@@ -72,6 +72,8 @@ pub enum KustomizeError {
 pub enum Source {
     /// A manifest file (absolute path).
     File(PathBuf),
+    /// A remote manifest file (its URL).
+    Remote(String),
     /// Made by a generator configured in a kustomization file (absolute path).
     Generated {
         kustomization: PathBuf,
@@ -187,7 +189,15 @@ pub fn build(dir: &Path) -> Result<Vec<Value>, KustomizeError> {
 /// stands for. Implemented by the caller (the git source layer), so this crate does no I/O
 /// beyond reading trees.
 pub trait RemoteLoader {
+    /// The directory a remote base (a git repository and path) stands for.
     fn load(&self, url: &str) -> Result<PathBuf, String>;
+
+    /// The text of a remote file (`https://host/path/app.yaml`), or `None` when `url` is
+    /// not a file URL (it is then loaded as a base).
+    fn fetch_file(&self, url: &str) -> Result<Option<String>, String> {
+        let _ = url;
+        Ok(None)
+    }
 }
 
 /// Build with remote bases fetched through `remote`.

@@ -14,6 +14,7 @@
 
 pub mod credentials;
 pub mod remote_base;
+pub mod remote_file;
 mod url;
 
 use std::collections::HashMap;

@@ -76,3 +76,161 @@ fn remote_bases_come_from_git() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Serve `files` (path → body) over HTTP on a local port until the process ends; any other
+/// path is a 404. Returns the base URL.
+fn serve(files: Vec<(String, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request_line.split(' ').nth(1).unwrap_or("");
+            let (status, body): (&str, &[u8]) = match files.iter().find(|(p, _)| p == path) {
+                Some((_, body)) => ("200 OK", body),
+                None => ("404 Not Found", b""),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    base
+}
+
+#[test]
+fn remote_files_are_fetched_over_http_as_kustomize_does() {
+    let base = serve(vec![(
+        "/manifests/cm.yaml".into(),
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remote\ndata:\n  from: http\n"
+            .to_vec(),
+    )]);
+    let tmp = tempfile::tempdir().unwrap();
+    let build = |dir: &std::path::Path, program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .arg(dir)
+            .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
+            .output()
+            .unwrap()
+    };
+    let ok = tmp.path().join("ok");
+    write(
+        &ok,
+        "kustomization.yaml",
+        &format!("resources:\n- {base}/manifests/cm.yaml\nnamePrefix: x-\n"),
+    );
+    let out = build(&ok, env!("CARGO_BIN_EXE_tiphys"), &["kustomize", "build"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        ours.contains("name: x-remote") && ours.contains("from: http"),
+        "{ours}"
+    );
+    if let Ok(theirs) = Command::new("kubectl").arg("kustomize").arg(&ok).output() {
+        assert_eq!(ours, String::from_utf8_lossy(&theirs.stdout));
+    }
+
+    // A missing file is an error naming the URL, as in kustomize.
+    let missing = tmp.path().join("missing");
+    write(
+        &missing,
+        "kustomization.yaml",
+        &format!("resources:\n- {base}/manifests/nope.yaml\n"),
+    );
+    let out = build(
+        &missing,
+        env!("CARGO_BIN_EXE_tiphys"),
+        &["kustomize", "build"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("/manifests/nope.yaml") && stderr.contains("404"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn helm_charts_are_pulled_from_their_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let helm = |args: &[&str]| {
+        let out = Command::new("helm")
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .expect("helm on PATH (.ci/install-tools puts it there)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A real chart repository: a packaged chart and its index, served over HTTP.
+    helm(&["create", "shop"]);
+    helm(&["package", "shop", "-d", "repo"]);
+    helm(&["repo", "index", "repo"]);
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(tmp.path().join("repo")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        files.push((format!("/{name}"), std::fs::read(&path).unwrap()));
+    }
+    let repo = serve(files);
+    let tree = tmp.path().join("app");
+    write(
+        &tree,
+        "kustomization.yaml",
+        &format!(
+            "helmCharts:\n- name: shop\n  repo: {repo}\n  version: 0.1.0\n  releaseName: demo\n  valuesInline:\n    replicaCount: 3\nnamePrefix: x-\n"
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["kustomize", "build"])
+        .arg(&tree)
+        .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        ours.contains("name: x-demo-shop") && ours.contains("replicas: 3"),
+        "{ours}"
+    );
+    // The tree is left as it was: the chart was pulled to a scratch directory.
+    assert!(!tree.join("charts").exists());
+    if let Ok(theirs) = Command::new("kubectl")
+        .args(["kustomize", "--enable-helm"])
+        .arg(&tree)
+        .output()
+    {
+        assert!(
+            theirs.status.success(),
+            "{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        assert_eq!(ours, String::from_utf8_lossy(&theirs.stdout));
+    }
+}
