@@ -10,7 +10,7 @@ use crate::vars::{self, Var};
 use crate::yaml::parse_documents;
 use crate::{
     KustomizeError, Resource, build_metadata, crds, display, generators, helm, io,
-    kustomization_file, patches, replacements, transformers,
+    kustomization_file, patches, plugins, replacements, transformers,
 };
 
 /// The fields this engine implements; anything else in a kustomization is refused by name.
@@ -43,6 +43,8 @@ const SUPPORTED: &[&str] = &[
     "configurations",
     "crds",
     "vars",
+    "generators",
+    "transformers",
 ];
 
 /// A parsed kustomization and the directory it lives in.
@@ -129,6 +131,16 @@ impl Kustomization {
         }
     }
 
+    /// The same kustomization file with other content (a built-in plugin's configuration
+    /// run as the field it stands for).
+    pub fn with_spec(&self, spec: Value) -> Kustomization {
+        Kustomization {
+            dir: self.dir.clone(),
+            file: self.file.clone(),
+            spec,
+        }
+    }
+
     pub fn is_component(&self) -> bool {
         self.spec["kind"] == "Component"
     }
@@ -194,11 +206,13 @@ pub fn accumulate(
     extend_config(&k, &mut acc.config)?;
     generators::run(&k, &mut acc.resources)?;
     helm::run(&k, &mut acc.resources)?;
+    plugins::generate(&k, &mut acc.resources, ctx)?;
     for component in k.strings("components")? {
         let comp_dir = k.dir.join(&component);
         apply_component(&comp_dir, &mut acc, ctx)?;
     }
     apply_transformers(&k, &mut acc, ctx)?;
+    plugins::transform(&k, &mut acc.resources, ctx)?;
     vars::declare(&k, &mut acc.resources, &mut acc.vars)?;
     ctx.stack.pop();
     Ok(acc)
@@ -281,10 +295,12 @@ fn apply_component(
     extend_config(&k, &mut acc.config)?;
     generators::run(&k, &mut acc.resources)?;
     helm::run(&k, &mut acc.resources)?;
+    plugins::generate(&k, &mut acc.resources, ctx)?;
     for component in k.strings("components")? {
         apply_component(&k.dir.join(component), acc, ctx)?;
     }
     apply_transformers(&k, acc, ctx)?;
+    plugins::transform(&k, &mut acc.resources, ctx)?;
     vars::declare(&k, &mut acc.resources, &mut acc.vars)?;
     ctx.stack.pop();
     Ok(())
@@ -346,7 +362,7 @@ fn add_all(
 }
 
 /// One `resources` entry: a file of manifests, or a directory holding a kustomization.
-fn load_entry(
+pub(crate) fn load_entry(
     k: &Kustomization,
     entry: &str,
     ctx: &mut Context<'_>,

@@ -23,6 +23,7 @@ mod kustomization;
 mod names;
 mod order;
 mod patches;
+mod plugins;
 mod replacements;
 mod transformers;
 mod vars;

@@ -163,6 +163,19 @@ fn every_refusal_names_the_place() {
             .contains("var 'CM' already encountered")
     );
 
+    // Plugins other than the built-in ones are refused by name.
+    write(root, "exec-plugin/cm.yaml", CM);
+    write(
+        root,
+        "exec-plugin/kustomization.yaml",
+        "resources: [cm.yaml]\ntransformers:\n- |-\n  apiVersion: someteam.example.com/v1\n  kind: ChartInflator\n  metadata:\n    name: x\n",
+    );
+    let e = err("exec-plugin");
+    assert!(
+        matches!(&e, KustomizeError::Unsupported { field, .. } if field.contains("transformers[0]")),
+        "{e}"
+    );
+
     write(root, "bad-config/cm.yaml", CM);
     write(
         root,

@@ -20,9 +20,10 @@ fn uses_helm(tree: &Path) -> bool {
         .is_ok_and(|k| k.contains("helmCharts"))
 }
 
-/// The directory to build: an `overlay/` or `overlays/production/` when the tree has one.
+/// The directory to build: an `overlay/`, `overlays/production/` or `config/default/` (a
+/// kubebuilder layout) when the tree has one.
 fn target(tree: &Path) -> PathBuf {
-    for sub in ["overlay", "overlays/production"] {
+    for sub in ["overlay", "overlays/production", "config/default"] {
         if tree.join(sub).is_dir() {
             return tree.join(sub);
         }

@@ -1,0 +1,213 @@
+//! `generators` and `transformers`: kustomize's built-in plugins configured as objects
+//! (`apiVersion: builtin`, `kind: LabelTransformer`, ...), inline, in files or in
+//! kustomization directories. Each runs through the same code as the matching kustomization
+//! field, with the field specs its configuration lists instead of the defaults. Exec, Go and
+//! KRM-function plugins are refused by name.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{FieldSpec, TransformerConfig, parse_field_spec};
+use crate::kustomization::{Context, Kustomization, load_entry, read_manifests_text};
+use crate::{KustomizeError, Resource, generators, helm, patches, replacements, transformers};
+
+/// Run this level's `generators` (after the built-in ones).
+pub fn generate(
+    k: &Kustomization,
+    resources: &mut Vec<Resource>,
+    ctx: &mut Context<'_>,
+) -> Result<(), KustomizeError> {
+    for (at, config) in configs(k, "generators", ctx)? {
+        let kind = plugin(k, &at, &config)?;
+        let entry = generator_entry(&config);
+        let spec = match kind {
+            "ConfigMapGenerator" => json!({ "configMapGenerator": [entry] }),
+            "SecretGenerator" => json!({ "secretGenerator": [entry] }),
+            "HelmChartInflationGenerator" => json!({ "helmCharts": [entry] }),
+            other => return Err(unsupported(k, &at, &format!("built-in plugin {other}"))),
+        };
+        let level = k.with_spec(spec);
+        generators::run(&level, resources)?;
+        helm::run(&level, resources)?;
+    }
+    Ok(())
+}
+
+/// Run this level's `transformers` (after the built-in ones).
+pub fn transform(
+    k: &Kustomization,
+    resources: &mut Vec<Resource>,
+    ctx: &mut Context<'_>,
+) -> Result<(), KustomizeError> {
+    for (at, config) in configs(k, "transformers", ctx)? {
+        let kind = plugin(k, &at, &config)?;
+        let specs = field_specs(k, &at, &config)?;
+        let only = |set: fn(&mut TransformerConfig) -> &mut Vec<FieldSpec>| {
+            let mut c = TransformerConfig::default();
+            *set(&mut c) = specs.clone();
+            c
+        };
+        match kind {
+            "LabelTransformer" => {
+                let level = k.with_spec(json!({ "commonLabels": config["labels"] }));
+                transformers::labels(&level, resources, &only(|c| &mut c.common_labels))?;
+            }
+            "AnnotationsTransformer" => {
+                let level = k.with_spec(json!({ "commonAnnotations": config["annotations"] }));
+                transformers::annotations(&level, resources, &only(|c| &mut c.common_annotations));
+            }
+            "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
+                let level = k.with_spec(json!({
+                    "namePrefix": config["prefix"],
+                    "nameSuffix": config["suffix"],
+                }));
+                let mut c = TransformerConfig::default();
+                c.name_prefix = specs.clone();
+                c.name_suffix = specs;
+                transformers::prefix_suffix(&level, resources, &c);
+                resources.iter_mut().for_each(Resource::note_rename);
+            }
+            "NamespaceTransformer" => {
+                if config["unsetOnly"] == true
+                    || config["setRoleBindingSubjects"]
+                        .as_str()
+                        .is_some_and(|s| s != "defaultOnly")
+                {
+                    return Err(unsupported(
+                        k,
+                        &at,
+                        "NamespaceTransformer unsetOnly/setRoleBindingSubjects",
+                    ));
+                }
+                let level = k.with_spec(json!({ "namespace": config["metadata"]["namespace"] }));
+                transformers::namespace(&level, resources, &only(|c| &mut c.namespace));
+            }
+            "ImageTagTransformer" => {
+                let level = k.with_spec(json!({ "images": [config["imageTag"]] }));
+                transformers::images(&level, resources, &only(|c| &mut c.images))?;
+            }
+            "ReplicaCountTransformer" => {
+                let level = k.with_spec(json!({ "replicas": [config["replica"]] }));
+                transformers::replicas(&level, resources, &only(|c| &mut c.replicas))?;
+            }
+            "PatchTransformer" => {
+                let mut entry = Map::new();
+                for key in ["patch", "path", "target", "options"] {
+                    if let Some(v) = config.get(key) {
+                        entry.insert(key.into(), v.clone());
+                    }
+                }
+                patches::patches(&k.with_spec(json!({ "patches": [entry] })), resources)?;
+                resources.iter_mut().for_each(Resource::note_rename);
+            }
+            "PatchStrategicMergeTransformer" => {
+                let mut entries: Vec<Value> =
+                    config["paths"].as_array().cloned().unwrap_or_default();
+                if let Some(inline) = config["patches"].as_str() {
+                    entries.push(json!(inline));
+                }
+                let level = k.with_spec(json!({ "patchesStrategicMerge": entries }));
+                patches::strategic_merge_files(&level, resources)?;
+                resources.iter_mut().for_each(Resource::note_rename);
+            }
+            "PatchJson6902Transformer" => {
+                let mut entry = json!({ "target": config["target"] });
+                if let Some(path) = config.get("path") {
+                    entry["path"] = path.clone();
+                }
+                if let Some(ops) = config.get("jsonOp") {
+                    entry["patch"] = ops.clone();
+                }
+                patches::json6902(
+                    &k.with_spec(json!({ "patchesJson6902": [entry] })),
+                    resources,
+                )?;
+                resources.iter_mut().for_each(Resource::note_rename);
+            }
+            "ReplacementTransformer" => {
+                let level = k.with_spec(json!({ "replacements": config["replacements"] }));
+                replacements::run(&level, resources)?;
+            }
+            other => return Err(unsupported(k, &at, &format!("built-in plugin {other}"))),
+        }
+    }
+    Ok(())
+}
+
+/// The plugin configurations a field lists: inline YAML, files, or kustomization
+/// directories whose resources are configurations.
+fn configs(
+    k: &Kustomization,
+    field: &str,
+    ctx: &mut Context<'_>,
+) -> Result<Vec<(String, Value)>, KustomizeError> {
+    let mut out = Vec::new();
+    for (i, entry) in k.strings(field)?.into_iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let objects = if entry.contains('\n') {
+            let source = crate::Source::File(k.file.clone());
+            read_manifests_text(&entry, &format!("{} {at}", k.path()), &source)?
+        } else {
+            load_entry(k, &entry, ctx)?.resources
+        };
+        out.extend(objects.into_iter().map(|r| (at.clone(), r.object)));
+    }
+    Ok(out)
+}
+
+/// The built-in plugin a configuration names, or an error for any other plugin.
+fn plugin<'v>(k: &Kustomization, at: &str, config: &'v Value) -> Result<&'v str, KustomizeError> {
+    if config["apiVersion"] != "builtin" {
+        return Err(unsupported(
+            k,
+            at,
+            "plugins other than kustomize's built-in ones",
+        ));
+    }
+    Ok(config["kind"].as_str().unwrap_or_default())
+}
+
+fn unsupported(k: &Kustomization, at: &str, what: &str) -> KustomizeError {
+    KustomizeError::Unsupported {
+        path: k.path(),
+        field: format!("{at} ({what})"),
+    }
+}
+
+fn field_specs(
+    k: &Kustomization,
+    at: &str,
+    config: &Value,
+) -> Result<Vec<FieldSpec>, KustomizeError> {
+    config["fieldSpecs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, fs)| {
+            let field = format!("{at}.fieldSpecs[{i}]");
+            parse_field_spec(fs, &field).map_err(|message| KustomizeError::Invalid {
+                path: k.path(),
+                field,
+                message,
+            })
+        })
+        .collect()
+}
+
+/// A generator plugin's configuration as a `configMapGenerator`/`secretGenerator`/
+/// `helmCharts` entry: its name and namespace come from its metadata.
+fn generator_entry(config: &Value) -> Value {
+    let mut entry = config.as_object().cloned().unwrap_or_default();
+    for key in ["apiVersion", "kind", "metadata"] {
+        entry.remove(key);
+    }
+    if !entry.contains_key("name")
+        && let Some(name) = config["metadata"]["name"].as_str()
+    {
+        entry.insert("name".into(), json!(name));
+    }
+    if let Some(ns) = config["metadata"]["namespace"].as_str() {
+        entry.insert("namespace".into(), json!(ns));
+    }
+    Value::Object(entry)
+}
