@@ -60,9 +60,11 @@ pub fn transform(
                     "namePrefix": config["prefix"],
                     "nameSuffix": config["suffix"],
                 }));
-                let mut c = TransformerConfig::default();
-                c.name_prefix = specs.clone();
-                c.name_suffix = specs;
+                let c = TransformerConfig {
+                    name_prefix: specs.clone(),
+                    name_suffix: specs,
+                    ..TransformerConfig::default()
+                };
                 transformers::prefix_suffix(&level, resources, &c);
                 resources.iter_mut().for_each(Resource::note_rename);
             }
