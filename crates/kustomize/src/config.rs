@@ -406,13 +406,9 @@ fn builtin() -> TransformerConfig {
         template_labels,
         common_annotations: template_annotations,
         name_reference: builtin_name_references(),
-        // Containers anywhere are rewritten by the images transformer itself; these are
-        // the other places an image is named. Only names that match are changed, so nothing
-        // is ever created.
-        images: vec![
-            fs(all(), "spec/volumes[]/image/reference", false),
-            fs(all(), "spec/template/spec/volumes[]/image/reference", false),
-        ],
+        // Containers anywhere are rewritten by the images transformer itself; kustomize
+        // v5.5 lists no other place (image volumes are left alone).
+        images: Vec::new(),
         replicas,
         var_reference: builtin_var_references(),
     }
@@ -626,7 +622,7 @@ fn builtin_name_references() -> Vec<NameReference> {
                 ),
                 webhook_service("ValidatingWebhookConfiguration"),
                 webhook_service("MutatingWebhookConfiguration"),
-                fs(Gvk::kind("HTTPRoute"), "spec/rules/backendRefs/name"),
+                // Newer kustomize releases add HTTPRoute backendRefs; v5.5 does not follow them.
             ],
         },
         NameReference {
