@@ -25,6 +25,7 @@ mod order;
 mod patches;
 mod plugins;
 mod replacements;
+mod select;
 mod transformers;
 mod vars;
 pub mod yaml;

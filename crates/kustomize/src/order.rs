@@ -70,20 +70,25 @@ pub fn legacy_sort(objects: &mut Vec<Value>, custom: &Value) {
         list("orderFirst", ORDER_FIRST),
         list("orderLast", ORDER_LAST),
     );
-    // Keys are computed once and borrow from the objects: each distinct group/version/kind
-    // string is built once and replaced by its rank, so sorting compares integers and the
-    // namespace and name in place.
+    // Keys are computed once: each distinct group/version/kind string is replaced by its
+    // rank, so sorting compares integers before strings.
     let gvk_strings: Vec<String> = objects.iter().map(gvk).collect();
     let mut distinct: Vec<&str> = gvk_strings.iter().map(String::as_str).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let str_at = |v: &'_ Value, field: &str| -> String {
-        v["metadata"][field]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+    // Within a kind, kustomize compares `namespace|name` as one string, an empty namespace
+    // written `~X` (after every letter) and an empty name `~N`.
+    let ns_name = |v: &Value| -> String {
+        let field = |f: &str, empty: &'static str| {
+            v["metadata"][f]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(empty)
+                .to_string()
+        };
+        format!("{}|{}", field("namespace", "~X"), field("name", "~N"))
     };
-    let mut order: Vec<(usize, usize, String, String, usize)> = objects
+    let mut order: Vec<(usize, usize, String, usize)> = objects
         .iter()
         .enumerate()
         .map(|(i, v)| {
@@ -92,8 +97,7 @@ pub fn legacy_sort(objects: &mut Vec<Value>, custom: &Value) {
                 distinct
                     .binary_search(&gvk_strings[i].as_str())
                     .unwrap_or(0),
-                str_at(v, "namespace"),
-                str_at(v, "name"),
+                ns_name(v),
                 i,
             )
         })

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::kustomization::Kustomization;
+use crate::select::Selector;
 use crate::yaml::parse_documents;
 use crate::{KustomizeError, Resource, io};
 
@@ -40,65 +41,16 @@ fn parse(k: &Kustomization, text: &str, at: &str) -> Result<Vec<Value>, Kustomiz
     Ok(docs.into_iter().map(|d| d.value).collect())
 }
 
-/// Does a resource match a target selector (name and namespace as anchored regexes,
-/// labelSelector and annotationSelector as equality lists)?
-fn matches_target(r: &Resource, target: &Value) -> bool {
-    let field = |f: &str| target[f].as_str().filter(|s| !s.is_empty());
-    if field("group").is_some_and(|g| g != r.group())
-        && !(field("group") == Some("") && r.group().is_empty())
-    {
-        return false;
-    }
-    if field("version").is_some_and(|v| v != r.version())
-        || field("kind").is_some_and(|k| k != r.kind())
-    {
-        return false;
-    }
-    if let Some(name) = field("name")
-        && !anchored_match(name, r.name())
-        && !anchored_match(name, &r.origin_name)
-    {
-        return false;
-    }
-    if field("namespace").is_some_and(|ns| !anchored_match(ns, r.namespace())) {
-        return false;
-    }
-    for (selector, meta) in [
-        ("labelSelector", "labels"),
-        ("annotationSelector", "annotations"),
-    ] {
-        if let Some(sel) = field(selector) {
-            let values = &r.object["metadata"][meta];
-            let ok = sel.split(',').all(|term| match term.split_once("!=") {
-                Some((k, v)) => values[k.trim()].as_str() != Some(v.trim()),
-                None => match term.split_once('=') {
-                    Some((k, v)) => {
-                        values[k.trim()].as_str() == Some(v.trim_start_matches('=').trim())
-                    }
-                    None => values.get(term.trim()).is_some(),
-                },
-            });
-            if !ok {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// kustomize treats target names as anchored regular expressions; the common forms are a
-/// literal name, `.*`, `prefix.*` and alternations `a|b`.
-fn anchored_match(pattern: &str, s: &str) -> bool {
-    pattern.split('|').any(|alt| {
-        if let Some(prefix) = alt.strip_suffix(".*")
-            && !prefix.contains(['*', '.', '[', '(', '+', '?'])
-        {
-            return s.starts_with(prefix);
-        }
-        if alt == ".*" {
-            return true;
-        }
-        alt == s
+/// A patch's target, parsed; a bad regular expression or selector names its field.
+fn target_selector(
+    k: &Kustomization,
+    target: &Value,
+    at: &str,
+) -> Result<Selector, KustomizeError> {
+    Selector::parse(target).map_err(|(field, message)| KustomizeError::Invalid {
+        path: k.path(),
+        field: format!("{at}.target.{field}"),
+        message,
     })
 }
 
@@ -244,9 +196,10 @@ pub fn patches(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
                 }
             }
             (Some(target), json6902) => {
+                let selector = target_selector(k, target, &at)?;
                 let mut deleted = Vec::new();
                 for (idx, r) in resources.iter_mut().enumerate() {
-                    if !matches_target(r, target) {
+                    if !selector.matches(r) {
                         continue;
                     }
                     if json6902 {
@@ -283,8 +236,9 @@ pub fn json6902(k: &Kustomization, resources: &mut [Resource]) -> Result<(), Kus
         let docs = parse(k, &text, &at)?;
         let Some(ops) = docs.first() else { continue };
         let target = &entry["target"];
+        let selector = target_selector(k, target, &at)?;
         let mut matched = false;
-        for r in resources.iter_mut().filter(|r| matches_target(r, target)) {
+        for r in resources.iter_mut().filter(|r| selector.matches(r)) {
             matched = true;
             apply_json6902(r, ops)
                 .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?;

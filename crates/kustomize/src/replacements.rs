@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::kustomization::Kustomization;
+use crate::select::LabelSelector;
 use crate::yaml::parse_documents;
 use crate::{KustomizeError, Resource, io};
 
@@ -50,13 +51,23 @@ pub fn run(k: &Kustomization, resources: &mut [Resource]) -> Result<(), Kustomiz
     Ok(())
 }
 
+/// Replacement sources and targets select by exact identity (names are not regular
+/// expressions here, unlike patch targets), plus label and annotation selectors. An
+/// unparsable selector selects nothing.
 fn selects(r: &Resource, select: &Value) -> bool {
     let f = |key: &str| select[key].as_str().filter(|s| !s.is_empty());
+    let meta = |key: &str, field: &str| {
+        f(key).is_none_or(|s| {
+            LabelSelector::parse(s).is_ok_and(|sel| sel.matches(&r.object["metadata"][field]))
+        })
+    };
     f("group").is_none_or(|g| g == r.group())
         && f("version").is_none_or(|v| v == r.version())
         && f("kind").is_none_or(|v| v == r.kind())
-        && f("name").is_none_or(|v| v == r.name() || v == r.origin_name)
+        && f("name").is_none_or(|v| r.has_had_name(v) || v == r.origin_name)
         && f("namespace").is_none_or(|v| v == r.namespace())
+        && meta("labelSelector", "labels")
+        && meta("annotationSelector", "annotations")
 }
 
 fn apply(
