@@ -18,6 +18,12 @@ fn patch_error(k: &Kustomization, message: String) -> KustomizeError {
 
 /// The text of a patch: inline, or a file relative to the kustomization.
 fn patch_text(k: &Kustomization, entry: &Value, at: &str) -> Result<String, KustomizeError> {
+    if entry["patch"].is_string() && entry["path"].is_string() {
+        return Err(patch_error(
+            k,
+            format!("{at}: patch and path can't be set at the same time"),
+        ));
+    }
     if let Some(inline) = entry["patch"].as_str() {
         return Ok(inline.to_string());
     }
@@ -110,10 +116,27 @@ fn apply_strategic(r: &mut Resource, patch: &Value, options: PatchOptions) -> Re
     Ok(true)
 }
 
+/// Apply RFC 6902 operations one by one. Like the JSON patch library kustomize uses, a
+/// `replace` of a key missing from an existing object adds it.
 fn apply_json6902(r: &mut Resource, ops: &Value) -> Result<(), String> {
-    let patch: json_patch::Patch =
-        serde_json::from_value(ops.clone()).map_err(|e| format!("invalid JSON 6902 patch: {e}"))?;
-    json_patch::patch(&mut r.object, &patch).map_err(|e| e.to_string())
+    let Some(ops) = ops.as_array() else {
+        return Err("invalid JSON 6902 patch: expected a list of operations".into());
+    };
+    for (i, op) in ops.iter().enumerate() {
+        let mut op = op.clone();
+        if op["op"] == "replace"
+            && let Some(path) = op["path"].as_str()
+            && let Some((parent, _)) = path.rsplit_once('/')
+            && r.object.pointer(parent).is_some_and(Value::is_object)
+            && r.object.pointer(path).is_none()
+        {
+            op["op"] = Value::from("add");
+        }
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(vec![op]))
+            .map_err(|e| format!("invalid JSON 6902 operation {i}: {e}"))?;
+        json_patch::patch(&mut r.object, &patch).map_err(|e| format!("operation {i}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Apply strategic merge patches that name their own target (kind/name/namespace).
@@ -235,19 +258,11 @@ pub fn json6902(k: &Kustomization, resources: &mut [Resource]) -> Result<(), Kus
         let text = patch_text(k, entry, &at)?;
         let docs = parse(k, &text, &at)?;
         let Some(ops) = docs.first() else { continue };
-        let target = &entry["target"];
-        let selector = target_selector(k, target, &at)?;
-        let mut matched = false;
+        // A target that selects nothing is accepted, as kustomize accepts it.
+        let selector = target_selector(k, &entry["target"], &at)?;
         for r in resources.iter_mut().filter(|r| selector.matches(r)) {
-            matched = true;
             apply_json6902(r, ops)
                 .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?;
-        }
-        if !matched {
-            return Err(patch_error(
-                k,
-                format!("{at}: no resource matches the target {target}"),
-            ));
         }
     }
     Ok(())

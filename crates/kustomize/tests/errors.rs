@@ -163,6 +163,18 @@ fn every_refusal_names_the_place() {
             .contains("var 'CM' already encountered")
     );
 
+    write(root, "path-and-patch/cm.yaml", CM);
+    write(
+        root,
+        "path-and-patch/kustomization.yaml",
+        "resources: [cm.yaml]\npatches:\n- path: p.yaml\n  patch: '[]'\n  target: {kind: ConfigMap}\n",
+    );
+    assert!(
+        err("path-and-patch")
+            .to_string()
+            .contains("patches[0]: patch and path can't be set at the same time")
+    );
+
     // Plugins other than the built-in ones are refused by name.
     write(root, "exec-plugin/cm.yaml", CM);
     write(
