@@ -112,7 +112,13 @@ fn apply_strategic(r: &mut Resource, patch: &Value, options: PatchOptions) -> Re
         map.remove("kind");
         map.remove("apiVersion");
     }
-    tiphys_patch::strategic::apply(&mut r.object, &p, schema).map_err(|e| e.to_string())?;
+    tiphys_patch::strategic::apply_with(
+        &mut r.object,
+        &p,
+        schema,
+        tiphys_patch::strategic::Flavor::Kustomize,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(true)
 }
 

@@ -15,9 +15,29 @@ const RETAIN_KEYS: &str = "$retainKeys";
 const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
 const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
 
-/// Apply `patch` to `original` in place. `ty` is the metadata of the object's type
-/// (see [`crate::schema::for_kind`]).
+/// Whose strategic merge: the API server's (apimachinery) or kustomize's (kyaml). They agree
+/// but for the order of merged lists of scalars (`finalizers`): the API server keeps the
+/// original items first and appends new ones; kustomize puts the patch's items first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    #[default]
+    ApiServer,
+    Kustomize,
+}
+
+/// Apply `patch` to `original` in place, as the API server does. `ty` is the metadata of the
+/// object's type (see [`crate::schema::for_kind`]).
 pub fn apply(original: &mut Value, patch: &Value, ty: &'static TypeDef) -> Result<(), PatchError> {
+    apply_with(original, patch, ty, Flavor::ApiServer)
+}
+
+/// [`apply`] with the given [`Flavor`].
+pub fn apply_with(
+    original: &mut Value,
+    patch: &Value,
+    ty: &'static TypeDef,
+    flavor: Flavor,
+) -> Result<(), PatchError> {
     let Some(patch_map) = patch.as_object() else {
         return Err(PatchError::NotAnObject("strategic merge patch"));
     };
@@ -25,7 +45,7 @@ pub fn apply(original: &mut Value, patch: &Value, ty: &'static TypeDef) -> Resul
         *original = Value::Object(Map::new());
     }
     if let Some(Value::Object(orig_map)) = Some(original) {
-        merge_map(orig_map, patch_map, ty)?;
+        merge_map(orig_map, patch_map, ty, flavor)?;
     }
     Ok(())
 }
@@ -34,6 +54,7 @@ fn merge_map(
     orig: &mut Map<String, Value>,
     patch: &Map<String, Value>,
     ty: &'static TypeDef,
+    flavor: Flavor,
 ) -> Result<(), PatchError> {
     match patch.get(PATCH).and_then(Value::as_str) {
         Some("replace") => {
@@ -66,11 +87,11 @@ fn merge_map(
                 let nested = kind
                     .map(FieldKind::object_type)
                     .unwrap_or(&crate::schema::EMPTY);
-                merge_map(o, p, nested)?;
+                merge_map(o, p, nested, flavor)?;
             }
             (Some(Value::Array(o)), Value::Array(p)) => match kind {
-                Some(FieldKind::Keyed(keys)) => merge_keyed_list(o, p, keys)?,
-                Some(FieldKind::Set) => merge_primitive_list(o, p),
+                Some(FieldKind::Keyed(keys)) => merge_keyed_list(o, p, keys, flavor)?,
+                Some(FieldKind::Set) => merge_primitive_list(o, p, flavor),
                 _ => *o = p.iter().map(strip_directives).collect(),
             },
             (_, Value::Object(p)) if p.get(PATCH).and_then(Value::as_str) == Some("delete") => {
@@ -119,6 +140,7 @@ fn merge_keyed_list(
     orig: &mut Vec<Value>,
     patch: &[Value],
     keys: &'static ListKeys,
+    flavor: Flavor,
 ) -> Result<(), PatchError> {
     let key = keys.patch_merge_key;
     // A `{"$patch": "replace"}` element replaces the whole list with the other elements.
@@ -160,7 +182,7 @@ fn merge_keyed_list(
             (_, Some(i)) => {
                 let mut target = remaining.remove(i);
                 if let Value::Object(t) = &mut target {
-                    merge_map(t, item_map, keys.item)?;
+                    merge_map(t, item_map, keys.item, flavor)?;
                 }
                 merged.push(target);
             }
@@ -172,10 +194,23 @@ fn merge_keyed_list(
     Ok(())
 }
 
-fn merge_primitive_list(orig: &mut Vec<Value>, patch: &[Value]) {
-    for item in patch {
-        if !orig.contains(item) {
-            orig.push(item.clone());
+fn merge_primitive_list(orig: &mut Vec<Value>, patch: &[Value], flavor: Flavor) {
+    match flavor {
+        Flavor::ApiServer => {
+            for item in patch {
+                if !orig.contains(item) {
+                    orig.push(item.clone());
+                }
+            }
+        }
+        Flavor::Kustomize => {
+            let mut merged: Vec<Value> = Vec::with_capacity(orig.len() + patch.len());
+            for item in patch.iter().chain(orig.iter()) {
+                if !merged.contains(item) {
+                    merged.push(item.clone());
+                }
+            }
+            *orig = merged;
         }
     }
 }
@@ -288,6 +323,25 @@ mod tests {
         let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}});
         apply(&mut obj, &patch, for_kind("apps", "Deployment")).unwrap();
         assert_eq!(obj["metadata"]["finalizers"], json!(["b"]));
+    }
+
+    #[test]
+    fn sets_merge_in_each_flavors_order() {
+        let ty = crate::schema::for_kind("", "ConfigMap");
+        let patch = json!({"metadata": {"finalizers": ["d", "b", "e"]}});
+        let original = json!({"metadata": {"finalizers": ["a", "b", "c"]}});
+        let mut api = original.clone();
+        apply(&mut api, &patch, ty).unwrap();
+        assert_eq!(
+            api["metadata"]["finalizers"],
+            json!(["a", "b", "c", "d", "e"])
+        );
+        let mut kustomize = original;
+        apply_with(&mut kustomize, &patch, ty, Flavor::Kustomize).unwrap();
+        assert_eq!(
+            kustomize["metadata"]["finalizers"],
+            json!(["d", "b", "e", "a", "c"])
+        );
     }
 
     #[test]
