@@ -73,16 +73,26 @@ fn generate(
         let rel = file.as_str().unwrap_or_default();
         let path = k.dir.join(rel);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        for line in text.lines() {
-            let line = line.trim();
+        for (n, line) in text.lines().enumerate() {
+            // Like kustomize: leading whitespace goes; the key (up to `=`) and the value
+            // (quotes and trailing spaces included) are kept verbatim.
+            let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            // Env files keep values verbatim (quotes included), unlike literals.
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| invalid(k, at, format!("{rel}: line {line:?} is not KEY=VALUE")))?;
-            data.insert(key.trim().to_string(), value.to_string());
+            // kustomize would read a bare `KEY` from its own environment; a render must not
+            // leak the controller's environment into manifests, so that is refused.
+            let (key, value) = line.split_once('=').ok_or_else(|| {
+                invalid(
+                    k,
+                    at,
+                    format!(
+                        "{rel}:{}: {line:?} has no '=' (taking the value from the environment is not supported)",
+                        n + 1
+                    ),
+                )
+            })?;
+            data.insert(key.to_string(), value.to_string());
         }
     }
     for literal in g["literals"].as_array().into_iter().flatten() {
