@@ -401,6 +401,16 @@ fn builtin() -> TransformerConfig {
             fs(all(), "metadata/namespace", true),
             fs(Gvk::kind("RoleBinding"), "subjects", false),
             fs(Gvk::kind("ClusterRoleBinding"), "subjects", false),
+            fs(
+                Gvk::kind("APIService").with_group("apiregistration.k8s.io"),
+                "spec/service/namespace",
+                true,
+            ),
+            fs(
+                Gvk::kind("CustomResourceDefinition").with_group("apiextensions.k8s.io"),
+                "spec/conversion/webhook/clientConfig/service/namespace",
+                false,
+            ),
         ],
         common_labels,
         template_labels,

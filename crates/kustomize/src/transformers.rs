@@ -7,7 +7,8 @@ use crate::config::{FieldSpec, Gvk, TransformerConfig, parse_field_spec, visit, 
 use crate::kustomization::Kustomization;
 use crate::{KustomizeError, Resource};
 
-/// Kinds without a namespace.
+/// Kinds without a namespace, as kustomize v5.5's built-in schema knows them (newer kinds,
+/// like ValidatingAdmissionPolicy, and custom kinds are namespaced as far as it knows).
 const CLUSTER_SCOPED: &[&str] = &[
     "Namespace",
     "ClusterRole",
@@ -29,8 +30,6 @@ const CLUSTER_SCOPED: &[&str] = &[
     "ComponentStatus",
     "CertificateSigningRequest",
     "ClusterRoleBindingList",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
 ];
 
 pub fn is_cluster_scoped(kind: &str) -> bool {
