@@ -88,6 +88,8 @@ pub enum Source {
 pub struct Resource {
     pub object: Value,
     pub origin_name: String,
+    /// The namespace it had when read (references in other namespaces follow a move).
+    pub origin_namespace: String,
     /// Generated ConfigMaps and Secrets get a content-hash suffix at the end.
     pub hash_suffix: bool,
     pub source: Source,
@@ -109,9 +111,14 @@ impl Resource {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        let origin_namespace = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         Resource {
             object,
             noted_name: origin_name.clone(),
+            origin_namespace,
             previous_names: Vec::new(),
             bound_vars: Vec::new(),
             origin_name,

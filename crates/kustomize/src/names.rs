@@ -16,7 +16,9 @@ struct Renamed {
     version: String,
     kind: String,
     namespace: String,
-    /// The names it had before.
+    /// The namespace it was read in.
+    old_namespace: String,
+    /// The names it had before (its name, when only its namespace changed).
     old: Vec<String>,
     new: String,
 }
@@ -25,7 +27,11 @@ impl Renamed {
     fn in_namespace(&self, scope: Scope<'_>) -> bool {
         match scope {
             Scope::Any => true,
-            Scope::Exactly(namespace) => effective(&self.namespace) == effective(namespace),
+            // A reference map names the namespace the object is in, or was read in.
+            Scope::Exactly(namespace) => {
+                effective(&self.namespace) == effective(namespace)
+                    || effective(&self.old_namespace) == effective(namespace)
+            }
             // A namespaced referrer means objects of its own namespace, or cluster-scoped.
             Scope::Referrer(namespace) => {
                 is_cluster_scoped(&self.kind) || effective(&self.namespace) == effective(namespace)
@@ -60,14 +66,21 @@ pub fn fix_references(
 ) -> Result<(), KustomizeError> {
     let renamed: Vec<Renamed> = resources
         .iter()
-        .filter(|r| !r.previous_names.is_empty())
-        .map(|r| Renamed {
-            group: r.group().to_string(),
-            version: r.version().to_string(),
-            kind: r.kind().to_string(),
-            namespace: r.namespace().to_string(),
-            old: r.previous_names.clone(),
-            new: r.name().to_string(),
+        .filter(|r| !r.previous_names.is_empty() || r.namespace() != r.origin_namespace)
+        .map(|r| {
+            let mut old = r.previous_names.clone();
+            if r.namespace() != r.origin_namespace && !old.iter().any(|n| n == r.name()) {
+                old.push(r.name().to_string());
+            }
+            Renamed {
+                group: r.group().to_string(),
+                version: r.version().to_string(),
+                kind: r.kind().to_string(),
+                namespace: r.namespace().to_string(),
+                old_namespace: r.origin_namespace.clone(),
+                old,
+                new: r.name().to_string(),
+            }
         })
         .collect();
     if renamed.is_empty() {

@@ -69,19 +69,27 @@ pub fn transform(
                 resources.iter_mut().for_each(Resource::note_rename);
             }
             "NamespaceTransformer" => {
-                if config["unsetOnly"] == true
-                    || config["setRoleBindingSubjects"]
-                        .as_str()
-                        .is_some_and(|s| s != "defaultOnly")
-                {
-                    return Err(unsupported(
-                        k,
-                        &at,
-                        "NamespaceTransformer unsetOnly/setRoleBindingSubjects",
-                    ));
-                }
+                let subjects = match config["setRoleBindingSubjects"].as_str() {
+                    None | Some("" | "defaultOnly") => transformers::Subjects::DefaultOnly,
+                    Some("allServiceAccounts") => transformers::Subjects::AllServiceAccounts,
+                    Some("none") => transformers::Subjects::None,
+                    Some(other) => {
+                        return Err(KustomizeError::Invalid {
+                            path: k.path(),
+                            field: format!("{at}.setRoleBindingSubjects"),
+                            message: format!(
+                                "{other:?}: must be defaultOnly, allServiceAccounts or none"
+                            ),
+                        });
+                    }
+                };
+                let options = transformers::NamespaceOptions {
+                    unset_only: config["unsetOnly"] == true,
+                    subjects,
+                };
                 let level = k.with_spec(json!({ "namespace": config["metadata"]["namespace"] }));
-                transformers::namespace(&level, resources, &only(|c| &mut c.namespace));
+                let specs = only(|c| &mut c.namespace);
+                transformers::namespace_with(&level, resources, &specs, options);
             }
             "ImageTagTransformer" => {
                 let level = k.with_spec(json!({ "images": [config["imageTag"]] }));

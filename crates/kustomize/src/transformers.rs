@@ -36,7 +36,34 @@ pub fn is_cluster_scoped(kind: &str) -> bool {
     CLUSTER_SCOPED.contains(&kind)
 }
 
+/// Which ServiceAccount subjects of (Cluster)RoleBindings follow the namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum Subjects {
+    /// Accounts of this build, and `default` (every namespace has one).
+    #[default]
+    DefaultOnly,
+    AllServiceAccounts,
+    None,
+}
+
+/// NamespaceTransformer's options (the `namespace` field uses the defaults).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NamespaceOptions {
+    /// Only fill namespaces that are not set.
+    pub unset_only: bool,
+    pub subjects: Subjects,
+}
+
 pub fn namespace(k: &Kustomization, resources: &mut [Resource], config: &TransformerConfig) {
+    namespace_with(k, resources, config, NamespaceOptions::default());
+}
+
+pub fn namespace_with(
+    k: &Kustomization,
+    resources: &mut [Resource],
+    config: &TransformerConfig,
+    options: NamespaceOptions,
+) {
     let Some(ns) = k.spec["namespace"].as_str().filter(|n| !n.is_empty()) else {
         return;
     };
@@ -45,10 +72,32 @@ pub fn namespace(k: &Kustomization, resources: &mut [Resource], config: &Transfo
         .filter(|r| r.kind() == "ServiceAccount")
         .flat_map(|r| [r.origin_name.clone(), r.name().to_string()])
         .collect();
+    let unset = |field: &Value| field.is_null() || field == "";
     for r in resources.iter_mut() {
         if r.kind() == "Namespace" {
             r.object["metadata"]["name"] = json!(ns);
             continue;
+        }
+        // Binding subjects are handled here whatever the field specs say, as kustomize
+        // does; specs naming `subjects` are only what switches them on for the defaults.
+        if matches!(r.kind(), "RoleBinding" | "ClusterRoleBinding")
+            && let Some(Value::Array(subjects)) = r.object.get_mut("subjects")
+        {
+            for subject in subjects.iter_mut() {
+                if subject["kind"] != "ServiceAccount" {
+                    continue;
+                }
+                let follows = match options.subjects {
+                    Subjects::None => false,
+                    Subjects::AllServiceAccounts => true,
+                    Subjects::DefaultOnly => subject["name"].as_str().is_some_and(|n| {
+                        n == "default" || service_accounts.iter().any(|sa| sa == n)
+                    }),
+                };
+                if follows && (!options.unset_only || unset(&subject["namespace"])) {
+                    subject["namespace"] = json!(ns);
+                }
+            }
         }
         let cluster_scoped = is_cluster_scoped(r.kind());
         for spec in &config.namespace {
@@ -57,21 +106,10 @@ pub fn namespace(k: &Kustomization, resources: &mut [Resource], config: &Transfo
             }
             match spec.path.as_slice() {
                 [m, n] if m == "metadata" && n == "namespace" && cluster_scoped => {}
-                [s] if s == "subjects" => {
-                    visit(&mut r.object, &spec.path, false, &mut |subject| {
-                        // Subjects naming a service account of this build, or the
-                        // `default` account every namespace has, move with the namespace
-                        // (whatever namespace they said).
-                        let moves = subject["name"].as_str().is_some_and(|n| {
-                            n == "default" || service_accounts.iter().any(|sa| sa == n)
-                        });
-                        if subject["kind"] == "ServiceAccount" && moves {
-                            subject["namespace"] = json!(ns);
-                        }
-                    });
-                }
+                [s] if s == "subjects" => {}
                 path => visit(&mut r.object, path, spec.create, &mut |field| {
-                    if field.is_string() || field.is_null() {
+                    let settable = field.is_string() || field.is_null();
+                    if settable && (!options.unset_only || unset(field)) {
                         *field = json!(ns);
                     }
                 }),
