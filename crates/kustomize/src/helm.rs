@@ -17,15 +17,54 @@ fn invalid(k: &Kustomization, field: &str, message: String) -> KustomizeError {
     }
 }
 
+/// `helmCharts` entries, and the pre-v4 `helmChartInflationGenerator` ones translated to
+/// them as kustomize translates them; each with where its field is, for errors.
+fn charts(k: &Kustomization) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = k.spec["helmCharts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("helmCharts[{i}]"), c.clone()))
+        .collect();
+    for (i, legacy) in k.spec["helmChartInflationGenerator"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let mut chart = serde_json::Map::new();
+        for (from, to) in [
+            ("chartName", "name"),
+            ("chartVersion", "version"),
+            ("chartRepoUrl", "repo"),
+            ("releaseName", "releaseName"),
+            ("releaseNamespace", "namespace"),
+            ("values", "valuesFile"),
+            ("valuesLocal", "valuesInline"),
+            ("valuesMerge", "valuesMerge"),
+            ("chartHome", "chartHome"),
+        ] {
+            if let Some(v) = legacy.get(from) {
+                chart.insert(to.into(), v.clone());
+            }
+        }
+        out.push((
+            format!("helmChartInflationGenerator[{i}]"),
+            Value::Object(chart),
+        ));
+    }
+    out
+}
+
 pub fn run(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), KustomizeError> {
-    let Some(charts) = k.spec["helmCharts"].as_array() else {
-        return Ok(());
-    };
-    let home = k.spec["helmGlobals"]["chartHome"]
+    let charts = charts(k);
+    let global_home = k.spec["helmGlobals"]["chartHome"]
         .as_str()
         .unwrap_or("charts");
-    for (i, chart) in charts.iter().enumerate() {
-        let at = format!("helmCharts[{i}]");
+    for (i, (at, chart)) in charts.iter().enumerate() {
+        let at = at.clone();
+        let home = chart["chartHome"].as_str().unwrap_or(global_home);
         let name = chart["name"]
             .as_str()
             .filter(|n| !n.is_empty())
@@ -152,21 +191,49 @@ fn render(
     if let Some(ns) = chart["namespace"].as_str() {
         cmd.arg("--namespace").arg(ns);
     }
-    if let Some(file) = chart["valuesFile"].as_str() {
-        cmd.arg("--values").arg(k.dir.join(file));
+    // helm lets later `--values` win. `valuesMerge: override` (the default) and `replace`
+    // let the inline values win over the values file; `merge` lets the file win, the inline
+    // values only filling what it lacks.
+    let values_file = chart["valuesFile"].as_str().map(|f| k.dir.join(f));
+    let inline = match chart.get("valuesInline").filter(|v| v.is_object()) {
+        Some(values) => {
+            let path = scratch.join("inline.json");
+            std::fs::write(&path, values.to_string()).map_err(io(&path))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let merge = match chart["valuesMerge"].as_str().unwrap_or("override") {
+        "override" | "replace" | "" => false,
+        "merge" => true,
+        other => {
+            return Err(invalid(
+                k,
+                &format!("{at}.valuesMerge"),
+                format!("{other:?}: must be override, merge or replace"),
+            ));
+        }
+    };
+    let mut values: Vec<std::path::PathBuf> = Vec::new();
+    if merge {
+        values.extend(inline.clone());
+        values.push(values_file.clone().unwrap_or_else(|| dir.join("values.yaml")));
+    } else {
+        values.extend(values_file);
     }
-    for file in chart["additionalValuesFiles"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        cmd.arg("--values").arg(k.dir.join(file));
+    values.extend(
+        chart["additionalValuesFiles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|f| k.dir.join(f)),
+    );
+    if !merge {
+        values.extend(inline);
     }
-    if let Some(inline) = chart.get("valuesInline").filter(|v| v.is_object()) {
-        let path = scratch.join("inline.json");
-        std::fs::write(&path, inline.to_string()).map_err(io(&path))?;
-        cmd.arg("--values").arg(&path);
+    for file in values {
+        cmd.arg("--values").arg(file);
     }
     if chart["includeCRDs"] == true {
         cmd.arg("--include-crds");

@@ -34,6 +34,7 @@ const SUPPORTED: &[&str] = &[
     "patchesJson6902",
     "replacements",
     "helmCharts",
+    "helmChartInflationGenerator",
     "helmGlobals",
     "configMapGenerator",
     "secretGenerator",

@@ -17,7 +17,7 @@ fn trees() -> Vec<PathBuf> {
 /// Trees with `helmCharts` need `--enable-helm` for kubectl (and helm on PATH).
 fn uses_helm(tree: &Path) -> bool {
     std::fs::read_to_string(target(tree).join("kustomization.yaml"))
-        .is_ok_and(|k| k.contains("helmCharts"))
+        .is_ok_and(|k| k.contains("helmChart"))
 }
 
 /// The directory to build: an `overlay/`, `overlays/production/` or `config/default/` (a
