@@ -217,7 +217,11 @@ fn render(
     let mut values: Vec<std::path::PathBuf> = Vec::new();
     if merge {
         values.extend(inline.clone());
-        values.push(values_file.clone().unwrap_or_else(|| dir.join("values.yaml")));
+        values.push(
+            values_file
+                .clone()
+                .unwrap_or_else(|| dir.join("values.yaml")),
+        );
     } else {
         values.extend(values_file);
     }
