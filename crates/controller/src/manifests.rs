@@ -81,6 +81,7 @@ impl RepoServer {
         sources: &[ApplicationSource],
         revisions: &[String],
         secrets: &RepoSecrets,
+        kustomize_options: tiphys_kustomize::BuildOptions,
     ) -> Result<Generated, ManifestError> {
         let mut out = Generated::default();
         for (source, commit) in sources.iter().zip(revisions) {
@@ -97,11 +98,19 @@ impl RepoServer {
                         repo: source.repo_url.clone(),
                         source: Box::new(e),
                     })?;
-            let key = CacheKey::new(commit, source, app_name, namespace);
+            let key = CacheKey::new(commit, source, app_name, namespace, &kustomize_options);
             let rendered = self
                 .renders
                 .get_or_render(key, || {
-                    render_tree(&tree, source, app_name, namespace, &self.git, secrets)
+                    render_tree(
+                        &tree,
+                        source,
+                        app_name,
+                        namespace,
+                        &self.git,
+                        secrets,
+                        kustomize_options,
+                    )
                 })
                 .map_err(|e| ManifestError::Render {
                     repo: source.repo_url.clone(),
@@ -133,6 +142,7 @@ pub fn render_tree(
     namespace: &str,
     git: &GitCache,
     secrets: &RepoSecrets,
+    kustomize_options: tiphys_kustomize::BuildOptions,
 ) -> Result<tiphys_render::Rendered, RenderError> {
     let remotes = GitRemotes {
         cache: git,
@@ -144,6 +154,7 @@ pub fn render_tree(
         app_name,
         namespace,
         remote: Some(&remotes),
+        kustomize_options,
     })
 }
 

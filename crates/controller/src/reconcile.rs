@@ -146,18 +146,20 @@ fn project_of(c: &Controller, app: &Application) -> Result<Arc<AppProject>, Prob
         })
 }
 
+/// argocd-cm from the watch cache, if there is one.
+fn argocd_cm(c: &Controller) -> Option<Arc<k8s_openapi::api::core::v1::ConfigMap>> {
+    c.configs
+        .get(&ObjectRef::new(crate::settings::ARGOCD_CM).within(&c.settings.namespace))
+}
+
 fn custom_health(c: &Controller) -> tiphys_health::CustomHealth {
-    let cm = c
-        .configs
-        .get(&ObjectRef::new(crate::settings::ARGOCD_CM).within(&c.settings.namespace));
+    let cm = argocd_cm(c);
     let data = cm.and_then(|c| c.data.clone()).unwrap_or_default();
     tiphys_health::CustomHealth::from_config(&data)
 }
 
 fn ignore_rules(c: &Controller, app: &Application) -> Result<IgnoreRules, Problem> {
-    let cm = c
-        .configs
-        .get(&ObjectRef::new(crate::settings::ARGOCD_CM).within(&c.settings.namespace));
+    let cm = argocd_cm(c);
     let mut rules =
         crate::settings::system_ignore_rules(cm.as_deref()).map_err(Problem::comparison)?;
     for spec in &app.spec.ignore_differences {
@@ -253,8 +255,17 @@ async fn desired_state(
     let started = Instant::now();
     let (app_name, namespace) = (name.clone(), dest.namespace.clone());
     let revisions2 = revisions.clone();
+    let kustomize_options = crate::settings::kustomize_build_options(argocd_cm(c).as_deref())
+        .map_err(Problem::comparison)?;
     let generated = tokio::task::spawn_blocking(move || {
-        repo.generate(&app_name, &namespace, &sources, &revisions2, &secrets)
+        repo.generate(
+            &app_name,
+            &namespace,
+            &sources,
+            &revisions2,
+            &secrets,
+            kustomize_options,
+        )
     })
     .await
     .map_err(|e| Problem::comparison(e.to_string()))?
@@ -389,9 +400,7 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
         m.refresh_requested = false;
         m.hard_refresh = false;
         if refresh {
-            let cm = c
-                .configs
-                .get(&ObjectRef::new(crate::settings::ARGOCD_CM).within(&c.settings.namespace));
+            let cm = argocd_cm(c);
             let resync = crate::settings::resync(cm.as_deref()).unwrap_or(c.settings.resync);
             let jitter = if c.settings.jitter.is_zero() {
                 Duration::ZERO

@@ -57,6 +57,53 @@ pub fn tracking(cm: Option<&ConfigMap>) -> Tracking {
     )
 }
 
+/// argocd-cm's `kustomize.buildOptions`, as far as the native engine has options:
+/// `--load-restrictor LoadRestrictionsNone|LoadRestrictionsRootOnly`; `--enable-helm` and the
+/// plugin switches are accepted (helm charts always render; other plugins are refused where
+/// they are used). Anything else is an error naming the setting.
+pub fn kustomize_build_options(
+    cm: Option<&ConfigMap>,
+) -> Result<tiphys_kustomize::BuildOptions, String> {
+    let mut options = tiphys_kustomize::BuildOptions::default();
+    let Some(flags) = cm
+        .and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get("kustomize.buildOptions"))
+    else {
+        return Ok(options);
+    };
+    let mut words = flags.split_whitespace();
+    while let Some(word) = words.next() {
+        let (flag, inline) = match word.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (word, None),
+        };
+        match flag {
+            "--load-restrictor" | "--load_restrictor" => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => words.next().unwrap_or_default(),
+                };
+                options.load_restrictions = match value {
+                    "LoadRestrictionsRootOnly" => true,
+                    "LoadRestrictionsNone" => false,
+                    other => {
+                        return Err(format!(
+                            "argocd-cm kustomize.buildOptions: --load-restrictor {other:?} is not LoadRestrictionsRootOnly or LoadRestrictionsNone"
+                        ));
+                    }
+                };
+            }
+            "--enable-helm" | "--enable-alpha-plugins" | "--enable-exec" | "--enable-star" => {}
+            other => {
+                return Err(format!(
+                    "argocd-cm kustomize.buildOptions: {other} is not supported by the native Kustomize engine"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
 /// argocd-cm's `timeout.reconciliation` (e.g. `180s`), when set.
 pub fn resync(cm: Option<&ConfigMap>) -> Option<Duration> {
     let value = cm?.data.as_ref()?.get("timeout.reconciliation")?;
@@ -116,6 +163,33 @@ pub fn system_ignore_rules(cm: Option<&ConfigMap>) -> Result<Vec<IgnoreRule>, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kustomize_build_options_from_argocd_cm() {
+        let cm = |options: &str| ConfigMap {
+            data: Some([("kustomize.buildOptions".to_string(), options.to_string())].into()),
+            ..ConfigMap::default()
+        };
+        assert!(kustomize_build_options(None).unwrap().load_restrictions);
+        let none = cm("--enable-helm --load-restrictor LoadRestrictionsNone");
+        assert!(
+            !kustomize_build_options(Some(&none))
+                .unwrap()
+                .load_restrictions
+        );
+        let inline = cm("--load-restrictor=LoadRestrictionsRootOnly");
+        assert!(
+            kustomize_build_options(Some(&inline))
+                .unwrap()
+                .load_restrictions
+        );
+        let bad = cm("--reorder none");
+        assert!(
+            kustomize_build_options(Some(&bad))
+                .unwrap_err()
+                .contains("--reorder")
+        );
+    }
 
     #[test]
     fn reads_argocd_cm() {

@@ -71,7 +71,7 @@ fn generate(
         .chain(g["env"].as_str().map(|_| &g["env"]))
     {
         let rel = file.as_str().unwrap_or_default();
-        let path = k.dir.join(rel);
+        let path = k.local_file(rel, at)?;
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         for (n, line) in text.lines().enumerate() {
             // Like kustomize: leading whitespace goes; the key (up to `=`) and the value
@@ -113,7 +113,7 @@ fn generate(
                 spec.to_string(),
             ),
         };
-        let path = k.dir.join(&rel);
+        let path = k.local_file(&rel, at)?;
         let bytes = std::fs::read(&path).map_err(io(&path))?;
         match String::from_utf8(bytes) {
             Ok(text) => {

@@ -194,7 +194,10 @@ fn render(
     // helm lets later `--values` win. `valuesMerge: override` (the default) and `replace`
     // let the inline values win over the values file; `merge` lets the file win, the inline
     // values only filling what it lacks.
-    let values_file = chart["valuesFile"].as_str().map(|f| k.dir.join(f));
+    let values_file = chart["valuesFile"]
+        .as_str()
+        .map(|f| k.local_file(f, &format!("{at}.valuesFile")))
+        .transpose()?;
     let inline = match chart.get("valuesInline").filter(|v| v.is_object()) {
         Some(values) => {
             let path = scratch.join("inline.json");
@@ -231,7 +234,8 @@ fn render(
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .map(|f| k.dir.join(f)),
+            .map(|f| k.local_file(f, &format!("{at}.additionalValuesFiles")))
+            .collect::<Result<Vec<_>, _>>()?,
     );
     if !merge {
         values.extend(inline);

@@ -53,6 +53,9 @@ pub struct Kustomization {
     pub dir: PathBuf,
     pub file: PathBuf,
     pub spec: Value,
+    /// kustomize's default `LoadRestrictionsRootOnly`: files it names must lie in or below
+    /// its directory.
+    pub restricted: bool,
 }
 
 impl Kustomization {
@@ -101,11 +104,37 @@ impl Kustomization {
             dir: dir.to_path_buf(),
             file,
             spec,
+            restricted: true,
         })
     }
 
     pub fn path(&self) -> String {
         display(&self.file)
+    }
+
+    /// A file this kustomization names (`field` says where), checked against the load
+    /// restriction: with it, the file — symlinks resolved — must lie in or below this
+    /// kustomization's directory, so a tree cannot pull `/etc/...` or a token from the
+    /// renderer's disk into a ConfigMap.
+    pub fn local_file(&self, rel: &str, field: &str) -> Result<PathBuf, KustomizeError> {
+        let path = self.dir.join(rel);
+        if !self.restricted {
+            return Ok(path);
+        }
+        let root = self.dir.canonicalize().map_err(io(&self.dir))?;
+        let resolved = path.canonicalize().map_err(io(&path))?;
+        if !resolved.starts_with(&root) {
+            return Err(KustomizeError::Invalid {
+                path: self.path(),
+                field: field.into(),
+                message: format!(
+                    "security; file '{}' is not in or below '{}'",
+                    resolved.display(),
+                    root.display()
+                ),
+            });
+        }
+        Ok(path)
     }
 
     /// A list of strings, or an error naming the field.
@@ -139,6 +168,7 @@ impl Kustomization {
             dir: self.dir.clone(),
             file: self.file.clone(),
             spec,
+            restricted: self.restricted,
         }
     }
 
@@ -152,6 +182,8 @@ impl Kustomization {
 pub struct Context<'a> {
     pub stack: Vec<PathBuf>,
     pub remote: Option<&'a dyn crate::RemoteLoader>,
+    /// Load restrictions (`LoadRestrictionsRootOnly`) are on.
+    pub restricted: bool,
     /// The top kustomization asks for `buildMetadata: [transformerAnnotations]`.
     pub record_transformers: bool,
 }
@@ -177,7 +209,8 @@ pub fn accumulate(
         return Err(KustomizeError::Cycle { path: display(dir) });
     }
     ctx.stack.push(canonical);
-    let k = Kustomization::load(dir)?;
+    let mut k = Kustomization::load(dir)?;
+    k.restricted = ctx.restricted;
     if k.is_component() != as_component {
         let message = if as_component {
             "a component must have kind: Component"
@@ -241,7 +274,7 @@ fn extend_config(k: &Kustomization, config: &mut TransformerConfig) -> Result<()
         ("crds", k.strings("crds")?),
     ] {
         for entry in entries {
-            let path = k.dir.join(&entry);
+            let path = k.local_file(&entry, field)?;
             let text = std::fs::read_to_string(&path).map_err(io(&path))?;
             let invalid = |message: String| KustomizeError::Invalid {
                 path: k.path(),
@@ -278,7 +311,8 @@ fn apply_component(
         return Err(KustomizeError::Cycle { path: display(dir) });
     }
     ctx.stack.push(canonical);
-    let k = Kustomization::load(dir)?;
+    let mut k = Kustomization::load(dir)?;
+    k.restricted = ctx.restricted;
     if !k.is_component() {
         return Err(KustomizeError::Invalid {
             path: k.path(),
@@ -413,6 +447,7 @@ pub(crate) fn load_entry(
             message: format!("{entry}: no such file or directory"),
         });
     }
+    let path = k.local_file(entry, "resources")?;
     Ok(Accumulated {
         resources: read_manifests(&path)?,
         ..Accumulated::default()

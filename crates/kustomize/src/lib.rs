@@ -209,15 +209,42 @@ pub trait RemoteLoader {
     }
 }
 
+/// How a build may read files.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOptions {
+    /// kustomize's `--load-restrictor`: `true` (LoadRestrictionsRootOnly, the default) keeps
+    /// every file a kustomization names in or below its directory; `false` is
+    /// LoadRestrictionsNone.
+    pub load_restrictions: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            load_restrictions: true,
+        }
+    }
+}
+
 /// Build with remote bases fetched through `remote`.
 pub fn build_with(
     dir: &Path,
     remote: Option<&dyn RemoteLoader>,
 ) -> Result<Vec<Value>, KustomizeError> {
+    build_with_options(dir, remote, BuildOptions::default())
+}
+
+/// Build with remote bases fetched through `remote`, and the given options.
+pub fn build_with_options(
+    dir: &Path,
+    remote: Option<&dyn RemoteLoader>,
+    options: BuildOptions,
+) -> Result<Vec<Value>, KustomizeError> {
     let top = Kustomization::load(dir)?;
     let mut ctx = kustomization::Context {
         stack: Vec::new(),
         remote,
+        restricted: options.load_restrictions,
         record_transformers: build_metadata::wants(&top, "transformerAnnotations"),
     };
     let kustomization::Accumulated {

@@ -33,7 +33,7 @@ fn patch_text(k: &Kustomization, entry: &Value, at: &str) -> Result<String, Kust
             format!("{at}: one of path or patch is required"),
         ));
     };
-    let path = k.dir.join(rel);
+    let path = k.local_file(rel, at)?;
     std::fs::read_to_string(&path).map_err(io(&path))
 }
 
@@ -189,7 +189,7 @@ pub fn strategic_merge_files(
         let text = if s.contains('\n') {
             s.to_string()
         } else {
-            let path = k.dir.join(s);
+            let path = k.local_file(s, &at)?;
             std::fs::read_to_string(&path).map_err(io(&path))?
         };
         for patch in parse(k, &text, &at)? {

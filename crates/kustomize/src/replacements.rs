@@ -25,7 +25,7 @@ pub fn run(k: &Kustomization, resources: &mut [Resource]) -> Result<(), Kustomiz
         let at = format!("replacements[{i}]");
         let replacements = match entry["path"].as_str() {
             Some(rel) => {
-                let path = k.dir.join(rel);
+                let path = k.local_file(rel, &at)?;
                 let text = std::fs::read_to_string(&path).map_err(io(&path))?;
                 parse_documents(&text)
                     .map_err(|e| {

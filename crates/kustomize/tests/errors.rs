@@ -213,3 +213,73 @@ fn a_patch_selecting_nothing_is_accepted_as_kustomize_accepts_it() {
     );
     assert_eq!(build(tmp.path()).unwrap().len(), 1);
 }
+
+/// kustomize's default load restriction: a kustomization may read files only in or below its
+/// own directory (bases elsewhere are fine); symlinks are followed before the check.
+#[test]
+fn files_outside_the_kustomization_are_refused_unless_restrictions_are_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write(root, "outside/cm.yaml", CM);
+    write(root, "outside/secret.txt", "token\n");
+    write(
+        root,
+        "outside/base/kustomization.yaml",
+        "resources: [cm.yaml]\n",
+    );
+    write(root, "outside/base/cm.yaml", CM);
+    let cases = [
+        ("resource", "resources: [../outside/cm.yaml]\n"),
+        (
+            "generator",
+            "configMapGenerator:\n- name: x\n  files: [../outside/secret.txt]\n",
+        ),
+        (
+            "absolute",
+            &format!(
+                "configMapGenerator:\n- name: x\n  files: [{}]\n",
+                root.join("outside/secret.txt").display()
+            ) as &str,
+        ),
+        (
+            "patch",
+            "resources: [cm.yaml]\npatches:\n- path: ../outside/cm.yaml\n",
+        ),
+    ];
+    for (name, kustomization) in cases {
+        write(root, &format!("{name}/kustomization.yaml"), kustomization);
+        write(root, &format!("{name}/cm.yaml"), CM);
+        let dir = root.join(name);
+        let e = build(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("security; file") && e.contains("is not in or below"),
+            "{name}: {e}"
+        );
+        assert!(e.contains(&format!("{name}/kustomization.yaml")), "{e}");
+        let open = tiphys_kustomize::BuildOptions {
+            load_restrictions: false,
+        };
+        assert!(
+            tiphys_kustomize::build_with_options(&dir, None, open).is_ok(),
+            "{name} builds with LoadRestrictionsNone"
+        );
+    }
+
+    // A symlink inside the tree that points out of it is outside too.
+    write(
+        root,
+        "link/kustomization.yaml",
+        "configMapGenerator:\n- name: x\n  files: [token]\n",
+    );
+    std::os::unix::fs::symlink(root.join("outside/secret.txt"), root.join("link/token")).unwrap();
+    let e = build(&root.join("link")).unwrap_err().to_string();
+    assert!(e.contains("is not in or below"), "{e}");
+
+    // A base in another directory is a kustomization of its own, and allowed.
+    write(
+        root,
+        "with-base/kustomization.yaml",
+        "resources: [../outside/base]\n",
+    );
+    assert_eq!(build(&root.join("with-base")).unwrap().len(), 1);
+}

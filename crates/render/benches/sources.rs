@@ -100,6 +100,7 @@ fn main() {
                 app_name: "app",
                 namespace: "ns",
                 remote: None,
+                kustomize_options: Default::default(),
             })
             .unwrap();
         }
@@ -112,7 +113,7 @@ fn main() {
     let render_all_cached =
         |renders: &RenderCache, content: &dyn Fn(&ApplicationSource) -> String, root: &Path| {
             for s in &sources {
-                let key = CacheKey::new(&content(s), s, "app", "ns");
+                let key = CacheKey::new(&content(s), s, "app", "ns", &Default::default());
                 renders
                     .get_or_render(key, || {
                         render(&Request {
@@ -121,6 +122,7 @@ fn main() {
                             app_name: "app",
                             namespace: "ns",
                             remote: None,
+                            kustomize_options: Default::default(),
                         })
                     })
                     .unwrap();

@@ -28,12 +28,14 @@ impl CacheKey {
         source: &ApplicationSource,
         app_name: &str,
         namespace: &str,
+        kustomize_options: &tiphys_kustomize::BuildOptions,
     ) -> CacheKey {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         // Everything but where the source lives (repo/revision is what `content` stands for).
         let options = serde_json::json!({
             "helm": source.helm, "kustomize": source.kustomize, "directory": source.directory,
             "plugin": source.plugin, "chart": source.chart, "app": app_name, "namespace": namespace,
+            "loadRestrictions": kustomize_options.load_restrictions,
         });
         options.to_string().hash(&mut hasher);
         CacheKey {
@@ -177,7 +179,8 @@ mod tests {
             path: "p".into(),
             ..Default::default()
         };
-        let key = |c: &str| CacheKey::new(c, &source, "app", "ns");
+        let opts = tiphys_kustomize::BuildOptions::default();
+        let key = |c: &str| CacheKey::new(c, &source, "app", "ns", &opts);
         let render = || {
             Ok(Rendered {
                 source_type: SourceType::Directory,
@@ -194,7 +197,7 @@ mod tests {
         assert_eq!(cache.renders(), 3);
         cache.get_or_render(key("b"), render).unwrap();
         assert_eq!(cache.renders(), 4);
-        let other_ns = CacheKey::new("a", &source, "app", "other");
+        let other_ns = CacheKey::new("a", &source, "app", "other", &opts);
         assert_ne!(other_ns, key("a"), "options are part of the key");
     }
 }

@@ -97,15 +97,16 @@ pub fn render(
     root: &Path,
     dir: &Path,
     options: Option<&ApplicationSourceKustomize>,
-    remote: Option<&dyn tiphys_kustomize::RemoteLoader>,
+    req: &crate::Request<'_>,
 ) -> Result<Vec<Manifest>, RenderError> {
+    let (remote, build_options) = (req.remote, req.kustomize_options);
     let rel = relative(root, dir);
     let origin_file = format!("{rel}/kustomization.yaml");
     let overrides = options
         .map(|k| overlay(dir, k))
         .filter(|o| o.as_object().is_some_and(|m| m.len() > 1));
     let native = match &overrides {
-        None => tiphys_kustomize::build_with(dir, remote),
+        None => tiphys_kustomize::build_with_options(dir, remote, build_options),
         Some(overlay) => {
             let scratch = std::env::temp_dir().join(format!(
                 "tiphys-kustomize-{}-{}",
@@ -121,7 +122,7 @@ pub fn render(
                 path: file.display().to_string(),
                 source,
             })?;
-            let built = tiphys_kustomize::build_with(&scratch, remote);
+            let built = tiphys_kustomize::build_with_options(&scratch, remote, build_options);
             let _ = std::fs::remove_dir_all(&scratch);
             built
         }

@@ -124,6 +124,8 @@ pub struct Request<'a> {
     pub namespace: &'a str,
     /// How Kustomize fetches remote bases; None refuses them.
     pub remote: Option<&'a dyn tiphys_kustomize::RemoteLoader>,
+    /// Kustomize build options (argocd-cm `kustomize.buildOptions`).
+    pub kustomize_options: tiphys_kustomize::BuildOptions,
 }
 
 /// The rendered manifests of a source.
@@ -205,7 +207,7 @@ pub fn render(req: &Request<'_>) -> Result<Rendered, RenderError> {
     let manifests = match source_type {
         SourceType::Directory => directory::render(&root, &dir, req.source.directory.as_ref())?,
         SourceType::Kustomize => {
-            kustomize::render(&root, &dir, req.source.kustomize.as_ref(), req.remote)?
+            kustomize::render(&root, &dir, req.source.kustomize.as_ref(), req)?
         }
         SourceType::Helm => helm::render(&root, &dir, req)?,
     };

@@ -29,6 +29,7 @@ fn run(root: &Path, source: &ApplicationSource) -> Result<tiphys_render::Rendere
         app_name: "demo",
         namespace: "apps",
         remote: None,
+        kustomize_options: Default::default(),
     })
 }
 

@@ -152,8 +152,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 cache.tree(&source.repo_url, &commit)?
             }
         };
-        let rendered = render_tree(&root, source, &name, &namespace, &cache, &secrets)
-            .with_context(|| format!("rendering {} path {:?}", source.repo_url, source.path))?;
+        let rendered = render_tree(
+            &root,
+            source,
+            &name,
+            &namespace,
+            &cache,
+            &secrets,
+            tiphys_kustomize::BuildOptions::default(),
+        )
+        .with_context(|| format!("rendering {} path {:?}", source.repo_url, source.path))?;
         all.extend(rendered.manifests);
     }
     tiphys_render::check_objects(&all)?;
