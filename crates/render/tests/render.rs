@@ -251,6 +251,29 @@ fn kustomization_is_detected_and_built() {
         "registry.example.com/nginx:1.28"
     );
     assert_eq!(deploy["metadata"]["labels"]["team"], "web");
+
+    // Load restrictions: a file outside the kustomization is refused unless the build
+    // options (argocd-cm kustomize.buildOptions) lift them.
+    write(root, "shared/motd.txt", "hello\n");
+    write(
+        root,
+        "gen/kustomization.yaml",
+        "configMapGenerator:\n- name: motd\n  files: [../shared/motd.txt]\n",
+    );
+    let err = run(root, &source("gen")).unwrap_err().to_string();
+    assert!(err.contains("is not in or below"), "{err}");
+    let open = render(&Request {
+        repo_root: root,
+        source: &source("gen"),
+        app_name: "demo",
+        namespace: "apps",
+        remote: None,
+        kustomize_options: tiphys_kustomize::BuildOptions {
+            load_restrictions: false,
+        },
+    })
+    .unwrap();
+    assert_eq!(open.manifests[0].object["data"]["motd.txt"], "hello\n");
 }
 
 #[test]
