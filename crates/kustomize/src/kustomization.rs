@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use tiphys_patch::openapi::Schema;
+
 use crate::config::TransformerConfig;
 use crate::vars::{self, Var};
 use crate::yaml::parse_documents;
@@ -46,6 +48,7 @@ const SUPPORTED: &[&str] = &[
     "vars",
     "generators",
     "transformers",
+    "openapi",
 ];
 
 /// A parsed kustomization and the directory it lives in.
@@ -56,6 +59,8 @@ pub struct Kustomization {
     /// kustomize's default `LoadRestrictionsRootOnly`: files it names must lie in or below
     /// its directory.
     pub restricted: bool,
+    /// The custom OpenAPI schema in effect for its strategic merge patches (`openapi`).
+    pub openapi: Option<&'static Schema>,
 }
 
 impl Kustomization {
@@ -105,6 +110,7 @@ impl Kustomization {
             file,
             spec,
             restricted: true,
+            openapi: None,
         })
     }
 
@@ -169,6 +175,7 @@ impl Kustomization {
             file: self.file.clone(),
             spec,
             restricted: self.restricted,
+            openapi: self.openapi,
         }
     }
 
@@ -184,6 +191,9 @@ pub struct Context<'a> {
     pub remote: Option<&'a dyn crate::RemoteLoader>,
     /// Load restrictions (`LoadRestrictionsRootOnly`) are on.
     pub restricted: bool,
+    /// The custom OpenAPI schema last declared (kustomize keeps one for the whole build, set
+    /// as each kustomization declaring one is entered).
+    pub openapi: Option<&'static Schema>,
     /// The top kustomization asks for `buildMetadata: [transformerAnnotations]`.
     pub record_transformers: bool,
 }
@@ -211,6 +221,7 @@ pub fn accumulate(
     ctx.stack.push(canonical);
     let mut k = Kustomization::load(dir)?;
     k.restricted = ctx.restricted;
+    load_openapi(&k, ctx)?;
     if k.is_component() != as_component {
         let message = if as_component {
             "a component must have kind: Component"
@@ -245,11 +256,68 @@ pub fn accumulate(
         let comp_dir = k.dir.join(&component);
         apply_component(&comp_dir, &mut acc, ctx)?;
     }
+    k.openapi = ctx.openapi;
     apply_transformers(&k, &mut acc, ctx)?;
     plugins::transform(&k, &mut acc.resources, ctx)?;
     vars::declare(&k, &mut acc.resources, &mut acc.vars)?;
     ctx.stack.pop();
     Ok(acc)
+}
+
+/// `openapi`: a custom schema for strategic merge (`path`, local or a URL); `version` picks
+/// among kustomize's built-in schemas, which here are one.
+fn load_openapi(k: &Kustomization, ctx: &mut Context<'_>) -> Result<(), KustomizeError> {
+    let Some(openapi) = k.spec.get("openapi").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let invalid = |field: &str, message: String| KustomizeError::Invalid {
+        path: k.path(),
+        field: field.into(),
+        message,
+    };
+    let Some(map) = openapi.as_object() else {
+        return Err(invalid("openapi", "expected a mapping".into()));
+    };
+    if let Some(key) = map.keys().find(|key| *key != "path" && *key != "version") {
+        return Err(invalid(
+            &format!("openapi.{key}"),
+            "not an openapi field".into(),
+        ));
+    }
+    let Some(path) = map.get("path").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let text = match ctx.remote {
+        Some(loader) if is_remote(path) => loader
+            .fetch_file(path)
+            .map_err(|e| invalid("openapi.path", format!("{path}: {e}")))?
+            .ok_or_else(|| invalid("openapi.path", format!("{path}: not a file URL")))?,
+        _ if is_remote(path) => {
+            return Err(KustomizeError::Remote {
+                path: k.path(),
+                url: path.to_string(),
+            });
+        }
+        _ => {
+            let file = k.local_file(path, "openapi.path")?;
+            std::fs::read_to_string(&file).map_err(io(&file))?
+        }
+    };
+    let document = parse_documents(&text)
+        .map_err(|e| {
+            invalid(
+                "openapi.path",
+                format!("{path}: line {}: {}", e.line, e.message),
+            )
+        })?
+        .into_iter()
+        .next()
+        .map(|d| d.value)
+        .unwrap_or(Value::Null);
+    let schema = tiphys_patch::openapi::intern(&text, &document)
+        .map_err(|e| invalid("openapi.path", format!("{path}: {e}")))?;
+    ctx.openapi = Some(schema);
+    Ok(())
 }
 
 /// A base's vars join this level's; a name may be declared once in a whole build.
@@ -313,6 +381,7 @@ fn apply_component(
     ctx.stack.push(canonical);
     let mut k = Kustomization::load(dir)?;
     k.restricted = ctx.restricted;
+    load_openapi(&k, ctx)?;
     if !k.is_component() {
         return Err(KustomizeError::Invalid {
             path: k.path(),
@@ -334,6 +403,7 @@ fn apply_component(
     for component in k.strings("components")? {
         apply_component(&k.dir.join(component), acc, ctx)?;
     }
+    k.openapi = ctx.openapi;
     apply_transformers(&k, acc, ctx)?;
     plugins::transform(&k, &mut acc.resources, ctx)?;
     vars::declare(&k, &mut acc.resources, &mut acc.vars)?;

@@ -245,6 +245,7 @@ pub fn build_with_options(
         stack: Vec::new(),
         remote,
         restricted: options.load_restrictions,
+        openapi: None,
         record_transformers: build_metadata::wants(&top, "transformerAnnotations"),
     };
     let kustomization::Accumulated {

@@ -8,6 +8,7 @@ use crate::kustomization::Kustomization;
 use crate::select::Selector;
 use crate::yaml::parse_documents;
 use crate::{KustomizeError, Resource, io};
+use tiphys_patch::openapi::Schema;
 
 fn patch_error(k: &Kustomization, message: String) -> KustomizeError {
     KustomizeError::Patch {
@@ -92,11 +93,20 @@ impl PatchOptions {
     }
 }
 
-fn apply_strategic(r: &mut Resource, patch: &Value, options: PatchOptions) -> Result<bool, String> {
+fn apply_strategic(
+    r: &mut Resource,
+    patch: &Value,
+    options: PatchOptions,
+    openapi: Option<&Schema>,
+) -> Result<bool, String> {
     if patch["$patch"] == "delete" {
         return Ok(false);
     }
-    let schema = tiphys_patch::schema::for_kind(r.group(), r.kind());
+    // A custom schema (`openapi`) replaces the built-in one entirely, as in kustomize.
+    let schema = match openapi {
+        Some(custom) => custom.for_kind(r.group(), r.kind()),
+        None => tiphys_patch::schema::for_kind(r.group(), r.kind()),
+    };
     let mut p = patch.clone();
     // The patch names its target; its identity fields are not part of the change unless
     // the options say so. The namespace never changes.
@@ -165,7 +175,7 @@ fn apply_by_identity(
             format!("{at}: no resource matches {kind} {name}"),
         ));
     };
-    if !apply_strategic(&mut resources[i], patch, options)
+    if !apply_strategic(&mut resources[i], patch, options, k.openapi)
         .map_err(|e| patch_error(k, format!("{at}: {e}")))?
     {
         resources.remove(i);
@@ -236,7 +246,7 @@ pub fn patches(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
                             .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?;
                     } else {
                         for patch in &docs {
-                            if !apply_strategic(r, patch, options)
+                            if !apply_strategic(r, patch, options, k.openapi)
                                 .map_err(|e| patch_error(k, format!("{at} on {}: {e}", r.id())))?
                             {
                                 deleted.push(idx);

@@ -35,12 +35,30 @@ fn every_refusal_names_the_place() {
     write(
         root,
         "unsupported/kustomization.yaml",
-        "openapi: {path: schema.json}\n",
+        "validators: [check.yaml]\n",
     );
     let e = err("unsupported");
     assert!(
-        matches!(&e, KustomizeError::Unsupported { field, .. } if field == "openapi"),
+        matches!(&e, KustomizeError::Unsupported { field, .. } if field == "validators"),
         "{e}"
+    );
+
+    write(
+        root,
+        "bad-openapi/kustomization.yaml",
+        "openapi: {file: x.json}\n",
+    );
+    assert!(err("bad-openapi").to_string().contains("openapi.file"));
+    write(
+        root,
+        "no-definitions/kustomization.yaml",
+        "openapi: {path: s.json}\n",
+    );
+    write(root, "no-definitions/s.json", "{\"swagger\": \"2.0\"}\n");
+    assert!(
+        err("no-definitions")
+            .to_string()
+            .contains("no `definitions`")
     );
     assert!(e.to_string().contains("unsupported/kustomization.yaml"));
 

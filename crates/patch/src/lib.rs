@@ -2,6 +2,7 @@
 //! types. Shared by the local cluster (PATCH and server-side apply) and the Kustomize engine.
 #![forbid(unsafe_code)]
 
+pub mod openapi;
 pub mod schema;
 pub mod strategic;
 
