@@ -303,18 +303,21 @@ fn load_openapi(k: &Kustomization, ctx: &mut Context<'_>) -> Result<(), Kustomiz
             std::fs::read_to_string(&file).map_err(io(&file))?
         }
     };
-    let document = parse_documents(&text)
-        .map_err(|e| {
-            invalid(
-                "openapi.path",
-                format!("{path}: line {}: {}", e.line, e.message),
-            )
-        })?
-        .into_iter()
-        .next()
-        .map(|d| d.value)
-        .unwrap_or(Value::Null);
-    let schema = tiphys_patch::openapi::intern(&text, &document)
+    // Schemas are large JSON documents, parsed once per process.
+    let parse = |text: &str| -> Result<Value, String> {
+        if text.trim_start().starts_with('{') {
+            return serde_json::from_str(text).map_err(|e| e.to_string());
+        }
+        parse_documents(text)
+            .map(|docs| {
+                docs.into_iter()
+                    .next()
+                    .map(|d| d.value)
+                    .unwrap_or(Value::Null)
+            })
+            .map_err(|e| format!("line {}: {}", e.line, e.message))
+    };
+    let schema = tiphys_patch::openapi::intern(&text, parse)
         .map_err(|e| invalid("openapi.path", format!("{path}: {e}")))?;
     ctx.openapi = Some(schema);
     Ok(())

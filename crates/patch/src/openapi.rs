@@ -37,9 +37,12 @@ impl Schema {
     }
 }
 
-/// The schema for an OpenAPI document's text (JSON or YAML parsed by the caller into
-/// `document`), built once per distinct text.
-pub fn intern(text: &str, document: &Value) -> Result<&'static Schema, String> {
+/// The schema for an OpenAPI document's text, built once per distinct text; `parse` turns
+/// the text into a document (JSON or YAML, the caller's choice) only the first time.
+pub fn intern(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<Value, String>,
+) -> Result<&'static Schema, String> {
     static SCHEMAS: OnceLock<Mutex<HashMap<u64, &'static Schema>>> = OnceLock::new();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
@@ -49,7 +52,7 @@ pub fn intern(text: &str, document: &Value) -> Result<&'static Schema, String> {
     if let Some(schema) = schemas.get(&key) {
         return Ok(schema);
     }
-    let schema: &'static Schema = Box::leak(Box::new(build(document)?));
+    let schema: &'static Schema = Box::leak(Box::new(build(&parse(text)?)?));
     schemas.insert(key, schema);
     Ok(schema)
 }
@@ -204,7 +207,8 @@ mod tests {
             }},
             "w.Part": {"properties": {"name": {"type": "string"}}},
         }});
-        let schema = intern(&doc.to_string(), &doc).unwrap();
+        let parse = |t: &str| serde_json::from_str(t).map_err(|e| e.to_string());
+        let schema = intern(&doc.to_string(), parse).unwrap();
         assert_eq!(schema.kinds(), 1);
         let widget = schema.for_kind("example.com", "Widget");
         let spec = widget.field("spec").unwrap().object_type();
@@ -213,10 +217,8 @@ mod tests {
         );
         assert!(matches!(spec.field("tags"), Some(FieldKind::Set)));
         // The same text is the same schema.
-        assert!(std::ptr::eq(
-            schema,
-            intern(&doc.to_string(), &doc).unwrap()
-        ));
+        let again = intern(&doc.to_string(), |_| Err("parsed twice".into())).unwrap();
+        assert!(std::ptr::eq(schema, again));
         // Kinds it does not describe merge as plain objects.
         assert!(schema.for_kind("apps", "Deployment").fields.is_empty());
     }
