@@ -432,6 +432,9 @@ fn apply_transformers(
     patches::patches(k, resources)?;
     noted(resources, &["patchesStrategicMerge", "patches"]);
     transformers::namespace(k, resources, config);
+    if !k.spec["namespace"].is_null() {
+        refuse_id_conflicts(k, resources, "namespace")?;
+    }
     transformers::prefix_suffix(k, resources, config);
     noted(resources, &["namePrefix", "nameSuffix"]);
     transformers::labels(k, resources, config)?;
@@ -444,6 +447,28 @@ fn apply_transformers(
     noted(resources, &["replacements"]);
     if ctx.record_transformers {
         build_metadata::record_transformers(k, resources);
+    }
+    Ok(())
+}
+
+/// Moving objects into one namespace may make two of them the same object; kustomize
+/// refuses that.
+fn refuse_id_conflicts(
+    k: &Kustomization,
+    resources: &[Resource],
+    field: &str,
+) -> Result<(), KustomizeError> {
+    let mut ids = Ids::new();
+    for r in resources {
+        let id = r.id();
+        if ids.contains(&id) {
+            return Err(KustomizeError::Invalid {
+                path: k.path(),
+                field: field.into(),
+                message: format!("{field} transformation produces ID conflict: {id}"),
+            });
+        }
+        ids.insert(id);
     }
     Ok(())
 }

@@ -124,11 +124,14 @@ pub fn fix_references(
                     candidates,
                     namespace: namespace.as_deref(),
                 };
+                // A binding's roleRef says whether it means a Role or a ClusterRole; kustomize
+                // checks no other `kind` next to a name (an HPA's scaleTargetRef follows a
+                // renamed StatefulSet even when it says Deployment).
+                let role_ref = parents.last().is_some_and(|p| p == "roleRef");
                 visit(&mut r.object, parents, false, &mut |parent| {
-                    // The object's own kind is not a sibling of a top-level field.
-                    let sibling_kind = match parents.is_empty() {
-                        true => None,
-                        false => parent["kind"].as_str().map(str::to_string),
+                    let sibling_kind = match role_ref {
+                        true => parent["kind"].as_str().map(str::to_string),
+                        false => None,
                     };
                     if let Some(field) = parent.get_mut(last.as_str())
                         && let Err(e) = referrer.fix(field, sibling_kind.as_deref())
@@ -160,8 +163,7 @@ struct Referrer<'a> {
 
 impl Referrer<'_> {
     /// Rewrite a name (a string, a list of names, or a `{name, namespace}` map) that names a
-    /// renamed object. A `kind` next to a plain name (roleRef, scaleTargetRef) must be the
-    /// object's kind.
+    /// renamed object; `kind`, when given (a roleRef's), must be the object's kind.
     fn fix(&self, field: &mut Value, kind: Option<&str>) -> Result<(), String> {
         match field {
             Value::String(name) => {

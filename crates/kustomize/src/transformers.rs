@@ -39,7 +39,7 @@ pub fn is_cluster_scoped(kind: &str) -> bool {
 /// Which ServiceAccount subjects of (Cluster)RoleBindings follow the namespace.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub enum Subjects {
-    /// Accounts of this build, and `default` (every namespace has one).
+    /// Subjects named `default` (every namespace has that account).
     #[default]
     DefaultOnly,
     AllServiceAccounts,
@@ -67,11 +67,6 @@ pub fn namespace_with(
     let Some(ns) = k.spec["namespace"].as_str().filter(|n| !n.is_empty()) else {
         return;
     };
-    let service_accounts: Vec<String> = resources
-        .iter()
-        .filter(|r| r.kind() == "ServiceAccount")
-        .flat_map(|r| [r.origin_name.clone(), r.name().to_string()])
-        .collect();
     let unset = |field: &Value| field.is_null() || field == "";
     for r in resources.iter_mut() {
         if r.kind() == "Namespace" {
@@ -84,15 +79,13 @@ pub fn namespace_with(
             && let Some(Value::Array(subjects)) = r.object.get_mut("subjects")
         {
             for subject in subjects.iter_mut() {
-                if subject["kind"] != "ServiceAccount" {
-                    continue;
-                }
+                // Subjects that are accounts of this build follow them through name
+                // references (names.rs); this is only kustomize's rule for the rest.
                 let follows = match options.subjects {
                     Subjects::None => false,
-                    Subjects::AllServiceAccounts => true,
-                    Subjects::DefaultOnly => subject["name"].as_str().is_some_and(|n| {
-                        n == "default" || service_accounts.iter().any(|sa| sa == n)
-                    }),
+                    Subjects::AllServiceAccounts => subject["kind"] == "ServiceAccount",
+                    // Any subject named `default`, whatever its kind, as kustomize does.
+                    Subjects::DefaultOnly => subject["name"] == "default",
                 };
                 if follows && (!options.unset_only || unset(&subject["namespace"])) {
                     subject["namespace"] = json!(ns);
@@ -239,8 +232,31 @@ pub fn replicas(
                 field: format!("replicas[{i}].count"),
                 message: "must be an integer".into(),
             })?;
+        let mut found = false;
         for r in resources.iter_mut().filter(|r| r.has_had_name(name)) {
-            visit_specs(r, &config.replicas, &mut |field| *field = json!(count));
+            if config
+                .replicas
+                .iter()
+                .any(|spec| spec.gvk.selects_resource(r))
+            {
+                found = true;
+                visit_specs(r, &config.replicas, &mut |field| *field = json!(count));
+            }
+        }
+        // kustomize refuses a count for a name no scalable resource has.
+        if !found {
+            let kinds: Vec<&str> = config
+                .replicas
+                .iter()
+                .filter_map(|spec| spec.gvk.kind.as_deref())
+                .collect();
+            return Err(KustomizeError::Invalid {
+                path: k.path(),
+                field: format!("replicas[{i}]"),
+                message: format!(
+                    "resource with name {name} does not match a config with the following kinds {kinds:?}"
+                ),
+            });
         }
     }
     Ok(())

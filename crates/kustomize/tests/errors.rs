@@ -193,6 +193,35 @@ fn every_refusal_names_the_place() {
             .contains("patches[0]: patch and path can't be set at the same time")
     );
 
+    // A replica count for a name no scalable resource has, and two objects made one by the
+    // namespace, are refused as kustomize refuses them.
+    write(root, "replicas-nothing/cm.yaml", CM);
+    write(
+        root,
+        "replicas-nothing/kustomization.yaml",
+        "resources: [cm.yaml]\nreplicas:\n- name: a\n  count: 2\n",
+    );
+    assert!(
+        err("replicas-nothing")
+            .to_string()
+            .contains("replicas[0]: resource with name a does not match")
+    );
+    write(
+        root,
+        "ns-conflict/cms.yaml",
+        &format!("{CM}  namespace: x\n---\n{CM}  namespace: y\n"),
+    );
+    write(
+        root,
+        "ns-conflict/kustomization.yaml",
+        "resources: [cms.yaml]\nnamespace: z\n",
+    );
+    assert!(
+        err("ns-conflict")
+            .to_string()
+            .contains("namespace transformation produces ID conflict")
+    );
+
     // Plugins other than the built-in ones are refused by name.
     write(root, "exec-plugin/cm.yaml", CM);
     write(
