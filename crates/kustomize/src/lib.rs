@@ -103,6 +103,8 @@ pub struct Resource {
     noted_name: String,
     /// The `vars` that read their value from this resource.
     pub bound_vars: Vec<String>,
+    /// Where label transformers wrote each label key (later levels follow them there).
+    pub(crate) label_specs: Vec<(String, config::FieldSpec)>,
 }
 
 impl Resource {
@@ -121,6 +123,7 @@ impl Resource {
             origin_namespace,
             previous_names: Vec::new(),
             bound_vars: Vec::new(),
+            label_specs: Vec::new(),
             origin_name,
             hash_suffix: false,
             source,

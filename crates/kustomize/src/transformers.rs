@@ -197,10 +197,47 @@ pub fn labels(
     }
     for (pairs, specs) in sets {
         for r in resources.iter_mut() {
+            follow_earlier_labels(r, &pairs);
             merge_pairs(r, &specs, &pairs);
+            let (group, version, kind) = (
+                r.group().to_string(),
+                r.version().to_string(),
+                r.kind().to_string(),
+            );
+            for spec in specs.iter().filter(|s| s.gvk.selects(&group, &version, &kind)) {
+                for key in pairs.keys() {
+                    let entry = (key.clone(), spec.clone());
+                    if !r.label_specs.contains(&entry) {
+                        r.label_specs.push(entry);
+                    }
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// A label key that a lower level's transformer wrote into selectors or templates is
+/// rewritten there too when a later level sets the same key (as kustomize does), even if
+/// this level's label only goes to metadata.
+fn follow_earlier_labels(r: &mut Resource, pairs: &Map<String, Value>) {
+    let earlier: Vec<FieldSpec> = r
+        .label_specs
+        .iter()
+        .filter(|(key, _)| pairs.contains_key(key))
+        .map(|(_, spec)| spec.clone())
+        .collect();
+    for spec in earlier {
+        visit(&mut r.object, &spec.path, false, &mut |map| {
+            if let Value::Object(map) = map {
+                for (key, value) in pairs {
+                    if map.contains_key(key) {
+                        map.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        });
+    }
 }
 
 pub fn annotations(k: &Kustomization, resources: &mut [Resource], config: &TransformerConfig) {
