@@ -175,10 +175,13 @@ fn generate(
         .unwrap_or(false);
 
     let behavior = g["behavior"].as_str().unwrap_or("create");
+    // The object a generator merges into or replaces is the one with its kind, name (any
+    // it has had) and namespace, an empty namespace being `default`, as kustomize matches.
+    let effective = |ns: &str| if ns.is_empty() { "default" } else { ns }.to_string();
     let existing = resources.iter().position(|r| {
         r.kind() == kind
-            && (r.origin_name == name || r.name() == name)
-            && (namespace.is_empty() || r.namespace() == namespace)
+            && (r.origin_name == name || r.has_had_name(name))
+            && effective(r.namespace()) == effective(namespace)
     });
     match (behavior, existing) {
         ("create", Some(_)) => Err(KustomizeError::DuplicateId {
