@@ -175,13 +175,14 @@ fn generate(
         .unwrap_or(false);
 
     let behavior = g["behavior"].as_str().unwrap_or("create");
-    // The object a generator merges into or replaces is the one with its kind, name (any
-    // it has had) and namespace, an empty namespace being `default`, as kustomize matches.
+    // The object a generator merges into or replaces is the one with its kind, a name and
+    // a namespace it has or had (an empty namespace is `default`), as kustomize matches ids.
     let effective = |ns: &str| if ns.is_empty() { "default" } else { ns }.to_string();
     let existing = resources.iter().position(|r| {
         r.kind() == kind
             && (r.origin_name == name || r.has_had_name(name))
-            && effective(r.namespace()) == effective(namespace)
+            && (effective(r.namespace()) == effective(namespace)
+                || effective(&r.origin_namespace) == effective(namespace))
     });
     match (behavior, existing) {
         ("create", Some(_)) => Err(KustomizeError::DuplicateId {
@@ -236,10 +237,25 @@ fn generate(
             Ok(())
         }
         ("replace", Some(i)) => {
-            let name_now = resources[i].name().to_string();
-            object["metadata"]["name"] = json!(name_now);
+            // The replacement keeps the old object's identity (name, namespace) and merges
+            // its labels and annotations over the old ones, as kustomize does.
+            let old_meta = resources[i].object["metadata"].clone();
+            object["metadata"]["name"] = old_meta["name"].clone();
+            if let Some(ns) = old_meta.get("namespace") {
+                object["metadata"]["namespace"] = ns.clone();
+            }
+            for field in ["labels", "annotations"] {
+                if let Some(Value::Object(old)) = old_meta.get(field) {
+                    let mut merged = old.clone();
+                    if let Some(Value::Object(new)) = object["metadata"].get(field) {
+                        merged.extend(new.clone());
+                    }
+                    object["metadata"][field] = Value::Object(merged);
+                }
+            }
             resources[i].object = object;
-            resources[i].hash_suffix = !disable_hash;
+            // As with merge, the suffix stays off if the replaced object had it off.
+            resources[i].hash_suffix = resources[i].hash_suffix && !disable_hash;
             Ok(())
         }
         (other, _) => Err(invalid(

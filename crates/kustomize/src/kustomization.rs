@@ -68,12 +68,12 @@ impl Kustomization {
         let file = kustomization_file(dir)
             .ok_or_else(|| KustomizeError::NoKustomization { path: display(dir) })?;
         let text = std::fs::read_to_string(&file).map_err(io(&file))?;
-        let docs = parse_documents(&text).map_err(|e| KustomizeError::Yaml {
+        let parsed = crate::yaml::parse_kustomization(&text).map_err(|e| KustomizeError::Yaml {
             path: display(&file),
             line: e.line,
             message: e.message,
         })?;
-        let Some(spec) = docs.into_iter().next().map(|d| d.value) else {
+        let Some(spec) = parsed else {
             return Err(KustomizeError::Invalid {
                 path: display(&file),
                 field: "(root)".into(),

@@ -207,7 +207,10 @@ pub fn labels(
                 r.version().to_string(),
                 r.kind().to_string(),
             );
-            for spec in specs.iter().filter(|s| s.gvk.selects(&group, &version, &kind)) {
+            for spec in specs
+                .iter()
+                .filter(|s| s.gvk.selects(&group, &version, &kind))
+            {
                 for key in pairs.keys() {
                     let entry = (key.clone(), spec.clone());
                     if !r.label_specs.contains(&entry) {

@@ -130,6 +130,19 @@ fn parse_chunk(chunk: &Chunk) -> Result<Option<Document>, YamlError> {
     }))
 }
 
+/// A kustomization file's content. kustomize reads these with sigs.k8s.io/yaml, where a
+/// repeated key is not an error: the last one wins (manifests are stricter).
+pub fn parse_kustomization(text: &str) -> Result<Option<Value>, YamlError> {
+    let mut options = yaml_12();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+    let value: Value =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| YamlError {
+            line: e.location().map(|l| l.line() as usize).unwrap_or(1),
+            message: first_line(&e.to_string()),
+        })?;
+    Ok((!value.is_null()).then_some(value))
+}
+
 /// One plain scalar as the full parser resolves it in a block mapping.
 fn parse_scalar(s: &str) -> Option<Value> {
     let doc: Value = serde_saphyr::from_str_with_options(&format!("k: {s}\n"), yaml_12()).ok()?;
