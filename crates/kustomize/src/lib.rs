@@ -104,7 +104,7 @@ pub struct Resource {
     /// The `vars` that read their value from this resource.
     pub bound_vars: Vec<String>,
     /// Where label transformers wrote each label key (later levels follow them there).
-    pub(crate) label_specs: Vec<(String, config::FieldSpec)>,
+    pub(crate) label_specs: Vec<(String, std::sync::Arc<config::FieldSpec>)>,
 }
 
 impl Resource {

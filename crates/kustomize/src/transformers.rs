@@ -1,6 +1,8 @@
 //! The built-in transformers: namespace, name prefix/suffix, labels, annotations, replicas
 //! and images, with kustomize's field specs for where each one writes.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::config::{FieldSpec, Gvk, TransformerConfig, parse_field_spec, visit, visit_specs};
@@ -199,22 +201,35 @@ pub fn labels(
         sets.push((string_map(&l["pairs"]), specs));
     }
     for (pairs, specs) in sets {
+        // Remembered per resource and key (shared, not copied); metadata/labels is not
+        // remembered, since every label transformer writes there anyway.
+        let tracked: Vec<Arc<FieldSpec>> = specs
+            .iter()
+            .filter(|s| s.path != ["metadata", "labels"])
+            .cloned()
+            .map(Arc::new)
+            .collect();
         for r in resources.iter_mut() {
-            follow_earlier_labels(r, &pairs);
+            if !r.label_specs.is_empty() {
+                follow_earlier_labels(r, &pairs);
+            }
             merge_pairs(r, &specs, &pairs);
             let (group, version, kind) = (
                 r.group().to_string(),
                 r.version().to_string(),
                 r.kind().to_string(),
             );
-            for spec in specs
+            for spec in tracked
                 .iter()
                 .filter(|s| s.gvk.selects(&group, &version, &kind))
             {
                 for key in pairs.keys() {
-                    let entry = (key.clone(), spec.clone());
-                    if !r.label_specs.contains(&entry) {
-                        r.label_specs.push(entry);
+                    let known = r
+                        .label_specs
+                        .iter()
+                        .any(|(k, s)| k == key && (Arc::ptr_eq(s, spec) || s == spec));
+                    if !known {
+                        r.label_specs.push((key.clone(), spec.clone()));
                     }
                 }
             }
@@ -227,7 +242,7 @@ pub fn labels(
 /// rewritten there too when a later level sets the same key (as kustomize does), even if
 /// this level's label only goes to metadata.
 fn follow_earlier_labels(r: &mut Resource, pairs: &Map<String, Value>) {
-    let earlier: Vec<FieldSpec> = r
+    let earlier: Vec<Arc<FieldSpec>> = r
         .label_specs
         .iter()
         .filter(|(key, _)| pairs.contains_key(key))
