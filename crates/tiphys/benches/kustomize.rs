@@ -35,14 +35,18 @@ fn write_tree(root: &Path, objects: usize) {
     .unwrap();
 }
 
+/// The median of repeated runs (at least `min_runs`, more while `budget` lasts): on a
+/// shared machine the median is steadier than the mean, for both sides alike.
 fn time<F: FnMut()>(mut f: F, min_runs: usize, budget: Duration) -> Duration {
     let start = Instant::now();
-    let mut runs = 0;
-    while runs < min_runs || (start.elapsed() < budget && runs < 50) {
+    let mut samples = Vec::new();
+    while samples.len() < min_runs || (start.elapsed() < budget && samples.len() < 50) {
+        let run = Instant::now();
         f();
-        runs += 1;
+        samples.push(run.elapsed());
     }
-    start.elapsed() / runs as u32
+    samples.sort();
+    samples[samples.len() / 2]
 }
 
 fn main() {
