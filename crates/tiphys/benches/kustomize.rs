@@ -46,7 +46,7 @@ fn time<F: FnMut()>(mut f: F, min_runs: usize, budget: Duration) -> Duration {
         samples.push(run.elapsed());
     }
     samples.sort();
-    samples[samples.len() / 2]
+    samples[(samples.len() - 1) / 2]
 }
 
 fn main() {
