@@ -209,11 +209,25 @@ pub struct Accumulated {
 }
 
 /// Build `dir` into its resources. `stack` holds the directories being built (cycle check).
-pub fn accumulate(
+pub fn accumulate(dir: &Path, ctx: &mut Context<'_>) -> Result<Accumulated, KustomizeError> {
+    let mut acc = Accumulated {
+        resources: Vec::new(),
+        config: TransformerConfig::builtin().clone(),
+        vars: Vec::new(),
+    };
+    build_level(dir, &mut acc, ctx, false)?;
+    Ok(acc)
+}
+
+/// One kustomization (or component) into `acc`, in kustomize's order: its resources, its
+/// configuration, generators, components, transformers and vars. A kustomization starts
+/// from an empty `acc`; a component works on its parent's.
+fn build_level(
     dir: &Path,
+    acc: &mut Accumulated,
     ctx: &mut Context<'_>,
     as_component: bool,
-) -> Result<Accumulated, KustomizeError> {
+) -> Result<(), KustomizeError> {
     let canonical = dir.canonicalize().map_err(io(dir))?;
     if ctx.stack.contains(&canonical) {
         return Err(KustomizeError::Cycle { path: display(dir) });
@@ -224,7 +238,7 @@ pub fn accumulate(
     load_openapi(&k, ctx)?;
     if k.is_component() != as_component {
         let message = if as_component {
-            "a component must have kind: Component"
+            "components must have kind: Component"
         } else {
             "a Component can only be used under components"
         };
@@ -234,14 +248,9 @@ pub fn accumulate(
             message: message.into(),
         });
     }
-    let mut acc = Accumulated {
-        resources: Vec::new(),
-        config: TransformerConfig::builtin().clone(),
-        vars: Vec::new(),
-    };
     let mut entries = k.strings("resources")?;
     entries.extend(k.strings("bases")?);
-    let mut ids = Ids::new();
+    let mut ids: Ids = acc.resources.iter().map(Resource::id).collect();
     for entry in entries {
         let loaded = load_entry(&k, &entry, ctx)?;
         acc.config.merge(&loaded.config);
@@ -253,15 +262,14 @@ pub fn accumulate(
     helm::run(&k, &mut acc.resources)?;
     plugins::generate(&k, &mut acc.resources, ctx)?;
     for component in k.strings("components")? {
-        let comp_dir = k.dir.join(&component);
-        apply_component(&comp_dir, &mut acc, ctx)?;
+        build_level(&k.dir.join(component), acc, ctx, true)?;
     }
     k.openapi = ctx.openapi;
-    apply_transformers(&k, &mut acc, ctx)?;
+    apply_transformers(&k, acc, ctx)?;
     plugins::transform(&k, &mut acc.resources, ctx)?;
     vars::declare(&k, &mut acc.resources, &mut acc.vars)?;
     ctx.stack.pop();
-    Ok(acc)
+    Ok(())
 }
 
 /// `openapi`: a custom schema for strategic merge (`path`, local or a URL); `version` picks
@@ -367,50 +375,6 @@ fn extend_config(k: &Kustomization, config: &mut TransformerConfig) -> Result<()
             config.merge(&extra);
         }
     }
-    Ok(())
-}
-
-/// A component adds its resources to the parent's and applies its generators and
-/// transformers to all of them.
-fn apply_component(
-    dir: &Path,
-    acc: &mut Accumulated,
-    ctx: &mut Context<'_>,
-) -> Result<(), KustomizeError> {
-    let canonical = dir.canonicalize().map_err(io(dir))?;
-    if ctx.stack.contains(&canonical) {
-        return Err(KustomizeError::Cycle { path: display(dir) });
-    }
-    ctx.stack.push(canonical);
-    let mut k = Kustomization::load(dir)?;
-    k.restricted = ctx.restricted;
-    load_openapi(&k, ctx)?;
-    if !k.is_component() {
-        return Err(KustomizeError::Invalid {
-            path: k.path(),
-            field: "kind".into(),
-            message: "components must have kind: Component".into(),
-        });
-    }
-    let mut ids: Ids = acc.resources.iter().map(Resource::id).collect();
-    for entry in k.strings("resources")? {
-        let loaded = load_entry(&k, &entry, ctx)?;
-        acc.config.merge(&loaded.config);
-        merge_vars(&k, &mut acc.vars, loaded.vars)?;
-        add_all(&mut acc.resources, &mut ids, loaded.resources, &k)?;
-    }
-    extend_config(&k, &mut acc.config)?;
-    generators::run(&k, &mut acc.resources)?;
-    helm::run(&k, &mut acc.resources)?;
-    plugins::generate(&k, &mut acc.resources, ctx)?;
-    for component in k.strings("components")? {
-        apply_component(&k.dir.join(component), acc, ctx)?;
-    }
-    k.openapi = ctx.openapi;
-    apply_transformers(&k, acc, ctx)?;
-    plugins::transform(&k, &mut acc.resources, ctx)?;
-    vars::declare(&k, &mut acc.resources, &mut acc.vars)?;
-    ctx.stack.pop();
     Ok(())
 }
 
@@ -532,11 +496,11 @@ pub(crate) fn load_entry(
             (Err(_), Some(yaml_error)) => return Err(yaml_error),
             (Err(message), None) => return Err(failed(message)),
         };
-        return accumulate(&dir, ctx, false);
+        return accumulate(&dir, ctx);
     }
     let path = k.dir.join(entry);
     if path.is_dir() {
-        return accumulate(&path, ctx, false);
+        return accumulate(&path, ctx);
     }
     if !path.exists() {
         return Err(KustomizeError::Invalid {

@@ -255,7 +255,7 @@ pub fn build_with_options(
         mut resources,
         config,
         vars,
-    } = kustomization::accumulate(dir, &mut ctx, false)?;
+    } = kustomization::accumulate(dir, &mut ctx)?;
     generators::apply_hash_suffixes(&mut resources);
     resources.iter_mut().for_each(Resource::note_rename);
     names::fix_references(&mut resources, &config)?;
