@@ -32,14 +32,7 @@ fn remote_bases_come_from_git() {
     git(&repo, &["commit", "-qam", "v2"]);
 
     let overlay = tmp.path().join("overlay");
-    let build = || {
-        Command::new(env!("CARGO_BIN_EXE_tiphys"))
-            .args(["kustomize", "build"])
-            .arg(&overlay)
-            .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
-            .output()
-            .unwrap()
-    };
+    let build = || tiphys_kustomize_build(&overlay, tmp.path());
     write(
         &overlay,
         "kustomization.yaml",
@@ -75,6 +68,30 @@ fn remote_bases_come_from_git() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `tiphys kustomize build DIR` with its git cache under `scratch`.
+fn tiphys_kustomize_build(
+    dir: &std::path::Path,
+    scratch: &std::path::Path,
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["kustomize", "build"])
+        .arg(dir)
+        .env("TIPHYS_CACHE_DIR", scratch.join("cache"))
+        .output()
+        .unwrap()
+}
+
+/// The output of a `tiphys kustomize build` that must succeed.
+fn tiphys_build(dir: &std::path::Path, scratch: &std::path::Path) -> String {
+    let out = tiphys_kustomize_build(dir, scratch);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Serve `files` (path → body) over HTTP on a local port until the process ends; any other
@@ -120,27 +137,13 @@ fn remote_files_are_fetched_over_http_as_kustomize_does() {
             .to_vec(),
     )]);
     let tmp = tempfile::tempdir().unwrap();
-    let build = |dir: &std::path::Path, program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .arg(dir)
-            .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
-            .output()
-            .unwrap()
-    };
     let ok = tmp.path().join("ok");
     write(
         &ok,
         "kustomization.yaml",
         &format!("resources:\n- {base}/manifests/cm.yaml\nnamePrefix: x-\n"),
     );
-    let out = build(&ok, env!("CARGO_BIN_EXE_tiphys"), &["kustomize", "build"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours = String::from_utf8_lossy(&out.stdout).to_string();
+    let ours = tiphys_build(&ok, tmp.path());
     assert!(
         ours.contains("name: x-remote") && ours.contains("from: http"),
         "{ours}"
@@ -156,11 +159,7 @@ fn remote_files_are_fetched_over_http_as_kustomize_does() {
         "kustomization.yaml",
         &format!("resources:\n- {base}/manifests/nope.yaml\n"),
     );
-    let out = build(
-        &missing,
-        env!("CARGO_BIN_EXE_tiphys"),
-        &["kustomize", "build"],
-    );
+    let out = tiphys_kustomize_build(&missing, tmp.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -203,18 +202,7 @@ fn helm_charts_are_pulled_from_their_repository() {
             "helmCharts:\n- name: shop\n  repo: {repo}\n  version: 0.1.0\n  releaseName: demo\n  valuesInline:\n    replicaCount: 3\nnamePrefix: x-\n"
         ),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tiphys"))
-        .args(["kustomize", "build"])
-        .arg(&tree)
-        .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours = String::from_utf8_lossy(&out.stdout).to_string();
+    let ours = tiphys_build(&tree, tmp.path());
     assert!(
         ours.contains("name: x-demo-shop") && ours.contains("replicas: 3"),
         "{ours}"
