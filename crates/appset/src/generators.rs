@@ -388,14 +388,58 @@ fn matrix(
         // The second generator may use the first's parameters (a git path from a list, say).
         let second = renderer.render_value(second, &left)?;
         for right in generate(&second, renderer, inputs)?.params {
-            let mut combined = left.clone();
-            for (k, v) in right {
-                combined.insert(k, v);
-            }
-            out.push(combined);
+            out.push(combine(&left, right, renderer.go_template)?);
         }
     }
     Ok(out)
+}
+
+/// One matrix combination: the parameter maps merge deeply. With Go templates the second
+/// generator's values win (mergo's override, as in Argo CD); flat parameters — compared key by
+/// flattened key there — may not disagree.
+fn combine(left: &Params, right: Params, go_template: bool) -> Result<Params, AppSetError> {
+    let mut combined = Value::Object(left.clone());
+    deep_merge(&mut combined, Value::Object(right), go_template, "")?;
+    match combined {
+        Value::Object(map) => Ok(map),
+        _ => Ok(left.clone()),
+    }
+}
+
+/// Merge `overlay` into `base`: maps key by key; anything else replaced when `overwrite`,
+/// else an error naming the (dotted) key unless both agree.
+fn deep_merge(
+    base: &mut Value,
+    overlay: Value,
+    overwrite: bool,
+    at: &str,
+) -> Result<(), AppSetError> {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (k, v) in overlay {
+                let key = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                match base.get_mut(&k) {
+                    Some(existing) => deep_merge(existing, v, overwrite, &key)?,
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+            Ok(())
+        }
+        (base, overlay) if overwrite || *base == overlay => {
+            *base = overlay;
+            Ok(())
+        }
+        (base, overlay) => Err(fail(
+            "matrix",
+            format!("found duplicate key {at} with different value, a: {base} ,b: {overlay}"),
+        )),
+    }
 }
 
 /// A parameter by dotted key: flat (`a.b`) first, then nested.

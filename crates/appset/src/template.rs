@@ -343,7 +343,30 @@ fn funcs() -> Vec<(&'static str, gtmpl_value::Func)> {
         }
         Ok(GoValue::from(back(arg(a, 0, "toJson")?).to_string()))
     }
+    /// Sprig's `dig "a" "b" DEFAULT DICT`: the value at the nested keys, else DEFAULT.
+    fn dig(a: &[GoValue]) -> Result<GoValue, FuncError> {
+        if a.len() < 3 {
+            return Err(FuncError::Generic(format!(
+                "dig takes keys, a default and a dict; got {} arguments",
+                a.len()
+            )));
+        }
+        let (dict, rest) = a.split_last().unwrap_or((&GoValue::Nil, &[]));
+        let (fallback, keys) = rest.split_last().unwrap_or((&GoValue::Nil, &[]));
+        let mut current = dict;
+        for key in keys {
+            match current {
+                GoValue::Map(map) => match map.get(&go_string(key)) {
+                    Some(v) => current = v,
+                    None => return Ok(fallback.clone()),
+                },
+                _ => return Ok(fallback.clone()),
+            }
+        }
+        Ok(current.clone())
+    }
     vec![
+        ("dig", dig),
         ("lower", lower),
         ("upper", upper),
         ("trim", trim),
@@ -397,12 +420,68 @@ pub fn go_render(
         })?;
     // Go's default (missingkey=default) prints "<no value>", as Argo CD's templates do.
     if missing_key_error && out.contains("<no value>") {
+        let message = match missing_key(text, params) {
+            Some(key) => format!("map has no entry for key {key:?} (missingkey=error)"),
+            None => "map has no entry for a key (missingkey=error)".into(),
+        };
         return Err(AppSetError::Template {
             template: text.to_string(),
-            message: "map has no entry for a key (missingkey=error)".into(),
+            message,
         });
     }
     Ok(out)
+}
+
+/// The first key a field chain in `text` (`.a.b.c` inside an action) asks of `params` that
+/// is not there — what Go names in "map has no entry for key".
+fn missing_key(text: &str, params: &Params) -> Option<String> {
+    // Inside range and with, `.` is something else than the parameters.
+    if text.contains("range") || text.contains("with") {
+        return None;
+    }
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after.find("}}").unwrap_or(after.len());
+        let action = &after[..end];
+        let bytes = action.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            // A chain starts at a `.` not preceded by a word character (`$x.a` is a variable).
+            let starts = bytes[i] == b'.'
+                && (i == 0
+                    || !(bytes[i - 1].is_ascii_alphanumeric()
+                        || bytes[i - 1] == b'_'
+                        || bytes[i - 1] == b'$'
+                        || bytes[i - 1] == b')'));
+            if !starts {
+                i += 1;
+                continue;
+            }
+            let chain_end = action[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .map_or(action.len(), |n| i + n);
+            let chain = &action[i + 1..chain_end];
+            let mut current: Option<&Value> = None;
+            for (depth, key) in chain.split('.').filter(|k| !k.is_empty()).enumerate() {
+                let next = if depth == 0 {
+                    params.get(key)
+                } else {
+                    current.and_then(|v| v.get(key))
+                };
+                match next {
+                    Some(v) => current = Some(v),
+                    None if depth == 0 || current.is_some_and(Value::is_object) => {
+                        return Some(key.to_string());
+                    }
+                    None => break,
+                }
+            }
+            i = chain_end.max(i + 1);
+        }
+        rest = &after[end.min(after.len())..];
+    }
+    None
 }
 
 #[cfg(test)]
@@ -471,7 +550,20 @@ mod tests {
             .unwrap(),
             "live"
         );
-        assert!(go_render("{{ .nothing }}", &p, true).is_err());
+        let err = go_render("{{ .env }}-{{ .path.dirname }}", &p, true).unwrap_err();
+        assert!(
+            err.to_string().contains("no entry for key \"dirname\""),
+            "the error names the key: {err}"
+        );
+        assert_eq!(
+            go_render(
+                "{{ dig \"path\" \"basename\" \"none\" . }}/{{ dig \"path\" \"x\" \"none\" . }}",
+                &p,
+                true
+            )
+            .unwrap(),
+            "My App/none"
+        );
         let err = go_render("{{ .env ", &p, false).unwrap_err();
         assert!(err.to_string().contains("{{ .env"), "{err}");
     }

@@ -199,3 +199,35 @@ fn globs_follow_path_match() {
     assert!(path_glob("apps/**/config.json", "apps/config.json"));
     assert!(path_glob("apps/?eb", "apps/web"));
 }
+
+#[test]
+fn nested_matrix_parameters_merge_deeply() {
+    // Shaped like Argo CD's nested matrix example: every list element carries a `values` map,
+    // and the combinations must keep all of their keys.
+    let text = |go: bool| {
+        let (open, close) = if go { ("{{ .", " }}") } else { ("{{", "}}") };
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata: {{name: nested, namespace: argocd}}\nspec:\n  goTemplate: {go}\n  goTemplateOptions: ['missingkey=error']\n  generators:\n  - matrix:\n      generators:\n      - list:\n          elements:\n          - {{cluster: dev, values: {{project: default}}}}\n          - {{cluster: prod, values: {{project: default}}}}\n      - matrix:\n          generators:\n          - list:\n              elements:\n              - values: {{suffix: '1'}}\n              - values: {{suffix: '2'}}\n          - list:\n              elements:\n              - values: {{prefix: first}}\n  template:\n    metadata: {{name: '{open}values.prefix{close}-{open}cluster{close}-{open}values.suffix{close}'}}\n    spec:\n      project: '{open}values.project{close}'\n      destination: {{server: https://kubernetes.default.svc, namespace: ns}}\n"
+        )
+    };
+    let none = Dir(PathBuf::new());
+    let inputs = Inputs {
+        repos: &none,
+        clusters: &[],
+    };
+    for go in [true, false] {
+        let apps = applications(&appset(&text(go)), &inputs).unwrap();
+        assert_eq!(
+            names(&apps),
+            ["first-dev-1", "first-dev-2", "first-prod-1", "first-prod-2"],
+            "goTemplate: {go}"
+        );
+        assert_eq!(apps[0].spec.project, "default");
+    }
+    // Flat parameters that disagree are refused, naming the key (as Argo CD does).
+    let clash = text(false).replace("suffix: '1'", "project: other");
+    let err = applications(&appset(&clash), &inputs)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("duplicate key values.project"), "{err}");
+}

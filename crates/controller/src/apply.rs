@@ -8,7 +8,7 @@ use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, ValidationDirective,
 };
 use serde_json::{Map, Value};
-use tiphys_sync::{ObjectKey, WriteOptions};
+use tiphys_sync::{Created, ObjectKey, WriteOptions};
 
 use crate::clusters::ClusterHandle;
 use crate::discovery::Resolved;
@@ -87,7 +87,7 @@ impl Writer {
             .patch(&name, &params, &Patch::Apply(obj))
             .await
             .map_err(|e| api_message(&e))?;
-        Ok(verb(before.as_ref(), &after))
+        Ok(verb(before.as_ref(), &after, options.dry_run))
     }
 
     async fn client_side(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
@@ -134,7 +134,7 @@ impl Writer {
             .patch(&name, &params, &patch)
             .await
             .map_err(|e| api_message(&e))?;
-        Ok(verb(Some(&live), &after))
+        Ok(verb(Some(&live), &after, options.dry_run))
     }
 
     async fn replace(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
@@ -164,6 +164,16 @@ impl Writer {
     }
 }
 
+/// The identity of `key` as an object, enough to address it.
+fn stub(key: &ObjectKey, api_version: &str) -> Value {
+    let mut stub = serde_json::json!({"apiVersion": api_version, "kind": key.kind,
+        "metadata": {"name": key.name}});
+    if !key.namespace.is_empty() {
+        stub["metadata"]["namespace"] = Value::String(key.namespace.clone());
+    }
+    stub
+}
+
 fn validation(options: WriteOptions) -> ValidationDirective {
     if options.validate {
         ValidationDirective::Strict
@@ -179,13 +189,28 @@ fn name_of(obj: &Value) -> String {
         .to_string()
 }
 
-fn verb(before: Option<&DynamicObject>, after: &DynamicObject) -> String {
+/// kubectl's verb for a write. A dry run changes no resourceVersion, so whether it would
+/// change anything is read from the objects themselves.
+fn verb(before: Option<&DynamicObject>, after: &DynamicObject, dry_run: bool) -> String {
     match before {
         None => "created",
+        Some(b) if dry_run && comparable(b) == comparable(after) => "unchanged",
+        Some(_) if dry_run => "configured",
         Some(b) if b.metadata.resource_version == after.metadata.resource_version => "unchanged",
         Some(_) => "configured",
     }
     .into()
+}
+
+/// An object without what every write changes (version, generation, field timestamps).
+fn comparable(obj: &DynamicObject) -> Value {
+    let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["resourceVersion", "generation", "managedFields"] {
+            meta.remove(field);
+        }
+    }
+    v
 }
 
 fn set_annotation(obj: &mut Value, name: &str, value: &str) {
@@ -230,7 +255,7 @@ impl tiphys_sync::Cluster for Writer {
         }
     }
 
-    async fn create(&self, obj: &Value) -> Result<(), String> {
+    async fn create(&self, obj: &Value) -> Result<Created, String> {
         let (api, _) = self.api_for(obj).await?;
         let object: DynamicObject =
             serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
@@ -238,10 +263,60 @@ impl tiphys_sync::Cluster for Writer {
             dry_run: false,
             field_manager: Some(FIELD_MANAGER.into()),
         };
-        api.create(&post, &object)
-            .await
-            .map(|_| ())
-            .map_err(|e| api_message(&e))
+        match api.create(&post, &object).await {
+            Ok(_) => Ok(Created::Created),
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
+                Ok(Created::AlreadyExists)
+            }
+            Err(e) => Err(api_message(&e)),
+        }
+    }
+
+    async fn fetch(&self, key: &ObjectKey, api_version: &str) -> Result<Option<Value>, String> {
+        self.get(&stub(key, api_version)).await
+    }
+
+    async fn remove_finalizer(
+        &self,
+        key: &ObjectKey,
+        api_version: &str,
+        finalizer: &str,
+    ) -> Result<(), String> {
+        let (api, _) = self.api_for(&stub(key, api_version)).await?;
+        // Remove it by position, testing the position still holds it: other finalizers and
+        // concurrent edits are left alone. A lost race is retried from a fresh read.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let live = match api.get_opt(&key.name).await {
+                Ok(Some(live)) => live,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(api_message(&e)),
+            };
+            let finalizers = live.metadata.finalizers.unwrap_or_default();
+            let Some(index) = finalizers.iter().position(|f| f == finalizer) else {
+                return Ok(());
+            };
+            let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+                {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": finalizer},
+                {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
+            ]))
+            .map_err(|e| e.to_string())?;
+            match api
+                .patch(
+                    &key.name,
+                    &PatchParams::default(),
+                    &Patch::Json::<()>(patch),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_not_found(&e) => return Ok(()),
+                Err(e) => last_error = api_message(&e),
+            }
+        }
+        Err(format!(
+            "removing finalizer {finalizer} from {key}: {last_error}"
+        ))
     }
 
     async fn delete(
@@ -250,12 +325,7 @@ impl tiphys_sync::Cluster for Writer {
         api_version: &str,
         propagation: &str,
     ) -> Result<(), String> {
-        let mut stub = serde_json::json!({"apiVersion": api_version, "kind": key.kind,
-            "metadata": {"name": key.name}});
-        if !key.namespace.is_empty() {
-            stub["metadata"]["namespace"] = Value::String(key.namespace.clone());
-        }
-        let (api, _) = self.api_for(&stub).await?;
+        let (api, _) = self.api_for(&stub(key, api_version)).await?;
         let params = DeleteParams {
             propagation_policy: Some(match propagation {
                 "foreground" | "Foreground" => kube::api::PropagationPolicy::Foreground,
@@ -285,6 +355,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_dry_run_that_would_change_something_is_configured() {
+        let at = |replicas: i64, rv: &str| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "resourceVersion": rv, "generation": 1},
+                "spec": {"replicas": replicas}}))
+            .unwrap()
+        };
+        assert_eq!(verb(Some(&at(1, "5")), &at(3, "5"), true), "configured");
+        assert_eq!(verb(Some(&at(3, "5")), &at(3, "5"), true), "unchanged");
+        assert_eq!(verb(Some(&at(3, "5")), &at(3, "6"), false), "configured");
+        assert_eq!(verb(None, &at(3, "6"), true), "created");
+    }
 
     #[test]
     fn three_way_removes_dropped_fields() {

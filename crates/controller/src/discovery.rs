@@ -26,6 +26,8 @@ struct State {
     refreshed: Option<Instant>,
     /// The last discovery failed: absence of a kind proves nothing.
     partial: bool,
+    /// What the last full discovery found, for Helm's `.Capabilities`.
+    capabilities: Option<std::sync::Arc<tiphys_render::Capabilities>>,
 }
 
 pub struct Resolver {
@@ -116,6 +118,53 @@ impl Resolver {
         }
     }
 
+    /// The cluster's version and every `group/version` and `group/version/Kind` it serves
+    /// (as Argo CD hands them to Helm), from one full discovery, renewed when discovery is.
+    pub async fn capabilities(
+        &self,
+    ) -> Result<std::sync::Arc<tiphys_render::Capabilities>, DiscoveryError> {
+        let known = |s: &State| s.capabilities.clone();
+        if let Some(c) = known(&self.state.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(c);
+        }
+        let _one_at_a_time = self.refresh.lock().await;
+        if let Some(c) = known(&self.state.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(c);
+        }
+        let never_listed = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refreshed
+            .is_none();
+        if never_listed {
+            self.refresh().await?;
+        }
+        let version = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| DiscoveryError::Failed(e.to_string()))?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut api_versions: Vec<String> = state
+            .exact
+            .values()
+            .flat_map(|r| {
+                let gv = r.resource.api_version.clone();
+                let gvk = format!("{gv}/{}", r.resource.kind);
+                [gv, gvk]
+            })
+            .collect();
+        api_versions.sort();
+        api_versions.dedup();
+        let capabilities = std::sync::Arc::new(tiphys_render::Capabilities {
+            kube_version: version.git_version,
+            api_versions,
+        });
+        state.capabilities = Some(capabilities.clone());
+        Ok(capabilities)
+    }
+
     /// Whether the last discovery was complete.
     pub fn is_partial(&self) -> bool {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).partial
@@ -148,6 +197,7 @@ impl Resolver {
             }
         };
         state.partial = false;
+        state.capabilities = None;
         state.exact.clear();
         state.preferred.clear();
         for group in discovery.groups() {

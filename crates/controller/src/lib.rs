@@ -21,10 +21,12 @@ pub mod discovery;
 mod events;
 pub mod manifests;
 pub mod metrics;
+mod operation;
 pub mod project;
 pub mod queue;
 mod reconcile;
 pub mod settings;
+mod status;
 pub mod webhook;
 
 use std::sync::{Arc, Mutex};

@@ -48,6 +48,15 @@ pub struct RepoServer {
 /// Repository credentials known to the engine.
 pub type RepoSecrets = [(SecretKind, RepoSecret)];
 
+/// How sources are rendered, beyond what the source itself says.
+#[derive(Clone, Debug, Default)]
+pub struct RenderSettings {
+    /// argocd-cm `kustomize.buildOptions`.
+    pub kustomize: tiphys_kustomize::BuildOptions,
+    /// The destination cluster's, for Helm's `.Capabilities`.
+    pub capabilities: Option<Arc<tiphys_render::Capabilities>>,
+}
+
 impl RepoServer {
     pub fn new(cache_dir: impl Into<PathBuf>) -> RepoServer {
         RepoServer {
@@ -81,7 +90,7 @@ impl RepoServer {
         sources: &[ApplicationSource],
         revisions: &[String],
         secrets: &RepoSecrets,
-        kustomize_options: tiphys_kustomize::BuildOptions,
+        settings: &RenderSettings,
     ) -> Result<Generated, ManifestError> {
         let mut out = Generated::default();
         for (source, commit) in sources.iter().zip(revisions) {
@@ -91,32 +100,40 @@ impl RepoServer {
                     source.repo_url
                 )));
             }
-            let tree =
-                self.git
-                    .tree(&source.repo_url, commit)
-                    .map_err(|e| ManifestError::Source {
+            let key = CacheKey::new(
+                commit,
+                source,
+                app_name,
+                namespace,
+                &settings.kustomize,
+                settings.capabilities.as_deref(),
+            );
+            let render = || {
+                let tree =
+                    self.git
+                        .tree(&source.repo_url, commit)
+                        .map_err(|e| ManifestError::Source {
+                            repo: source.repo_url.clone(),
+                            source: Box::new(e),
+                        })?;
+                self.renders
+                    .get_or_render(key.clone(), || {
+                        render_tree(
+                            &tree, source, app_name, namespace, &self.git, secrets, settings,
+                        )
+                    })
+                    .map_err(|e| ManifestError::Render {
                         repo: source.repo_url.clone(),
+                        path: source.path.clone(),
                         source: Box::new(e),
-                    })?;
-            let key = CacheKey::new(commit, source, app_name, namespace, &kustomize_options);
-            let rendered = self
-                .renders
-                .get_or_render(key, || {
-                    render_tree(
-                        &tree,
-                        source,
-                        app_name,
-                        namespace,
-                        &self.git,
-                        secrets,
-                        kustomize_options,
-                    )
-                })
-                .map_err(|e| ManifestError::Render {
-                    repo: source.repo_url.clone(),
-                    path: source.path.clone(),
-                    source: Box::new(e),
-                })?;
+                    })
+            };
+            // A render that fails may have read a damaged cached tree (a path missing): the
+            // tree is checked, and when it was damaged, exported again and rendered again.
+            let rendered = match render() {
+                Err(ManifestError::Render { .. }) if self.git.recheck_tree(commit) => render(),
+                other => other,
+            }?;
             out.revisions.push(commit.clone());
             out.source_types
                 .push(rendered.source_type.as_str().to_string());
@@ -142,7 +159,7 @@ pub fn render_tree(
     namespace: &str,
     git: &GitCache,
     secrets: &RepoSecrets,
-    kustomize_options: tiphys_kustomize::BuildOptions,
+    settings: &RenderSettings,
 ) -> Result<tiphys_render::Rendered, RenderError> {
     let remotes = GitRemotes {
         cache: git,
@@ -154,7 +171,8 @@ pub fn render_tree(
         app_name,
         namespace,
         remote: Some(&remotes),
-        kustomize_options,
+        kustomize_options: settings.kustomize,
+        capabilities: settings.capabilities.as_deref(),
     })
 }
 

@@ -6,25 +6,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::{Timestamp, Unit};
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
 use tiphys_diff::{IgnoreRule, IgnoreRules};
 use tiphys_model::application::{
-    ApplicationCondition, ApplicationSource, ComparedTo, HealthStatus, Operation,
-    OperationInitiator, OperationPhase, OperationState, ResourceStatus, RevisionHistory,
-    SyncOperation, SyncOperationResult, SyncStatusCode,
+    ApplicationCondition, ApplicationSource, ApplicationStatus, ComparedTo, HealthStatus,
+    Operation, OperationInitiator, OperationPhase, ResourceStatus, SyncOperation, SyncStatusCode,
 };
 use tiphys_model::{AppProject, Application};
-use tiphys_sync::annotations::has_option;
-use tiphys_sync::{ObjectKey, Outcome, WriteOptions};
 
 use crate::Controller;
 use crate::apply::Writer;
 use crate::clusters::{ClusterHandle, ClusterSecret};
 use crate::compare::{self, Compared, Problem, Subject};
 use crate::events;
-use crate::manifests::Generated;
+use crate::manifests::{Generated, RenderSettings};
+use crate::operation::{self, Effects};
+use crate::status;
 
 pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
@@ -41,7 +39,9 @@ pub struct AppMemory {
     pub refresh_requested: bool,
     pub hard_refresh: bool,
     memo: compare::Memo,
-    retry_at: Option<Instant>,
+    pub(crate) retry_at: Option<Instant>,
+    /// The newest copy of the Application this controller wrote or read.
+    pub(crate) freshest: crate::status::Freshest,
 }
 
 pub fn now() -> String {
@@ -56,23 +56,38 @@ fn parse_time(s: &str) -> Option<Timestamp> {
 }
 
 pub async fn reconcile(c: &Arc<Controller>, name: &str) {
-    let key = ObjectRef::new(name).within(&c.settings.namespace);
-    let Some(app) = c.apps.get(&key) else {
+    let Some(mut app) = status::freshest(c, name) else {
         c.memory
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
         return;
     };
-    let result = if app.metadata.deletion_timestamp.is_some() {
-        finalize(c, &app).await
-    } else {
-        reconcile_app(c, &app).await
-    };
-    if let Err(e) = result {
-        tracing::warn!(app = name, error = %e, "reconcile failed; retrying");
+    // A write computed from a copy that someone else changed meanwhile is refused; the
+    // reconcile is then redone from a fresh read (its steps are idempotent).
+    for attempt in 0.. {
+        let result = if app.metadata.deletion_timestamp.is_some() {
+            finalize(c, &app).await
+        } else {
+            reconcile_app(c, &app).await
+        };
+        let error = match result {
+            Ok(()) => return,
+            Err(e) if status::is_conflict(&e) && attempt < 3 => match status::reread(c, name).await
+            {
+                Ok(Some(fresh)) => {
+                    app = fresh;
+                    continue;
+                }
+                Ok(None) => return,
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        tracing::warn!(app = name, error = %error, "reconcile failed; retrying");
         c.queue
             .add_at(name, Instant::now() + Duration::from_secs(2));
+        return;
     }
 }
 
@@ -92,7 +107,7 @@ fn sources_of(app: &Application) -> Vec<ApplicationSource> {
     app.sources().into_iter().cloned().collect()
 }
 
-fn cluster_secrets(c: &Controller) -> Vec<ClusterSecret> {
+pub(crate) fn cluster_secrets(c: &Controller) -> Vec<ClusterSecret> {
     c.secrets
         .state()
         .iter()
@@ -152,7 +167,7 @@ fn argocd_cm(c: &Controller) -> Option<Arc<k8s_openapi::api::core::v1::ConfigMap
         .get(&ObjectRef::new(crate::settings::ARGOCD_CM).within(&c.settings.namespace))
 }
 
-fn custom_health(c: &Controller) -> tiphys_health::CustomHealth {
+pub(crate) fn custom_health(c: &Controller) -> tiphys_health::CustomHealth {
     let cm = argocd_cm(c);
     let data = cm.and_then(|c| c.data.clone()).unwrap_or_default();
     tiphys_health::CustomHealth::from_config(&data)
@@ -172,7 +187,7 @@ fn ignore_rules(c: &Controller, app: &Application) -> Result<IgnoreRules, Proble
 }
 
 /// Resolve, render and compare: everything up to the verdict.
-async fn desired_state(
+pub(crate) async fn desired_state(
     c: &Arc<Controller>,
     app: &Application,
     pinned: Option<&[String]>,
@@ -255,8 +270,14 @@ async fn desired_state(
     let started = Instant::now();
     let (app_name, namespace) = (name.clone(), dest.namespace.clone());
     let revisions2 = revisions.clone();
-    let kustomize_options = crate::settings::kustomize_build_options(argocd_cm(c).as_deref())
-        .map_err(Problem::comparison)?;
+    let settings = RenderSettings {
+        kustomize: crate::settings::kustomize_build_options(argocd_cm(c).as_deref())
+            .map_err(Problem::comparison)?,
+        // Helm's `.Capabilities` are the destination's, as in Argo CD.
+        capabilities: Some(cluster.resolver.capabilities().await.map_err(|e| {
+            Problem::comparison(format!("reading the destination's API versions: {e}"))
+        })?),
+    };
     let generated = tokio::task::spawn_blocking(move || {
         repo.generate(
             &app_name,
@@ -264,7 +285,7 @@ async fn desired_state(
             &sources,
             &revisions2,
             &secrets,
-            kustomize_options,
+            &settings,
         )
     })
     .await
@@ -363,23 +384,6 @@ fn merge_conditions(
         .collect()
 }
 
-fn sync_options(app: &Application, op: Option<&SyncOperation>) -> Vec<String> {
-    let mut options: Vec<String> = app
-        .spec
-        .sync_policy
-        .iter()
-        .flat_map(|p| p.sync_options.iter().cloned())
-        .collect();
-    if let Some(op) = op {
-        options.extend(op.sync_options.iter().cloned());
-    }
-    options
-}
-
-fn has(options: &[String], option: &str) -> bool {
-    has_option(options.iter().map(String::as_str), option)
-}
-
 async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kube::Error> {
     let name = app.metadata.name.clone().unwrap_or_default();
     let annotation_refresh = app
@@ -416,27 +420,60 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
     }
     let previous = app.status.clone().unwrap_or_default();
     let mut status = previous.clone();
-    let mut operation = app.operation.clone();
-    let mut remove_operation = None;
-    // The version the final status write must find (an auto-sync request bumps it).
-    let mut resource_version = app.metadata.resource_version.clone();
+    let mut effects = Effects::default();
+    let remove_refresh = annotation_refresh.is_some();
+
+    // The operation first: one not yet recorded as under way is recorded before it does
+    // anything; one being terminated, or whose request was removed, is stopped.
+    match (&app.operation, &previous.operation_state) {
+        (Some(op), _) => match operation::under_way(&previous, op) {
+            Some(state) if state.phase == OperationPhase::Terminating => {
+                let reason = "Operation terminated";
+                let stopped = operation::stop(c, app, state, reason, &mut effects).await;
+                status.operation_state = Some(stopped);
+                let change = OperationChange::Remove;
+                return write(c, app, &previous, &status, change, remove_refresh, effects).await;
+            }
+            Some(_) => {}
+            None => {
+                status.operation_state = Some(operation::initial_state(op));
+                operation::announce_start(op, &mut effects);
+                let change = OperationChange::Keep;
+                return write(c, app, &previous, &status, change, remove_refresh, effects).await;
+            }
+        },
+        (None, Some(state))
+            if matches!(
+                state.phase,
+                OperationPhase::Running | OperationPhase::Terminating
+            ) =>
+        {
+            let reason = if state.phase == OperationPhase::Terminating {
+                "Operation terminated"
+            } else {
+                "Operation terminated: its request (.operation) was removed before it finished"
+            };
+            let stopped = operation::stop(c, app, state, reason, &mut effects).await;
+            status.operation_state = Some(stopped);
+            let change = OperationChange::Keep;
+            return write(c, app, &previous, &status, change, remove_refresh, effects).await;
+        }
+        _ => {}
+    }
+
     let desired = desired_state(c, app, None, refresh).await;
     let mut conditions: Vec<(String, String)> = Vec::new();
+    let mut change = OperationChange::Keep;
     match &desired {
         Err(problem) => {
             status.sync.status = SyncStatusCode::Unknown;
             conditions.push((problem.kind.to_string(), problem.message.clone()));
-            if let Some(op) = &operation {
+            if let Some(op) = &app.operation {
                 // The operation cannot proceed without a desired state: fail it, apply nothing.
-                let mut state = running_state(&previous, op);
-                finish(
-                    &mut state,
-                    OperationPhase::Failed,
-                    format!("{}: {}", problem.kind, problem.message),
-                );
-                status.operation_state = Some(state);
-                remove_operation = Some(op.clone());
-                c.metrics.sync_finished(app, "Failed");
+                let message = format!("{}: {}", problem.kind, problem.message);
+                status.operation_state =
+                    Some(operation::fail(&previous, op, message, &mut effects));
+                change = OperationChange::Remove;
             }
             c.queue
                 .add_at(&name, Instant::now() + Duration::from_secs(10));
@@ -444,22 +481,34 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
         Ok(d) => {
             fill_status(&mut status, app, d);
             conditions.extend(d.compared.warnings.iter().cloned());
-            if operation.is_none() {
-                match auto_sync_decision(c, app, &previous, d) {
+            match &app.operation {
+                None => match auto_sync_decision(c, app, &previous, d) {
                     AutoSync::No => {}
                     AutoSync::Skip(reason) => conditions.push(("SyncError".into(), reason)),
                     AutoSync::Later(at) => c.queue.add_at(&name, at),
                     AutoSync::Sync(op) => {
-                        resource_version = start_operation(c, app, &op).await?;
-                        operation = Some(*op);
+                        // Requested and recorded as under way in one write; the next
+                        // reconcile (woken by that write) takes the first step.
+                        operation::announce_auto_sync(&op, &mut effects);
+                        status.operation_state = Some(operation::initial_state(&op));
+                        change = OperationChange::Set(op);
                     }
-                }
-            }
-            if let Some(op) = &operation {
-                let done =
-                    run_operation(c, app, &previous, &mut status, op, d, &mut conditions).await;
-                if done {
-                    remove_operation = Some(op.clone());
+                },
+                Some(op) => {
+                    let done = operation::step(
+                        c,
+                        app,
+                        &previous,
+                        &mut status,
+                        op,
+                        d,
+                        &mut conditions,
+                        &mut effects,
+                    )
+                    .await;
+                    if done {
+                        change = OperationChange::Remove;
+                    }
                 }
             }
         }
@@ -471,18 +520,7 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
     if status.health.status != previous.health.status {
         status.health.last_transition_time = Some(now());
     }
-    write_status(
-        c,
-        app,
-        &previous,
-        &status,
-        remove_operation
-            .as_ref()
-            .map(|op| (op, resource_version.as_deref())),
-        annotation_refresh.is_some(),
-    )
-    .await?;
-    announce_changes(c, app, &previous, &status).await;
+    write(c, app, &previous, &status, change, remove_refresh, effects).await?;
     if let Some(at) = c
         .memory
         .lock()
@@ -645,484 +683,45 @@ fn auto_sync_decision(
     }))
 }
 
-/// Record a new operation on the Application (as Argo CD's CLI would), guarded by the
-/// resourceVersion so a concurrent request is never overwritten.
-async fn start_operation(
+/// What a status write does to `.operation`.
+pub(crate) enum OperationChange {
+    Keep,
+    /// Request an operation (auto-sync).
+    Set(Box<Operation>),
+    /// Drop the finished one.
+    Remove,
+}
+
+/// Write the status, the operation change and the refresh annotation's removal in one
+/// optimistic patch (skipped when nothing changed), then announce what the reconcile did.
+async fn write(
     c: &Controller,
     app: &Application,
-    op: &Operation,
-) -> Result<Option<String>, kube::Error> {
-    let api: Api<Application> = Api::namespaced(c.client.clone(), &c.settings.namespace);
-    let patch = json!({
-        "metadata": {"resourceVersion": app.metadata.resource_version},
-        "operation": op,
-    });
-    let patched = api
-        .patch(
-            app.metadata.name.as_deref().unwrap_or_default(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
-        .await?;
-    let revision = op
-        .sync
-        .as_ref()
-        .map(|s| s.revision.clone())
-        .unwrap_or_default();
-    events::record(
-        &c.client,
-        app,
-        false,
-        "OperationStarted",
-        &format!("Initiated automated sync to '{revision}'"),
-    )
-    .await;
-    Ok(patched.metadata.resource_version)
-}
-
-/// The operation state to continue: the running one for this operation, else a fresh one.
-fn running_state(
-    previous: &tiphys_model::application::ApplicationStatus,
-    op: &Operation,
-) -> OperationState {
-    match &previous.operation_state {
-        Some(s) if s.phase == OperationPhase::Running && &s.operation == op => s.clone(),
-        _ => OperationState {
-            operation: op.clone(),
-            phase: OperationPhase::Running,
-            message: String::new(),
-            sync_result: None,
-            started_at: now(),
-            finished_at: None,
-            retry_count: None,
-        },
-    }
-}
-
-fn finish(state: &mut OperationState, phase: OperationPhase, message: String) {
-    state.phase = phase;
-    state.message = message;
-    state.finished_at = Some(now());
-}
-
-fn retry_delay(retry: &tiphys_model::application::RetryStrategy, attempt: i64) -> Duration {
-    let backoff = retry.backoff.clone().unwrap_or_default();
-    let base =
-        tiphys_model::validate::parse_duration(&backoff.duration).unwrap_or(Duration::from_secs(5));
-    let factor = backoff.factor.unwrap_or(2).max(1) as u32;
-    let max = tiphys_model::validate::parse_duration(&backoff.max_duration)
-        .unwrap_or(Duration::from_secs(180));
-    let exp = factor.saturating_pow(attempt.clamp(0, 30) as u32);
-    base.saturating_mul(exp).min(max)
-}
-
-/// Advance the app's operation by one step. Returns true when it finished.
-#[allow(clippy::too_many_arguments)]
-async fn run_operation(
-    c: &Arc<Controller>,
-    app: &Application,
-    previous: &tiphys_model::application::ApplicationStatus,
-    status: &mut tiphys_model::application::ApplicationStatus,
-    op: &Operation,
-    d: &Desired,
-    conditions: &mut Vec<(String, String)>,
-) -> bool {
-    let name = app.metadata.name.clone().unwrap_or_default();
-    let mut state = running_state(previous, op);
-    if state.sync_result.is_none()
-        && state.message.is_empty()
-        && !op.initiated_by.as_ref().is_some_and(|i| i.automated)
-    {
-        let who = op
-            .initiated_by
-            .as_ref()
-            .map(|i| i.username.clone())
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "tiphys".into());
-        events::record(
-            &c.client,
-            app,
-            false,
-            "OperationStarted",
-            &format!("{who} initiated sync"),
-        )
-        .await;
-    }
-    {
-        let memory = c.memory.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(at) = memory.get(&name).and_then(|m| m.retry_at)
-            && Instant::now() < at
-        {
-            c.queue.add_at(&name, at);
-            status.operation_state = Some(state);
-            return false;
-        }
-    }
-    let sync = op.sync.clone().unwrap_or_default();
-    let options = sync_options(app, Some(&sync));
-    // A sync to another revision than the current one (rollback, or `sync --revision`).
-    let pinned;
-    let desired: &Desired = if !sync.revision.is_empty()
-        && !d.generated.revisions.contains(&sync.revision)
-        && sync.revisions.is_empty()
-    {
-        let mut pinned_app = app.clone();
-        if let Some(source) = &sync.source {
-            pinned_app.spec.source = Some(source.clone());
-        }
-        // Resolve tags and branches to commits first.
-        let resolved = match pinned_app.sources().first() {
-            Some(source) => {
-                let mut s = (*source).clone();
-                s.target_revision = sync.revision.clone();
-                let repo = c.repo.clone();
-                let secrets = repo_secrets(c);
-                tokio::task::spawn_blocking(move || repo.resolve(&s, &secrets))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            }
-            None => None,
-        };
-        match resolved {
-            Some(commit) => match desired_state(c, &pinned_app, Some(&[commit]), false).await {
-                Ok(p) => {
-                    pinned = p;
-                    &pinned
-                }
-                Err(problem) => {
-                    finish(
-                        &mut state,
-                        OperationPhase::Failed,
-                        format!("{}: {}", problem.kind, problem.message),
-                    );
-                    status.operation_state = Some(state);
-                    c.metrics.sync_finished(app, "Failed");
-                    return true;
-                }
-            },
-            None => {
-                finish(
-                    &mut state,
-                    OperationPhase::Failed,
-                    format!("revision {} could not be resolved", sync.revision),
-                );
-                status.operation_state = Some(state);
-                c.metrics.sync_finished(app, "Failed");
-                return true;
-            }
-        }
-    } else {
-        d
-    };
-    let warnings = &desired.compared.warnings;
-    let refusal = if c.settings.refuse_secrets_in_git
-        && warnings.iter().any(|w| w.0 == "SecretInGitWarning")
-    {
-        Some("refusing to sync Secrets with literal data from Git (see the SecretInGitWarning condition)".to_string())
-    } else if has(&options, "FailOnSharedResource=true")
-        && warnings.iter().any(|w| w.0 == "SharedResourceWarning")
-    {
-        warnings
-            .iter()
-            .find(|w| w.0 == "SharedResourceWarning")
-            .map(|w| format!("shared resource found: {}", w.1))
-    } else {
-        None
-    };
-    if let Some(reason) = refusal {
-        finish(&mut state, OperationPhase::Failed, reason.clone());
-        conditions.push(("SyncError".into(), reason.clone()));
-        status.operation_state = Some(state);
-        events::record(
-            &c.client,
-            app,
-            true,
-            "OperationCompleted",
-            &format!("Sync operation failed: {reason}"),
-        )
-        .await;
-        c.metrics.sync_finished(app, "Failed");
-        return true;
-    }
-    let items: Vec<tiphys_sync::Item> = desired
-        .compared
-        .items
-        .iter()
-        .map(|i| tiphys_sync::Item {
-            key: i.key.clone(),
-            desired: i.desired.clone(),
-            live: i.live.as_deref().cloned(),
-            in_sync: i.status == SyncStatusCode::Synced,
-        })
-        .collect();
-    let selected: Vec<ObjectKey> = sync
-        .resources
-        .iter()
-        .map(|r| ObjectKey {
-            group: r.group.clone(),
-            kind: r.kind.clone(),
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
-        })
-        .collect();
-    let selected: Vec<ObjectKey> = desired
-        .compared
-        .items
-        .iter()
-        .filter(|i| {
-            selected.iter().any(|s| {
-                s.group == i.key.group
-                    && s.kind == i.key.kind
-                    && s.name == i.key.name
-                    && (s.namespace.is_empty() || s.namespace == i.key.namespace)
-            })
-        })
-        .map(|i| i.key.clone())
-        .collect();
-    if !sync.resources.is_empty() && selected.is_empty() {
-        finish(
-            &mut state,
-            OperationPhase::Failed,
-            "none of the selected resources belongs to the application".into(),
-        );
-        status.operation_state = Some(state);
-        return true;
-    }
-    let plan_options = tiphys_sync::Options {
-        // A partial discovery proves nothing about what is gone: never prune on it.
-        prune: sync.prune && desired.compared.complete,
-        dry_run: sync.dry_run,
-        prune_last: has(&options, "PruneLast=true"),
-        apply_out_of_sync_only: has(&options, "ApplyOutOfSyncOnly=true"),
-        selected,
-    };
-    let mut tasks = tiphys_sync::plan(&items, &plan_options);
-    tiphys_sync::name_hooks(&mut tasks, &state.started_at);
-    let writer = Writer {
-        cluster: desired.cluster.clone(),
-        health: custom_health(c),
-    };
-    let mut results = state
-        .sync_result
-        .as_ref()
-        .map(|r| r.resources.clone())
-        .unwrap_or_default();
-    let managed_ns = app
-        .spec
-        .sync_policy
-        .as_ref()
-        .and_then(|p| p.managed_namespace_metadata.clone());
-    if results.is_empty()
-        && has(&options, "CreateNamespace=true")
-        && !app.spec.destination.namespace.is_empty()
-    {
-        let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app.spec.destination.namespace}});
-        if let Some(meta) = &managed_ns {
-            ns["metadata"]["labels"] = json!(meta.labels);
-            ns["metadata"]["annotations"] = json!(meta.annotations);
-        }
-        let write = WriteOptions {
-            server_side: true,
-            validate: true,
-            dry_run: sync.dry_run,
-            ..Default::default()
-        };
-        if let Err(e) = tiphys_sync::Cluster::apply(&writer, &ns, write).await {
-            finish(
-                &mut state,
-                OperationPhase::Failed,
-                format!("creating namespace {}: {e}", app.spec.destination.namespace),
-            );
-            status.operation_state = Some(state);
-            return true;
-        }
-    }
-    let ctx = tiphys_sync::Context {
-        sync_id: state.started_at.clone(),
-        write: WriteOptions {
-            server_side: !has(&options, "ServerSideApply=false"),
-            replace: has(&options, "Replace=true"),
-            validate: !has(&options, "Validate=false"),
-            force: sync
-                .sync_strategy
-                .as_ref()
-                .and_then(|s| s.apply.as_ref())
-                .is_some_and(|a| a.force),
-            dry_run: sync.dry_run,
-        },
-        propagation: options
-            .iter()
-            .find_map(|o| o.strip_prefix("PrunePropagationPolicy="))
-            .unwrap_or("foreground")
-            .to_string(),
-    };
-    let outcome = tiphys_sync::advance(&writer, &tasks, &mut results, &ctx).await;
-    let revision = desired
-        .generated
-        .revisions
-        .first()
-        .cloned()
-        .unwrap_or_default();
-    state.sync_result = Some(SyncOperationResult {
-        resources: results,
-        revision: revision.clone(),
-        source: app.spec.source.clone(),
-        sources: app.spec.sources.clone(),
-        revisions: if app.spec.sources.is_empty() {
-            Vec::new()
-        } else {
-            desired.generated.revisions.clone()
-        },
-        managed_namespace_metadata: managed_ns,
-    });
-    let done = match outcome {
-        Outcome::Running(message) => {
-            state.message = message;
-            c.queue
-                .add_at(&name, Instant::now() + c.settings.operation_poll);
-            false
-        }
-        Outcome::Succeeded(message) => {
-            finish(&mut state, OperationPhase::Succeeded, message);
-            if !sync.dry_run {
-                push_history(status, app, &state, desired);
-            }
-            events::record(
-                &c.client,
-                app,
-                false,
-                "OperationCompleted",
-                &format!("Sync operation to {revision} succeeded"),
-            )
-            .await;
-            c.metrics.sync_finished(app, "Succeeded");
-            true
-        }
-        Outcome::Failed(message) => {
-            let retry = op
-                .retry
-                .clone()
-                .or_else(|| app.spec.sync_policy.as_ref().and_then(|p| p.retry.clone()));
-            let attempts = state.retry_count.unwrap_or(0);
-            match retry {
-                Some(retry)
-                    if retry.limit.is_some_and(|l| l < 0 || attempts < l) && !sync.dry_run =>
-                {
-                    let delay = retry_delay(&retry, attempts);
-                    state.retry_count = Some(attempts + 1);
-                    state.message = format!(
-                        "Retrying attempt #{} in {}s: {message}",
-                        attempts + 1,
-                        delay.as_secs()
-                    );
-                    if let Some(r) = state.sync_result.as_mut() {
-                        r.resources.clear();
-                    }
-                    let at = Instant::now() + delay;
-                    c.memory
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .entry(name.clone())
-                        .or_default()
-                        .retry_at = Some(at);
-                    c.queue.add_at(&name, at);
-                    false
-                }
-                _ => {
-                    finish(&mut state, OperationPhase::Failed, message.clone());
-                    events::record(
-                        &c.client,
-                        app,
-                        true,
-                        "OperationCompleted",
-                        &format!("Sync operation to {revision} failed: {message}"),
-                    )
-                    .await;
-                    c.metrics.sync_finished(app, "Failed");
-                    true
-                }
-            }
-        }
-    };
-    if done {
-        c.memory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name)
-            .or_default()
-            .retry_at = None;
-    }
-    status.operation_state = Some(state);
-    done
-}
-
-fn push_history(
-    status: &mut tiphys_model::application::ApplicationStatus,
-    app: &Application,
-    state: &OperationState,
-    d: &Desired,
-) {
-    let id = status
-        .history
-        .iter()
-        .map(|h| h.id)
-        .max()
-        .map_or(0, |m| m + 1);
-    status.history.push(RevisionHistory {
-        revision: d.generated.revisions.first().cloned().unwrap_or_default(),
-        deployed_at: state.finished_at.clone().unwrap_or_else(now),
-        id,
-        source: app.spec.source.clone(),
-        deploy_started_at: Some(state.started_at.clone()),
-        sources: app.spec.sources.clone(),
-        revisions: if app.spec.sources.is_empty() {
-            Vec::new()
-        } else {
-            d.generated.revisions.clone()
-        },
-        initiated_by: state.operation.initiated_by.clone(),
-    });
-    let limit = app.spec.revision_history_limit.unwrap_or(10).max(1) as usize;
-    if status.history.len() > limit {
-        let excess = status.history.len() - limit;
-        status.history.drain(..excess);
-    }
-}
-
-/// Write the status (and drop the finished operation, and the refresh annotation) in one
-/// JSON patch; skipped when nothing changed.
-async fn write_status(
-    c: &Controller,
-    app: &Application,
-    previous: &tiphys_model::application::ApplicationStatus,
-    status: &tiphys_model::application::ApplicationStatus,
-    remove_operation: Option<(&Operation, Option<&str>)>,
+    previous: &ApplicationStatus,
+    status: &ApplicationStatus,
+    change: OperationChange,
     remove_refresh: bool,
+    effects: Effects,
 ) -> Result<(), kube::Error> {
-    if previous == status && remove_operation.is_none() && !remove_refresh {
-        return Ok(());
+    let unchanged =
+        previous == status && matches!(change, OperationChange::Keep) && !remove_refresh;
+    if !unchanged {
+        let mut ops = vec![json!({"op": "add", "path": "/status", "value": status})];
+        match &change {
+            OperationChange::Keep => {}
+            OperationChange::Set(op) => {
+                ops.push(json!({"op": "add", "path": "/operation", "value": op}));
+            }
+            OperationChange::Remove => ops.push(json!({"op": "remove", "path": "/operation"})),
+        }
+        if remove_refresh {
+            let path = REFRESH_ANNOTATION.replace('/', "~1");
+            ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{path}")}));
+        }
+        status::patch(c, app, ops).await?;
     }
-    let mut ops = vec![json!({"op": "add", "path": "/status", "value": status})];
-    if let Some((_, resource_version)) = remove_operation {
-        // Only the operation this reconcile finished: a newer request changes the version.
-        ops.push(
-            json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}),
-        );
-        ops.push(json!({"op": "remove", "path": "/operation"}));
-    }
-    if remove_refresh {
-        ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", REFRESH_ANNOTATION.replace('/', "~1"))}));
-    }
-    let patch: json_patch::Patch =
-        serde_json::from_value(Value::Array(ops)).map_err(kube::Error::SerdeError)?;
-    let api: Api<Application> = Api::namespaced(c.client.clone(), &c.settings.namespace);
-    api.patch(
-        app.metadata.name.as_deref().unwrap_or_default(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(patch),
-    )
-    .await?;
+    effects.emit(c, app).await;
+    announce_changes(c, app, previous, status).await;
     Ok(())
 }
 
@@ -1184,8 +783,18 @@ async fn finalize(c: &Arc<Controller>, app: &Application) -> Result<(), kube::Er
         .await
     {
         Ok(cluster) => {
+            // The kinds it manages, and those of the hooks its last operation created.
             let mut kinds = BTreeSet::new();
             for r in app.status.iter().flat_map(|s| &s.resources) {
+                kinds.insert((r.group.clone(), r.kind.clone()));
+            }
+            let hooks = app
+                .status
+                .iter()
+                .filter_map(|s| s.operation_state.as_ref()?.sync_result.as_ref())
+                .flat_map(|r| &r.resources)
+                .filter(|r| !r.hook_type.is_empty());
+            for r in hooks {
                 kinds.insert((r.group.clone(), r.kind.clone()));
             }
             for (group, kind) in &kinds {
@@ -1204,13 +813,31 @@ async fn finalize(c: &Arc<Controller>, app: &Application) -> Result<(), kube::Er
                 health: custom_health(c),
             };
             for (key, live) in &objects {
-                if live.pointer("/metadata/deletionTimestamp").is_some() {
-                    continue;
-                }
                 let api_version = live
                     .get("apiVersion")
                     .and_then(Value::as_str)
                     .unwrap_or("v1");
+                let held = live
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| {
+                        f.iter()
+                            .any(|f| f.as_str() == Some(tiphys_sync::HOOK_FINALIZER))
+                    });
+                if held
+                    && let Err(e) = tiphys_sync::Cluster::remove_finalizer(
+                        &writer,
+                        key,
+                        api_version,
+                        tiphys_sync::HOOK_FINALIZER,
+                    )
+                    .await
+                {
+                    tracing::warn!(app = %name, object = %key, error = %e, "releasing a hook failed");
+                }
+                if live.pointer("/metadata/deletionTimestamp").is_some() {
+                    continue;
+                }
                 if let Err(e) =
                     tiphys_sync::Cluster::delete(&writer, key, api_version, propagation).await
                 {
@@ -1230,13 +857,7 @@ async fn finalize(c: &Arc<Controller>, app: &Application) -> Result<(), kube::Er
         return Ok(());
     }
     let kept: Vec<&String> = finalizers.iter().filter(|f| **f != ours).collect();
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
-        {"op": "replace", "path": "/metadata/finalizers", "value": kept},
-    ]))
-    .map_err(kube::Error::SerdeError)?;
-    let api: Api<Application> = Api::namespaced(c.client.clone(), &c.settings.namespace);
-    api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
-        .await?;
+    let ops = vec![json!({"op": "replace", "path": "/metadata/finalizers", "value": kept})];
+    status::patch(c, app, ops).await?;
     Ok(())
 }

@@ -94,8 +94,21 @@ pub fn run(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), Kusto
 /// Scratch directories of concurrent builds in one process must differ.
 static SCRATCH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn helm() -> Command {
-    Command::new(std::env::var("HELM").unwrap_or_else(|_| "helm".into()))
+/// The helm binary set by [`use_binary`], else `$HELM`, else `helm` from PATH.
+static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Run helm from `path` in this process (the first call wins): for a process that was told
+/// where helm is (a flag, or a test that installed it) rather than finding it on PATH.
+pub fn use_binary(path: std::path::PathBuf) {
+    let _ = BINARY.set(path);
+}
+
+/// A `helm` command: every helm invocation (here and in the render crate) starts from it.
+pub fn command() -> Command {
+    match BINARY.get() {
+        Some(path) => Command::new(path),
+        None => Command::new(std::env::var_os("HELM").unwrap_or_else(|| "helm".into())),
+    }
 }
 
 /// Run helm, mapping a missing binary and a failure to errors naming the chart entry.
@@ -160,7 +173,7 @@ fn locate(
             ),
         ));
     };
-    let mut cmd = helm();
+    let mut cmd = command();
     cmd.arg("pull");
     if repo.starts_with("oci://") {
         cmd.arg(format!("{}/{name}", repo.trim_end_matches('/')));
@@ -186,7 +199,7 @@ fn render(
 ) -> Result<(std::path::PathBuf, String), KustomizeError> {
     let dir = locate(k, chart, at, name, home, scratch)?;
     let release = chart["releaseName"].as_str().unwrap_or("release-name");
-    let mut cmd = helm();
+    let mut cmd = command();
     cmd.arg("template").arg(release).arg(&dir);
     if let Some(ns) = chart["namespace"].as_str() {
         cmd.arg("--namespace").arg(ns);

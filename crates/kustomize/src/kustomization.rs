@@ -196,6 +196,9 @@ pub struct Context<'a> {
     pub openapi: Option<&'static Schema>,
     /// The top kustomization asks for `buildMetadata: [transformerAnnotations]`.
     pub record_transformers: bool,
+    /// Changes made to the top kustomization as it is read, as `kustomize edit` would make
+    /// them to the file (an Argo CD Application's Kustomize overrides).
+    pub edit_top: Option<crate::Edit<'a>>,
 }
 
 /// What building a directory yields: its resources, and the transformer configuration its
@@ -234,6 +237,15 @@ fn build_level(
     }
     ctx.stack.push(canonical);
     let mut k = Kustomization::load(dir)?;
+    if ctx.stack.len() == 1
+        && let Some(edit) = ctx.edit_top
+    {
+        edit(&mut k.spec).map_err(|message| KustomizeError::Invalid {
+            path: k.path(),
+            field: "(Application overrides)".into(),
+            message,
+        })?;
+    }
     k.restricted = ctx.restricted;
     load_openapi(&k, ctx)?;
     if k.is_component() != as_component {

@@ -18,7 +18,7 @@ mod config;
 mod crds;
 pub mod emit;
 mod generators;
-mod helm;
+pub mod helm;
 mod kustomization;
 mod names;
 mod order;
@@ -243,13 +243,36 @@ pub fn build_with_options(
     remote: Option<&dyn RemoteLoader>,
     options: BuildOptions,
 ) -> Result<Vec<Value>, KustomizeError> {
-    let top = Kustomization::load(dir)?;
+    build_edited(dir, remote, options, None)
+}
+
+/// A change made to a kustomization's content as it is read; an error message when it cannot
+/// be made.
+pub type Edit<'a> = &'a dyn Fn(&mut Value) -> Result<(), String>;
+
+/// Build with the top kustomization changed by `edit` as it is read — what `kustomize edit`
+/// would have written to the file, without writing to the tree.
+pub fn build_edited(
+    dir: &Path,
+    remote: Option<&dyn RemoteLoader>,
+    options: BuildOptions,
+    edit: Option<Edit<'_>>,
+) -> Result<Vec<Value>, KustomizeError> {
+    let mut top = Kustomization::load(dir)?;
+    if let Some(edit) = edit {
+        edit(&mut top.spec).map_err(|message| KustomizeError::Invalid {
+            path: top.path(),
+            field: "(Application overrides)".into(),
+            message,
+        })?;
+    }
     let mut ctx = kustomization::Context {
         stack: Vec::new(),
         remote,
         restricted: options.load_restrictions,
         openapi: None,
         record_transformers: build_metadata::wants(&top, "transformerAnnotations"),
+        edit_top: edit,
     };
     let kustomization::Accumulated {
         mut resources,

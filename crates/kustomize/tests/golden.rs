@@ -33,6 +33,7 @@ fn target(tree: &Path) -> PathBuf {
 
 #[test]
 fn builds_match_kubectl_kustomize_golden_files() {
+    tiphys_kustomize::helm::use_binary(tiphys_testkit::tool("helm"));
     let mut failures = Vec::new();
     let all = trees();
     assert!(all.len() >= 20);
@@ -58,21 +59,13 @@ fn builds_match_kubectl_kustomize_golden_files() {
 
 #[test]
 fn golden_files_are_what_kubectl_kustomize_prints_today() {
-    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    if std::process::Command::new(&kubectl)
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("kubectl not on PATH: differential check skipped");
-        return;
-    }
+    let kubectl = tiphys_testkit::tool("kubectl");
     for tree in trees() {
         let mut cmd = std::process::Command::new(&kubectl);
         cmd.arg("kustomize").arg(target(&tree));
         if uses_helm(&tree) {
-            cmd.arg("--enable-helm");
+            cmd.arg("--enable-helm")
+                .env("PATH", tiphys_testkit::path_with(&["helm"]));
         }
         let out = cmd.output().unwrap();
         assert!(

@@ -101,6 +101,7 @@ fn main() {
                 namespace: "ns",
                 remote: None,
                 kustomize_options: Default::default(),
+                capabilities: None,
             })
             .unwrap();
         }
@@ -113,7 +114,7 @@ fn main() {
     let render_all_cached =
         |renders: &RenderCache, content: &dyn Fn(&ApplicationSource) -> String, root: &Path| {
             for s in &sources {
-                let key = CacheKey::new(&content(s), s, "app", "ns", &Default::default());
+                let key = CacheKey::new(&content(s), s, "app", "ns", &Default::default(), None);
                 renders
                     .get_or_render(key, || {
                         render(&Request {
@@ -123,6 +124,7 @@ fn main() {
                             namespace: "ns",
                             remote: None,
                             kustomize_options: Default::default(),
+                            capabilities: None,
                         })
                     })
                     .unwrap();

@@ -29,8 +29,10 @@ impl CacheKey {
         app_name: &str,
         namespace: &str,
         kustomize_options: &tiphys_kustomize::BuildOptions,
+        capabilities: Option<&crate::Capabilities>,
     ) -> CacheKey {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        capabilities.hash(&mut hasher);
         // Everything but where the source lives (repo/revision is what `content` stands for).
         let options = serde_json::json!({
             "helm": source.helm, "kustomize": source.kustomize, "directory": source.directory,
@@ -180,7 +182,7 @@ mod tests {
             ..Default::default()
         };
         let opts = tiphys_kustomize::BuildOptions::default();
-        let key = |c: &str| CacheKey::new(c, &source, "app", "ns", &opts);
+        let key = |c: &str| CacheKey::new(c, &source, "app", "ns", &opts, None);
         let render = || {
             Ok(Rendered {
                 source_type: SourceType::Directory,
@@ -197,7 +199,7 @@ mod tests {
         assert_eq!(cache.renders(), 3);
         cache.get_or_render(key("b"), render).unwrap();
         assert_eq!(cache.renders(), 4);
-        let other_ns = CacheKey::new("a", &source, "app", "other", &opts);
+        let other_ns = CacheKey::new("a", &source, "app", "other", &opts, None);
         assert_ne!(other_ns, key("a"), "options are part of the key");
     }
 }

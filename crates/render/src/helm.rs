@@ -1,7 +1,11 @@
-//! Helm sources through `helm template` (Helm 3 on PATH), with Argo CD's options.
+//! Helm sources through `helm template` (Helm 3), with Argo CD's options: chart dependencies
+//! built first when `charts/` lacks them, and `.Capabilities` from the destination cluster
+//! unless the source sets `kubeVersion`/`apiVersions` itself.
+//!
+//! The tree is a shared cache entry and is never written to: a chart whose dependencies must
+//! be built is copied into a private scratch directory first.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
 use crate::objects::from_document;
 use crate::yaml::parse_documents;
@@ -24,12 +28,19 @@ pub fn render(
         &helm.namespace
     };
     let chart_rel = relative(root, chart_dir);
-    let scratch = tempdir(&chart_rel)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("tiphys-helm-")
+        .tempdir()
+        .map_err(|source| RenderError::Io {
+            path: format!("scratch dir for {chart_rel}"),
+            source,
+        })?;
+    let chart = with_dependencies(root, chart_dir, &chart_rel, scratch.path())?;
 
-    let mut cmd = Command::new(std::env::var("HELM").unwrap_or_else(|_| "helm".into()));
+    let mut cmd = tiphys_kustomize::helm::command();
     cmd.arg("template")
         .arg(release)
-        .arg(chart_dir)
+        .arg(&chart)
         .arg("--namespace")
         .arg(namespace);
     for file in &helm.value_files {
@@ -51,7 +62,7 @@ pub fn render(
         }
     }
     if !helm.values.is_empty() {
-        let path = scratch.join("values.yaml");
+        let path = scratch.path().join("values.yaml");
         std::fs::write(&path, &helm.values).map_err(|source| RenderError::Io {
             path: path.display().to_string(),
             source,
@@ -59,7 +70,7 @@ pub fn render(
         cmd.arg("--values").arg(&path);
     }
     if let Some(object) = &helm.values_object {
-        let path = scratch.join("values-object.json");
+        let path = scratch.path().join("values-object.json");
         std::fs::write(&path, object.to_string()).map_err(|source| RenderError::Io {
             path: path.display().to_string(),
             source,
@@ -87,12 +98,63 @@ pub fn render(
     if helm.skip_tests {
         cmd.arg("--skip-tests");
     }
-    if !helm.kube_version.is_empty() {
-        cmd.arg("--kube-version").arg(&helm.kube_version);
+    // The source's own settings win over what the destination cluster reports.
+    let cluster = req.capabilities.cloned().unwrap_or_default();
+    let kube_version = if helm.kube_version.is_empty() {
+        cluster.kube_version
+    } else {
+        helm.kube_version.clone()
+    };
+    if !kube_version.is_empty() {
+        cmd.arg("--kube-version").arg(kube_version);
     }
-    for v in &helm.api_versions {
+    let api_versions = if helm.api_versions.is_empty() {
+        cluster.api_versions
+    } else {
+        helm.api_versions.clone()
+    };
+    for v in &api_versions {
         cmd.arg("--api-versions").arg(v);
     }
+    let output = run(cmd, "helm template", &chart_rel)?;
+    let text = String::from_utf8_lossy(&output);
+    let docs = parse_documents(&text).map_err(|e| RenderError::Yaml {
+        file: format!("{chart_rel} (helm template output)"),
+        line: e.line,
+        message: e.message,
+    })?;
+    Ok(docs
+        .into_iter()
+        .flat_map(|mut d| {
+            // `# Source: <chart name>/templates/x.yaml` names the template by chart name; the
+            // repository path says where to look, and a line of helm's output means nothing
+            // there.
+            let file = d
+                .source
+                .take()
+                .map(|s| template_path(&chart_rel, &s))
+                .unwrap_or_else(|| chart_rel.clone());
+            d.line = 0;
+            from_document(d, &file)
+        })
+        .collect())
+}
+
+/// The repository path of a template helm names `<chart name>/<path in the chart>`.
+fn template_path(chart_rel: &str, source: &str) -> String {
+    let inside = source.split_once('/').map_or(source, |(_, rest)| rest);
+    if chart_rel.is_empty() || chart_rel == "." {
+        inside.to_string()
+    } else {
+        format!("{chart_rel}/{inside}")
+    }
+}
+
+fn run(
+    mut cmd: std::process::Command,
+    what: &str,
+    chart_rel: &str,
+) -> Result<Vec<u8>, RenderError> {
     let output = cmd.output().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => RenderError::ToolMissing {
             tool: "helm",
@@ -103,37 +165,187 @@ pub fn render(
             source: e,
         },
     })?;
-    let _ = std::fs::remove_dir_all(&scratch);
     if !output.status.success() {
         return Err(RenderError::ToolFailed {
-            tool: "helm template".into(),
-            path: chart_rel,
+            tool: what.into(),
+            path: chart_rel.to_string(),
             message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let docs = parse_documents(&text).map_err(|e| RenderError::Yaml {
-        file: format!("{chart_rel} (helm template output)"),
-        line: e.line,
-        message: e.message,
-    })?;
-    Ok(docs
+    Ok(output.stdout)
+}
+
+/// A chart dependency as `Chart.yaml` (or a v1 chart's `requirements.yaml`) declares it.
+struct Dependency {
+    name: String,
+    repository: String,
+}
+
+fn dependencies(chart_dir: &Path, chart_rel: &str) -> Result<Vec<Dependency>, RenderError> {
+    let mut out = Vec::new();
+    for file in ["Chart.yaml", "requirements.yaml"] {
+        let path = chart_dir.join(file);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let docs = parse_documents(&text).map_err(|e| RenderError::Yaml {
+            file: format!("{chart_rel}/{file}"),
+            line: e.line,
+            message: e.message,
+        })?;
+        for doc in docs {
+            for dep in doc.value["dependencies"].as_array().into_iter().flatten() {
+                let field = |f: &str| dep[f].as_str().unwrap_or_default().to_string();
+                if !field("name").is_empty() {
+                    out.push(Dependency {
+                        name: field("name"),
+                        repository: field("repository"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `charts/` already holds `dep`, unpacked or as an archive.
+fn vendored(chart_dir: &Path, dep: &Dependency) -> bool {
+    let charts = chart_dir.join("charts");
+    if charts.join(&dep.name).join("Chart.yaml").is_file() {
+        return true;
+    }
+    std::fs::read_dir(&charts).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&format!("{}-", dep.name)) && name.ends_with(".tgz")
+        })
+    })
+}
+
+/// The chart to render: `chart_dir` itself when its dependencies are all in `charts/`;
+/// otherwise a copy under `scratch` (laid out as in the repository, with the charts that
+/// `file://` dependencies point at beside it) where `helm dependency build` has run.
+fn with_dependencies(
+    root: &Path,
+    chart_dir: &Path,
+    chart_rel: &str,
+    scratch: &Path,
+) -> Result<PathBuf, RenderError> {
+    let missing: Vec<Dependency> = dependencies(chart_dir, chart_rel)?
         .into_iter()
-        .flat_map(|d| from_document(d, &chart_rel))
-        .collect())
+        .filter(|d| !vendored(chart_dir, d))
+        .collect();
+    if missing.is_empty() {
+        return Ok(chart_dir.to_path_buf());
+    }
+    let mirror = scratch.join("tree");
+    let copy = mirror.join(chart_rel);
+    copy_tree(root, chart_dir, &copy)?;
+    for dep in &missing {
+        let Some(path) = dep.repository.strip_prefix("file://") else {
+            continue;
+        };
+        let rel = normalize(&format!("{chart_rel}/{path}"));
+        let source = resolve_inside(root, &rel).map_err(|e| match e {
+            RenderError::MissingPath { .. } => RenderError::ToolFailed {
+                tool: "helm dependency build".into(),
+                path: chart_rel.to_string(),
+                message: format!(
+                    "dependency {} points at {}, which is not in the repository",
+                    dep.name, dep.repository
+                ),
+            },
+            other => other,
+        })?;
+        let target = mirror.join(&rel);
+        if !target.exists() {
+            copy_tree(root, &source, &target)?;
+        }
+    }
+    let mut cmd = tiphys_kustomize::helm::command();
+    cmd.arg("dependency").arg("build").arg(&copy);
+    run(cmd, "helm dependency build", chart_rel)?;
+    Ok(copy)
 }
 
-fn tempdir(label: &str) -> Result<std::path::PathBuf, RenderError> {
-    let dir = std::env::temp_dir().join(format!("tiphys-helm-{}-{}", std::process::id(), unique()));
-    std::fs::create_dir_all(&dir).map_err(|source| RenderError::Io {
-        path: format!("scratch dir for {label}"),
-        source,
-    })?;
-    Ok(dir)
+/// Resolve `.` and `..` in a relative path (`..` never climbs above the start).
+fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    out.join("/")
 }
 
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+/// Copy the directory `from` to `to`; symlinks are followed as long as they stay inside
+/// `root`.
+fn copy_tree(root: &Path, from: &Path, to: &Path) -> Result<(), RenderError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| RenderError::Io { path, source }
+    };
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let path = entry.path();
+        let resolved = path.canonicalize().map_err(io(&path))?;
+        let canonical_root = root.canonicalize().map_err(io(root))?;
+        if !resolved.starts_with(&canonical_root) {
+            return Err(RenderError::Escapes {
+                path: relative(root, &path),
+            });
+        }
+        let target = to.join(entry.file_name());
+        if resolved.is_dir() {
+            copy_tree(root, &resolved, &target)?;
+        } else {
+            std::fs::copy(&resolved, &target).map_err(io(&target))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_sources_become_repository_paths() {
+        assert_eq!(
+            template_path("charts/web", "web/templates/cm.yaml"),
+            "charts/web/templates/cm.yaml"
+        );
+        assert_eq!(
+            template_path("app", "app/charts/db/templates/sts.yaml"),
+            "app/charts/db/templates/sts.yaml"
+        );
+        assert_eq!(
+            template_path(".", "web/templates/a.yaml"),
+            "templates/a.yaml"
+        );
+        assert_eq!(normalize("apps/web/../common"), "apps/common");
+    }
+
+    #[test]
+    fn dependencies_come_from_chart_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Chart.yaml"),
+            "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n- name: common\n  version: 0.1.0\n  repository: file://../common\n",
+        )
+        .unwrap();
+        let deps = dependencies(dir.path(), "web").unwrap();
+        assert_eq!(deps.len(), 1);
+        assert_eq!(deps[0].repository, "file://../common");
+        assert!(!vendored(dir.path(), &deps[0]));
+        std::fs::create_dir_all(dir.path().join("charts")).unwrap();
+        std::fs::write(dir.path().join("charts/common-0.1.0.tgz"), "").unwrap();
+        assert!(vendored(dir.path(), &deps[0]));
+    }
 }

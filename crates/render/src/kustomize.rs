@@ -1,5 +1,6 @@
 //! Kustomize sources: the native engine (`tiphys-kustomize`), with the Application's
-//! Kustomize overrides applied as an overlay on top of the path. When the native engine
+//! Kustomize overrides applied to the path's kustomization as `kustomize edit` would (in
+//! memory: the tree is never written). When the native engine
 //! refuses a feature it does not implement yet, `kustomize build` or `kubectl kustomize` from
 //! PATH renders instead, if present.
 
@@ -14,56 +15,150 @@ use crate::objects::from_document;
 use crate::yaml::{Document, parse_documents};
 use crate::{Manifest, RenderError, relative};
 
-/// The Application's overrides as a kustomization that has `dir` as its one resource.
-fn overlay(dir: &Path, k: &ApplicationSourceKustomize) -> Value {
-    let mut o = json!({"resources": [dir.display().to_string()]});
-    let set = |o: &mut Value, key: &str, v: Value| {
-        o[key] = v;
-    };
-    if !k.name_prefix.is_empty() {
-        set(&mut o, "namePrefix", json!(k.name_prefix));
+/// Whether the Application sets any override.
+fn overrides_anything(k: &ApplicationSourceKustomize) -> bool {
+    !(k.name_prefix.is_empty()
+        && k.name_suffix.is_empty()
+        && k.namespace.is_empty()
+        && k.common_labels.is_empty()
+        && k.common_annotations.is_empty()
+        && k.images.is_empty()
+        && k.replicas.is_empty()
+        && k.patches.is_empty()
+        && k.components.is_empty())
+}
+
+/// Apply the Application's Kustomize overrides to the path's kustomization the way Argo CD
+/// does — with `kustomize edit` on the file: `namePrefix`, `nameSuffix` and `namespace`
+/// replace the kustomization's own; labels and annotations are added (an existing key is an
+/// error unless forced); images and replicas are set by name; patches and components are
+/// appended.
+fn edit(spec: &mut Value, k: &ApplicationSourceKustomize, dir: &Path) -> Result<(), String> {
+    if !spec.is_object() {
+        return Err("the kustomization is not a mapping".into());
     }
-    if !k.name_suffix.is_empty() {
-        set(&mut o, "nameSuffix", json!(k.name_suffix));
-    }
-    if !k.namespace.is_empty() {
-        set(&mut o, "namespace", json!(k.namespace));
+    for (field, value) in [
+        ("namePrefix", &k.name_prefix),
+        ("nameSuffix", &k.name_suffix),
+        ("namespace", &k.namespace),
+    ] {
+        if !value.is_empty() {
+            spec[field] = json!(value);
+        }
     }
     if !k.common_labels.is_empty() {
-        set(&mut o, "commonLabels", json!(k.common_labels));
+        if k.label_without_selector {
+            let mut entry = json!({"pairs": k.common_labels, "includeSelectors": false});
+            if k.label_include_templates {
+                entry["includeTemplates"] = json!(true);
+            }
+            push(spec, "labels", entry)?;
+        } else {
+            add_pairs(
+                spec,
+                "commonLabels",
+                &k.common_labels,
+                k.force_common_labels,
+                "label",
+            )?;
+        }
     }
     if !k.common_annotations.is_empty() {
-        set(&mut o, "commonAnnotations", json!(k.common_annotations));
+        add_pairs(
+            spec,
+            "commonAnnotations",
+            &k.common_annotations,
+            k.force_common_annotations,
+            "annotation",
+        )?;
     }
-    if !k.images.is_empty() {
-        // Argo CD's image overrides: `name=newName:tag`, `name:tag`, `name@digest`.
-        let images: Vec<Value> = k.images.iter().map(|i| image_override(i)).collect();
-        set(&mut o, "images", json!(images));
+    for image in &k.images {
+        set_by_name(spec, "images", image_override(image))?;
     }
-    if !k.replicas.is_empty() {
-        let replicas: Vec<Value> = k
-            .replicas
-            .iter()
-            .map(|r| json!({"name": r.name, "count": r.count.as_i64().or_else(|| r.count.as_str().and_then(|s| s.parse().ok()))}))
-            .collect();
-        set(&mut o, "replicas", json!(replicas));
+    for r in &k.replicas {
+        let count = r
+            .count
+            .as_i64()
+            .or_else(|| r.count.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| format!("replicas {}: count {} is not a number", r.name, r.count))?;
+        set_by_name(spec, "replicas", json!({"name": r.name, "count": count}))?;
     }
-    if !k.patches.is_empty() {
-        set(
-            &mut o,
+    for patch in &k.patches {
+        push(
+            spec,
             "patches",
-            serde_json::to_value(&k.patches).unwrap_or(Value::Null),
-        );
+            serde_json::to_value(patch).map_err(|e| e.to_string())?,
+        )?;
     }
-    if !k.components.is_empty() {
-        let components: Vec<String> = k
-            .components
-            .iter()
-            .map(|c| dir.join(c).display().to_string())
-            .collect();
-        set(&mut o, "components", json!(components));
+    for component in &k.components {
+        if k.ignore_missing_components && !dir.join(component).is_dir() {
+            continue;
+        }
+        push(spec, "components", json!(component))?;
     }
-    o
+    Ok(())
+}
+
+fn list<'a>(spec: &'a mut Value, field: &str) -> Result<&'a mut Vec<Value>, String> {
+    let entry = &mut spec[field];
+    if entry.is_null() {
+        *entry = json!([]);
+    }
+    entry
+        .as_array_mut()
+        .ok_or_else(|| format!("{field} is not a list"))
+}
+
+fn push(spec: &mut Value, field: &str, item: Value) -> Result<(), String> {
+    list(spec, field)?.push(item);
+    Ok(())
+}
+
+/// `kustomize edit set image|replicas`: update the entry with the same name, else add one.
+fn set_by_name(spec: &mut Value, field: &str, item: Value) -> Result<(), String> {
+    let items = list(spec, field)?;
+    match items.iter_mut().find(|i| i["name"] == item["name"]) {
+        Some(existing) => {
+            if let (Some(to), Some(from)) = (existing.as_object_mut(), item.as_object()) {
+                for (k, v) in from {
+                    to.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        None => items.push(item),
+    }
+    Ok(())
+}
+
+/// `kustomize edit add label|annotation [--force]`.
+fn add_pairs(
+    spec: &mut Value,
+    field: &str,
+    pairs: &std::collections::BTreeMap<String, String>,
+    force: bool,
+    what: &str,
+) -> Result<(), String> {
+    let entry = &mut spec[field];
+    if entry.is_null() {
+        *entry = json!({});
+    }
+    let map = entry
+        .as_object_mut()
+        .ok_or_else(|| format!("{field} is not a mapping"))?;
+    for (key, value) in pairs {
+        if !force && map.get(key).is_some_and(|v| v != value) {
+            return Err(format!(
+                "{what} {key} already in the kustomization file with another value (force{} to override)",
+                if what == "label" {
+                    "CommonLabels"
+                } else {
+                    "CommonAnnotations"
+                }
+            ));
+        }
+        map.insert(key.clone(), json!(value));
+    }
+    Ok(())
 }
 
 fn image_override(spec: &str) -> Value {
@@ -102,29 +197,12 @@ pub fn render(
     let (remote, build_options) = (req.remote, req.kustomize_options);
     let rel = relative(root, dir);
     let origin_file = format!("{rel}/kustomization.yaml");
-    let overrides = options
-        .map(|k| overlay(dir, k))
-        .filter(|o| o.as_object().is_some_and(|m| m.len() > 1));
-    let native = match &overrides {
+    let overrides = options.filter(|k| overrides_anything(k));
+    let native = match overrides {
         None => tiphys_kustomize::build_with_options(dir, remote, build_options),
-        Some(overlay) => {
-            let scratch = std::env::temp_dir().join(format!(
-                "tiphys-kustomize-{}-{}",
-                std::process::id(),
-                unique()
-            ));
-            std::fs::create_dir_all(&scratch).map_err(|source| RenderError::Io {
-                path: scratch.display().to_string(),
-                source,
-            })?;
-            let file = scratch.join("kustomization.yaml");
-            std::fs::write(&file, overlay.to_string()).map_err(|source| RenderError::Io {
-                path: file.display().to_string(),
-                source,
-            })?;
-            let built = tiphys_kustomize::build_with_options(&scratch, remote, build_options);
-            let _ = std::fs::remove_dir_all(&scratch);
-            built
+        Some(k) => {
+            let edit = |spec: &mut Value| edit(spec, k, dir);
+            tiphys_kustomize::build_edited(dir, remote, build_options, Some(&edit))
         }
     };
     match native {
@@ -188,12 +266,6 @@ fn external(dir: &Path, rel: &str, why: &KustomizeError) -> Result<Vec<Manifest>
     Err(RenderError::Unsupported(format!(
         "{why}; and neither kustomize nor kubectl is on PATH to render it"
     )))
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 //!                                                          └──► checks (shape, duplicates)
 //! ```
 //!
-//! **Invariant:** rendering never talks to a cluster. Helm and (until the native engine
-//! lands) Kustomize run as external tools on local files only.
+//! **Invariant:** rendering never talks to a cluster: what it needs to know about one (Helm's
+//! `.Capabilities`) is handed in. Helm runs as an external tool on local files only.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -37,9 +37,22 @@ pub struct Origin {
 }
 
 impl std::fmt::Display for Origin {
+    /// `file:line`, or just the file when no line of it is known (a Helm template).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}", self.file, self.line)
+        }
     }
+}
+
+/// What the destination cluster offers, for Helm's `.Capabilities`: its version
+/// (`v1.32.0`) and every `group/version` and `group/version/Kind` it serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    pub kube_version: String,
+    pub api_versions: Vec<String>,
 }
 
 /// One desired object and its origin.
@@ -126,6 +139,8 @@ pub struct Request<'a> {
     pub remote: Option<&'a dyn tiphys_kustomize::RemoteLoader>,
     /// Kustomize build options (argocd-cm `kustomize.buildOptions`).
     pub kustomize_options: tiphys_kustomize::BuildOptions,
+    /// The destination cluster's capabilities, when known (Helm's `.Capabilities`).
+    pub capabilities: Option<&'a Capabilities>,
 }
 
 /// The rendered manifests of a source.

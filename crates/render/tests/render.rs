@@ -30,7 +30,13 @@ fn run(root: &Path, source: &ApplicationSource) -> Result<tiphys_render::Rendere
         namespace: "apps",
         remote: None,
         kustomize_options: Default::default(),
+        capabilities: None,
     })
+}
+
+/// helm for the chart tests, installed from the registries when the machine lacks it.
+fn with_helm() {
+    tiphys_kustomize::helm::use_binary(tiphys_testkit::tool("helm"));
 }
 
 fn names(r: &tiphys_render::Rendered) -> Vec<String> {
@@ -245,6 +251,33 @@ fn kustomization_is_detected_and_built() {
     });
     let r = run(root, &s).unwrap();
     assert_eq!(names(&r), ["prod-settings-blue", "prod-web-blue"]);
+    // The Application's namePrefix replaces the kustomization's own (Argo CD runs
+    // `kustomize edit set nameprefix`); it does not stack on it.
+    s.kustomize.as_mut().unwrap().name_prefix = "staging-".into();
+    let r = run(root, &s).unwrap();
+    assert_eq!(names(&r), ["staging-settings-blue", "staging-web-blue"]);
+    assert!(
+        std::fs::read_to_string(root.join("overlay/kustomization.yaml"))
+            .unwrap()
+            .contains("prod-"),
+        "the tree is not written"
+    );
+    // Labels already set differently are an error unless forced, as `kustomize edit add`.
+    write(
+        root,
+        "overlay/kustomization.yaml",
+        "resources:\n- ../base\nnamePrefix: prod-\ncommonLabels:\n  team: payments\n",
+    );
+    let err = run(root, &s).unwrap_err().to_string();
+    assert!(err.contains("label team already"), "{err}");
+    s.kustomize.as_mut().unwrap().force_common_labels = true;
+    let r = run(root, &s).unwrap();
+    assert_eq!(r.manifests[1].object["metadata"]["labels"]["team"], "web");
+    write(
+        root,
+        "overlay/kustomization.yaml",
+        "resources:\n- ../base\nnamePrefix: prod-\n",
+    );
     let deploy = &r.manifests[1].object;
     assert_eq!(
         deploy["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -271,6 +304,7 @@ fn kustomization_is_detected_and_built() {
         kustomize_options: tiphys_kustomize::BuildOptions {
             load_restrictions: false,
         },
+        capabilities: None,
     })
     .unwrap();
     assert_eq!(open.manifests[0].object["data"]["motd.txt"], "hello\n");
@@ -278,6 +312,7 @@ fn kustomization_is_detected_and_built() {
 
 #[test]
 fn helm_chart_with_argo_options() {
+    with_helm();
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
     write(
@@ -297,7 +332,11 @@ fn helm_chart_with_argo_options() {
     assert_eq!(r.source_type, SourceType::Helm);
     assert_eq!(r.manifests[0].object["metadata"]["name"], "demo-cfg");
     assert_eq!(r.manifests[0].object["metadata"]["namespace"], "apps");
-    assert_eq!(r.manifests[0].origin.file, "demo/templates/cm.yaml");
+    assert_eq!(
+        r.manifests[0].origin.to_string(),
+        "chart/templates/cm.yaml",
+        "a path in the repository, not a line of helm's output"
+    );
 
     s.helm = Some(ApplicationSourceHelm {
         release_name: "rel".into(),
@@ -328,6 +367,7 @@ fn helm_chart_with_argo_options() {
 
 #[test]
 fn helm_crds_capabilities_values_and_file_parameters() {
+    with_helm();
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
     write(
@@ -383,4 +423,65 @@ fn helm_crds_capabilities_values_and_file_parameters() {
         run(root, &s).is_err(),
         "file parameters may not leave the repository"
     );
+}
+
+#[test]
+fn helm_dependencies_are_built_and_capabilities_come_from_the_cluster() {
+    with_helm();
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(
+        root,
+        "charts/common/Chart.yaml",
+        "apiVersion: v2\nname: common\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "charts/common/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\ndata:\n  rollouts: {{ .Capabilities.APIVersions.Has \"argoproj.io/v1alpha1\" | quote }}\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n",
+    );
+    write(
+        root,
+        "charts/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n- name: common\n  version: 0.1.0\n  repository: file://../common\n",
+    );
+    write(
+        root,
+        "charts/web/templates/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  ports: [{port: 80}]\n",
+    );
+    let cluster = tiphys_render::Capabilities {
+        kube_version: "v1.31.4".into(),
+        api_versions: vec!["v1".into(), "argoproj.io/v1alpha1".into()],
+    };
+    let render_with = |capabilities| {
+        render(&Request {
+            repo_root: root,
+            source: &source("charts/web"),
+            app_name: "shop",
+            namespace: "apps",
+            remote: None,
+            kustomize_options: Default::default(),
+            capabilities,
+        })
+    };
+    let r = render_with(Some(&cluster)).unwrap();
+    assert_eq!(
+        names(&r),
+        ["shop-common", "shop"],
+        "the file:// dependency is rendered"
+    );
+    let data = &r.manifests[0].object["data"];
+    assert_eq!(data["rollouts"], "true");
+    assert_eq!(data["kube"], "v1.31.4");
+    assert_eq!(
+        r.manifests[0].origin.file,
+        "charts/web/charts/common/templates/cm.yaml"
+    );
+    assert!(
+        !root.join("charts/web/charts").exists(),
+        "dependencies are built in a private copy, not in the tree"
+    );
+    let r = render_with(None).unwrap();
+    assert_eq!(r.manifests[0].object["data"]["rollouts"], "false");
 }

@@ -13,14 +13,18 @@
 #![forbid(unsafe_code)]
 
 pub mod credentials;
+mod entry;
 pub mod remote_base;
 pub mod remote_file;
+mod trees;
 mod url;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+
+use entry::{EntryLocks, staging_name};
+use trees::{Item, TreeError, Trees};
 
 pub use url::normalize;
 
@@ -194,27 +198,34 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
 
 const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
-/// The on-disk cache of repositories and exported trees, shared by all Applications.
+/// The on-disk cache of repositories and exported trees, shared by all Applications (and by
+/// processes sharing the directory).
+///
+/// Every entry has one writer at a time (threads and processes wait for it), is written
+/// under a staging name unique to its writer and published by a rename, so a `kill -9` at any
+/// moment leaves either the previous entry or none — never a half-written one under the
+/// published name. See `entry.rs` and `trees.rs`.
 pub struct GitCache {
     root: PathBuf,
-    /// One fetch at a time per repository; different repositories proceed in parallel.
-    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// One writer per repository (init, fetch); different repositories proceed in parallel.
+    repo_locks: Arc<EntryLocks>,
+    trees: Trees,
 }
+
+/// The marker of a repository whose initialisation finished (inside the published entry).
+const REPO_READY: &str = "tiphys-ready";
 
 impl GitCache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         // HTTPS remotes need a process-wide rustls provider; ring is the one the workspace
         // builds. Installing fails harmlessly when one is already set.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let root = root.into();
         GitCache {
-            root: root.into(),
-            locks: Mutex::new(HashMap::new()),
+            trees: Trees::new(root.join("trees")),
+            root,
+            repo_locks: Arc::default(),
         }
-    }
-
-    fn repo_lock(&self, key: &str) -> Arc<Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(key.to_string()).or_default().clone()
     }
 
     /// Where the bare cache repository for `url` lives.
@@ -224,19 +235,34 @@ impl GitCache {
 
     fn open_or_init(&self, url: &str) -> Result<gix::Repository, SourceError> {
         let dir = self.repo_dir(url);
-        if dir.join("HEAD").exists() {
+        if dir.join(REPO_READY).exists() {
             touch(&dir);
             return gix::open(&dir).map_err(|e| classify(url, e));
         }
+        let repos = self.root.join("repos");
+        let key = url::cache_key(url);
+        let _guard = self.repo_locks.lock(&repos, &key).map_err(io(&repos))?;
+        if dir.join(REPO_READY).exists() {
+            return gix::open(&dir).map_err(|e| classify(url, e));
+        }
+        entry::remove_leftovers(&repos, &key);
+        if dir.exists() {
+            // An initialisation that died half-way, or an entry from an older layout.
+            entry::remove_entry(&dir);
+        }
         self.evict_repos();
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        gix::init_bare(&dir).map_err(|e| classify(url, e))?;
+        let staging = repos.join(staging_name(&key));
+        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+        gix::init_bare(&staging).map_err(|e| classify(url, e))?;
         // Network timeouts for HTTP remotes: give up connecting after 10 s, and abort a
         // transfer that stays under 1 KB/s for 60 s (git's own lowSpeed settings).
-        let config = dir.join("config");
+        let config = staging.join("config");
         let mut text = std::fs::read_to_string(&config).map_err(io(&config))?;
         text.push_str("[http]\n\tlowSpeedLimit = 1000\n\tlowSpeedTime = 60\n[gitoxide \"http\"]\n\tconnectTimeout = 10000\n");
         std::fs::write(&config, text).map_err(io(&config))?;
+        let ready = staging.join(REPO_READY);
+        std::fs::write(&ready, "").map_err(io(&ready))?;
+        std::fs::rename(&staging, &dir).map_err(io(&dir))?;
         gix::open(&dir).map_err(|e| classify(url, e))
     }
 
@@ -260,13 +286,18 @@ impl GitCache {
         use std::os::unix::fs::PermissionsExt;
         let dir = self.root.join("ssh");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let path = dir.join(format!("key-{}", url::cache_key(key)));
+        let name = format!("key-{}", url::cache_key(key));
+        let path = dir.join(&name);
         if !path.exists() {
+            // Written whole under a private name, then published: a reader never finds half
+            // a key (and a half-written one would never be rewritten).
+            let staging = dir.join(staging_name(&name));
             let mut text = key.trim_end().to_string();
             text.push('\n');
-            std::fs::write(&path, text).map_err(io(&path))?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(io(&path))?;
+            std::fs::write(&staging, text).map_err(io(&staging))?;
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+                .map_err(io(&staging))?;
+            std::fs::rename(&staging, &path).map_err(io(&path))?;
         }
         let host_checking = if insecure {
             "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null".to_string()
@@ -341,10 +372,13 @@ impl GitCache {
         tip_of: Option<&str>,
     ) -> Result<(), SourceError> {
         use gix::remote::fetch::Shallow;
-        let key = url::cache_key(url);
-        let lock = self.repo_lock(&key);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let repo = self.repo_for(url, access)?;
+        let repos = self.root.join("repos");
+        let key = url::cache_key(url);
+        let _guard = self.repo_locks.lock(&repos, &key).map_err(io(&repos))?;
+        // Holding the repository's lock, any git lock file in it was left by a writer that
+        // died mid-fetch: it would block every fetch from now on.
+        remove_stale_git_locks(&self.repo_dir(url));
         let (refspecs, shallow): (Vec<String>, Shallow) = match tip_of {
             Some(name) => (
                 vec![format!("+{name}:{name}")],
@@ -456,41 +490,59 @@ impl GitCache {
     /// The tree of `commit` as files on disk (exported once per commit, then reused; the
     /// least recently used trees beyond [`MAX_TREES`] are removed).
     pub fn tree(&self, url: &str, commit: &str) -> Result<PathBuf, SourceError> {
-        let target = self.root.join("trees").join(commit);
-        if target.exists() {
-            touch(&target);
-            return Ok(target);
-        }
-        self.evict_trees();
-        let repo = self.open_or_init(url)?;
-        let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
-        let tree = repo
-            .find_object(id)
-            .map_err(|e| classify(url, e))?
-            .peel_to_commit()
-            .map_err(|e| classify(url, e))?
-            .tree()
-            .map_err(|e| classify(url, e))?;
-        let staging = self
-            .root
-            .join("trees")
-            .join(format!(".{commit}.{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-        export(&repo, url, &tree, &staging)?;
-        match std::fs::rename(&staging, &target) {
-            Ok(()) => Ok(target),
-            // Someone else exported the same commit first.
-            Err(_) if target.exists() => {
-                let _ = std::fs::remove_dir_all(&staging);
-                Ok(target)
+        let exported = self.trees.get_or_export(commit, |dir| {
+            let repo = self.open_or_init(url)?;
+            let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
+            let tree = repo
+                .find_object(id)
+                .map_err(|e| classify(url, e))?
+                .peel_to_commit()
+                .map_err(|e| classify(url, e))?
+                .tree()
+                .map_err(|e| classify(url, e))?;
+            let mut items = Vec::new();
+            export(&repo, url, &tree, dir, "", &mut items)?;
+            Ok(items)
+        });
+        exported.map_err(|e| match e {
+            TreeError::Io(path, source) => SourceError::Io {
+                path: path.display().to_string(),
+                source,
+            },
+            TreeError::Export(e) => e,
+        })
+    }
+
+    /// A render found a path missing in `commit`'s tree: check the cached tree against what
+    /// was exported (at most every few seconds per commit). True when it was damaged and
+    /// dropped, so the next [`GitCache::tree`] exports it again.
+    pub fn recheck_tree(&self, commit: &str) -> bool {
+        self.trees.recheck(commit)
+    }
+}
+
+/// Remove git's `*.lock` files inside a repository (outside its objects). Only for a caller
+/// holding the repository's entry lock: then no live writer owns them.
+fn remove_stale_git_locks(repo: &Path) {
+    fn walk(dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && name != "objects" {
+                walk(&path);
+            } else if kind.is_file() && name.ends_with(".lock") {
+                tracing::warn!(lock = %path.display(), "removing a lock left by an interrupted fetch");
+                let _ = std::fs::remove_file(&path);
             }
-            Err(e) => Err(SourceError::Io {
-                path: target.display().to_string(),
-                source: e,
-            }),
         }
     }
+    walk(repo);
 }
 
 /// Exported trees kept on disk.
@@ -501,10 +553,6 @@ pub const MAX_REPOS: usize = 256;
 const GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl GitCache {
-    fn evict_trees(&self) {
-        evict_least_recently_used(&self.root.join("trees"), MAX_TREES);
-    }
-
     fn evict_repos(&self) {
         evict_least_recently_used(&self.root.join("repos"), MAX_REPOS);
     }
@@ -529,7 +577,7 @@ fn evict_least_recently_used(dir: &Path, max: usize) {
     let excess = found.len() + 1 - max;
     for (used, path) in found.into_iter().take(excess) {
         if now.duration_since(used).unwrap_or_default() > GRACE {
-            let _ = std::fs::remove_dir_all(path);
+            entry::remove_entry(&path);
         }
     }
 }
@@ -668,12 +716,15 @@ impl GitCache {
     }
 }
 
-/// Write a tree's blobs and symlinks under `dir`. Submodules are skipped.
+/// Write a tree's blobs and symlinks under `dir` (`prefix` is its path in the tree), listing
+/// each in `items`. Submodules are skipped.
 fn export(
     repo: &gix::Repository,
     url: &str,
     tree: &gix::Tree<'_>,
     dir: &Path,
+    prefix: &str,
+    items: &mut Vec<Item>,
 ) -> Result<(), SourceError> {
     for entry in tree.iter() {
         let entry = entry.map_err(|e| classify(url, e))?;
@@ -685,6 +736,11 @@ fn export(
             });
         }
         let path = dir.join(&name);
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         let mode = entry.mode();
         let object = || {
             repo.find_object(entry.oid().to_owned())
@@ -693,12 +749,16 @@ fn export(
         if mode.is_tree() {
             std::fs::create_dir_all(&path).map_err(io(&path))?;
             let sub = object()?.peel_to_tree().map_err(|e| classify(url, e))?;
-            export(repo, url, &sub, &path)?;
+            items.push(Item::Dir(rel.clone()));
+            export(repo, url, &sub, &path, &rel, items)?;
         } else if mode.is_link() {
             let target = String::from_utf8_lossy(&object()?.data).into_owned();
             std::os::unix::fs::symlink(&target, &path).map_err(io(&path))?;
+            items.push(Item::Link(rel));
         } else if mode.is_blob() {
-            std::fs::write(&path, &object()?.data).map_err(io(&path))?;
+            let data = object()?.data.clone();
+            std::fs::write(&path, &data).map_err(io(&path))?;
+            items.push(Item::File(rel, data.len() as u64));
             if mode.is_executable() {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))

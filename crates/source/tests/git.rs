@@ -328,7 +328,7 @@ fn start_sshd(dir: &Path, authorized_key: &Path) -> (Sshd, u16) {
         ),
     )
     .unwrap();
-    let child = Command::new("/usr/sbin/sshd")
+    let child = Command::new(tiphys_testkit::tool("sshd"))
         .arg("-D")
         .arg("-e")
         .arg("-f")

@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 
 pub mod annotations;
+pub mod hooks;
 pub mod key;
 pub mod operation;
 pub mod plan;
 
+pub use hooks::{HOOK_FINALIZER, SYNC_ID, name_hooks, terminate};
 pub use key::ObjectKey;
-pub use operation::{Cluster, Context, Outcome, WriteOptions, advance, name_hooks};
+pub use operation::{Cluster, Context, Created, Outcome, WriteOptions, advance};
 pub use plan::{Action, Item, Options, Task, plan};

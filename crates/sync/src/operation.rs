@@ -12,12 +12,10 @@ use std::future::Future;
 use serde_json::Value;
 use tiphys_model::application::{HealthStatusCode, ResourceResult};
 
-use crate::annotations::{DeletePolicy, Phase};
+use crate::annotations::Phase;
+use crate::hooks;
 use crate::key::ObjectKey;
 use crate::plan::{Action, Task, steps};
-
-/// Marks a hook object with the operation that created it.
-pub const SYNC_ID: &str = "tiphys.io/sync-id";
 
 /// How objects are written, from the app's and the object's sync options.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,6 +25,14 @@ pub struct WriteOptions {
     pub validate: bool,
     pub force: bool,
     pub dry_run: bool,
+}
+
+/// What creating an object came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// An object with that name exists already.
+    AlreadyExists,
 }
 
 /// How the operation reaches a cluster: implemented by the controller over kube-rs, and by
@@ -40,7 +46,7 @@ pub trait Cluster: Sync {
         options: WriteOptions,
     ) -> impl Future<Output = Result<String, String>> + Send;
     /// Create `obj` (a hook).
-    fn create(&self, obj: &Value) -> impl Future<Output = Result<(), String>> + Send;
+    fn create(&self, obj: &Value) -> impl Future<Output = Result<Created, String>> + Send;
     /// Delete an object; success when it is already gone.
     fn delete(
         &self,
@@ -48,8 +54,22 @@ pub trait Cluster: Sync {
         api_version: &str,
         propagation: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
-    /// The live object as the controller's cache sees it.
+    /// The live object as the controller's cache sees it (may lag behind writes).
     fn live(&self, key: &ObjectKey) -> Option<Value>;
+    /// The live object read from the API server now.
+    fn fetch(
+        &self,
+        key: &ObjectKey,
+        api_version: &str,
+    ) -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    /// Remove one finalizer from an object, leaving the others; success when the object or
+    /// the finalizer is already gone.
+    fn remove_finalizer(
+        &self,
+        key: &ObjectKey,
+        api_version: &str,
+        finalizer: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
     /// The health of a live object (built-in checks unless the cluster has custom ones).
     fn health(&self, live: &Value) -> Option<tiphys_health::Health> {
         tiphys_health::assess(live)
@@ -59,7 +79,8 @@ pub trait Cluster: Sync {
 /// Context of one operation.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
-    /// Stable for the operation's lifetime (its `startedAt`): names generated hooks.
+    /// Unique to the operation (and its retry attempt), stable for its lifetime: names
+    /// generated hooks and marks the hooks it created.
     pub sync_id: String,
     pub write: WriteOptions,
     /// `PrunePropagationPolicy`: foreground, background (default) or orphan.
@@ -72,13 +93,15 @@ pub enum Outcome {
     Running(String),
     Succeeded(String),
     Failed(String),
+    /// The operation could not be carried out (Argo CD's `Error` phase).
+    Error(String),
 }
 
 fn result_of<'a>(results: &'a [ResourceResult], task: &Task) -> Option<&'a ResourceResult> {
     results.iter().find(|r| same(r, task))
 }
 
-fn same(r: &ResourceResult, task: &Task) -> bool {
+pub(crate) fn same(r: &ResourceResult, task: &Task) -> bool {
     r.group == task.key.group
         && r.kind == task.key.kind
         && r.namespace == task.key.namespace
@@ -87,7 +110,7 @@ fn same(r: &ResourceResult, task: &Task) -> bool {
         && (r.hook_type.is_empty() != task.is_hook())
 }
 
-fn api_version(obj: &Value) -> &str {
+pub(crate) fn api_version(obj: &Value) -> &str {
     obj.get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("v1")
@@ -115,48 +138,6 @@ fn new_result(task: &Task) -> ResourceResult {
     }
 }
 
-/// Give hooks that only have `generateName` a name that stays the same for this operation,
-/// so a resumed operation finds the hook it already created.
-pub fn name_hooks(tasks: &mut [Task], sync_id: &str) {
-    for task in tasks
-        .iter_mut()
-        .filter(|t| t.is_hook() && t.key.name.is_empty())
-    {
-        let Some(prefix) = task
-            .object
-            .pointer("/metadata/generateName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
-            continue;
-        };
-        let suffix = short_hash(&format!("{sync_id}/{}/{}", task.phase.as_str(), prefix));
-        let name = format!("{prefix}{suffix}");
-        if let Some(meta) = task
-            .object
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut)
-        {
-            meta.remove("generateName");
-            meta.insert("name".into(), Value::String(name.clone()));
-        }
-        task.key.name = name;
-    }
-}
-
-/// Five lowercase alphanumerics from a stable (FNV-1a) hash.
-fn short_hash(text: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5)
-        .map(|i| ALPHABET[((h >> (i * 8)) % ALPHABET.len() as u64) as usize] as char)
-        .collect()
-}
-
 fn health<C: Cluster>(cluster: &C, live: Option<&Value>) -> HealthStatusCode {
     match live {
         None => HealthStatusCode::Missing,
@@ -167,7 +148,8 @@ fn health<C: Cluster>(cluster: &C, live: Option<&Value>) -> HealthStatusCode {
 }
 
 /// Run the next step of the operation. `results` is the operation's
-/// `syncResult.resources`, updated in place.
+/// `syncResult.resources` as last recorded, updated in place; the caller records them before
+/// calling again.
 pub async fn advance<C: Cluster>(
     cluster: &C,
     tasks: &[Task],
@@ -177,6 +159,32 @@ pub async fn advance<C: Cluster>(
     if ctx.write.dry_run {
         return dry_run(cluster, tasks, results, ctx).await;
     }
+    // Hooks whose outcome was on record when this step began may let go of their objects.
+    let settled_before = results.iter().filter(|r| hooks::settled(r)).count();
+    for r in results.iter_mut().filter(|r| hooks::settled(r)) {
+        if let Err(e) = hooks::release(cluster, r, ctx).await {
+            // The outcome stands; a cascading delete releases the hook later.
+            r.message = format!("{} (releasing the hook: {e})", r.message);
+        }
+    }
+    let outcome = step(cluster, tasks, results, ctx).await;
+    let settled_now = results.iter().filter(|r| hooks::settled(r)).count();
+    match outcome {
+        // Hooks settled by this step are released by the next, once their outcome is
+        // recorded: the operation is not over before that.
+        Outcome::Succeeded(_) | Outcome::Failed(_) if settled_now > settled_before => {
+            Outcome::Running("recording hook results".into())
+        }
+        other => other,
+    }
+}
+
+async fn step<C: Cluster>(
+    cluster: &C,
+    tasks: &[Task],
+    results: &mut Vec<ResourceResult>,
+    ctx: &Context,
+) -> Outcome {
     let (main, fail_hooks): (Vec<&Task>, Vec<&Task>) =
         tasks.iter().partition(|t| t.phase != Phase::SyncFail);
     if let Some(reason) = failure(results) {
@@ -189,14 +197,17 @@ pub async fn advance<C: Cluster>(
             .iter()
             .filter(|t| t.phase == *phase && t.wave == *wave)
             .collect();
-        if run_pending(cluster, &step, results, ctx).await {
+        if let Some(progress) = run_pending(cluster, &step, results, ctx).await {
             if let Some(reason) = failure(results) {
                 return run_fail_hooks(cluster, &fail_hooks, results, ctx, reason).await;
             }
-            return Outcome::Running(format!("{} phase, wave {wave}: applied", phase.as_str()));
+            return Outcome::Running(
+                progress
+                    .unwrap_or_else(|| format!("{} phase, wave {wave}: applied", phase.as_str())),
+            );
         }
-        if let Some(waiting) = settle_hooks(cluster, &step, results, ctx).await {
-            return waiting;
+        if let Some(waiting) = hooks::settle(cluster, &step, results, ctx).await {
+            return Outcome::Running(waiting);
         }
         if let Some(reason) = failure(results) {
             return run_fail_hooks(cluster, &fail_hooks, results, ctx, reason).await;
@@ -237,26 +248,33 @@ fn failure(results: &[ResourceResult]) -> Option<String> {
         })
 }
 
-/// Run every task of `tasks` that has no result yet; true when there was any.
+/// Run every task of `tasks` that has no result yet. None when there was none; otherwise
+/// Some, with a message when a task has to wait (its result is then not recorded yet).
 async fn run_pending<C: Cluster>(
     cluster: &C,
     tasks: &[&Task],
     results: &mut Vec<ResourceResult>,
     ctx: &Context,
-) -> bool {
+) -> Option<Option<String>> {
     let pending: Vec<&Task> = tasks
         .iter()
         .copied()
         .filter(|t| result_of(results, t).is_none())
         .collect();
-    for task in &pending {
-        let result = run(cluster, task, ctx).await;
-        results.push(result);
+    if pending.is_empty() {
+        return None;
     }
-    !pending.is_empty()
+    let mut waiting = None;
+    for task in &pending {
+        match run(cluster, task, ctx).await {
+            hooks::Started::Recorded(result) => results.push(*result),
+            hooks::Started::Waiting(message) => waiting = Some(message),
+        }
+    }
+    Some(waiting)
 }
 
-async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> ResourceResult {
+async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> hooks::Started {
     let mut result = new_result(task);
     match &task.action {
         Action::Apply => {
@@ -281,50 +299,7 @@ async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> ResourceRes
             }
         }
         Action::Hook(policies) => {
-            let live = cluster.live(&task.key);
-            if live
-                .as_ref()
-                .and_then(|l| crate::annotations::annotation(l, SYNC_ID))
-                == Some(ctx.sync_id.as_str())
-            {
-                // Created by this very operation before its progress was recorded.
-                result.status = "Synced".into();
-                result.hook_phase = "Running".into();
-                result.message = format!("{} created", task.key);
-                return result;
-            }
-            let mut hook = task.object.clone();
-            if let Some(meta) = hook.get_mut("metadata").and_then(Value::as_object_mut) {
-                let annotations = meta
-                    .entry("annotations")
-                    .or_insert_with(|| Value::Object(Default::default()));
-                if let Some(map) = annotations.as_object_mut() {
-                    map.insert(SYNC_ID.into(), Value::String(ctx.sync_id.clone()));
-                }
-            }
-            if policies.contains(&DeletePolicy::BeforeHookCreation)
-                && live.is_some()
-                && let Err(e) = cluster
-                    .delete(&task.key, api_version(&task.object), "background")
-                    .await
-            {
-                result.status = "SyncFailed".into();
-                result.hook_phase = "Failed".into();
-                result.message = format!("deleting the previous hook: {e}");
-                return result;
-            }
-            match cluster.create(&hook).await {
-                Ok(()) => {
-                    result.status = "Synced".into();
-                    result.hook_phase = "Running".into();
-                    result.message = format!("{} created", task.key);
-                }
-                Err(e) => {
-                    result.status = "SyncFailed".into();
-                    result.hook_phase = "Failed".into();
-                    result.message = e;
-                }
-            }
+            return hooks::start(cluster, task, policies, ctx, result).await;
         }
         Action::Prune => {
             let propagation = if ctx.propagation.is_empty() {
@@ -351,67 +326,7 @@ async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> ResourceRes
             result.message = message.clone();
         }
     }
-    result
-}
-
-/// Move running hooks of `step` to Succeeded or Failed from their live health; Some while
-/// any is still running.
-async fn settle_hooks<C: Cluster>(
-    cluster: &C,
-    step: &[&Task],
-    results: &mut [ResourceResult],
-    _ctx: &Context,
-) -> Option<Outcome> {
-    let mut waiting = None;
-    for task in step.iter().filter(|t| t.is_hook()) {
-        let Some(result) = results.iter_mut().find(|r| same(r, task)) else {
-            continue;
-        };
-        if result.hook_phase != "Running" {
-            continue;
-        }
-        let live = cluster.live(&task.key);
-        let assessed = live.as_ref().and_then(|l| cluster.health(l));
-        let (code, message) = match (&live, assessed) {
-            (None, _) => (HealthStatusCode::Missing, String::new()),
-            // Kinds without a health check are done as soon as they exist.
-            (Some(_), None) => (HealthStatusCode::Healthy, String::new()),
-            (Some(_), Some(h)) => (h.status, h.message),
-        };
-        let policies = match &task.action {
-            Action::Hook(p) => p.clone(),
-            _ => Vec::new(),
-        };
-        let finished = match code {
-            HealthStatusCode::Healthy => Some(("Succeeded", DeletePolicy::HookSucceeded)),
-            HealthStatusCode::Degraded => Some(("Failed", DeletePolicy::HookFailed)),
-            _ => None,
-        };
-        match finished {
-            Some((phase, delete_when)) => {
-                result.hook_phase = phase.into();
-                if !message.is_empty() {
-                    result.message = message;
-                }
-                if phase == "Failed" {
-                    result.status = "SyncFailed".into();
-                }
-                if policies.contains(&delete_when) {
-                    // The hook's outcome is recorded; a failed cleanup only leaves it behind.
-                    let _ = cluster
-                        .delete(&task.key, api_version(&task.object), "background")
-                        .await;
-                }
-            }
-            None => {
-                waiting = Some(Outcome::Running(format!(
-                    "waiting for completion of hook {}",
-                    task.key
-                )));
-            }
-        }
-    }
-    waiting
+    hooks::Started::Recorded(Box::new(result))
 }
 
 async fn run_fail_hooks<C: Cluster>(
@@ -421,11 +336,13 @@ async fn run_fail_hooks<C: Cluster>(
     ctx: &Context,
     reason: String,
 ) -> Outcome {
-    if run_pending(cluster, hooks, results, ctx).await {
-        return Outcome::Running(format!("running SyncFail hooks: {reason}"));
+    if let Some(progress) = run_pending(cluster, hooks, results, ctx).await {
+        return Outcome::Running(
+            progress.unwrap_or_else(|| format!("running SyncFail hooks: {reason}")),
+        );
     }
-    if let Some(waiting) = settle_hooks(cluster, hooks, results, ctx).await {
-        return waiting;
+    if let Some(waiting) = hooks::settle(cluster, hooks, results, ctx).await {
+        return Outcome::Running(waiting);
     }
     Outcome::Failed(reason)
 }

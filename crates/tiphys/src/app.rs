@@ -1,4 +1,4 @@
-//! `tiphys app list|get|diff|sync|wait|history|rollback|delete`: Applications through the
+//! `tiphys app list|get|diff|sync|wait|history|rollback|delete|terminate-op`: Applications through the
 //! Kubernetes API, like Argo CD's CLI in core mode.
 
 use std::time::Duration;
@@ -12,6 +12,7 @@ use tiphys_model::Application;
 use tiphys_model::application::{OperationPhase, SyncStatusCode};
 
 use crate::kubeconfig::ClientArgs;
+use crate::table::Table;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,7 +31,7 @@ enum Command {
     List,
     /// Show an Application: source, destination, status, conditions and resources.
     Get { name: String },
-    /// Show what a sync would change (exit code 1 when out of sync).
+    /// Show what a sync would change (exit code 1 when out of sync, 2 on errors).
     Diff {
         name: String,
         /// Where fetched repositories are cached.
@@ -94,7 +95,16 @@ enum Command {
         /// foreground or background cascading.
         #[arg(long, default_value = "foreground")]
         propagation_policy: String,
+        /// Wait until the Application (and, cascading, its resources) is gone.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait with --wait (0: forever).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
     },
+    /// Stop the operation in progress: hooks still running are deleted, and the operation
+    /// ends as Failed ("Operation terminated").
+    TerminateOp { name: String },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -104,7 +114,14 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         Command::List => list(&api).await,
         Command::Get { name } => get(&api, &name).await,
         Command::Diff { name, cache_dir } => {
-            diff(client, &args.namespace, &api, &name, cache_dir).await
+            // As Argo CD's CLI: 0 in sync, 1 differences, 2 anything went wrong.
+            match diff(client, &args.namespace, &api, &name, cache_dir).await {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    Ok(2)
+                }
+            }
         }
         Command::Sync {
             name,
@@ -156,15 +173,20 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 .get(&name)
                 .await
                 .with_context(|| format!("application {name}"))?;
-            println!("{:<4} {:<22} REVISION", "ID", "DATE");
+            let mut table = Table::new(&["ID", "DATE", "REVISION"]);
             for h in app.status.unwrap_or_default().history {
                 let source = h
                     .source
                     .as_ref()
                     .map(|s| format!(" ({}, path {})", s.repo_url, s.path))
                     .unwrap_or_default();
-                println!("{:<4} {:<22} {}{source}", h.id, h.deployed_at, h.revision);
+                table.row(vec![
+                    h.id.to_string(),
+                    h.deployed_at.clone(),
+                    format!("{}{source}", h.revision),
+                ]);
             }
+            table.print();
             Ok(0)
         }
         Command::Rollback { name, id, prune } => {
@@ -199,10 +221,13 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             });
             request(&api, &name, op, false, 0).await
         }
+        Command::TerminateOp { name } => terminate(&api, &name).await,
         Command::Delete {
             name,
             cascade,
             propagation_policy,
+            wait: wait_gone,
+            timeout,
         } => {
             let app = api
                 .get(&name)
@@ -237,7 +262,68 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 "application.argoproj.io/{name} deleted{}",
                 if cascade { " (resources cascade)" } else { "" }
             );
+            if wait_gone && !wait_deleted(&api, &name, timeout).await? {
+                eprintln!("timed out waiting for application {name} to be deleted");
+                return Ok(1);
+            }
             Ok(0)
+        }
+    }
+}
+
+/// Ask the controller to stop `name`'s operation, as Argo CD's API does: the recorded
+/// operation state's phase becomes Terminating (an optimistic write, retried on conflict).
+async fn terminate(api: &Api<Application>, name: &str) -> anyhow::Result<i32> {
+    for _ in 0..10 {
+        let app = api
+            .get(name)
+            .await
+            .with_context(|| format!("application {name}"))?;
+        let running = app
+            .status
+            .as_ref()
+            .and_then(|s| s.operation_state.as_ref())
+            .is_some_and(|s| s.phase == OperationPhase::Running);
+        if app.operation.is_none() || !running {
+            bail!("unable to terminate operation: no operation is in progress on {name}");
+        }
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": app.metadata.resource_version},
+            {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"},
+        ]))?;
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => {
+                println!("Application '{name}' operation terminating");
+                return Ok(0);
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(e) => return Err(e).with_context(|| format!("terminating {name}'s operation")),
+        }
+    }
+    bail!("{name} kept changing; try again")
+}
+
+/// Wait until `name` no longer exists; false on timeout (0 waits forever).
+async fn wait_deleted(api: &Api<Application>, name: &str, timeout: u64) -> anyhow::Result<bool> {
+    let deadline =
+        (timeout > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(timeout));
+    let mut stream = std::pin::pin!(watcher::watch_object(api.clone(), name));
+    loop {
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
+                Ok(n) => n,
+                Err(_) => return Ok(false),
+            },
+            None => stream.next().await,
+        };
+        match next {
+            Some(Ok(None)) => return Ok(true),
+            Some(Ok(Some(_))) => {}
+            Some(Err(e)) => tracing::debug!(error = %e, "watch interrupted; resuming"),
+            None => bail!("watch on application {name} ended"),
         }
     }
 }
@@ -263,10 +349,18 @@ async fn list(api: &Api<Application>) -> anyhow::Result<i32> {
         .list(&Default::default())
         .await
         .context("listing applications")?;
-    println!(
-        "{:<28} {:<32} {:<16} {:<12} {:<10} {:<12} {:<10} {:<40} {:<40} TARGET",
-        "NAME", "CLUSTER", "NAMESPACE", "PROJECT", "STATUS", "HEALTH", "SYNCPOLICY", "REPO", "PATH"
-    );
+    let mut table = Table::new(&[
+        "NAME",
+        "CLUSTER",
+        "NAMESPACE",
+        "PROJECT",
+        "STATUS",
+        "HEALTH",
+        "SYNCPOLICY",
+        "REPO",
+        "PATH",
+        "TARGET",
+    ]);
     for app in apps.items {
         let status = app.status.clone().unwrap_or_default();
         let source = app
@@ -301,20 +395,20 @@ async fn list(api: &Api<Application>) -> anyhow::Result<i32> {
         } else {
             app.spec.destination.server.clone()
         };
-        println!(
-            "{:<28} {:<32} {:<16} {:<12} {:<10} {:<12} {:<10} {:<40} {:<40} {}",
+        table.row(vec![
             app.metadata.name.clone().unwrap_or_default(),
             cluster,
-            app.spec.destination.namespace,
-            app.spec.project,
+            app.spec.destination.namespace.clone(),
+            app.spec.project.clone(),
             format!("{:?}", status.sync.status),
             format!("{:?}", status.health.status),
-            policy,
-            source.repo_url,
-            source.path,
-            source.revision(),
-        );
+            policy.to_string(),
+            source.repo_url.clone(),
+            source.path.clone(),
+            source.revision().to_string(),
+        ]);
     }
+    table.print();
     Ok(0)
 }
 
@@ -384,10 +478,11 @@ fn print_summary(app: &Application) {
     }
     if !status.conditions.is_empty() {
         println!();
-        println!("CONDITION                 MESSAGE");
+        let mut table = Table::new(&["CONDITION", "MESSAGE"]);
         for c in &status.conditions {
-            println!("{:<25} {}", c.kind, c.message);
+            table.row(vec![c.kind.clone(), c.message.clone()]);
         }
+        table.print();
     }
 }
 
@@ -399,10 +494,16 @@ async fn get(api: &Api<Application>, name: &str) -> anyhow::Result<i32> {
     print_summary(&app);
     let status = app.status.clone().unwrap_or_default();
     println!();
-    println!(
-        "{:<22} {:<24} {:<16} {:<36} {:<10} {:<12} {:<6} MESSAGE",
-        "GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "HEALTH", "HOOK"
-    );
+    let mut table = Table::new(&[
+        "GROUP",
+        "KIND",
+        "NAMESPACE",
+        "NAME",
+        "STATUS",
+        "HEALTH",
+        "HOOK",
+        "MESSAGE",
+    ]);
     let results = status
         .operation_state
         .as_ref()
@@ -427,27 +528,33 @@ async fn get(api: &Api<Application>, name: &str) -> anyhow::Result<i32> {
         } else {
             sync
         };
-        println!(
-            "{:<22} {:<24} {:<16} {:<36} {:<10} {:<12} {:<6} {}",
-            r.group,
-            r.kind,
-            r.namespace,
-            r.name,
+        table.row(vec![
+            r.group.clone(),
+            r.kind.clone(),
+            r.namespace.clone(),
+            r.name.clone(),
             sync,
             r.health
                 .as_ref()
                 .map(|h| format!("{:?}", h.status))
                 .unwrap_or_default(),
-            "",
-            message
-        );
+            String::new(),
+            message,
+        ]);
     }
     for x in results.iter().filter(|x| !x.hook_type.is_empty()) {
-        println!(
-            "{:<22} {:<24} {:<16} {:<36} {:<10} {:<12} {:<6} {}",
-            x.group, x.kind, x.namespace, x.name, x.hook_phase, "", x.hook_type, x.message
-        );
+        table.row(vec![
+            x.group.clone(),
+            x.kind.clone(),
+            x.namespace.clone(),
+            x.name.clone(),
+            x.hook_phase.clone(),
+            String::new(),
+            x.hook_type.clone(),
+            x.message.clone(),
+        ]);
     }
+    table.print();
     Ok(0)
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::table::Table;
 use anyhow::{Context, bail};
 use kube::api::Api;
 use tiphys_appset::Inputs;
@@ -104,10 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::List { client, namespace } => {
             let api: Api<ApplicationSet> = Api::namespaced(client.client().await?, &namespace);
-            println!(
-                "{:<32} {:<10} {:<10} CONDITIONS",
-                "NAME", "GENERATOR", "APPS"
-            );
+            let mut table = Table::new(&["NAME", "GENERATOR", "APPS", "CONDITIONS"]);
             for set in api
                 .list(&Default::default())
                 .await
@@ -128,14 +126,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     .filter(|c| c.status == "True")
                     .map(|c| c.kind.clone())
                     .collect();
-                println!(
-                    "{:<32} {:<10} {:<10} {}",
+                table.row(vec![
                     set.metadata.name.clone().unwrap_or_default(),
                     generator,
-                    status.resources.len(),
-                    conditions.join(",")
-                );
+                    status.resources.len().to_string(),
+                    conditions.join(","),
+                ]);
             }
+            table.print();
             Ok(())
         }
         Command::Get {
@@ -161,29 +159,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     .unwrap_or_else(|| "sync".into())
             );
             println!();
-            println!(
-                "{:<22} {:<8} {:<36} MESSAGE",
-                "CONDITION", "STATUS", "REASON"
-            );
+            let mut table = Table::new(&["CONDITION", "STATUS", "REASON", "MESSAGE"]);
             for c in &status.conditions {
-                println!(
-                    "{:<22} {:<8} {:<36} {}",
-                    c.kind, c.status, c.reason, c.message
-                );
+                table.row(vec![
+                    c.kind.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.message.clone(),
+                ]);
             }
+            table.print();
             println!();
-            println!("{:<40} {:<12} HEALTH", "APPLICATION", "STATUS");
+            let mut table = Table::new(&["APPLICATION", "STATUS", "HEALTH"]);
             let apps: Api<Application> = Api::namespaced(client, &namespace);
             for r in &status.resources {
                 let live = apps.get_opt(&r.name).await.ok().flatten();
                 let s = live.and_then(|a| a.status).unwrap_or_default();
-                println!(
-                    "{:<40} {:<12} {:?}",
-                    r.name,
+                table.row(vec![
+                    r.name.clone(),
                     format!("{:?}", s.sync.status),
-                    s.health.status
-                );
+                    format!("{:?}", s.health.status),
+                ]);
             }
+            table.print();
             Ok(())
         }
         Command::Generate { .. } => bail!("handled before the runtime starts"),

@@ -9,6 +9,7 @@ mod kubeconfig;
 mod kustomize;
 mod local_cluster;
 mod render;
+mod table;
 mod up;
 
 use clap::{Parser, Subcommand};

@@ -159,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &namespace,
             &cache,
             &secrets,
-            tiphys_kustomize::BuildOptions::default(),
+            &Default::default(),
         )
         .with_context(|| format!("rendering {} path {:?}", source.repo_url, source.path))?;
         all.extend(rendered.manifests);

@@ -18,7 +18,7 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn kubectl(kubeconfig: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()));
+    let mut cmd = Command::new(tiphys_testkit::tool("kubectl"));
     cmd.env("KUBECONFIG", kubeconfig)
         .env("KUBECACHEDIR", kubeconfig.with_extension("cache"));
     cmd

@@ -79,6 +79,7 @@ fn tiphys_kustomize_build(
         .args(["kustomize", "build"])
         .arg(dir)
         .env("TIPHYS_CACHE_DIR", scratch.join("cache"))
+        .env("HELM", tiphys_testkit::tool("helm"))
         .output()
         .unwrap()
 }
@@ -148,9 +149,12 @@ fn remote_files_are_fetched_over_http_as_kustomize_does() {
         ours.contains("name: x-remote") && ours.contains("from: http"),
         "{ours}"
     );
-    if let Ok(theirs) = Command::new("kubectl").arg("kustomize").arg(&ok).output() {
-        assert_eq!(ours, String::from_utf8_lossy(&theirs.stdout));
-    }
+    let theirs = Command::new(tiphys_testkit::tool("kubectl"))
+        .arg("kustomize")
+        .arg(&ok)
+        .output()
+        .unwrap();
+    assert_eq!(ours, String::from_utf8_lossy(&theirs.stdout));
 
     // A missing file is an error naming the URL, as in kustomize.
     let missing = tmp.path().join("missing");
@@ -172,11 +176,11 @@ fn remote_files_are_fetched_over_http_as_kustomize_does() {
 fn helm_charts_are_pulled_from_their_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let helm = |args: &[&str]| {
-        let out = Command::new("helm")
+        let out = Command::new(tiphys_testkit::tool("helm"))
             .args(args)
             .current_dir(tmp.path())
             .output()
-            .expect("helm on PATH (.ci/install-tools puts it there)");
+            .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -209,16 +213,16 @@ fn helm_charts_are_pulled_from_their_repository() {
     );
     // The tree is left as it was: the chart was pulled to a scratch directory.
     assert!(!tree.join("charts").exists());
-    if let Ok(theirs) = Command::new("kubectl")
+    let theirs = Command::new(tiphys_testkit::tool("kubectl"))
         .args(["kustomize", "--enable-helm"])
         .arg(&tree)
+        .env("PATH", tiphys_testkit::path_with(&["helm"]))
         .output()
-    {
-        assert!(
-            theirs.status.success(),
-            "{}",
-            String::from_utf8_lossy(&theirs.stderr)
-        );
-        assert_eq!(ours, String::from_utf8_lossy(&theirs.stdout));
-    }
+        .unwrap();
+    assert!(
+        theirs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&theirs.stderr)
+    );
+    assert_eq!(ours, String::from_utf8_lossy(&theirs.stdout));
 }

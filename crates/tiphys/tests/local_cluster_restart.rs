@@ -30,7 +30,7 @@ fn start(data_dir: &Path, kubeconfig: &Path) -> Child {
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()))
+    Command::new(tiphys_testkit::tool("kubectl"))
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("KUBECACHEDIR", kubeconfig.with_extension("cache"))

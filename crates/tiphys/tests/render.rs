@@ -156,7 +156,7 @@ async fn credentials_from_repository_secrets() {
     cluster.write_kubeconfig(&kubeconfig).unwrap();
     let (kc_for_kubectl, kcache) = (kubeconfig.clone(), tmp.path().join("kcache"));
     let kubectl = move |args: &[&str], stdin: Option<String>| {
-        let mut cmd = Command::new(std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()));
+        let mut cmd = Command::new(tiphys_testkit::tool("kubectl"));
         cmd.args(args)
             .env("KUBECONFIG", &kc_for_kubectl)
             .env("KUBECACHEDIR", &kcache);

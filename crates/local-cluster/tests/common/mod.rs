@@ -106,8 +106,8 @@ impl TestCluster {
     }
 }
 
-pub fn kubectl_binary() -> String {
-    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
+pub fn kubectl_binary() -> std::path::PathBuf {
+    tiphys_testkit::tool("kubectl")
 }
 
 /// Poll until `check` holds or the deadline passes.

