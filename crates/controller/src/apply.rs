@@ -8,7 +8,7 @@ use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, ValidationDirective,
 };
 use serde_json::{Map, Value};
-use tiphys_sync::{Created, ObjectKey, WriteOptions};
+use tiphys_sync::{Created, ObjectKey, WriteError, WriteOptions};
 
 use crate::clusters::ClusterHandle;
 use crate::discovery::Resolved;
@@ -30,12 +30,26 @@ pub fn api_message(e: &kube::Error) -> String {
     }
 }
 
+/// A failed request as the sync sees it: transient when the API server could not be reached
+/// or asked to come back (connection errors, timeouts, 429 and 5xx) — retried, not recorded.
+pub fn failure(e: &kube::Error) -> WriteError {
+    let transient = match e {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::Service(_) | kube::Error::HyperError(_) => true,
+        _ => false,
+    };
+    WriteError {
+        message: api_message(e),
+        transient,
+    }
+}
+
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 impl Writer {
-    async fn api_for(&self, obj: &Value) -> Result<(Api<DynamicObject>, Resolved), String> {
+    async fn api_for(&self, obj: &Value) -> Result<(Api<DynamicObject>, Resolved), WriteError> {
         let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
         let resolved = self
@@ -43,7 +57,10 @@ impl Writer {
             .resolver
             .resolve(api_version, kind)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| WriteError {
+                transient: matches!(e, crate::discovery::DiscoveryError::Failed(_)),
+                message: e.to_string(),
+            })?;
         let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str);
         let api = match (resolved.namespaced, namespace) {
             (true, Some(ns)) => {
@@ -59,7 +76,7 @@ impl Writer {
         let (api, _) = self
             .api_for(obj)
             .await
-            .map_err(|e| kube::Error::Service(e.into()))?;
+            .map_err(|e| kube::Error::Service(e.message.into()))?;
         let name = name_of(obj);
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = true;
@@ -68,45 +85,43 @@ impl Writer {
     }
 
     /// The live object straight from the API server (for objects the cache does not track).
-    pub async fn get(&self, obj: &Value) -> Result<Option<Value>, String> {
+    pub async fn get(&self, obj: &Value) -> Result<Option<Value>, WriteError> {
         let (api, _) = self.api_for(obj).await?;
         match api.get_opt(&name_of(obj)).await {
             Ok(found) => Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null))),
-            Err(e) => Err(api_message(&e)),
+            Err(e) => Err(failure(&e)),
         }
     }
 
-    async fn server_side(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
+    async fn server_side(&self, obj: &Value, options: WriteOptions) -> Result<String, WriteError> {
         let (api, _) = self.api_for(obj).await?;
         let name = name_of(obj);
-        let before = api.get_opt(&name).await.map_err(|e| api_message(&e))?;
+        let before = api.get_opt(&name).await.map_err(|e| failure(&e))?;
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = options.dry_run;
         params.field_validation = Some(validation(options));
         let after = api
             .patch(&name, &params, &Patch::Apply(obj))
             .await
-            .map_err(|e| api_message(&e))?;
+            .map_err(|e| failure(&e))?;
         Ok(verb(before.as_ref(), &after, options.dry_run))
     }
 
-    async fn client_side(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
+    async fn client_side(&self, obj: &Value, options: WriteOptions) -> Result<String, WriteError> {
         let (api, resolved) = self.api_for(obj).await?;
         let name = name_of(obj);
         let mut desired = obj.clone();
         let applied = serde_json::to_string(obj).unwrap_or_default();
         set_annotation(&mut desired, LAST_APPLIED, &applied);
-        let before = api.get_opt(&name).await.map_err(|e| api_message(&e))?;
+        let before = api.get_opt(&name).await.map_err(|e| failure(&e))?;
         let post = PostParams {
             dry_run: options.dry_run,
             field_manager: Some(FIELD_MANAGER.into()),
         };
         let Some(live) = before else {
             let object: DynamicObject =
-                serde_json::from_value(desired).map_err(|e| e.to_string())?;
-            api.create(&post, &object)
-                .await
-                .map_err(|e| api_message(&e))?;
+                serde_json::from_value(desired).map_err(|e| WriteError::from(e.to_string()))?;
+            api.create(&post, &object).await.map_err(|e| failure(&e))?;
             return Ok("created".into());
         };
         let live_value = serde_json::to_value(&live).unwrap_or(Value::Null);
@@ -133,11 +148,11 @@ impl Writer {
         let after = api
             .patch(&name, &params, &patch)
             .await
-            .map_err(|e| api_message(&e))?;
+            .map_err(|e| failure(&e))?;
         Ok(verb(Some(&live), &after, options.dry_run))
     }
 
-    async fn replace(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
+    async fn replace(&self, obj: &Value, options: WriteOptions) -> Result<String, WriteError> {
         let (api, _) = self.api_for(obj).await?;
         let name = name_of(obj);
         let post = PostParams {
@@ -145,19 +160,17 @@ impl Writer {
             field_manager: Some(FIELD_MANAGER.into()),
         };
         let mut object: DynamicObject =
-            serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
-        match api.get_opt(&name).await.map_err(|e| api_message(&e))? {
+            serde_json::from_value(obj.clone()).map_err(|e| WriteError::from(e.to_string()))?;
+        match api.get_opt(&name).await.map_err(|e| failure(&e))? {
             None => {
-                api.create(&post, &object)
-                    .await
-                    .map_err(|e| api_message(&e))?;
+                api.create(&post, &object).await.map_err(|e| failure(&e))?;
                 Ok("created".into())
             }
             Some(live) => {
                 object.metadata.resource_version = live.metadata.resource_version.clone();
                 api.replace(&name, &post, &object)
                     .await
-                    .map_err(|e| api_message(&e))?;
+                    .map_err(|e| failure(&e))?;
                 Ok("replaced".into())
             }
         }
@@ -245,7 +258,7 @@ pub fn three_way(last: &Value, desired: &Value) -> Value {
 }
 
 impl tiphys_sync::Cluster for Writer {
-    async fn apply(&self, obj: &Value, options: WriteOptions) -> Result<String, String> {
+    async fn apply(&self, obj: &Value, options: WriteOptions) -> Result<String, WriteError> {
         if options.replace {
             self.replace(obj, options).await
         } else if options.server_side {
@@ -255,10 +268,10 @@ impl tiphys_sync::Cluster for Writer {
         }
     }
 
-    async fn create(&self, obj: &Value) -> Result<Created, String> {
+    async fn create(&self, obj: &Value) -> Result<Created, WriteError> {
         let (api, _) = self.api_for(obj).await?;
         let object: DynamicObject =
-            serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+            serde_json::from_value(obj.clone()).map_err(|e| WriteError::from(e.to_string()))?;
         let post = PostParams {
             dry_run: false,
             field_manager: Some(FIELD_MANAGER.into()),
@@ -268,11 +281,11 @@ impl tiphys_sync::Cluster for Writer {
             Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
                 Ok(Created::AlreadyExists)
             }
-            Err(e) => Err(api_message(&e)),
+            Err(e) => Err(failure(&e)),
         }
     }
 
-    async fn fetch(&self, key: &ObjectKey, api_version: &str) -> Result<Option<Value>, String> {
+    async fn fetch(&self, key: &ObjectKey, api_version: &str) -> Result<Option<Value>, WriteError> {
         self.get(&stub(key, api_version)).await
     }
 
@@ -281,16 +294,16 @@ impl tiphys_sync::Cluster for Writer {
         key: &ObjectKey,
         api_version: &str,
         finalizer: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
         let (api, _) = self.api_for(&stub(key, api_version)).await?;
         // Remove it by position, testing the position still holds it: other finalizers and
         // concurrent edits are left alone. A lost race is retried from a fresh read.
-        let mut last_error = String::new();
+        let mut last_error = WriteError::from(String::new());
         for _ in 0..5 {
             let live = match api.get_opt(&key.name).await {
                 Ok(Some(live)) => live,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(api_message(&e)),
+                Err(e) => return Err(failure(&e)),
             };
             let finalizers = live.metadata.finalizers.unwrap_or_default();
             let Some(index) = finalizers.iter().position(|f| f == finalizer) else {
@@ -300,7 +313,7 @@ impl tiphys_sync::Cluster for Writer {
                 {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": finalizer},
                 {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
             ]))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| WriteError::from(e.to_string()))?;
             match api
                 .patch(
                     &key.name,
@@ -311,12 +324,16 @@ impl tiphys_sync::Cluster for Writer {
             {
                 Ok(_) => return Ok(()),
                 Err(e) if is_not_found(&e) => return Ok(()),
-                Err(e) => last_error = api_message(&e),
+                Err(e) => last_error = failure(&e),
             }
         }
-        Err(format!(
-            "removing finalizer {finalizer} from {key}: {last_error}"
-        ))
+        Err(WriteError {
+            message: format!(
+                "removing finalizer {finalizer} from {key}: {}",
+                last_error.message
+            ),
+            transient: last_error.transient,
+        })
     }
 
     async fn delete(
@@ -324,7 +341,7 @@ impl tiphys_sync::Cluster for Writer {
         key: &ObjectKey,
         api_version: &str,
         propagation: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
         let (api, _) = self.api_for(&stub(key, api_version)).await?;
         let params = DeleteParams {
             propagation_policy: Some(match propagation {
@@ -337,7 +354,7 @@ impl tiphys_sync::Cluster for Writer {
         match api.delete(&key.name, &params).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(api_message(&e)),
+            Err(e) => Err(failure(&e)),
         }
     }
 

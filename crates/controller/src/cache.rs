@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tiphys_sync::ObjectKey;
 use tiphys_sync::annotations::TRACKING_ID;
@@ -318,7 +318,11 @@ async fn run_watch(
         return;
     };
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
-    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    // Backoff between retries: while the API server is away a watch would otherwise retry in
+    // a tight loop, holding a runtime thread.
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut buffer: Vec<Value> = Vec::new();
     while let Some(event) = stream.next().await {
         let Some(cache) = cache.upgrade() else {

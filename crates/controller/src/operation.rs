@@ -262,10 +262,21 @@ pub async fn step(
     }
     let sync = op.sync.clone().unwrap_or_default();
     let options = sync_options(app, Some(&sync));
-    // A sync to another revision than the current one (rollback, or `sync --revision`).
+    // The revision is fixed when the operation starts: the one it asks for (rollback, `sync
+    // --revision`, auto-sync), else the one its first step synced. A commit pushed — or
+    // force-pushed — meanwhile is the next operation's business.
+    let target = if sync.revision.is_empty() {
+        state
+            .sync_result
+            .as_ref()
+            .map(|r| r.revision.clone())
+            .unwrap_or_default()
+    } else {
+        sync.revision.clone()
+    };
     let pinned;
-    let desired: &Desired = if !sync.revision.is_empty()
-        && !d.generated.revisions.contains(&sync.revision)
+    let desired: &Desired = if !target.is_empty()
+        && !d.generated.revisions.contains(&target)
         && sync.revisions.is_empty()
     {
         let mut pinned_app = app.clone();
@@ -276,7 +287,7 @@ pub async fn step(
         let resolved = match pinned_app.sources().first() {
             Some(source) => {
                 let mut s = (*source).clone();
-                s.target_revision = sync.revision.clone();
+                s.target_revision = target.clone();
                 let repo = c.repo.clone();
                 let secrets = repo_secrets(c);
                 tokio::task::spawn_blocking(move || repo.resolve(&s, &secrets))
@@ -307,7 +318,7 @@ pub async fn step(
                 finish(
                     &mut state,
                     OperationPhase::Failed,
-                    format!("revision {} could not be resolved", sync.revision),
+                    format!("revision {target} could not be resolved"),
                 );
                 effects.finished(&state);
                 status.operation_state = Some(state);
@@ -435,6 +446,16 @@ pub async fn step(
             ..Default::default()
         };
         if let Err(e) = tiphys_sync::Cluster::apply(&writer, &ns, write).await {
+            if e.transient {
+                state.message = format!(
+                    "creating namespace {}: {e} (will retry)",
+                    app.spec.destination.namespace
+                );
+                c.queue
+                    .add_at(&name, Instant::now() + c.settings.operation_poll);
+                status.operation_state = Some(state);
+                return false;
+            }
             finish(
                 &mut state,
                 OperationPhase::Failed,

@@ -255,7 +255,17 @@ pub(crate) async fn desired_state(
             })
             .await
             .map_err(|e| Problem::comparison(e.to_string()))?
-            .map_err(|e| Problem::comparison(format!("failed to resolve revision: {e}")))?;
+            .map_err(|e| {
+                // Until the source answers again, every reconcile asks it again (and the
+                // condition saying why stays).
+                c.memory
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(name.clone())
+                    .or_default()
+                    .refresh_requested = true;
+                Problem::comparison(format!("failed to resolve revision: {e}"))
+            })?;
             c.metrics
                 .git_seconds
                 .observe(started.elapsed().as_secs_f64());

@@ -419,12 +419,21 @@ impl GitCache {
         revision: &str,
         access: &Access,
     ) -> Result<String, SourceError> {
-        let refs = self.ls_remote(url, access)?;
         let wanted = if revision.is_empty() {
             "HEAD"
         } else {
             revision
         };
+        // A full commit id names the same commit forever: when the cache has it, no round
+        // trip is needed (an operation pinned to a commit asks on every step, also after a
+        // force-push took it off every branch).
+        if wanted.len() == 40
+            && wanted.chars().all(|c| c.is_ascii_hexdigit())
+            && let Some(found) = self.local_commit(url, wanted)
+        {
+            return Ok(found);
+        }
+        let refs = self.ls_remote(url, access)?;
         let candidates = [
             wanted.to_string(),
             format!("refs/heads/{wanted}"),
@@ -458,6 +467,17 @@ impl GitCache {
                 revision: wanted.to_string(),
             }),
         }
+    }
+
+    /// `id` when the cache holds it as a commit (or a tag of one), without asking the remote.
+    fn local_commit(&self, url: &str, id: &str) -> Option<String> {
+        if !self.repo_dir(url).join(REPO_READY).exists() {
+            return None;
+        }
+        let repo = self.open_or_init(url).ok()?;
+        let id = gix::ObjectId::from_hex(id.as_bytes()).ok()?;
+        let commit = repo.find_object(id).ok()?.peel_to_commit().ok()?;
+        Some(commit.id.to_string())
     }
 
     /// The commit an advertised ref (to a commit or an annotated tag) stands for; when the

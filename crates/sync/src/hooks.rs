@@ -13,7 +13,7 @@ use tiphys_model::application::{HealthStatusCode, ResourceResult};
 
 use crate::annotations::{self, DeletePolicy};
 use crate::key::ObjectKey;
-use crate::operation::{Cluster, Context, Created, api_version};
+use crate::operation::{Cluster, Context, Created, WriteError, api_version};
 use crate::plan::Task;
 
 /// Marks a hook object with the operation that created it.
@@ -94,7 +94,7 @@ async fn this_operations_hook<C: Cluster>(
     key: &ObjectKey,
     api_version: &str,
     ctx: &Context,
-) -> Result<Option<Value>, String> {
+) -> Result<Option<Value>, WriteError> {
     if let Some(live) = cluster.live(key)
         && sync_id_of(&live) == Some(ctx.sync_id.as_str())
     {
@@ -165,6 +165,9 @@ pub(crate) async fn start<C: Cluster>(
         }
     }
     match cluster.create(&hook).await {
+        Err(e) if e.transient => {
+            Started::Waiting(format!("creating hook {}: {e} (will retry)", task.key))
+        }
         Ok(Created::Created) => running(result),
         Ok(Created::AlreadyExists) => {
             let found = match cluster.fetch(&task.key, api_version).await {
@@ -193,7 +196,7 @@ pub(crate) async fn start<C: Cluster>(
                 None => Started::Waiting(format!("creating hook {}", task.key)),
             }
         }
-        Err(e) => failed(result, e),
+        Err(e) => failed(result, e.message),
     }
 }
 
@@ -203,7 +206,7 @@ async fn remove_previous<C: Cluster>(
     key: &ObjectKey,
     api_version: &str,
     live: &Value,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     if has_finalizer(live) {
         cluster
             .remove_finalizer(key, api_version, HOOK_FINALIZER)
@@ -305,7 +308,7 @@ pub(crate) async fn release<C: Cluster>(
     cluster: &C,
     r: &ResourceResult,
     ctx: &Context,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     let (key, api_version) = key_of(r);
     let Some(live) = this_operations_hook(cluster, &key, &api_version, ctx).await? else {
         return Ok(());
@@ -341,7 +344,7 @@ pub async fn terminate<C: Cluster>(
                 if let Some(live) = this_operations_hook(cluster, &key, &api_version, ctx).await? {
                     remove_previous(cluster, &key, &api_version, &live).await?;
                 }
-                Ok::<(), String>(())
+                Ok::<(), WriteError>(())
             }
             .await;
             r.hook_phase = "Failed".into();
@@ -382,6 +385,8 @@ mod tests {
         objects: Mutex<BTreeMap<ObjectKey, Value>>,
         cache: Mutex<BTreeMap<ObjectKey, Value>>,
         creates: Mutex<Vec<String>>,
+        /// Writes refused as if the API server were down, before they succeed again.
+        outage: Mutex<u32>,
     }
 
     impl Fake {
@@ -408,15 +413,28 @@ mod tests {
         }
     }
 
+    impl Fake {
+        fn down(&self) -> Result<(), WriteError> {
+            let mut outage = self.outage.lock().unwrap();
+            if *outage > 0 {
+                *outage -= 1;
+                return Err(WriteError::transient("connection refused"));
+            }
+            Ok(())
+        }
+    }
+
     impl Cluster for Fake {
-        async fn apply(&self, obj: &Value, _: WriteOptions) -> Result<String, String> {
+        async fn apply(&self, obj: &Value, _: WriteOptions) -> Result<String, WriteError> {
+            self.down()?;
             self.objects
                 .lock()
                 .unwrap()
                 .insert(ObjectKey::of(obj), obj.clone());
             Ok("configured".into())
         }
-        async fn create(&self, obj: &Value) -> Result<Created, String> {
+        async fn create(&self, obj: &Value) -> Result<Created, WriteError> {
+            self.down()?;
             let key = ObjectKey::of(obj);
             let mut objects = self.objects.lock().unwrap();
             if objects.contains_key(&key) {
@@ -426,7 +444,7 @@ mod tests {
             objects.insert(key, obj.clone());
             Ok(Created::Created)
         }
-        async fn delete(&self, key: &ObjectKey, _: &str, _: &str) -> Result<(), String> {
+        async fn delete(&self, key: &ObjectKey, _: &str, _: &str) -> Result<(), WriteError> {
             let mut objects = self.objects.lock().unwrap();
             let held = objects.get(key).is_some_and(has_finalizer);
             if held {
@@ -440,10 +458,15 @@ mod tests {
         fn live(&self, key: &ObjectKey) -> Option<Value> {
             self.cache.lock().unwrap().get(key).cloned()
         }
-        async fn fetch(&self, key: &ObjectKey, _: &str) -> Result<Option<Value>, String> {
+        async fn fetch(&self, key: &ObjectKey, _: &str) -> Result<Option<Value>, WriteError> {
             Ok(self.objects.lock().unwrap().get(key).cloned())
         }
-        async fn remove_finalizer(&self, key: &ObjectKey, _: &str, f: &str) -> Result<(), String> {
+        async fn remove_finalizer(
+            &self,
+            key: &ObjectKey,
+            _: &str,
+            f: &str,
+        ) -> Result<(), WriteError> {
             let mut objects = self.objects.lock().unwrap();
             let Some(obj) = objects.get_mut(key) else {
                 return Ok(());
@@ -577,6 +600,33 @@ mod tests {
         });
         assert!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
         assert_eq!(cluster.creates(), vec!["migrate".to_string()]);
+    }
+
+    #[test]
+    fn writes_the_api_server_could_not_take_are_retried_not_failed() {
+        let cluster = Fake::default();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "ns"}});
+        let tasks = tasks(
+            &[job("migrate", false, "PreSync", "HookSucceeded"), cm],
+            "s1",
+        );
+        let ctx = ctx("s1");
+        let mut results = Vec::new();
+        *cluster.outage.lock().unwrap() = 2;
+        match block_on(advance(&cluster, &tasks, &mut results, &ctx)) {
+            Outcome::Running(message) => assert!(message.contains("will retry"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            results.is_empty(),
+            "nothing recorded while the server is away"
+        );
+        let outcome = run_to_end(&cluster, &tasks, &mut results, &ctx, |c| {
+            c.complete("migrate", "ok")
+        });
+        assert!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
+        assert_eq!(cluster.creates(), vec!["migrate".to_string()]);
+        assert!(cluster.get("cm").is_some());
     }
 
     #[test]

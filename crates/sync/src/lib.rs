@@ -14,5 +14,5 @@ pub mod plan;
 
 pub use hooks::{HOOK_FINALIZER, SYNC_ID, name_hooks, terminate};
 pub use key::ObjectKey;
-pub use operation::{Cluster, Context, Created, Outcome, WriteOptions, advance};
+pub use operation::{Cluster, Context, Created, Outcome, WriteError, WriteOptions, advance};
 pub use plan::{Action, Item, Options, Task, plan};

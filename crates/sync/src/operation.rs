@@ -27,6 +27,39 @@ pub struct WriteOptions {
     pub dry_run: bool,
 }
 
+/// Why a write (or a read) failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteError {
+    pub message: String,
+    /// The API server could not be reached or asked to be asked again later (connection
+    /// errors, timeouts, 429, 5xx): the step is tried again, nothing is recorded as failed.
+    pub transient: bool,
+}
+
+impl WriteError {
+    pub fn transient(message: impl Into<String>) -> WriteError {
+        WriteError {
+            message: message.into(),
+            transient: true,
+        }
+    }
+}
+
+impl From<String> for WriteError {
+    fn from(message: String) -> WriteError {
+        WriteError {
+            message,
+            transient: false,
+        }
+    }
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// What creating an object came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Created {
@@ -44,16 +77,16 @@ pub trait Cluster: Sync {
         &self,
         obj: &Value,
         options: WriteOptions,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, WriteError>> + Send;
     /// Create `obj` (a hook).
-    fn create(&self, obj: &Value) -> impl Future<Output = Result<Created, String>> + Send;
+    fn create(&self, obj: &Value) -> impl Future<Output = Result<Created, WriteError>> + Send;
     /// Delete an object; success when it is already gone.
     fn delete(
         &self,
         key: &ObjectKey,
         api_version: &str,
         propagation: &str,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
     /// The live object as the controller's cache sees it (may lag behind writes).
     fn live(&self, key: &ObjectKey) -> Option<Value>;
     /// The live object read from the API server now.
@@ -61,7 +94,7 @@ pub trait Cluster: Sync {
         &self,
         key: &ObjectKey,
         api_version: &str,
-    ) -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    ) -> impl Future<Output = Result<Option<Value>, WriteError>> + Send;
     /// Remove one finalizer from an object, leaving the others; success when the object or
     /// the finalizer is already gone.
     fn remove_finalizer(
@@ -69,7 +102,7 @@ pub trait Cluster: Sync {
         key: &ObjectKey,
         api_version: &str,
         finalizer: &str,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
     /// The health of a live object (built-in checks unless the cluster has custom ones).
     fn health(&self, live: &Value) -> Option<tiphys_health::Health> {
         tiphys_health::assess(live)
@@ -161,10 +194,19 @@ pub async fn advance<C: Cluster>(
     }
     // Hooks whose outcome was on record when this step began may let go of their objects.
     let settled_before = results.iter().filter(|r| hooks::settled(r)).count();
+    let mut unreleased = None;
     for r in results.iter_mut().filter(|r| hooks::settled(r)) {
-        if let Err(e) = hooks::release(cluster, r, ctx).await {
-            // The outcome stands; a cascading delete releases the hook later.
-            r.message = format!("{} (releasing the hook: {e})", r.message);
+        match hooks::release(cluster, r, ctx).await {
+            Ok(()) => {}
+            // The API server is away: try again before the operation may end.
+            Err(e) if e.transient => unreleased = Some(format!("releasing hook {}: {e}", r.name)),
+            // Refused for good: the outcome stands; a cascading delete releases it later.
+            Err(e) => {
+                let note = format!(" (releasing the hook: {e})");
+                if !r.message.ends_with(&note) {
+                    r.message.push_str(&note);
+                }
+            }
         }
     }
     let outcome = step(cluster, tasks, results, ctx).await;
@@ -174,6 +216,9 @@ pub async fn advance<C: Cluster>(
         // recorded: the operation is not over before that.
         Outcome::Succeeded(_) | Outcome::Failed(_) if settled_now > settled_before => {
             Outcome::Running("recording hook results".into())
+        }
+        Outcome::Succeeded(_) | Outcome::Failed(_) if unreleased.is_some() => {
+            Outcome::Running(unreleased.unwrap_or_default())
         }
         other => other,
     }
@@ -292,9 +337,10 @@ async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> hooks::Star
                     result.status = "Synced".into();
                     result.message = format!("{} {verb}", task.key);
                 }
+                Err(e) if e.transient => return retry_later(task, &e),
                 Err(e) => {
                     result.status = "SyncFailed".into();
-                    result.message = e;
+                    result.message = e.message;
                 }
             }
         }
@@ -315,9 +361,10 @@ async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> hooks::Star
                     result.status = "Pruned".into();
                     result.message = "pruned".into();
                 }
+                Err(e) if e.transient => return retry_later(task, &e),
                 Err(e) => {
                     result.status = "SyncFailed".into();
-                    result.message = e;
+                    result.message = e.message;
                 }
             }
         }
@@ -327,6 +374,11 @@ async fn run<C: Cluster>(cluster: &C, task: &Task, ctx: &Context) -> hooks::Star
         }
     }
     hooks::Started::Recorded(Box::new(result))
+}
+
+/// A write the API server could not take now: no result is recorded, the step runs again.
+fn retry_later(task: &Task, e: &WriteError) -> hooks::Started {
+    hooks::Started::Waiting(format!("{}: {e} (will retry)", task.key))
 }
 
 async fn run_fail_hooks<C: Cluster>(
@@ -364,7 +416,7 @@ async fn dry_run<C: Cluster>(
                 }
                 Err(e) => {
                     result.status = "SyncFailed".into();
-                    result.message = e;
+                    result.message = e.message;
                 }
             },
             Action::Prune => {

@@ -6,77 +6,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::cluster::*;
 use common::examples::{HOOK_EXAMPLES, add_app_of_apps, app, example_repo};
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::runtime::{WatchStreamExt, watcher};
-use tiphys_model::Application;
-use tiphys_model::application::{HealthStatusCode, OperationPhase, SyncStatusCode};
-
-/// Synced, healthy, its one operation succeeded and recorded in history.
-fn done(a: &Application) -> bool {
-    let s = status(a);
-    s.sync.status == SyncStatusCode::Synced
-        && s.health.status == HealthStatusCode::Healthy
-        && a.operation.is_none()
-        && s.operation_state
-            .as_ref()
-            .is_some_and(|o| o.phase == OperationPhase::Succeeded)
-        && !s.history.is_empty()
-}
-
-/// Every (namespace, name) → the uids created under it, seen by a watch that started before
-/// anything was applied: a hook created twice shows two uids.
-fn record_creations<K>(
-    api: Api<K>,
-) -> std::sync::Arc<std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>>
-where
-    K: kube::Resource
-        + Clone
-        + k8s_openapi::serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + 'static,
-{
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    let sink = seen.clone();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).touched_objects());
-        while let Some(event) = stream.next().await {
-            if let Ok(obj) = event {
-                let meta = obj.meta();
-                let key = format!(
-                    "{}/{}",
-                    meta.namespace.clone().unwrap_or_default(),
-                    meta.name.clone().unwrap_or_default()
-                );
-                sink.lock()
-                    .unwrap()
-                    .entry(key)
-                    .or_insert_with(BTreeSet::new)
-                    .insert(meta.uid.clone().unwrap_or_default());
-            }
-        }
-    });
-    seen
-}
-
-fn hook_results(a: &Application) -> Vec<tiphys_model::application::ResourceResult> {
-    status(a)
-        .operation_state
-        .and_then(|o| o.sync_result)
-        .map(|r| r.resources)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| !r.hook_type.is_empty())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_apps_sync_with_their_hooks_run_once_and_cleaned_up() {
@@ -279,19 +216,6 @@ async fn twenty_copies_of_every_hook_example_at_once_all_finish() {
         "3 per sync-waves app, 1 per helm-hooks app"
     );
     // Nothing is left holding a hook finalizer.
-    let held: Vec<String> = Api::<Job>::all(env.client.clone())
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|j| {
-            j.metadata
-                .finalizers
-                .as_ref()
-                .is_some_and(|f| f.iter().any(|f| f == tiphys_sync::HOOK_FINALIZER))
-        })
-        .filter_map(|j| j.metadata.name)
-        .collect();
+    let held = held_hooks::<Job>(&env.client).await;
     assert!(held.is_empty(), "{held:?}");
 }

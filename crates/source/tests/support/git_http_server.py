@@ -1,7 +1,8 @@
 """Smart-HTTP git server for tests: `git http-backend` behind HTTP Basic auth on 127.0.0.1.
 
 usage: git_http_server.py REPO_ROOT USER PASSWORD PORT_FILE [CERT KEY CLIENT_CA]
-With CERT, KEY and CLIENT_CA it serves HTTPS and requires a client certificate.
+With CERT, KEY and CLIENT_CA it serves HTTPS and requires a client certificate. It listens on
+a free port, or on $GIT_HTTP_PORT (so a test can stop it and start it again at the same URL).
 """
 import base64
 import http.server
@@ -66,7 +67,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = http.server.ThreadingHTTPServer(
+    ("127.0.0.1", int(os.environ.get("GIT_HTTP_PORT", "0"))), Handler
+)
 if len(sys.argv) > 5:
     cert, key, client_ca = sys.argv[5:8]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -1,6 +1,7 @@
 //! A local cluster with Tiphys installed and a `tiphys controller` process, as the end-to-end
 //! tests use it, and the manifests they build from.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Api;
-use kube::runtime::watcher::watch_object;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watch_object};
 use tiphys_local_cluster::{Config, LocalCluster};
 use tiphys_model::Application;
 use tiphys_model::application::{HealthStatusCode, SyncStatusCode};
@@ -18,8 +20,15 @@ use super::{git, write};
 
 pub const WAIT: Duration = Duration::from_secs(90);
 
+/// Where the API server runs: in this process, or as a `tiphys local-cluster` process that a
+/// test can kill and restart (its state in a data directory, on a fixed port).
+pub enum ClusterRun {
+    InProcess(LocalCluster),
+    Process { child: Option<Child>, port: u16 },
+}
+
 pub struct Env {
-    pub cluster: LocalCluster,
+    pub cluster: ClusterRun,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub client: kube::Client,
@@ -50,6 +59,52 @@ impl Env {
         .unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         cluster.write_kubeconfig(&kubeconfig).unwrap();
+        Env::finish_start(ClusterRun::InProcess(cluster), dir, kubeconfig).await
+    }
+
+    /// An Env whose API server is a `tiphys local-cluster` process with a data directory,
+    /// which [`Env::restart_cluster`] kills and starts again.
+    pub async fn start_restartable(simulate: Duration) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let port = free_port();
+        let child = spawn_cluster(dir.path(), port, simulate);
+        wait_ready(&kubeconfig, &child_log(dir.path())).await;
+        Env::finish_start(
+            ClusterRun::Process {
+                child: Some(child),
+                port,
+            },
+            dir,
+            kubeconfig,
+        )
+        .await
+    }
+
+    /// Kill the API server (`kill -9`) and start it again on the same address and data.
+    pub async fn restart_cluster(&mut self) {
+        let simulate = self.simulate_delay();
+        let ClusterRun::Process { child, port } = &mut self.cluster else {
+            panic!("restart_cluster needs Env::start_restartable");
+        };
+        if let Some(mut old) = child.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        *child = Some(spawn_cluster(self.dir.path(), *port, simulate));
+        wait_ready(&self.kubeconfig, &child_log(self.dir.path())).await;
+    }
+
+    fn simulate_delay(&self) -> Duration {
+        std::fs::read_to_string(self.dir.path().join("simulate-ms"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_millis(200))
+    }
+
+    async fn finish_start(cluster: ClusterRun, dir: tempfile::TempDir, kubeconfig: PathBuf) -> Env {
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
             .await
@@ -286,7 +341,61 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         self.kill_controller();
-        let _ = &self.cluster;
+        if let ClusterRun::Process {
+            child: Some(child), ..
+        } = &mut self.cluster
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn child_log(dir: &Path) -> PathBuf {
+    dir.join("local-cluster.log")
+}
+
+/// `tiphys local-cluster` on `port` with its data under `dir`.
+fn spawn_cluster(dir: &Path, port: u16, simulate: Duration) -> Child {
+    std::fs::write(dir.join("simulate-ms"), simulate.as_millis().to_string()).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(child_log(dir))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["local-cluster", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.join("cluster-data"))
+        .arg("--kubeconfig-out")
+        .arg(dir.join("kubeconfig"))
+        .arg("--simulate-delay-ms")
+        .arg(simulate.as_millis().to_string())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Wait (with a deadline) until the kubeconfig is written and the server answers.
+async fn wait_ready(kubeconfig: &Path, log: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if kubeconfig.exists()
+            && let Ok(kc) = kube::config::Kubeconfig::read_from(kubeconfig)
+            && let Ok(config) = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await
+            && let Ok(client) = kube::Client::try_from(config)
+            && client.apiserver_version().await.is_ok()
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "local cluster did not come up: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -387,4 +496,171 @@ pub fn hook(name: &str, phase: &str, extra_annotations: &str) -> String {
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A smart-HTTP git server (`git http-backend` behind Basic auth `alice`/`s3cret`) serving the
+/// bare repositories under `root`, on a port it keeps across [`GitServer::stop`] and
+/// [`GitServer::start`] — an outage a test can switch on and off.
+pub struct GitServer {
+    root: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl GitServer {
+    pub fn new(root: &Path) -> GitServer {
+        let mut server = GitServer {
+            root: root.to_path_buf(),
+            port: free_port(),
+            child: None,
+        };
+        server.start();
+        server
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("http://127.0.0.1:{}/{repo}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        let port_file = self.root.join(format!("port-{}", self.port));
+        let _ = std::fs::remove_file(&port_file);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../source/tests/support/git_http_server.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(&self.root)
+            .args(["alice", "s3cret"])
+            .arg(&port_file)
+            .env("GIT_HTTP_PORT", self.port.to_string())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !port_file.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "git HTTP server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A bare clone of `work` at `root/<name>`, served by [`GitServer`]; `push` updates it.
+pub fn bare_clone(work: &Path, root: &Path, name: &str) -> PathBuf {
+    let bare = root.join(name);
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    bare
+}
+
+/// Synced, healthy, its one operation succeeded and recorded in history.
+pub fn done(a: &Application) -> bool {
+    let s = status(a);
+    s.sync.status == SyncStatusCode::Synced
+        && s.health.status == HealthStatusCode::Healthy
+        && a.operation.is_none()
+        && s.operation_state
+            .as_ref()
+            .is_some_and(|o| o.phase == tiphys_model::application::OperationPhase::Succeeded)
+        && !s.history.is_empty()
+}
+
+/// The hook results of an app's last operation.
+pub fn hook_results(a: &Application) -> Vec<tiphys_model::application::ResourceResult> {
+    status(a)
+        .operation_state
+        .and_then(|o| o.sync_result)
+        .map(|r| r.resources)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !r.hook_type.is_empty())
+        .collect()
+}
+
+/// Names of `kind` objects anywhere that still carry the hook finalizer.
+pub async fn held_hooks<K>(client: &kube::Client) -> Vec<String>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|o| {
+            o.meta()
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|f| f == tiphys_sync::HOOK_FINALIZER))
+        })
+        .filter_map(|o| o.meta().name.clone())
+        .collect()
+}
+
+/// Every (namespace, name) → the uids created under it, seen by a watch that started before
+/// anything was applied: a hook created twice shows two uids.
+pub fn record_creations<K>(
+    api: Api<K>,
+) -> std::sync::Arc<std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>>
+where
+    K: kube::Resource
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(
+            watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .touched_objects()
+        );
+        while let Some(event) = stream.next().await {
+            if let Ok(obj) = event {
+                let meta = obj.meta();
+                let key = format!(
+                    "{}/{}",
+                    meta.namespace.clone().unwrap_or_default(),
+                    meta.name.clone().unwrap_or_default()
+                );
+                sink.lock()
+                    .unwrap()
+                    .entry(key)
+                    .or_insert_with(BTreeSet::new)
+                    .insert(meta.uid.clone().unwrap_or_default());
+            }
+        }
+    });
+    seen
 }
