@@ -4,7 +4,7 @@
 //!
 //! After `delay`, Deployments, StatefulSets, ReplicaSets and DaemonSets report all replicas
 //! ready for their current generation; Jobs complete (or fail when annotated
-//! `tiphys.io/simulate: fail`); Pods run and are Ready; PVCs are Bound; LoadBalancer Services
+//! `tiphys.io/simulate: fail`; a suspended Job waits until resumed); Pods run and are Ready; PVCs are Bound; LoadBalancer Services
 //! get an ingress address. No Pods or ReplicaSets are created.
 
 use std::sync::{Arc, Weak};
@@ -98,6 +98,8 @@ fn settled(resource: &str, v: &Value) -> bool {
                     || v["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
                         .is_string())
         }
+        // A suspended Job runs no pods, as in a real cluster: it waits until resumed.
+        "jobs" if v["spec"]["suspend"] == true => true,
         "jobs" => status["conditions"].as_array().is_some_and(|c| {
             c.iter().any(|c| {
                 (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"

@@ -14,6 +14,7 @@ use common::examples::{HOOK_EXAMPLES, add_app_of_apps, app, example_repo};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
+use tiphys_model::application::OperationPhase;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_apps_sync_with_their_hooks_run_once_and_cleaned_up() {
@@ -218,4 +219,78 @@ async fn twenty_copies_of_every_hook_example_at_once_all_finish() {
     // Nothing is left holding a hook finalizer.
     let held = held_hooks::<Job>(&env.client).await;
     assert!(held.is_empty(), "{held:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operation_waiting_on_a_hook_that_never_finishes_can_be_terminated() {
+    let env = Env::start().await;
+    // A suspended Job never finishes on its own.
+    let stuck = hook("stuck", "PreSync", "").replacen("spec:\n", "spec:\n  suspend: true\n", 1);
+    let repo = new_repo(
+        env.dir.path(),
+        &[
+            ("app/stuck.yaml", &stuck),
+            ("app/cm.yaml", &configmap("after", "")),
+        ],
+    );
+    let manual = "    syncOptions:\n    - CreateNamespace=true\n";
+    env.apply(&application("waiting", &repo, "app", "waiting", manual));
+    let out = env.tiphys(&["app", "terminate-op", "waiting"]);
+    assert!(!out.status.success(), "nothing to terminate yet");
+    let out = env.tiphys(&["app", "sync", "waiting", "--async"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.wait_app("waiting", "the hook running", |a| {
+        hook_results(a)
+            .iter()
+            .any(|r| r.name == "stuck" && r.hook_phase == "Running")
+    })
+    .await;
+    let out = env.tiphys(&["app", "sync", "waiting", "--async"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another operation is already in progress"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.tiphys(&["app", "terminate-op", "waiting"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let app = env
+        .wait_app("waiting", "the operation terminated", |a| {
+            a.operation.is_none()
+                && status(a)
+                    .operation_state
+                    .is_some_and(|o| o.phase == OperationPhase::Failed)
+        })
+        .await;
+    let state = status(&app).operation_state.unwrap();
+    assert_eq!(state.message, "Operation terminated");
+    let stuck = hook_results(&app)
+        .into_iter()
+        .find(|r| r.name == "stuck")
+        .unwrap();
+    assert_eq!(stuck.hook_phase, "Failed");
+    let jobs = Api::<Job>::namespaced(env.client.clone(), "waiting");
+    env.eventually("the running hook to be deleted", async || {
+        jobs.get_opt("stuck").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let configs = Api::<ConfigMap>::namespaced(env.client.clone(), "waiting");
+    assert!(
+        configs.get_opt("after").await.unwrap().is_none(),
+        "nothing after the PreSync phase ran"
+    );
+    // The app takes a new operation.
+    let out = env.tiphys(&["app", "sync", "waiting", "--async"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -50,6 +50,14 @@ impl Env {
     }
 
     pub async fn start_with(simulate: Duration) -> Env {
+        let mut env = Env::without_controller(simulate).await;
+        env.start_controller().await;
+        env
+    }
+
+    /// The cluster with Tiphys installed, no controller running yet (objects created now
+    /// are there before it starts, as after a restart in production).
+    pub async fn without_controller(simulate: Duration) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let cluster = LocalCluster::start(Config {
             simulate: Some(simulate),
@@ -70,7 +78,7 @@ impl Env {
         let port = free_port();
         let child = spawn_cluster(dir.path(), port, simulate);
         wait_ready(&kubeconfig, &child_log(dir.path())).await;
-        Env::finish_start(
+        let mut env = Env::finish_start(
             ClusterRun::Process {
                 child: Some(child),
                 port,
@@ -78,7 +86,9 @@ impl Env {
             dir,
             kubeconfig,
         )
-        .await
+        .await;
+        env.start_controller().await;
+        env
     }
 
     /// Kill the API server (`kill -9`) and start it again on the same address and data.
@@ -110,7 +120,7 @@ impl Env {
             .await
             .unwrap();
         let client = kube::Client::try_from(config).unwrap();
-        let mut env = Env {
+        let env = Env {
             cluster,
             dir,
             kubeconfig,
@@ -124,7 +134,6 @@ impl Env {
             "install: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        env.start_controller().await;
         env
     }
 
