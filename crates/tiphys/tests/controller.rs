@@ -947,3 +947,66 @@ async fn history_and_rollback_to_an_earlier_revision() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("auto-sync"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_reports_drift_and_diff_tells_errors_from_differences() {
+    let env = Env::start().await;
+    let repo = new_repo(
+        env.dir.path(),
+        &[("app/web.yaml", &deployment("web", 2, ""))],
+    );
+    let manual = "    syncOptions:\n    - CreateNamespace=true\n";
+    env.apply(&application("preview", &repo, "app", "preview", manual));
+    env.wait_app("preview", "compared", |a| {
+        status(a).sync.status == SyncStatusCode::OutOfSync
+    })
+    .await;
+    let out = env.tiphys(&["app", "sync", "preview", "--timeout", "90"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.tiphys(&["app", "diff", "preview"]);
+    assert_eq!(out.status.code(), Some(0), "in sync");
+
+    // Scaled away from Git by hand: a dry run says it would change the Deployment.
+    let out = env.kubectl(
+        &[
+            "-n",
+            "preview",
+            "scale",
+            "deployment",
+            "web",
+            "--replicas=5",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    env.wait_app("preview", "the drift seen", |a| {
+        status(a).sync.status == SyncStatusCode::OutOfSync
+    })
+    .await;
+    let out = env.tiphys(&["app", "sync", "preview", "--dry-run", "--timeout", "90"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("deployment.apps/web configured (dry run)"),
+        "{text}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "preview");
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(5),
+        "a dry run changes nothing"
+    );
+    // diff: 1 for differences, 2 when it cannot tell.
+    let out = env.tiphys(&["app", "diff", "preview"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = env.tiphys(&["app", "diff", "no-such-app"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
