@@ -266,9 +266,11 @@ pub async fn step(
     // --revision`, auto-sync), else the one its first step synced. A commit pushed — or
     // force-pushed — meanwhile is the next operation's business.
     let target = if sync.revision.is_empty() {
+        // (Multi-source apps are not pinned this way yet: one revision per source.)
         state
             .sync_result
             .as_ref()
+            .filter(|_| app.spec.sources.is_empty())
             .map(|r| r.revision.clone())
             .unwrap_or_default()
     } else {

@@ -402,6 +402,54 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
         .as_ref()
         .and_then(|a| a.get(REFRESH_ANNOTATION))
         .cloned();
+    let previous = app.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let mut effects = Effects::default();
+
+    // The operation first: one not yet recorded as under way is recorded before it does
+    // anything; one being terminated, or whose request was removed, is stopped. These writes
+    // leave a refresh request for the reconcile they wake.
+    match (&app.operation, &previous.operation_state) {
+        (Some(op), _) => match operation::under_way(&previous, op) {
+            Some(state) if state.phase == OperationPhase::Terminating => {
+                let reason = "Operation terminated";
+                let stopped = operation::stop(c, app, state, reason, &mut effects).await;
+                status.operation_state = Some(stopped);
+                let change = OperationChange::Remove;
+                return write(c, app, &previous, &status, change, false, effects).await;
+            }
+            Some(_) => {}
+            None => {
+                status.operation_state = Some(operation::initial_state(op));
+                operation::announce_start(op, &mut effects);
+                // Without a revision of its own, its first step syncs the target revision as
+                // it is now, not as it was at the last refresh.
+                if op.sync.as_ref().is_none_or(|s| s.revision.is_empty()) {
+                    c.refresh(&name, false);
+                }
+                let change = OperationChange::Keep;
+                return write(c, app, &previous, &status, change, false, effects).await;
+            }
+        },
+        (None, Some(state))
+            if matches!(
+                state.phase,
+                OperationPhase::Running | OperationPhase::Terminating
+            ) =>
+        {
+            let reason = if state.phase == OperationPhase::Terminating {
+                "Operation terminated"
+            } else {
+                "Operation terminated: its request (.operation) was removed before it finished"
+            };
+            let stopped = operation::stop(c, app, state, reason, &mut effects).await;
+            status.operation_state = Some(stopped);
+            let change = OperationChange::Keep;
+            return write(c, app, &previous, &status, change, false, effects).await;
+        }
+        _ => {}
+    }
+
     let (refresh, hard) = {
         let mut memory = c.memory.lock().unwrap_or_else(|p| p.into_inner());
         let m = memory.entry(name.clone()).or_default();
@@ -428,49 +476,7 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
     if hard {
         c.repo.renders.clear();
     }
-    let previous = app.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let mut effects = Effects::default();
     let remove_refresh = annotation_refresh.is_some();
-
-    // The operation first: one not yet recorded as under way is recorded before it does
-    // anything; one being terminated, or whose request was removed, is stopped.
-    match (&app.operation, &previous.operation_state) {
-        (Some(op), _) => match operation::under_way(&previous, op) {
-            Some(state) if state.phase == OperationPhase::Terminating => {
-                let reason = "Operation terminated";
-                let stopped = operation::stop(c, app, state, reason, &mut effects).await;
-                status.operation_state = Some(stopped);
-                let change = OperationChange::Remove;
-                return write(c, app, &previous, &status, change, remove_refresh, effects).await;
-            }
-            Some(_) => {}
-            None => {
-                status.operation_state = Some(operation::initial_state(op));
-                operation::announce_start(op, &mut effects);
-                let change = OperationChange::Keep;
-                return write(c, app, &previous, &status, change, remove_refresh, effects).await;
-            }
-        },
-        (None, Some(state))
-            if matches!(
-                state.phase,
-                OperationPhase::Running | OperationPhase::Terminating
-            ) =>
-        {
-            let reason = if state.phase == OperationPhase::Terminating {
-                "Operation terminated"
-            } else {
-                "Operation terminated: its request (.operation) was removed before it finished"
-            };
-            let stopped = operation::stop(c, app, state, reason, &mut effects).await;
-            status.operation_state = Some(stopped);
-            let change = OperationChange::Keep;
-            return write(c, app, &previous, &status, change, remove_refresh, effects).await;
-        }
-        _ => {}
-    }
-
     let desired = desired_state(c, app, None, refresh).await;
     let mut conditions: Vec<(String, String)> = Vec::new();
     let mut change = OperationChange::Keep;
