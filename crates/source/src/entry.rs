@@ -20,6 +20,7 @@ pub struct EntryLocks {
 /// Held while working on one entry; dropping it lets the next writer in.
 pub struct EntryGuard {
     locks: Arc<EntryLocks>,
+    /// The entry claimed in this process.
     path: PathBuf,
     _file: File,
 }
@@ -34,21 +35,26 @@ impl Drop for EntryGuard {
 
 impl EntryLocks {
     /// Lock the entry `name` of `dir` against every other thread and process (blocking until
-    /// it is free). The lock file `.<name>.lock` stays: removing it would race a waiter.
+    /// it is free). Between processes the lock is one of [`LOCK_FILES`] files per directory,
+    /// chosen by the name's hash: lock files are never removed (removing one would race a
+    /// waiter), so their number must not grow with the entries; two entries sharing a file
+    /// only wait for each other.
     pub fn lock(self: &Arc<Self>, dir: &Path, name: &str) -> std::io::Result<EntryGuard> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!(".{name}.lock"));
+        let locks = dir.join(".locks");
+        std::fs::create_dir_all(&locks)?;
+        let path = locks.join(format!("{:02x}.lock", bucket(name)));
+        let claim = dir.join(name);
         {
             let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            while busy.contains(&path) {
+            while busy.contains(&claim) {
                 busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
             }
-            busy.insert(path.clone());
+            busy.insert(claim.clone());
         }
         // From here the guard releases the in-process claim, whatever happens next.
         let release = |e| {
             let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            busy.remove(&path);
+            busy.remove(&claim);
             self.freed.notify_all();
             e
         };
@@ -61,10 +67,23 @@ impl EntryLocks {
         file.lock().map_err(release)?;
         Ok(EntryGuard {
             locks: self.clone(),
-            path,
+            path: claim,
             _file: file,
         })
     }
+}
+
+/// How many lock files a cache directory has.
+pub const LOCK_FILES: u64 = 64;
+
+/// The lock file an entry name uses (FNV-1a, stable across processes and builds).
+fn bucket(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h % LOCK_FILES
 }
 
 /// A name no other writer uses: `.<name>.<pid>.<n>.tmp`.
@@ -138,5 +157,13 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 1);
         assert_ne!(staging_name("x"), staging_name("x"));
+        // Many entries, a bounded number of lock files.
+        for i in 0..200 {
+            drop(locks.lock(dir.path(), &format!("e{i}")).unwrap());
+        }
+        let files = std::fs::read_dir(dir.path().join(".locks"))
+            .unwrap()
+            .count();
+        assert!(files as u64 <= LOCK_FILES, "{files} lock files");
     }
 }

@@ -151,7 +151,14 @@ impl Trees {
         let manifest: String = written.iter().map(|i| i.line() + "\n").collect();
         let path = staging.join(MANIFEST);
         std::fs::write(&path, manifest).map_err(io(&path))?;
-        std::fs::rename(&staging, &entry).map_err(io(&entry))?;
+        if let Err(e) = std::fs::rename(&staging, &entry) {
+            // Only possible where file locks do not hold (some network file systems): another
+            // writer published first. Its entry is as good as ours once checked.
+            let _ = std::fs::remove_dir_all(&staging);
+            if !complete(&entry) {
+                return Err(TreeError::Io(entry, e));
+            }
+        }
         self.mark_checked(commit);
         Ok(self.files(commit))
     }
