@@ -127,6 +127,27 @@ pub fn remove_leftovers(dir: &Path, name: &str) {
     }
 }
 
+/// Remove staging and trash directories under `dir` untouched for longer than `age` (their
+/// writers are long gone; a live writer's staging directory is younger).
+pub fn remove_abandoned(dir: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let leftover =
+            name.starts_with('.') && (name.ends_with(".tmp") || name.ends_with(".trash"));
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > age);
+        if leftover && old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +186,18 @@ mod tests {
             .unwrap()
             .count();
         assert!(files as u64 <= LOCK_FILES, "{files} lock files");
+        // A writer that died long ago leaves a staging directory; it is swept.
+        let abandoned = dir.path().join(staging_name("c"));
+        std::fs::create_dir(&abandoned).unwrap();
+        let fresh = dir.path().join(staging_name("d"));
+        std::fs::create_dir(&fresh).unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::open(&abandoned)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        remove_abandoned(dir.path(), std::time::Duration::from_secs(600));
+        assert!(!abandoned.exists());
+        assert!(fresh.exists(), "a live writer's staging directory stays");
     }
 }

@@ -221,6 +221,11 @@ impl GitCache {
         // builds. Installing fails harmlessly when one is already set.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let root = root.into();
+        // Staging and trash directories of writers that died long ago (kill -9 mid-export):
+        // entries are cleaned when next written, these would otherwise stay forever.
+        for dir in ["trees", "repos"] {
+            entry::remove_abandoned(&root.join(dir), GRACE);
+        }
         GitCache {
             trees: Trees::new(root.join("trees")),
             root,
