@@ -9,6 +9,7 @@ mod kubeconfig;
 mod kustomize;
 mod local_cluster;
 mod render;
+mod server;
 mod table;
 mod up;
 
@@ -38,6 +39,8 @@ enum Command {
     Kustomize(kustomize::Command),
     /// Run the Application controller against a cluster until killed.
     Controller(controller::Args),
+    /// Run the API server (Argo CD's REST API, login, RBAC) against a cluster until killed.
+    Server(server::ServerArgs),
     /// Local cluster, install and controller in one process (`--demo` for the seed app).
     Up(up::Args),
     /// Operate on Applications: list, get, diff, sync, wait, history, rollback, delete.
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             Command::LocalCluster(args) => local_cluster::run(args).await,
             Command::Install(args) => install::run(args).await,
             Command::Controller(args) => controller::run(args).await,
+            Command::Server(args) => server::run(args).await,
             Command::Up(args) => up::run(args).await,
             Command::Appset(args) => appset::run(args).await,
             Command::App(args) => {

@@ -24,6 +24,11 @@ pub struct Args {
     /// Create a demo repository and the seed article's Application.
     #[arg(long)]
     demo: bool,
+    /// Where the API server (and later the UI) listens.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    server_listen: SocketAddr,
+    #[command(flatten)]
+    server: crate::server::Options,
     #[command(flatten)]
     options: Options,
 }
@@ -65,8 +70,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .client()
     .await?;
     crate::install::install(client.clone(), &args.options.namespace, false).await?;
+    let server = crate::server::serve(
+        client.clone(),
+        &args.options.namespace,
+        args.server_listen,
+        &args.server,
+    )
+    .await?;
     println!("Tiphys is up: local cluster at {}", cluster.url());
     println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  API server at {}", server.url);
+    println!(
+        "  admin password: kubectl -n {} get secret argocd-initial-admin-secret -o jsonpath='{{.data.password}}' | base64 -d",
+        args.options.namespace
+    );
     println!("  webhook and metrics on http://{}", args.options.listen);
     if args.demo {
         let repo = dir.join("demo-repo");
@@ -83,6 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     tokio::select! {
         r = crate::controller::serve(client, &args.options) => r,
+        () = server.wait() => bail!("the API server stopped"),
         r = crate::local_cluster::shutdown_signal() => r,
     }
 }

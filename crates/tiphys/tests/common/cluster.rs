@@ -416,25 +416,13 @@ pub fn http_post(url: &str, headers: &[(&str, &str)], body: &str) -> Option<Stri
     http(url, "POST", headers, body)
 }
 
-/// A minimal HTTP/1.1 client for the controller's endpoint.
+/// The whole response (head and body) when the status is 200.
 pub fn http(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Option<String> {
-    use std::io::Read;
-    let rest = url.strip_prefix("http://")?;
-    let (addr, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}")))?;
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.starts_with("HTTP/1.1 200").then_some(response)
+    let r = super::http::send(url, method, headers, body.as_bytes())?;
+    (r.status == 200).then(|| {
+        let head: Vec<String> = r.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        format!("HTTP/1.1 200\r\n{}\r\n\r\n{}", head.join("\r\n"), r.body)
+    })
 }
 
 pub fn new_repo(root: &Path, files: &[(&str, &str)]) -> PathBuf {

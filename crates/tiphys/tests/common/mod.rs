@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod examples;
+pub mod http;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,0 +1,962 @@
+//! `/api/v1/applications`: list, get, create, update, patch, delete, sync, rollback,
+//! terminate, events, manifests, managed resources, resource tree, sync windows.
+//!
+//! The server never reconciles: a sync is an `.operation` written on the Application (as Argo
+//! CD's API server does), which the controller carries out. RBAC objects are
+//! `<project>/<application>`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State as AxumState};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use k8s_openapi::api::core::v1::Event;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tiphys_model::Application;
+use tiphys_model::application::{ApplicationSpec, OperationPhase};
+
+use crate::api::{Body, enforce};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::state::State;
+
+const REFRESH: &str = "argocd.argoproj.io/refresh";
+const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+
+/// The RBAC object of an app.
+pub fn object(app: &Application) -> String {
+    let project = if app.spec.project.is_empty() {
+        "default"
+    } else {
+        &app.spec.project
+    };
+    format!(
+        "{project}/{}",
+        app.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn api(state: &State) -> Api<Application> {
+    Api::namespaced(state.client.clone(), &state.namespace)
+}
+
+/// The app, if the caller may `get` it; one that does not exist and one the caller may not
+/// see answer alike, so names cannot be probed.
+fn visible(state: &State, caller: &Caller, name: &str) -> ApiResult<Arc<Application>> {
+    let app = state.app(name).ok_or_else(ApiError::denied)?;
+    enforce(state, caller, "applications", "get", &object(&app))?;
+    Ok(app)
+}
+
+/// Like [`visible`], and the caller may also do `action` on it.
+fn allowed(
+    state: &State,
+    caller: &Caller,
+    name: &str,
+    action: &str,
+) -> ApiResult<Arc<Application>> {
+    let app = visible(state, caller, name)?;
+    enforce(state, caller, "applications", action, &object(&app))?;
+    Ok(app)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    projects: Vec<String>,
+    #[serde(default)]
+    project: Vec<String>,
+    #[serde(default)]
+    selector: Option<String>,
+    #[serde(default)]
+    repo: Option<String>,
+    #[serde(default)]
+    app_namespace: Option<String>,
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default)]
+    refresh: Option<String>,
+}
+
+/// A label selector as kubectl takes it: `a=b`, `a!=b`, `a`, `!a`, `a in (x,y)`,
+/// `a notin (x)`, comma-separated.
+fn selector_matches(selector: &str, labels: &BTreeMap<String, String>) -> ApiResult<bool> {
+    let mut parts = Vec::new();
+    let mut depth = 0;
+    let mut current = String::new();
+    for c in selector.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let ok = if let Some((k, v)) = part.split_once("!=") {
+            labels.get(k.trim()).map(String::as_str) != Some(v.trim())
+        } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+            labels.get(k.trim()).map(String::as_str) == Some(v.trim())
+        } else if let Some(k) = part.strip_prefix('!') {
+            !labels.contains_key(k.trim())
+        } else if let Some((k, set)) = part.split_once(" notin ") {
+            let values = set_values(set)?;
+            labels.get(k.trim()).is_none_or(|v| !values.contains(v))
+        } else if let Some((k, set)) = part.split_once(" in ") {
+            let values = set_values(set)?;
+            labels.get(k.trim()).is_some_and(|v| values.contains(v))
+        } else if part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        {
+            labels.contains_key(part)
+        } else {
+            return Err(ApiError::invalid(format!("invalid selector {selector:?}")));
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn set_values(set: &str) -> ApiResult<Vec<String>> {
+    let inner = set
+        .trim()
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| ApiError::invalid(format!("invalid selector set {set:?}")))?;
+    Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
+}
+
+async fn list(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    axum_extra_query: Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    let q = parse_list_query(&axum_extra_query.0);
+    let policy = state.policy()?;
+    let grants = caller.check(&policy);
+    let projects: Vec<&String> = q.projects.iter().chain(&q.project).collect();
+    let repo = q.repo.as_deref().map(tiphys_source::normalize);
+    let mut items = Vec::new();
+    for app in state.apps.state() {
+        if q.name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty() && Some(n) != app.metadata.name.as_deref())
+        {
+            continue;
+        }
+        let project = if app.spec.project.is_empty() {
+            "default"
+        } else {
+            app.spec.project.as_str()
+        };
+        if !projects.is_empty() && !projects.iter().any(|p| p.as_str() == project) {
+            continue;
+        }
+        if let Some(repo) = &repo
+            && !app
+                .sources()
+                .iter()
+                .any(|s| tiphys_source::normalize(&s.repo_url) == *repo)
+        {
+            continue;
+        }
+        if let Some(selector) = q.selector.as_deref().filter(|s| !s.is_empty()) {
+            let labels = app.metadata.labels.clone().unwrap_or_default();
+            if !selector_matches(selector, &labels)? {
+                continue;
+            }
+        }
+        if !grants.allows("applications", "get", &object(&app)) {
+            continue;
+        }
+        items.push(app);
+    }
+    if let Some(kind) = q.refresh.as_deref().filter(|r| !r.is_empty()) {
+        for app in &items {
+            let name = app.metadata.name.clone().unwrap_or_default();
+            request_refresh(&state, &name, kind).await?;
+        }
+    }
+    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let _ = q.app_namespace;
+    let _ = q.resource_version;
+    let items: Vec<&Application> = items.iter().map(|a| a.as_ref()).collect();
+    Ok(Json(json!({
+        "metadata": {"resourceVersion": ""},
+        "items": items,
+    })))
+}
+
+/// Repeated query parameters (`projects=a&projects=b`) as Argo CD's gateway takes them.
+fn parse_list_query(pairs: &[(String, String)]) -> ListQuery {
+    let mut q = ListQuery::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "name" => q.name = Some(v.clone()),
+            "projects" => q.projects.push(v.clone()),
+            "project" => q.project.push(v.clone()),
+            "selector" => q.selector = Some(v.clone()),
+            "repo" => q.repo = Some(v.clone()),
+            "appNamespace" => q.app_namespace = Some(v.clone()),
+            "resourceVersion" => q.resource_version = Some(v.clone()),
+            "refresh" => q.refresh = Some(v.clone()),
+            _ => {}
+        }
+    }
+    q
+}
+
+/// Ask the controller for a refresh (the annotation it acts on and removes).
+async fn request_refresh(state: &State, name: &str, kind: &str) -> ApiResult<()> {
+    let kind = match kind {
+        "hard" => "hard",
+        "normal" | "true" => "normal",
+        other => {
+            return Err(ApiError::invalid(format!(
+                "refresh {other:?} is not normal or hard"
+            )));
+        }
+    };
+    let patch = json!({"metadata": {"annotations": {REFRESH: kind}}});
+    api(state)
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct GetQuery {
+    #[serde(default)]
+    refresh: Option<String>,
+}
+
+async fn get_one(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<GetQuery>,
+) -> ApiResult<Json<Application>> {
+    let app = visible(&state, &caller, &name)?;
+    if let Some(kind) = q.refresh.as_deref().filter(|r| !r.is_empty()) {
+        request_refresh(&state, &name, kind).await?;
+        // As Argo CD does, answer once the controller has refreshed (or after a while).
+        let api = api(&state);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            let fresh = api.get(&name).await?;
+            let pending = fresh
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(REFRESH));
+            if !pending {
+                return Ok(Json(fresh));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    Ok(Json((*app).clone()))
+}
+
+/// Everything an Application must satisfy before it is written: its own checks, an existing
+/// project that permits its sources and destination.
+fn validate(state: &State, app: &Application) -> ApiResult<()> {
+    let problems = tiphys_model::validate::application(app);
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(ApiError::invalid(format!(
+            "application spec for {} is invalid: {}",
+            app.metadata.name.as_deref().unwrap_or_default(),
+            list.join("; ")
+        )));
+    }
+    let project_name = if app.spec.project.is_empty() {
+        "default"
+    } else {
+        &app.spec.project
+    };
+    let project = state.project(project_name).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "application references project {project_name} which does not exist"
+        ))
+    })?;
+    for source in app.sources() {
+        if !tiphys_controller::project::source_permitted(&project, &source.repo_url) {
+            return Err(ApiError::invalid(format!(
+                "application repo {} is not permitted in project '{project_name}'",
+                source.repo_url
+            )));
+        }
+    }
+    let dest = &app.spec.destination;
+    let (server, cluster_name) = if dest.server.is_empty() && dest.name == "in-cluster" {
+        (
+            "https://kubernetes.default.svc".to_string(),
+            dest.name.clone(),
+        )
+    } else {
+        (dest.server.clone(), dest.name.clone())
+    };
+    if !tiphys_controller::project::destination_permitted(
+        &project,
+        &server,
+        &cluster_name,
+        &dest.namespace,
+    ) {
+        return Err(ApiError::invalid(format!(
+            "application destination server '{server}' and namespace '{}' do not match any of the allowed destinations in project '{project_name}'",
+            dest.namespace
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CreateQuery {
+    #[serde(default)]
+    upsert: Option<bool>,
+    #[serde(default)]
+    validate: Option<bool>,
+}
+
+/// Only what a client may set: name, labels, annotations, finalizers; spec.
+fn submitted(mut app: Application, namespace: &str) -> Application {
+    let meta = &mut app.metadata;
+    meta.namespace = Some(namespace.to_string());
+    meta.resource_version = None;
+    meta.uid = None;
+    meta.creation_timestamp = None;
+    meta.generation = None;
+    meta.managed_fields = None;
+    meta.deletion_timestamp = None;
+    app.status = None;
+    app.operation = None;
+    app
+}
+
+async fn create(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Query(q): Query<CreateQuery>,
+    Body(app): Body<Application>,
+) -> ApiResult<Json<Application>> {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    if name.is_empty() {
+        return Err(ApiError::invalid("metadata.name is required"));
+    }
+    enforce(&state, &caller, "applications", "create", &object(&app))?;
+    if q.validate != Some(false) {
+        validate(&state, &app)?;
+    }
+    let app = submitted(app, &state.namespace);
+    let api = api(&state);
+    match api.create(&PostParams::default(), &app).await {
+        Ok(created) => {
+            tracing::info!(user = %caller.subject, app = %name, "application created");
+            Ok(Json(created))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let existing = api.get(&name).await?;
+            if existing.spec == app.spec {
+                return Ok(Json(existing));
+            }
+            if q.upsert != Some(true) {
+                return Err(ApiError::new(
+                    Code::InvalidArgument,
+                    "existing application spec is different, use upsert flag to force update",
+                ));
+            }
+            enforce(
+                &state,
+                &caller,
+                "applications",
+                "update",
+                &object(&existing),
+            )?;
+            let mut updated = existing.clone();
+            updated.spec = app.spec.clone();
+            updated.metadata.labels = app.metadata.labels.clone();
+            updated.metadata.annotations = app.metadata.annotations.clone();
+            updated.metadata.finalizers = app.metadata.finalizers.clone();
+            Ok(Json(
+                api.replace(&name, &PostParams::default(), &updated).await?,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct UpdateQuery {
+    #[serde(default)]
+    validate: Option<bool>,
+}
+
+/// Write `change`d copies of the app until one lands on the version it was made from.
+async fn update_with(
+    state: &State,
+    name: &str,
+    change: impl Fn(&mut Application) -> ApiResult<()>,
+) -> ApiResult<Application> {
+    let api = api(state);
+    for _ in 0..5 {
+        let mut app = api.get(name).await?;
+        change(&mut app)?;
+        match api.replace(name, &PostParams::default(), &app).await {
+            Ok(written) => return Ok(written),
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        Code::Unavailable,
+        format!("application {name} kept changing; try again"),
+    ))
+}
+
+async fn update(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<UpdateQuery>,
+    Body(app): Body<Application>,
+) -> ApiResult<Json<Application>> {
+    if app.metadata.name.as_deref().is_some_and(|n| n != name) {
+        return Err(ApiError::invalid("metadata.name differs from the path"));
+    }
+    let existing = allowed(&state, &caller, &name, "update")?;
+    // Moving an app to another project needs the right there too.
+    enforce(&state, &caller, "applications", "update", &{
+        let mut moved = app.clone();
+        moved.metadata.name = Some(name.clone());
+        object(&moved)
+    })?;
+    if q.validate != Some(false) {
+        validate(&state, &app)?;
+    }
+    let _ = existing;
+    let written = update_with(&state, &name, |current| {
+        current.spec = app.spec.clone();
+        current.metadata.labels = app.metadata.labels.clone();
+        current.metadata.annotations = app.metadata.annotations.clone();
+        current.metadata.finalizers = app.metadata.finalizers.clone();
+        Ok(())
+    })
+    .await?;
+    tracing::info!(user = %caller.subject, app = %name, "application updated");
+    Ok(Json(written))
+}
+
+async fn update_spec(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<UpdateQuery>,
+    Body(spec): Body<ApplicationSpec>,
+) -> ApiResult<Json<ApplicationSpec>> {
+    let existing = allowed(&state, &caller, &name, "update")?;
+    let mut candidate = (*existing).clone();
+    candidate.spec = spec.clone();
+    enforce(
+        &state,
+        &caller,
+        "applications",
+        "update",
+        &object(&candidate),
+    )?;
+    if q.validate != Some(false) {
+        validate(&state, &candidate)?;
+    }
+    let written = update_with(&state, &name, |current| {
+        current.spec = spec.clone();
+        Ok(())
+    })
+    .await?;
+    Ok(Json(written.spec))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PatchRequest {
+    #[serde(default)]
+    name: String,
+    patch: String,
+    #[serde(default)]
+    patch_type: String,
+    #[serde(default)]
+    app_namespace: String,
+    #[serde(default)]
+    project: String,
+}
+
+async fn patch(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(req): Body<PatchRequest>,
+) -> ApiResult<Json<Application>> {
+    let _ = (&req.name, &req.app_namespace, &req.project);
+    allowed(&state, &caller, &name, "update")?;
+    let patch_value: Value = serde_json::from_str(&req.patch)
+        .map_err(|e| ApiError::invalid(format!("invalid patch: {e}")))?;
+    let written = update_with(&state, &name, |current| {
+        let mut value =
+            serde_json::to_value(&*current).map_err(|e| ApiError::internal(e.to_string()))?;
+        match req.patch_type.as_str() {
+            "json" => {
+                let ops: json_patch::Patch = serde_json::from_value(patch_value.clone())
+                    .map_err(|e| ApiError::invalid(format!("invalid JSON patch: {e}")))?;
+                json_patch::patch(&mut value, &ops)
+                    .map_err(|e| ApiError::invalid(format!("applying the patch: {e}")))?;
+            }
+            "merge" | "" => json_patch::merge(&mut value, &patch_value),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "patch type {other:?} is not json or merge"
+                )));
+            }
+        }
+        let patched: Application = serde_json::from_value(value)
+            .map_err(|e| ApiError::invalid(format!("the patched application is invalid: {e}")))?;
+        // A patch may change the spec and metadata a client owns, nothing else.
+        current.spec = patched.spec;
+        current.metadata.labels = patched.metadata.labels;
+        current.metadata.annotations = patched.metadata.annotations;
+        current.metadata.finalizers = patched.metadata.finalizers;
+        Ok(())
+    })
+    .await?;
+    // The result must still be an app this caller may have and the project allows.
+    enforce(&state, &caller, "applications", "update", &object(&written))?;
+    Ok(Json(written))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteQuery {
+    #[serde(default)]
+    cascade: Option<bool>,
+    #[serde(default)]
+    propagation_policy: Option<String>,
+}
+
+async fn delete(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<Json<Value>> {
+    allowed(&state, &caller, &name, "delete")?;
+    let cascade = q.cascade.unwrap_or(true);
+    let finalizer = match q.propagation_policy.as_deref().unwrap_or("foreground") {
+        "foreground" => FINALIZER.to_string(),
+        "background" => format!("{FINALIZER}/background"),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "propagationPolicy {other:?} is not foreground or background"
+            )));
+        }
+    };
+    update_with(&state, &name, |app| {
+        let mut finalizers: Vec<String> = app
+            .metadata
+            .finalizers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| !f.starts_with(FINALIZER))
+            .collect();
+        if cascade {
+            finalizers.push(finalizer.clone());
+        }
+        app.metadata.finalizers = Some(finalizers);
+        Ok(())
+    })
+    .await?;
+    api(&state)
+        .delete(
+            &name,
+            &DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..Default::default()
+            },
+        )
+        .await?;
+    tracing::info!(user = %caller.subject, app = %name, cascade, "application deleted");
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SyncRequest {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    revision: String,
+    #[serde(default)]
+    revisions: Vec<String>,
+    #[serde(default)]
+    source_positions: Vec<i64>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    prune: bool,
+    #[serde(default)]
+    strategy: Option<Value>,
+    #[serde(default)]
+    resources: Vec<Value>,
+    #[serde(default)]
+    manifests: Vec<String>,
+    #[serde(default)]
+    infos: Vec<Value>,
+    #[serde(default)]
+    retry_strategy: Option<Value>,
+    #[serde(default)]
+    sync_options: Option<Value>,
+    #[serde(default)]
+    app_namespace: String,
+    #[serde(default)]
+    project: String,
+}
+
+/// Write `operation` on the app unless one is under way (as Argo CD: one operation at a time).
+async fn start_operation(
+    state: &State,
+    caller: &Caller,
+    name: &str,
+    operation: Value,
+) -> ApiResult<Application> {
+    let api = api(state);
+    for _ in 0..5 {
+        let app = api.get(name).await?;
+        if app.operation.is_some() {
+            return Err(ApiError::new(
+                Code::FailedPrecondition,
+                "another operation is already in progress",
+            ));
+        }
+        let patch = json!({"metadata": {"resourceVersion": app.metadata.resource_version}, "operation": operation});
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(written) => {
+                tracing::info!(user = %caller.subject, app = %name, "operation requested");
+                return Ok(written);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        Code::Unavailable,
+        format!("application {name} kept changing; try again"),
+    ))
+}
+
+fn initiator(caller: &Caller) -> Value {
+    json!({"username": caller.account, "automated": false})
+}
+
+async fn sync(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(req): Body<SyncRequest>,
+) -> ApiResult<Json<Application>> {
+    let app = allowed(&state, &caller, &name, "sync")?;
+    if !req.manifests.is_empty() {
+        // Syncing manifests given in the request bypasses Git: Argo CD's `override` action.
+        enforce(&state, &caller, "applications", "override", &object(&app))?;
+        return Err(ApiError::invalid(
+            "syncing local manifests (manifests) is not supported",
+        ));
+    }
+    if !req.name.is_empty() && req.name != name {
+        return Err(ApiError::invalid("name in the body differs from the path"));
+    }
+    let _ = (&req.source_positions, &req.app_namespace, &req.project);
+    let sync_options: Vec<Value> = match &req.sync_options {
+        Some(Value::Object(o)) => o
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        Some(Value::Array(a)) => a.clone(),
+        _ => Vec::new(),
+    };
+    let mut sync = json!({
+        "revision": req.revision,
+        "prune": req.prune,
+        "dryRun": req.dry_run,
+        "syncOptions": sync_options,
+        "resources": req.resources,
+    });
+    if !req.revisions.is_empty() {
+        sync["revisions"] = json!(req.revisions);
+    }
+    if let Some(strategy) = req.strategy {
+        sync["syncStrategy"] = strategy;
+    }
+    let mut operation = json!({"sync": sync, "initiatedBy": initiator(&caller)});
+    if !req.infos.is_empty() {
+        operation["info"] = json!(req.infos);
+    }
+    if let Some(retry) = req.retry_strategy {
+        operation["retry"] = retry;
+    }
+    // Typed once, so a malformed request is an error here, not a stuck operation later.
+    serde_json::from_value::<tiphys_model::application::Operation>(operation.clone())
+        .map_err(|e| ApiError::invalid(format!("invalid sync request: {e}")))?;
+    Ok(Json(
+        start_operation(&state, &caller, &name, operation).await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RollbackRequest {
+    #[serde(default)]
+    id: i64,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    prune: bool,
+    #[serde(default)]
+    name: String,
+}
+
+async fn rollback(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(req): Body<RollbackRequest>,
+) -> ApiResult<Json<Application>> {
+    let _ = &req.name;
+    let app = allowed(&state, &caller, &name, "sync")?;
+    let automated = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .and_then(|p| p.automated.as_ref())
+        .is_some_and(|a| a.enabled != Some(false));
+    if automated {
+        return Err(ApiError::new(
+            Code::FailedPrecondition,
+            "rollback cannot be initiated when auto-sync is enabled",
+        ));
+    }
+    let history = app.status.clone().unwrap_or_default().history;
+    let entry = history.iter().find(|h| h.id == req.id).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "application {name} does not have deployment id '{}' in history",
+            req.id
+        ))
+    })?;
+    let operation = json!({
+        "sync": {"revision": entry.revision, "source": entry.source, "dryRun": req.dry_run, "prune": req.prune},
+        "initiatedBy": initiator(&caller),
+    });
+    Ok(Json(
+        start_operation(&state, &caller, &name, operation).await?,
+    ))
+}
+
+async fn terminate(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    allowed(&state, &caller, &name, "sync")?;
+    let api = api(&state);
+    for _ in 0..10 {
+        let app = api.get(&name).await?;
+        let running = app
+            .status
+            .as_ref()
+            .and_then(|s| s.operation_state.as_ref())
+            .is_some_and(|s| s.phase == OperationPhase::Running);
+        if app.operation.is_none() || !running {
+            return Err(ApiError::new(
+                Code::FailedPrecondition,
+                "Unable to terminate operation. No operation is in progress",
+            ));
+        }
+        let ops: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": app.metadata.resource_version},
+            {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"},
+        ]))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Json::<()>(ops))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(user = %caller.subject, app = %name, "operation terminating");
+                return Ok(Json(json!({})));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        Code::Unavailable,
+        format!("application {name} kept changing; try again"),
+    ))
+}
+
+async fn events(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = visible(&state, &caller, &name)?;
+    let events: Api<Event> = Api::namespaced(state.client.clone(), &state.namespace);
+    let uid = app.metadata.uid.clone().unwrap_or_default();
+    let list = events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await?;
+    let items: Vec<Event> = list
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.involved_object.kind.as_deref() == Some("Application")
+                && e.involved_object.uid.as_deref().is_none_or(|u| u == uid)
+        })
+        .collect();
+    Ok(Json(json!({"metadata": {}, "items": items})))
+}
+
+/// The resource tree: the app's resources with their sync and health. (Argo CD adds the
+/// objects they own — ReplicaSets, Pods — from its cluster cache; the controller's cache here
+/// keeps only managed objects, so those are not listed yet.)
+async fn resource_tree(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = visible(&state, &caller, &name)?;
+    let status = app.status.clone().unwrap_or_default();
+    let nodes: Vec<Value> = status
+        .resources
+        .iter()
+        .map(|r| {
+            let mut node = json!({
+                "group": r.group, "version": r.version, "kind": r.kind,
+                "namespace": r.namespace, "name": r.name, "parentRefs": [],
+            });
+            if let Some(h) = &r.health {
+                node["health"] = json!({"status": h.status, "message": h.message});
+            }
+            node
+        })
+        .collect();
+    Ok(Json(
+        json!({"nodes": nodes, "orphanedNodes": [], "hosts": []}),
+    ))
+}
+
+async fn managed_resources(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = visible(&state, &caller, &name)?;
+    let status = app.status.clone().unwrap_or_default();
+    let items: Vec<Value> = status
+        .resources
+        .iter()
+        .map(|r| {
+            json!({
+                "group": r.group, "kind": r.kind, "namespace": r.namespace, "name": r.name,
+                "requiresPruning": r.requires_pruning,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn sync_windows(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    visible(&state, &caller, &name)?;
+    Ok(Json(
+        json!({"assignedWindows": [], "activeWindows": [], "canSync": true}),
+    ))
+}
+
+pub fn router() -> Router<Arc<State>> {
+    Router::new()
+        .route("/api/v1/applications", get(list).post(create))
+        .route(
+            "/api/v1/applications/{name}",
+            get(get_one).put(update).patch(patch).delete(delete),
+        )
+        .route(
+            "/api/v1/applications/{name}/spec",
+            axum::routing::put(update_spec),
+        )
+        .route("/api/v1/applications/{name}/sync", post(sync))
+        .route("/api/v1/applications/{name}/rollback", post(rollback))
+        .route(
+            "/api/v1/applications/{name}/operation",
+            axum::routing::delete(terminate),
+        )
+        .route("/api/v1/applications/{name}/events", get(events))
+        .route(
+            "/api/v1/applications/{name}/resource-tree",
+            get(resource_tree),
+        )
+        .route(
+            "/api/v1/applications/{name}/managed-resources",
+            get(managed_resources),
+        )
+        .route("/api/v1/applications/{name}/syncwindows", get(sync_windows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_selectors() {
+        let labels: BTreeMap<String, String> = [("team", "web"), ("tier", "prod")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (selector, want) in [
+            ("team=web", true),
+            ("team==web,tier=prod", true),
+            ("team!=web", false),
+            ("tier in (prod, staging)", true),
+            ("tier notin (prod)", false),
+            ("team", true),
+            ("!owner", true),
+            ("owner", false),
+        ] {
+            assert_eq!(
+                selector_matches(selector, &labels).unwrap(),
+                want,
+                "{selector}"
+            );
+        }
+        assert!(selector_matches("a in b", &labels).is_err());
+    }
+}

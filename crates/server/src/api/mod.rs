@@ -1,0 +1,75 @@
+//! The REST API, Argo CD's paths and JSON shapes. Every handler authenticates (the [`Caller`]
+//! extractor) and authorises (RBAC) before it reads or writes anything in the cluster.
+
+pub mod account;
+pub mod applications;
+pub mod misc;
+pub mod projects;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::State;
+
+/// Request bodies above this are refused before they are read.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// A JSON request body; malformed JSON, wrong types and (where the type says so) unknown
+/// fields are InvalidArgument errors naming the problem.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Body<T>> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::invalid(format!("request body is larger than {MAX_BODY} bytes"))
+            } else {
+                ApiError::invalid(format!("reading the request body: {e}"))
+            }
+        })?;
+        let text = if bytes.is_empty() {
+            &b"{}"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(text)
+            .map(Body)
+            .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
+    }
+}
+
+/// Fail unless the caller may do `action` on `resource` `object`.
+pub fn enforce(
+    state: &State,
+    caller: &Caller,
+    resource: &str,
+    action: &str,
+    object: &str,
+) -> ApiResult<()> {
+    let policy = state.policy()?;
+    if caller.check(&policy).allows(resource, action, object) {
+        Ok(())
+    } else {
+        tracing::info!(subject = %caller.subject, resource, action, object, "permission denied");
+        Err(ApiError::denied())
+    }
+}
+
+pub fn router() -> Router<Arc<State>> {
+    Router::new()
+        .merge(misc::router())
+        .merge(session::router())
+        .merge(account::router())
+        .merge(applications::router())
+        .merge(projects::router())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}

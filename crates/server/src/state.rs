@@ -1,0 +1,222 @@
+//! What the server knows, all of it from the cluster: watch caches of the control namespace's
+//! Applications, ApplicationSets, AppProjects, Secrets and ConfigMaps. Nothing is kept only
+//! in memory that another replica would need (login failures aside, as in Argo CD).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tiphys_model::{AppProject, Application, ApplicationSet};
+
+use crate::auth::ratelimit::LoginLimiter;
+use crate::error::{ApiError, ApiResult};
+use crate::rbac::{Policy, PolicySources};
+
+pub const ARGOCD_CM: &str = "argocd-cm";
+pub const ARGOCD_RBAC_CM: &str = "argocd-rbac-cm";
+pub const ARGOCD_SECRET: &str = "argocd-secret";
+pub const INITIAL_ADMIN_SECRET: &str = "argocd-initial-admin-secret";
+
+pub struct State {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub apps: Store<Application>,
+    pub appsets: Store<ApplicationSet>,
+    pub projects: Store<AppProject>,
+    pub secrets: Store<Secret>,
+    pub configs: Store<ConfigMap>,
+    /// Whether the server is reached over TLS (cookies are then `Secure`).
+    pub tls: bool,
+    pub limiter: LoginLimiter,
+    policy: Mutex<Option<(String, Arc<Policy>)>>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn reflect<K>(api: Api<K>) -> (Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .for_each(|_| futures::future::ready(()));
+    (reader, tokio::spawn(stream))
+}
+
+impl State {
+    /// Start the watches and wait for their first lists.
+    pub async fn start(client: kube::Client, namespace: &str, tls: bool) -> ApiResult<State> {
+        let (apps, t1) = reflect(Api::<Application>::namespaced(client.clone(), namespace));
+        let (appsets, t2) = reflect(Api::<ApplicationSet>::namespaced(client.clone(), namespace));
+        let (projects, t3) = reflect(Api::<AppProject>::namespaced(client.clone(), namespace));
+        let (secrets, t4) = reflect(Api::<Secret>::namespaced(client.clone(), namespace));
+        let (configs, t5) = reflect(Api::<ConfigMap>::namespaced(client.clone(), namespace));
+        let tasks = [t1, t2, t3, t4, t5]
+            .iter()
+            .map(|t| t.abort_handle())
+            .collect();
+        let state = State {
+            client,
+            namespace: namespace.to_string(),
+            apps,
+            appsets,
+            projects,
+            secrets,
+            configs,
+            tls,
+            limiter: LoginLimiter::default(),
+            policy: Mutex::new(None),
+            tasks,
+        };
+        for ready in [
+            state.apps.wait_until_ready().await.is_ok(),
+            state.appsets.wait_until_ready().await.is_ok(),
+            state.projects.wait_until_ready().await.is_ok(),
+            state.secrets.wait_until_ready().await.is_ok(),
+            state.configs.wait_until_ready().await.is_ok(),
+        ] {
+            if !ready {
+                return Err(ApiError::internal(
+                    "watching the control namespace failed before its first list",
+                ));
+            }
+        }
+        Ok(state)
+    }
+
+    fn key<K: kube::Resource<DynamicType = ()>>(&self, name: &str) -> ObjectRef<K> {
+        ObjectRef::new(name).within(&self.namespace)
+    }
+
+    pub fn app(&self, name: &str) -> Option<Arc<Application>> {
+        self.apps.get(&self.key(name))
+    }
+
+    pub fn project(&self, name: &str) -> Option<Arc<AppProject>> {
+        self.projects.get(&self.key(name))
+    }
+
+    pub fn appset(&self, name: &str) -> Option<Arc<ApplicationSet>> {
+        self.appsets.get(&self.key(name))
+    }
+
+    /// A ConfigMap's data (empty when it does not exist).
+    pub fn config(&self, name: &str) -> BTreeMap<String, String> {
+        self.configs
+            .get(&self.key(name))
+            .and_then(|c| c.data.clone())
+            .unwrap_or_default()
+    }
+
+    /// A Secret's data as text (empty when it does not exist).
+    pub fn secret(&self, name: &str) -> BTreeMap<String, String> {
+        self.secrets
+            .get(&self.key(name))
+            .map(|s| secret_text(&s))
+            .unwrap_or_default()
+    }
+
+    /// `server.secretkey`: the key sessions and tokens are signed with.
+    pub fn signing_key(&self) -> ApiResult<Vec<u8>> {
+        self.secrets
+            .get(&self.key(ARGOCD_SECRET))
+            .and_then(|s| s.data.clone())
+            .and_then(|d| d.get("server.secretkey").map(|v| v.0.clone()))
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    crate::error::Code::Unavailable,
+                    "the server has no signing key yet (argocd-secret server.secretkey)",
+                )
+            })
+    }
+
+    /// The policy of argocd-rbac-cm and the AppProjects' roles, rebuilt when either changed.
+    pub fn policy(&self) -> ApiResult<Arc<Policy>> {
+        let rbac = self.configs.get(&self.key(ARGOCD_RBAC_CM));
+        let projects = self.projects.state();
+        let mut version = rbac
+            .as_ref()
+            .and_then(|c| c.metadata.resource_version.clone())
+            .unwrap_or_default();
+        for p in &projects {
+            version.push('/');
+            version.push_str(p.metadata.resource_version.as_deref().unwrap_or_default());
+        }
+        {
+            let cached = self.policy.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((v, policy)) = cached.as_ref()
+                && *v == version
+            {
+                return Ok(policy.clone());
+            }
+        }
+        let sources = PolicySources {
+            config: rbac.and_then(|c| c.data.clone()).unwrap_or_default(),
+            projects: projects.iter().flat_map(|p| project_policy(p)).collect(),
+        };
+        let policy = Arc::new(
+            Policy::build(&sources).map_err(|e| ApiError::internal(format!("RBAC policy: {e}")))?,
+        );
+        *self.policy.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, policy.clone()));
+        Ok(policy)
+    }
+}
+
+pub fn secret_text(secret: &Secret) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
+/// The policy lines an AppProject's roles contribute. A role may only speak for itself and
+/// about its own project: lines naming another subject, or objects outside the project, are
+/// left out (and logged) — a project's editor cannot grant rights elsewhere.
+pub fn project_policy(project: &AppProject) -> Vec<(String, String)> {
+    let name = project.metadata.name.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for role in &project.spec.roles {
+        let subject = format!("proj:{name}:{}", role.name);
+        let mut lines = String::new();
+        for line in &role.policies {
+            if crate::rbac::project_line_ok(&name, &role.name, line) {
+                lines.push_str(line);
+                lines.push('\n');
+            } else {
+                tracing::warn!(project = %name, role = %role.name, policy = %line, "project role policy ignored: it must be `p, {subject}, <resource>, <action>, {name}/<object>[, allow|deny]`");
+            }
+        }
+        for group in &role.groups {
+            lines.push_str(&format!("g, {group}, {subject}\n"));
+        }
+        out.push((format!("AppProject {name} role {}", role.name), lines));
+    }
+    out
+}

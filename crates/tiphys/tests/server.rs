@@ -1,0 +1,607 @@
+//! The API server end to end: a `tiphys server --insecure` process against the local cluster
+//! (with a `tiphys controller` carrying out what the API requests), driven over HTTP the way
+//! scripts and tools call Argo CD's API.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use common::cluster::*;
+use common::http::{Response, send};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use serde_json::{Value, json};
+use tiphys_model::application::{OperationPhase, SyncStatusCode};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server(env: &Env) -> Server {
+    let port = free_port();
+    let log = std::fs::File::create(env.dir.path().join(format!("server-{port}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["server", "--insecure", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    env.eventually("the API server to answer", async || {
+        send(&format!("{url}/healthz"), "GET", &[], b"").filter(|r| r.status == 200)
+    })
+    .await;
+    Server { child, url }
+}
+
+struct Client<'a> {
+    url: &'a str,
+    token: Option<String>,
+}
+
+impl Client<'_> {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Response {
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        send(
+            &format!("{}{path}", self.url),
+            method,
+            &headers,
+            body.as_bytes(),
+        )
+        .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.call("GET", path, None)
+    }
+}
+
+fn login(url: &str, user: &str, password: &str) -> Response {
+    send(
+        &format!("{url}/api/v1/session"),
+        "POST",
+        &[("Content-Type", "application/json")],
+        json!({"username": user, "password": password})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap()
+}
+
+async fn initial_password(env: &Env) -> String {
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "argocd");
+    let secret = env
+        .eventually("the initial admin secret", async || {
+            secrets.get_opt("argocd-initial-admin-secret").await.ok()?
+        })
+        .await;
+    String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap()
+}
+
+async fn signing_key(env: &Env) -> Vec<u8> {
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "argocd");
+    let secret = secrets.get("argocd-secret").await.unwrap();
+    secret.data.unwrap()["server.secretkey"].0.clone()
+}
+
+fn assert_error(r: &Response, status: u16, code: i64) {
+    assert_eq!(r.status, status, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["code"], code, "{}", r.body);
+    assert!(
+        body["error"].is_string() && body["message"] == body["error"],
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_tokens_and_every_kind_of_bad_request() {
+    let env = Env::start().await;
+    let server = start_server(&env).await;
+    let url = server.url.as_str();
+    let password = initial_password(&env).await;
+
+    // The anonymous surface: version, settings, userinfo.
+    let anon = Client { url, token: None };
+    assert!(anon.get("/api/version").json()["Version"].is_string());
+    assert_eq!(
+        anon.get("/api/v1/settings").json()["controllerNamespace"],
+        "argocd"
+    );
+    assert_eq!(
+        anon.get("/api/v1/session/userinfo").json()["loggedIn"],
+        false
+    );
+    assert_error(&anon.get("/api/v1/applications"), 401, 16);
+
+    // Logging in.
+    assert_error(&login(url, "admin", "wrong-password"), 401, 16);
+    assert_error(&login(url, "nobody", "whatever-it-is"), 401, 16);
+    let ok = login(url, "admin", &password);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let token = ok.json()["token"].as_str().unwrap().to_string();
+    let cookie = ok.header("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with("argocd.token=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let admin = Client {
+        url,
+        token: Some(token.clone()),
+    };
+    let me = admin.get("/api/v1/session/userinfo").json();
+    assert_eq!(
+        (me["loggedIn"].clone(), me["username"].clone()),
+        (json!(true), json!("admin"))
+    );
+    assert_eq!(admin.get("/api/v1/applications").status, 200);
+
+    // Tokens that are not ours, or no longer valid.
+    let key = signing_key(&env).await;
+    let now = tiphys_server::auth::jwt::now();
+    let forge = |key: &[u8], sub: &str, exp: Option<i64>| {
+        tiphys_server::auth::jwt::sign(
+            key,
+            &tiphys_server::auth::jwt::Claims {
+                iss: "argocd".into(),
+                sub: sub.into(),
+                iat: now,
+                nbf: Some(now - 10),
+                exp,
+                jti: None,
+            },
+        )
+        .unwrap()
+    };
+    let expired = forge(&key, "admin", Some(now - 5));
+    let r = Client {
+        url,
+        token: Some(expired),
+    }
+    .get("/api/v1/applications");
+    assert_error(&r, 401, 16);
+    assert!(r.body.contains("expired"), "{}", r.body);
+    let other_key = forge(b"not the server's key at all", "admin", Some(now + 60));
+    assert_error(
+        &Client {
+            url,
+            token: Some(other_key),
+        }
+        .get("/api/v1/applications"),
+        401,
+        16,
+    );
+    let parts: Vec<&str> = token.split('.').collect();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = String::from_utf8(engine.decode(parts[1]).unwrap()).unwrap();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        engine.encode(payload.replace("\"admin\"", "\"root\"")),
+        parts[2]
+    );
+    assert_error(
+        &Client {
+            url,
+            token: Some(tampered),
+        }
+        .get("/api/v1/applications"),
+        401,
+        16,
+    );
+    assert_error(
+        &Client {
+            url,
+            token: Some("not.a.jwt".into()),
+        }
+        .get("/api/v1/applications"),
+        401,
+        16,
+    );
+
+    // Malformed, unknown and oversized input: clear errors, never a 500.
+    let bad = send(&format!("{url}/api/v1/session"), "POST", &[], b"{not json").unwrap();
+    assert_error(&bad, 400, 3);
+    let unknown = send(
+        &format!("{url}/api/v1/session"),
+        "POST",
+        &[],
+        br#"{"username":"admin","password":"x","admin":true}"#,
+    )
+    .unwrap();
+    assert_error(&unknown, 400, 3);
+    assert!(unknown.body.contains("unknown field"), "{}", unknown.body);
+    let huge = vec![b'a'; 5 * 1024 * 1024];
+    let r = send(
+        &format!("{url}/api/v1/applications"),
+        "POST",
+        &[("Authorization", &format!("Bearer {token}"))],
+        &huge,
+    )
+    .unwrap();
+    assert!(
+        r.status == 400 || r.status == 413,
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let r = admin.call(
+        "POST",
+        "/api/v1/applications/nope/sync",
+        Some(json!({"prune": "yes"})),
+    );
+    assert!(r.status >= 400 && r.status < 500, "{} {}", r.status, r.body);
+
+    // A write authenticated by the cookie must come from this server's own pages.
+    let cookie_header = format!("argocd.token={token}");
+    let project =
+        json!({"project": {"metadata": {"name": "csrf"}, "spec": {"sourceRepos": ["*"]}}});
+    let from_elsewhere = send(
+        &format!("{url}/api/v1/projects"),
+        "POST",
+        &[
+            ("Cookie", &cookie_header),
+            ("Origin", "https://evil.example.com"),
+        ],
+        project.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_error(&from_elsewhere, 403, 7);
+    let host = url.trim_start_matches("http://");
+    let same = send(
+        &format!("{url}/api/v1/projects"),
+        "POST",
+        &[
+            ("Cookie", &cookie_header),
+            ("Origin", &format!("http://{host}")),
+        ],
+        project.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(same.status, 200, "{}", same.body);
+
+    // Guessing is cut short: after five failures even the right password is refused.
+    for _ in 0..5 {
+        assert_error(&login(url, "admin", "guess-guess"), 401, 16);
+    }
+    assert_error(&login(url, "admin", &password), 429, 8);
+}
+
+/// Accounts, passwords and the RBAC the article describes: developers read, CI syncs,
+/// platform engineers administer, a team is limited to its project.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_articles_roles_allowed_and_denied_endpoint_by_endpoint() {
+    let env = Env::start().await;
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.dev: login\n  accounts.ci: apiKey\n  accounts.platform: login\n  accounts.payments-dev: login\n");
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    p, role:developer, applications, get, */*, allow\n    p, role:developer, projects, get, *, allow\n    g, dev, role:developer\n    p, role:ci, applications, get, */*, allow\n    p, role:ci, applications, sync, */*, allow\n    g, ci, role:ci\n    g, platform, role:admin\n    p, role:payments, applications, *, payments/*, allow\n    p, role:payments, projects, get, payments, allow\n    g, payments-dev, role:payments\n");
+    let server = start_server(&env).await;
+    let url = server.url.as_str();
+    let password = initial_password(&env).await;
+    let admin_token = login(url, "admin", &password).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = Client {
+        url,
+        token: Some(admin_token),
+    };
+
+    // Passwords for the people, a token for CI.
+    for user in ["dev", "platform", "payments-dev"] {
+        let r = admin.call(
+            "PUT",
+            "/api/v1/account/password",
+            Some(json!({"name": user, "currentPassword": password, "newPassword": format!("{user}-password")})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = admin.call(
+        "POST",
+        "/api/v1/account/ci/token",
+        Some(json!({"id": "pipeline"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ci_token = r.json()["token"].as_str().unwrap().to_string();
+    let session = |user: &str| {
+        let r = login(url, user, &format!("{user}-password"));
+        assert_eq!(r.status, 200, "{user}: {}", r.body);
+        r.json()["token"].as_str().unwrap().to_string()
+    };
+    let dev = Client {
+        url,
+        token: Some(session("dev")),
+    };
+    let platform = Client {
+        url,
+        token: Some(session("platform")),
+    };
+    let team = Client {
+        url,
+        token: Some(session("payments-dev")),
+    };
+    let ci = Client {
+        url,
+        token: Some(ci_token),
+    };
+    assert_error(&login(url, "ci", "anything-at-all"), 401, 16);
+
+    // Two projects, an app in each.
+    let repo = new_repo(
+        env.dir.path(),
+        &[("app/cm.yaml", &configmap("settings", ""))],
+    );
+    for project in ["payments", "shop"] {
+        let r = platform.call(
+            "POST",
+            "/api/v1/projects",
+            Some(json!({"project": {"metadata": {"name": project}, "spec": {
+                "sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}}})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let app = |name: &str, project: &str| {
+        json!({"metadata": {"name": name}, "spec": {"project": project,
+            "source": {"repoURL": format!("file://{}", repo.display()), "path": "app", "targetRevision": "HEAD"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
+            "syncPolicy": {"syncOptions": ["CreateNamespace=true"]}}})
+    };
+    env.eventually("the projects in the server's cache", async || {
+        let r = admin.get("/api/v1/projects");
+        (r.json()["items"].as_array()?.len() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        team.call("POST", "/api/v1/applications", Some(app("pay", "payments")))
+            .status,
+        200
+    );
+    assert_error(
+        &team.call("POST", "/api/v1/applications", Some(app("sneaky", "shop"))),
+        403,
+        7,
+    );
+    assert_eq!(
+        platform
+            .call("POST", "/api/v1/applications", Some(app("web", "shop")))
+            .status,
+        200
+    );
+    assert_error(
+        &dev.call("POST", "/api/v1/applications", Some(app("mine", "shop"))),
+        403,
+        7,
+    );
+    env.eventually("both apps in the server's cache", async || {
+        let r = admin.get("/api/v1/applications");
+        (r.json()["items"].as_array()?.len() == 2).then_some(())
+    })
+    .await;
+
+    let names = |c: &Client| -> Vec<String> {
+        let mut n: Vec<String> = c.get("/api/v1/applications").json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    // Lists show what each may see.
+    assert_eq!(names(&dev), ["pay", "web"]);
+    assert_eq!(names(&ci), ["pay", "web"]);
+    assert_eq!(names(&team), ["pay"]);
+    assert_eq!(names(&platform), ["pay", "web"]);
+    assert_error(&team.get("/api/v1/applications/web"), 403, 7);
+    assert_error(&team.get("/api/v1/applications/does-not-exist"), 403, 7);
+    assert_eq!(team.get("/api/v1/applications/pay").status, 200);
+    let projects = |c: &Client| {
+        c.get("/api/v1/projects").json()["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(projects(&team), 1);
+    assert_eq!(projects(&dev), 3);
+
+    // Sync: CI and the team (its own app) may, the developer may not.
+    let sync = json!({"prune": false});
+    assert_error(
+        &dev.call("POST", "/api/v1/applications/web/sync", Some(sync.clone())),
+        403,
+        7,
+    );
+    assert_error(
+        &team.call("POST", "/api/v1/applications/web/sync", Some(sync.clone())),
+        403,
+        7,
+    );
+    let r = ci.call("POST", "/api/v1/applications/web/sync", Some(sync.clone()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        team.call("POST", "/api/v1/applications/pay/sync", Some(sync.clone()))
+            .status,
+        200
+    );
+    let synced = env
+        .wait_app("web", "the API-requested sync done", |a| {
+            status(a).sync.status == SyncStatusCode::Synced
+                && status(a)
+                    .operation_state
+                    .is_some_and(|o| o.phase == OperationPhase::Succeeded)
+        })
+        .await;
+    assert_eq!(
+        status(&synced)
+            .operation_state
+            .unwrap()
+            .operation
+            .initiated_by
+            .unwrap()
+            .username,
+        "ci",
+        "who did it is recorded"
+    );
+    let events = ci.get("/api/v1/applications/web/events").json();
+    assert!(
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message"] == "ci initiated sync"),
+        "{events}"
+    );
+
+    // Deleting: the team its own, not others'; CI nothing.
+    assert_error(&ci.call("DELETE", "/api/v1/applications/web", None), 403, 7);
+    assert_error(
+        &team.call("DELETE", "/api/v1/applications/web", None),
+        403,
+        7,
+    );
+    assert_eq!(
+        team.call("DELETE", "/api/v1/applications/pay?cascade=true", None)
+            .status,
+        200
+    );
+
+    // Projects and accounts: the platform role administers, others do not.
+    let p = json!({"project": {"metadata": {"name": "extra"}, "spec": {"sourceRepos": ["*"]}}});
+    assert_error(
+        &dev.call("POST", "/api/v1/projects", Some(p.clone())),
+        403,
+        7,
+    );
+    assert_error(
+        &team.call("POST", "/api/v1/projects", Some(p.clone())),
+        403,
+        7,
+    );
+    assert_eq!(
+        platform.call("POST", "/api/v1/projects", Some(p)).status,
+        200
+    );
+    assert_error(
+        &dev.call("POST", "/api/v1/account/ci/token", Some(json!({}))),
+        403,
+        7,
+    );
+    let can = |c: &Client, what: &str| {
+        c.get(&format!("/api/v1/account/can-i/{what}")).json()["value"].clone()
+    };
+    assert_eq!(can(&ci, "applications/sync/shop/web"), "yes");
+    assert_eq!(can(&dev, "applications/sync/shop/web"), "no");
+    assert_eq!(can(&team, "applications/delete/payments/anything"), "yes");
+
+    // Revoking the CI token locks CI out at once.
+    assert_eq!(
+        admin
+            .call("DELETE", "/api/v1/account/ci/token/pipeline", None)
+            .status,
+        200
+    );
+    env.eventually("the revoked token refused", async || {
+        (ci.get("/api/v1/applications").status == 401).then_some(())
+    })
+    .await;
+    // A changed password ends the sessions issued before it.
+    let r = dev.call(
+        "PUT",
+        "/api/v1/account/password",
+        Some(json!({"currentPassword": "dev-password", "newPassword": "dev-password-2"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    env.eventually("the old session refused", async || {
+        (dev.get("/api/v1/applications").status == 401).then_some(())
+    })
+    .await;
+    let _ = Duration::ZERO;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminating_an_operation_through_the_api() {
+    let env = Env::start().await;
+    let server = start_server(&env).await;
+    let url = server.url.as_str();
+    let password = initial_password(&env).await;
+    let admin = Client {
+        url,
+        token: Some(
+            login(url, "admin", &password).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+    };
+    let stuck = hook("stuck", "PreSync", "").replacen("spec:\n", "spec:\n  suspend: true\n", 1);
+    let repo = new_repo(env.dir.path(), &[("app/stuck.yaml", &stuck)]);
+    env.apply(&application(
+        "held",
+        &repo,
+        "app",
+        "held",
+        "    syncOptions:\n    - CreateNamespace=true\n",
+    ));
+    env.eventually("the app in the server's cache", async || {
+        (admin.get("/api/v1/applications/held").status == 200).then_some(())
+    })
+    .await;
+    assert_error(
+        &admin.call("DELETE", "/api/v1/applications/held/operation", None),
+        400,
+        9,
+    );
+    assert_eq!(
+        admin
+            .call("POST", "/api/v1/applications/held/sync", Some(json!({})))
+            .status,
+        200
+    );
+    assert_error(
+        &admin.call("POST", "/api/v1/applications/held/sync", Some(json!({}))),
+        400,
+        9,
+    );
+    env.wait_app("held", "the hook running", |a| {
+        hook_results(a).iter().any(|r| r.hook_phase == "Running")
+    })
+    .await;
+    assert_eq!(
+        admin
+            .call("DELETE", "/api/v1/applications/held/operation", None)
+            .status,
+        200
+    );
+    let app = env
+        .wait_app("held", "terminated", |a| {
+            a.operation.is_none()
+                && status(a)
+                    .operation_state
+                    .is_some_and(|o| o.phase == OperationPhase::Failed)
+        })
+        .await;
+    assert_eq!(
+        status(&app).operation_state.unwrap().message,
+        "Operation terminated"
+    );
+}
