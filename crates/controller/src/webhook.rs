@@ -231,9 +231,12 @@ pub fn matches(push: &Push, repo_url: &str, target_revision: &str) -> bool {
 
 /// The apps a push refreshes (honouring `manifest-generate-paths` when the event lists files).
 pub fn affected(controller: &Controller, push: &Push) -> Vec<String> {
-    controller
-        .applications()
-        .iter()
+    affected_among(&controller.applications(), push)
+}
+
+/// The apps of `apps` a push refreshes (shared with the API server's webhook).
+pub fn affected_among(apps: &[Arc<tiphys_model::Application>], push: &Push) -> Vec<String> {
+    apps.iter()
         .filter(|app| {
             app.sources().iter().any(|s| {
                 if !matches(push, &s.repo_url, &s.target_revision) {

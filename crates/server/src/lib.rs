@@ -46,6 +46,8 @@ pub struct Settings {
     pub namespace: String,
     pub listen: SocketAddr,
     pub tls: Tls,
+    /// Where repositories fetched for checks and previews are cached.
+    pub cache_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +133,15 @@ fn tls_config(tls: &Tls) -> Result<Option<Arc<rustls::ServerConfig>>, ServerErro
 pub async fn start(client: kube::Client, settings: Settings) -> Result<Running, ServerError> {
     auth::bootstrap::ensure_secrets(&client, &settings.namespace).await?;
     let tls = tls_config(&settings.tls)?;
-    let state = Arc::new(State::start(client, &settings.namespace, tls.is_some()).await?);
+    let state = Arc::new(
+        State::start(
+            client,
+            &settings.namespace,
+            tls.is_some(),
+            settings.cache_dir.clone(),
+        )
+        .await?,
+    );
     let listener =
         TcpListener::bind(settings.listen)
             .await

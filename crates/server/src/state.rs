@@ -21,6 +21,14 @@ pub const ARGOCD_RBAC_CM: &str = "argocd-rbac-cm";
 pub const ARGOCD_SECRET: &str = "argocd-secret";
 pub const INITIAL_ADMIN_SECRET: &str = "argocd-initial-admin-secret";
 
+/// A change to an Application, as the watch streams send it.
+#[derive(Clone, Debug)]
+pub struct AppEvent {
+    /// ADDED, MODIFIED or DELETED.
+    pub kind: &'static str,
+    pub app: Arc<Application>,
+}
+
 pub struct State {
     pub client: kube::Client,
     pub namespace: String,
@@ -32,6 +40,10 @@ pub struct State {
     /// Whether the server is reached over TLS (cookies are then `Secure`).
     pub tls: bool,
     pub limiter: LoginLimiter,
+    /// Repositories and renders (repository checks, ApplicationSet previews, manifests).
+    pub repo: Arc<tiphys_controller::manifests::RepoServer>,
+    /// Every Application change, for the streams.
+    pub app_events: tokio::sync::broadcast::Sender<AppEvent>,
     policy: Mutex<Option<(String, Arc<Policy>)>>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -63,10 +75,56 @@ where
     (reader, tokio::spawn(stream))
 }
 
+/// The Application watch, also telling the streams what changed.
+fn reflect_apps(
+    api: Api<Application>,
+    events: tokio::sync::broadcast::Sender<AppEvent>,
+) -> (Store<Application>, tokio::task::JoinHandle<()>) {
+    let (reader, writer) = reflector::store();
+    let mut known = std::collections::HashSet::new();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .for_each(move |event| {
+        let (kind, app) = match event {
+            Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => {
+                let name = app.metadata.name.clone().unwrap_or_default();
+                let kind = if known.insert(name) {
+                    "ADDED"
+                } else {
+                    "MODIFIED"
+                };
+                (kind, app)
+            }
+            Ok(watcher::Event::Delete(app)) => {
+                known.remove(app.metadata.name.as_deref().unwrap_or_default());
+                ("DELETED", app)
+            }
+            _ => return futures::future::ready(()),
+        };
+        let _ = events.send(AppEvent {
+            kind,
+            app: Arc::new(app),
+        });
+        futures::future::ready(())
+    });
+    (reader, tokio::spawn(stream))
+}
+
 impl State {
     /// Start the watches and wait for their first lists.
-    pub async fn start(client: kube::Client, namespace: &str, tls: bool) -> ApiResult<State> {
-        let (apps, t1) = reflect(Api::<Application>::namespaced(client.clone(), namespace));
+    pub async fn start(
+        client: kube::Client,
+        namespace: &str,
+        tls: bool,
+        cache_dir: std::path::PathBuf,
+    ) -> ApiResult<State> {
+        let (app_events, _) = tokio::sync::broadcast::channel(4096);
+        let (apps, t1) = reflect_apps(
+            Api::<Application>::namespaced(client.clone(), namespace),
+            app_events.clone(),
+        );
         let (appsets, t2) = reflect(Api::<ApplicationSet>::namespaced(client.clone(), namespace));
         let (projects, t3) = reflect(Api::<AppProject>::namespaced(client.clone(), namespace));
         let (secrets, t4) = reflect(Api::<Secret>::namespaced(client.clone(), namespace));
@@ -85,6 +143,8 @@ impl State {
             configs,
             tls,
             limiter: LoginLimiter::default(),
+            repo: Arc::new(tiphys_controller::manifests::RepoServer::new(cache_dir)),
+            app_events,
             policy: Mutex::new(None),
             tasks,
         };

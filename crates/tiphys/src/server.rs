@@ -18,6 +18,9 @@ pub struct Options {
     pub tls_cert: Option<PathBuf>,
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Where repositories fetched for checks and previews are cached.
+    #[arg(long = "server-cache-dir", env = "TIPHYS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -39,6 +42,7 @@ impl Options {
             namespace: namespace.to_string(),
             listen,
             tls,
+            cache_dir: crate::render::cache_dir(self.cache_dir.clone()).join("server"),
         })
     }
 }

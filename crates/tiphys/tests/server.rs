@@ -605,3 +605,210 @@ async fn terminating_an_operation_through_the_api() {
         "Operation terminated"
     );
 }
+
+/// Read a server-sent event stream until `wanted` appears in what arrived (or fail after a
+/// deadline), running `meanwhile` once the stream is open.
+fn read_stream_until(
+    url: &str,
+    path: &str,
+    token: &str,
+    wanted: &str,
+    meanwhile: impl FnOnce(),
+) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    let mut buf = [0u8; 65536];
+    let mut meanwhile = Some(meanwhile);
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading the stream: {e}"),
+        }
+        if seen.contains("\r\n\r\n")
+            && let Some(f) = meanwhile.take()
+        {
+            f();
+        }
+        if seen.contains(wanted) {
+            return seen;
+        }
+    }
+    panic!("the stream never said {wanted:?}; it said:\n{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repositories_clusters_applicationsets_streams_and_webhooks() {
+    let env = Env::start().await;
+    let server = start_server(&env).await;
+    let url = server.url.as_str();
+    let password = initial_password(&env).await;
+    let token = login(url, "admin", &password).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = Client {
+        url,
+        token: Some(token.clone()),
+    };
+    let repo = new_repo(
+        env.dir.path(),
+        &[
+            ("apps/a/cm.yaml", &configmap("a", "")),
+            ("apps/b/cm.yaml", &configmap("b", "")),
+        ],
+    );
+    let repo_url = format!("file://{}", repo.display());
+    let encoded = |s: &str| s.replace('/', "%2F").replace(':', "%3A");
+
+    // Repositories: added after a connection check, listed without their credentials.
+    let r = admin.call(
+        "POST",
+        "/api/v1/repositories",
+        Some(json!({"repo": repo_url, "username": "git", "password": "hunter2-secret"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin.call(
+        "POST",
+        "/api/v1/repositories",
+        Some(json!({"repo": "file:///nowhere/at/all"})),
+    );
+    assert_error(&r, 400, 3);
+    assert!(r.body.contains("Unable to connect"), "{}", r.body);
+    let listed = env
+        .eventually("the repository listed", async || {
+            let r = admin.get("/api/v1/repositories");
+            (r.json()["items"].as_array()?.len() == 1).then_some(r)
+        })
+        .await;
+    assert_eq!(
+        listed.json()["items"][0]["connectionState"]["status"],
+        "Successful",
+        "{}",
+        listed.body
+    );
+    assert!(
+        !listed.body.contains("hunter2"),
+        "credentials are never returned: {}",
+        listed.body
+    );
+    let refs = admin
+        .get(&format!("/api/v1/repositories/{}/refs", encoded(&repo_url)))
+        .json();
+    assert_eq!(refs["branches"], json!(["main"]), "{refs}");
+    let r = admin.call(
+        "POST",
+        "/api/v1/repocreds",
+        Some(json!({"url": "https://git.example.com/org", "password": "creds-secret"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let creds = env
+        .eventually("the credential template listed", async || {
+            let r = admin.get("/api/v1/repocreds");
+            (r.json()["items"].as_array()?.len() == 1).then_some(r)
+        })
+        .await;
+    assert!(!creds.body.contains("creds-secret"), "{}", creds.body);
+
+    // Clusters: the in-cluster destination and added ones, without their tokens.
+    let r = admin.call("POST", "/api/v1/clusters", Some(json!({"server": "https://remote.example.com", "name": "remote", "config": {"bearerToken": "cluster-token-secret"}})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let clusters = env
+        .eventually("both clusters listed", async || {
+            let r = admin.get("/api/v1/clusters");
+            (r.json()["items"].as_array()?.len() == 2).then_some(r)
+        })
+        .await;
+    assert!(clusters.body.contains("in-cluster") && clusters.body.contains("remote"));
+    assert!(
+        !clusters.body.contains("cluster-token-secret"),
+        "{}",
+        clusters.body
+    );
+
+    // ApplicationSets: the preview reads git, changes nothing.
+    let set = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "dirs", "namespace": "argocd"},
+        "spec": {"generators": [{"git": {"repoURL": repo_url, "revision": "HEAD", "directories": [{"path": "apps/*"}]}}],
+            "template": {"metadata": {"name": "{{path.basename}}"}, "spec": {"project": "default",
+                "source": {"repoURL": repo_url, "targetRevision": "HEAD", "path": "{{path}}"},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{path.basename}}"}}}}});
+    let generated = admin.call(
+        "POST",
+        "/api/v1/applicationsets/generate",
+        Some(json!({"applicationSet": set})),
+    );
+    assert_eq!(generated.status, 200, "{}", generated.body);
+    let generated = generated.json();
+    let names: Vec<&str> = generated["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert!(
+        admin.get("/api/v1/applications").json()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The application stream: current apps, then a created one as it appears.
+    let created = json!({"metadata": {"name": "streamed"}, "spec": {"project": "default",
+        "source": {"repoURL": repo_url, "path": "apps/a", "targetRevision": "HEAD"},
+        "destination": {"server": "https://kubernetes.default.svc", "namespace": "streamed"}}});
+    let url_owned = url.to_string();
+    let token_owned = token.clone();
+    let seen = tokio::task::spawn_blocking(move || {
+        read_stream_until(
+            &url_owned,
+            "/api/v1/stream/applications",
+            &token_owned,
+            "\"name\":\"streamed\"",
+            || {
+                let admin = Client {
+                    url: &url_owned,
+                    token: Some(token_owned.clone()),
+                };
+                let r = admin.call("POST", "/api/v1/applications", Some(created));
+                assert_eq!(r.status, 200, "{}", r.body);
+            },
+        )
+    })
+    .await
+    .unwrap();
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    assert!(
+        seen.contains("data: {\"result\":{\"type\":\"ADDED\",\"application\""),
+        "{seen}"
+    );
+
+    // A push webhook refreshes the apps of the repository it names.
+    let body = json!({"ref": "refs/heads/main", "repository": {"html_url": repo_url, "clone_url": repo_url}, "commits": []});
+    let r = send(
+        &format!("{url}/api/webhook"),
+        "POST",
+        &[("X-GitHub-Event", "push")],
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}

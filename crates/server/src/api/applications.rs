@@ -27,6 +27,14 @@ use crate::state::State;
 const REFRESH: &str = "argocd.argoproj.io/refresh";
 const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 
+/// An app as the API shows it: without `managedFields` (bookkeeping of the API server that
+/// no client of Argo CD's API reads, and half of the bytes).
+pub fn outward(app: &Application) -> Application {
+    let mut app = app.clone();
+    app.metadata.managed_fields = None;
+    app
+}
+
 /// The RBAC object of an app.
 pub fn object(app: &Application) -> String {
     let project = if app.spec.project.is_empty() {
@@ -195,7 +203,7 @@ async fn list(
     items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let _ = q.app_namespace;
     let _ = q.resource_version;
-    let items: Vec<&Application> = items.iter().map(|a| a.as_ref()).collect();
+    let items: Vec<Application> = items.iter().map(|a| outward(a)).collect();
     Ok(Json(json!({
         "metadata": {"resourceVersion": ""},
         "items": items,
@@ -265,12 +273,12 @@ async fn get_one(
                 .as_ref()
                 .is_some_and(|a| a.contains_key(REFRESH));
             if !pending {
-                return Ok(Json(fresh));
+                return Ok(Json(outward(&fresh)));
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
-    Ok(Json((*app).clone()))
+    Ok(Json(outward(&app)))
 }
 
 /// Everything an Application must satisfy before it is written: its own checks, an existing
@@ -851,6 +859,11 @@ async fn resource_tree(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let app = visible(&state, &caller, &name)?;
+    Ok(Json(tree(&app)))
+}
+
+/// The resource tree of `app` (shared with the tree stream).
+pub fn tree(app: &Application) -> Value {
     let status = app.status.clone().unwrap_or_default();
     let nodes: Vec<Value> = status
         .resources
@@ -866,9 +879,7 @@ async fn resource_tree(
             node
         })
         .collect();
-    Ok(Json(
-        json!({"nodes": nodes, "orphanedNodes": [], "hosts": []}),
-    ))
+    json!({"nodes": nodes, "orphanedNodes": [], "hosts": []})
 }
 
 async fn managed_resources(

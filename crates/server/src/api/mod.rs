@@ -3,9 +3,14 @@
 
 pub mod account;
 pub mod applications;
+pub mod applicationsets;
+pub mod clusters;
 pub mod misc;
 pub mod projects;
+pub mod repositories;
 pub mod session;
+pub mod stream;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -71,5 +76,10 @@ pub fn router() -> Router<Arc<State>> {
         .merge(account::router())
         .merge(applications::router())
         .merge(projects::router())
+        .merge(applicationsets::router())
+        .merge(clusters::router())
+        .merge(repositories::router())
+        .merge(stream::router())
+        .merge(webhook::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }

@@ -1,0 +1,147 @@
+//! `/api/v1/stream/applications` and `/api/v1/stream/applications/{name}/resource-tree`:
+//! server-sent events as Argo CD's gateway sends them (`data: {"result": ...}`), first the
+//! current state, then every change the caller may see.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State as AxumState};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use futures::Stream;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::applications::{object, outward, tree};
+use crate::api::enforce;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::State;
+
+/// `name=` and repeated `projects=` (Argo CD's gateway takes repeated parameters).
+#[derive(Default)]
+struct WatchQuery {
+    name: String,
+    projects: Vec<String>,
+}
+
+impl WatchQuery {
+    fn from_pairs(pairs: Vec<(String, String)>) -> WatchQuery {
+        let mut q = WatchQuery::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "name" => q.name = v,
+                "projects" | "project" => q.projects.push(v),
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+fn data(value: serde_json::Value) -> Result<Event, Infallible> {
+    Ok(Event::default().data(json!({"result": value}).to_string()))
+}
+
+async fn applications(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let q = WatchQuery::from_pairs(pairs);
+    // Subscribed before the current state is read: nothing falls between the two.
+    let mut changes = state.app_events.subscribe();
+    let wanted = move |app: &tiphys_model::Application, state: &State| -> bool {
+        let name_ok = q.name.is_empty() || app.metadata.name.as_deref() == Some(q.name.as_str());
+        let project = if app.spec.project.is_empty() {
+            "default"
+        } else {
+            &app.spec.project
+        };
+        let project_ok = q.projects.is_empty() || q.projects.iter().any(|p| p == project);
+        name_ok
+            && project_ok
+            && state
+                .policy()
+                .is_ok_and(|p| caller.check(&p).allows("applications", "get", &object(app)))
+    };
+    let initial: Vec<Result<Event, Infallible>> = state
+        .apps
+        .state()
+        .iter()
+        .filter(|a| wanted(a, &state))
+        .map(|a| data(json!({"type": "ADDED", "application": outward(a)})))
+        .collect();
+    let stream = async_stream_of(initial, move |tx| async move {
+        loop {
+            match changes.recv().await {
+                Ok(event) => {
+                    if wanted(&event.app, &state)
+                        && tx
+                            .send(data(
+                                json!({"type": event.kind, "application": outward(&event.app)}),
+                            ))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                // A slow reader missed events: it must start over, as after a watch expiry.
+                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn resource_tree(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let mut changes = state.app_events.subscribe();
+    let app = state.app(&name).ok_or_else(ApiError::denied)?;
+    enforce(&state, &caller, "applications", "get", &object(&app))?;
+    let initial = vec![data(tree(&app))];
+    let stream = async_stream_of(initial, move |tx| async move {
+        loop {
+            match changes.recv().await {
+                Ok(event) if event.app.metadata.name.as_deref() == Some(name.as_str()) => {
+                    if event.kind == "DELETED" || tx.send(data(tree(&event.app))).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `initial` items, then what `produce` sends, as one stream.
+fn async_stream_of<F, Fut>(
+    initial: Vec<Result<Event, Infallible>>,
+    produce: F,
+) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(produce(tx));
+    let rest =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+    futures::StreamExt::chain(futures::stream::iter(initial), rest)
+}
+
+pub fn router() -> Router<Arc<State>> {
+    Router::new()
+        .route("/api/v1/stream/applications", get(applications))
+        .route(
+            "/api/v1/stream/applications/{name}/resource-tree",
+            get(resource_tree),
+        )
+}
