@@ -67,12 +67,23 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    )
-    .for_each(|_| futures::future::ready(()));
+    let stream = reflector::reflector(writer, watch(api)).for_each(|_| futures::future::ready(()));
     (reader, tokio::spawn(stream))
+}
+
+/// A watch whose objects arrive without `managedFields`: nothing here reads them, and they
+/// are about half of what an object weighs in memory and in answers.
+fn watch<K>(
+    api: Api<K>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .modify(|o: &mut K| {
+            o.meta_mut().managed_fields = None;
+        })
+        .default_backoff()
 }
 
 /// The Application watch, also telling the streams what changed.
@@ -81,12 +92,9 @@ fn reflect_apps(
     events: tokio::sync::broadcast::Sender<AppEvent>,
 ) -> (Store<Application>, tokio::task::JoinHandle<()>) {
     let (reader, writer) = reflector::store();
+    let store = reader.clone();
     let mut known = std::collections::HashSet::new();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    )
-    .for_each(move |event| {
+    let stream = reflector::reflector(writer, watch(api)).for_each(move |event| {
         let (kind, app) = match event {
             Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => {
                 let name = app.metadata.name.clone().unwrap_or_default();
@@ -95,18 +103,21 @@ fn reflect_apps(
                 } else {
                     "MODIFIED"
                 };
-                (kind, app)
+                // The store's copy (already updated): events hold no second one.
+                let shared = store
+                    .get(&ObjectRef::from_obj(&app))
+                    .unwrap_or_else(|| Arc::new(app));
+                (kind, shared)
             }
             Ok(watcher::Event::Delete(app)) => {
                 known.remove(app.metadata.name.as_deref().unwrap_or_default());
-                ("DELETED", app)
+                ("DELETED", Arc::new(app))
             }
             _ => return futures::future::ready(()),
         };
-        let _ = events.send(AppEvent {
-            kind,
-            app: Arc::new(app),
-        });
+        if events.receiver_count() > 0 {
+            let _ = events.send(AppEvent { kind, app });
+        }
         futures::future::ready(())
     });
     (reader, tokio::spawn(stream))
@@ -120,7 +131,7 @@ impl State {
         tls: bool,
         cache_dir: std::path::PathBuf,
     ) -> ApiResult<State> {
-        let (app_events, _) = tokio::sync::broadcast::channel(4096);
+        let (app_events, _) = tokio::sync::broadcast::channel(1024);
         let (apps, t1) = reflect_apps(
             Api::<Application>::namespaced(client.clone(), namespace),
             app_events.clone(),

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State as AxumState};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Event;
@@ -28,11 +29,22 @@ const REFRESH: &str = "argocd.argoproj.io/refresh";
 const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 
 /// An app as the API shows it: without `managedFields` (bookkeeping of the API server that
-/// no client of Argo CD's API reads, and half of the bytes).
-pub fn outward(app: &Application) -> Application {
+/// no client of Argo CD's API reads, and half of the bytes). The watch cache already drops
+/// them; copies read from the API server do here.
+pub fn outward(app: &Application) -> std::borrow::Cow<'_, Application> {
+    if app.metadata.managed_fields.is_none() {
+        return std::borrow::Cow::Borrowed(app);
+    }
     let mut app = app.clone();
     app.metadata.managed_fields = None;
-    app
+    std::borrow::Cow::Owned(app)
+}
+
+/// A list answer, serialised straight from the cache's objects.
+#[derive(serde::Serialize)]
+struct List<'a> {
+    metadata: Value,
+    items: Vec<&'a Application>,
 }
 
 /// The RBAC object of an app.
@@ -153,7 +165,7 @@ async fn list(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     axum_extra_query: Query<Vec<(String, String)>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let q = parse_list_query(&axum_extra_query.0);
     let policy = state.policy()?;
     let grants = caller.check(&policy);
@@ -203,11 +215,16 @@ async fn list(
     items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let _ = q.app_namespace;
     let _ = q.resource_version;
-    let items: Vec<Application> = items.iter().map(|a| outward(a)).collect();
-    Ok(Json(json!({
-        "metadata": {"resourceVersion": ""},
-        "items": items,
-    })))
+    let body = serde_json::to_vec(&List {
+        metadata: json!({"resourceVersion": ""}),
+        items: items.iter().map(|a| a.as_ref()).collect(),
+    })
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// Repeated query parameters (`projects=a&projects=b`) as Argo CD's gateway takes them.
@@ -273,12 +290,12 @@ async fn get_one(
                 .as_ref()
                 .is_some_and(|a| a.contains_key(REFRESH));
             if !pending {
-                return Ok(Json(outward(&fresh)));
+                return Ok(Json(outward(&fresh).into_owned()));
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
-    Ok(Json(outward(&app)))
+    Ok(Json(outward(&app).into_owned()))
 }
 
 /// Everything an Application must satisfy before it is written: its own checks, an existing

@@ -71,7 +71,7 @@ async fn applications(
         .state()
         .iter()
         .filter(|a| wanted(a, &state))
-        .map(|a| data(json!({"type": "ADDED", "application": outward(a)})))
+        .map(|a| data(json!({"type": "ADDED", "application": outward(a).as_ref()})))
         .collect();
     let stream = async_stream_of(initial, move |tx| async move {
         loop {
