@@ -56,6 +56,54 @@ pub fn tool(name: &str) -> PathBuf {
     cached
 }
 
+/// An npm package (`name@version`) installed into the cache on first use; returns the
+/// directory whose `node_modules` holds it. For real peers tests start with Node.js (an
+/// OpenID Connect provider, say). Installs are published by rename, one at a time.
+pub fn npm_package(spec: &str) -> PathBuf {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let safe: String = spec
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = tools_dir().join("npm").join(&safe);
+    let _guard = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
+    if dir.join("node_modules").is_dir() {
+        return dir;
+    }
+    let staging = tools_dir()
+        .join("npm")
+        .join(format!(".{safe}.{}.partial", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).unwrap_or_else(|e| panic!("{}: {e}", staging.display()));
+    let out = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+        .arg(&staging)
+        .arg(spec)
+        .output()
+        .unwrap_or_else(|e| panic!("running npm: {e}"));
+    assert!(
+        out.status.success(),
+        "npm install {spec} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match std::fs::rename(&staging, &dir) {
+        Ok(()) => dir,
+        // Another process published it first.
+        Err(_) if dir.join("node_modules").is_dir() => {
+            let _ = std::fs::remove_dir_all(&staging);
+            dir
+        }
+        Err(e) => panic!("publishing {}: {e}", dir.display()),
+    }
+}
+
 /// A `PATH` value with the directories of `tools` first, for child processes that look
 /// programs up by name (a `tiphys` process running `helm`).
 pub fn path_with(tools: &[&str]) -> std::ffi::OsString {

@@ -168,6 +168,7 @@ async fn logins_tokens_and_every_kind_of_bad_request() {
                 nbf: Some(now - 10),
                 exp,
                 jti: None,
+                federated: None,
             },
         )
         .unwrap()
@@ -811,4 +812,236 @@ async fn repositories_clusters_applicationsets_streams_and_webhooks() {
     )
     .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// A browser stand-in: cookies per host (path-blind), redirects followed by hand.
+#[derive(Default)]
+struct Browser {
+    cookies: std::collections::BTreeMap<String, Vec<(String, String)>>,
+}
+
+impl Browser {
+    fn host(url: &str) -> String {
+        url.trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn get(&mut self, url: &str) -> Response {
+        let host = Self::host(url);
+        let jar = self.cookies.entry(host).or_default();
+        let cookie = jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let r = send(url, "GET", &[("Cookie", &cookie)], b"")
+            .unwrap_or_else(|| panic!("GET {url}: no answer"));
+        for (k, v) in &r.headers {
+            if k.eq_ignore_ascii_case("set-cookie")
+                && let Some((name, rest)) = v.split_once('=')
+            {
+                let value = rest.split(';').next().unwrap_or_default().to_string();
+                jar.retain(|(n, _)| n != name);
+                if !value.is_empty() {
+                    jar.push((name.to_string(), value));
+                }
+            }
+        }
+        r
+    }
+
+    /// Follow 3xx answers (relative locations resolved against the previous URL's host).
+    fn follow(&mut self, mut url: String, stop_at: &str) -> (String, Response) {
+        for _ in 0..10 {
+            let r = self.get(&url);
+            if !(300..400).contains(&r.status) || url.contains(stop_at) {
+                return (url, r);
+            }
+            let location = r.header("location").unwrap().to_string();
+            url = if location.starts_with('/') {
+                format!("http://{}{location}", Self::host(&url))
+            } else {
+                location
+            };
+            if url.contains(stop_at) {
+                let r = self.get(&url);
+                return (url, r);
+            }
+        }
+        panic!("too many redirects at {url}");
+    }
+
+    fn set(&mut self, url: &str, name: &str, value: &str) {
+        self.cookies
+            .entry(Self::host(url))
+            .or_default()
+            .push((name.to_string(), value.to_string()));
+    }
+}
+
+struct Provider {
+    child: Child,
+    issuer: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `oidc-provider` from npm, serving users alice and bob, redirecting to `redirect_uri`.
+async fn start_provider(env: &Env, redirect_uri: &str) -> Provider {
+    let prefix = tiphys_testkit::npm_package("oidc-provider@9.13.3");
+    let port = free_port();
+    let port_file = env.dir.path().join(format!("oidc-{port}"));
+    let log = std::fs::File::create(env.dir.path().join("oidc.log")).unwrap();
+    let child = Command::new("node")
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/support/oidc-provider.mjs"),
+        )
+        .env(
+            "OIDC_PROVIDER_MODULE",
+            prefix.join("node_modules/oidc-provider/lib/index.js"),
+        )
+        .env("PORT", port.to_string())
+        .env("REDIRECT_URI", redirect_uri)
+        .env("PORT_FILE", &port_file)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    env.eventually("the identity provider to listen", async || {
+        port_file.exists().then_some(())
+    })
+    .await;
+    Provider {
+        child,
+        issuer: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_sign_on_with_a_real_openid_connect_provider() {
+    let env = Env::start().await;
+    let server = start_server(&env).await;
+    let url = server.url.as_str();
+    let provider = start_provider(&env, &format!("{url}/auth/callback")).await;
+    env.apply(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  url: {url}\n  oidc.config: |\n    name: Test IdP\n    issuer: {}\n    clientID: tiphys\n    clientSecret: $oidc.clientSecret\n    requestedScopes: [openid, profile, email, groups]\n", provider.issuer));
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "argocd");
+    secrets
+        .patch(
+            "argocd-secret",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"stringData": {"oidc.clientSecret": "oidc-client-secret"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  scopes: '[groups, email]'\n  policy.csv: |\n    p, role:payments, applications, get, payments/*, allow\n    p, role:payments, projects, get, payments, allow\n    g, payments, role:payments\n    p, bob@example.com, applications, get, */*, allow\n");
+    let settings = env
+        .eventually("SSO in the settings", async || {
+            let s = send(&format!("{url}/api/v1/settings"), "GET", &[], b"")?.json();
+            (s["oidcConfig"]["issuer"] == json!(provider.issuer)).then_some(s)
+        })
+        .await;
+    assert_eq!(settings["oidcConfig"]["name"], "Test IdP");
+    assert!(
+        !settings.to_string().contains("oidc-client-secret"),
+        "{settings}"
+    );
+
+    // An app in project payments, one elsewhere.
+    let password = initial_password(&env).await;
+    let admin = Client {
+        url,
+        token: Some(
+            login(url, "admin", &password).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+    };
+    let r = admin.call("POST", "/api/v1/projects", Some(json!({"project": {"metadata": {"name": "payments"}, "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]}}})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    env.eventually("the project in the server's cache", async || {
+        (admin.get("/api/v1/projects/payments").status == 200).then_some(())
+    })
+    .await;
+    for (name, project) in [("pay", "payments"), ("web", "default")] {
+        let app = json!({"metadata": {"name": name}, "spec": {"project": project,
+            "source": {"repoURL": "https://git.example.com/apps", "path": name, "targetRevision": "HEAD"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": name}}});
+        let r = admin.call("POST", "/api/v1/applications?validate=false", Some(app));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    // alice logs in through the provider: authorization code with PKCE, in a "browser".
+    let sso = |user: &str| {
+        let mut browser = Browser::default();
+        browser.set(&provider.issuer, "test_user", user);
+        let start = browser.get(&format!("{url}/auth/login?return_url=/applications"));
+        assert_eq!(start.status, 303, "{}", start.body);
+        let to_provider = start.header("location").unwrap().to_string();
+        assert!(to_provider.starts_with(&provider.issuer), "{to_provider}");
+        assert!(
+            to_provider.contains("code_challenge_method=S256"),
+            "{to_provider}"
+        );
+        let (landed, r) = browser.follow(to_provider, "/auth/callback");
+        assert!(
+            landed.starts_with(&format!("{url}/auth/callback")),
+            "{landed}"
+        );
+        assert_eq!(r.status, 303, "{} {}", landed, r.body);
+        assert_eq!(r.header("location"), Some("/applications"));
+        let token = browser.cookies[&Browser::host(url)]
+            .iter()
+            .find(|(n, _)| n == "argocd.token")
+            .map(|(_, v)| v.clone())
+            .expect("a session cookie");
+        (browser, landed, token)
+    };
+    let (_, callback, alice_token) = sso("alice");
+    let alice = Client {
+        url,
+        token: Some(alice_token),
+    };
+    let me = alice.get("/api/v1/session/userinfo").json();
+    assert_eq!(me["loggedIn"], true);
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["iss"], json!(provider.issuer));
+    assert_eq!(
+        me["groups"],
+        json!(["payments", "developers", "alice@example.com"])
+    );
+    let names = |c: &Client| -> Vec<String> {
+        c.get("/api/v1/applications").json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&alice), ["pay"], "groups from the IdP map to roles");
+    let (_, _, bob_token) = sso("bob");
+    let bob = Client {
+        url,
+        token: Some(bob_token),
+    };
+    assert_eq!(names(&bob), ["pay", "web"], "an email scope subject");
+
+    // A callback arriving without the login's cookie, or with a forged state, is refused.
+    let mut stranger = Browser::default();
+    let replay = stranger.get(&callback);
+    assert_error(&replay, 401, 16);
+    let forged = callback.replace("state=", "state=x");
+    let mut b = Browser::default();
+    assert_error(&b.get(&forged), 401, 16);
 }

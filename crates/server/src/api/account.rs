@@ -221,6 +221,7 @@ async fn create_token(
             nbf: Some(now),
             exp,
             jti: Some(id.clone()),
+            federated: None,
         },
     )?;
     update_argocd_secret(&state, |data| {

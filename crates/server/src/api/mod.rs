@@ -81,5 +81,6 @@ pub fn router() -> Router<Arc<State>> {
         .merge(repositories::router())
         .merge(stream::router())
         .merge(webhook::router())
+        .merge(crate::auth::oidc::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }

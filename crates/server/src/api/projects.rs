@@ -233,6 +233,7 @@ async fn create_role_token(
                         nbf: Some(now),
                         exp,
                         jti: Some(id),
+                        federated: None,
                     },
                 )?;
                 return Ok(Json(json!({"token": token})));

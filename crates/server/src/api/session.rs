@@ -89,6 +89,7 @@ async fn create(
             nbf: Some(now),
             exp: Some(now + duration),
             jti: Some(uuid::Uuid::new_v4().to_string()),
+            federated: None,
         },
     )?;
     tracing::info!(user = %login.username, "logged in");

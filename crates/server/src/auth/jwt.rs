@@ -21,6 +21,19 @@ pub struct Claims {
     pub exp: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// A session started through SSO: who the identity provider says the user is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<Federated>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Federated {
+    /// The identity provider's issuer URL.
+    pub issuer: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 pub fn now() -> i64 {
@@ -77,6 +90,7 @@ mod tests {
             nbf: Some(now()),
             exp,
             jti: None,
+            federated: None,
         }
     }
 

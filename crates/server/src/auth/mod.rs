@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod bootstrap;
 pub mod jwt;
+pub mod oidc;
 pub mod ratelimit;
 
 use std::sync::Arc;
@@ -81,6 +82,28 @@ fn token(headers: &HeaderMap) -> Option<(String, bool)> {
 /// Check `token` against its signature and the cluster.
 pub fn authenticate_token(state: &State, token: &str, via_cookie: bool) -> ApiResult<Caller> {
     let claims = jwt::verify(&state.signing_key()?, token)?;
+    if let Some(federated) = &claims.federated {
+        // An SSO user: the groups RBAC knows them by are the claims `scopes` names.
+        let scopes = state.policy()?.scopes.clone();
+        let mut groups = Vec::new();
+        for scope in &scopes {
+            match scope.as_str() {
+                "groups" => groups.extend(federated.groups.iter().cloned()),
+                "email" if !federated.email.is_empty() => groups.push(federated.email.clone()),
+                _ => {}
+            }
+        }
+        if crate::auth::oidc::config(state)?.is_none() {
+            return Err(ApiError::unauthenticated("SSO is no longer configured"));
+        }
+        return Ok(Caller {
+            subject: claims.sub.clone(),
+            account: claims.sub.clone(),
+            groups,
+            issuer: federated.issuer.clone(),
+            via_cookie,
+        });
+    }
     let cm = state.config(ARGOCD_CM);
     let secret = state.secret(ARGOCD_SECRET);
     let all = accounts::accounts(&cm, &secret);
