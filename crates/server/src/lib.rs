@@ -16,6 +16,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod openapi;
 pub mod rbac;
 pub mod state;
 

@@ -58,8 +58,44 @@ pub fn tool(name: &str) -> PathBuf {
 
 /// An npm package (`name@version`) installed into the cache on first use; returns the
 /// directory whose `node_modules` holds it. For real peers tests start with Node.js (an
-/// OpenID Connect provider, say). Installs are published by rename, one at a time.
+/// OpenID Connect provider, say).
 pub fn npm_package(spec: &str) -> PathBuf {
+    cached_install("npm", spec, |dir| {
+        let mut npm = Command::new("npm");
+        npm.args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(dir)
+            .arg(spec);
+        npm
+    })
+}
+
+/// A PyPI package (`name==version`) installed into its own virtual environment in the cache
+/// on first use; returns the path of its `program` (schemathesis' `st`, say).
+pub fn pip_package(spec: &str, program: &str) -> PathBuf {
+    let venv = cached_install("pip", spec, |dir| {
+        // One shell step: create the venv, then install into it with its own pip.
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(r#"python3 -m venv "$1" && "$1/bin/pip" install --quiet --disable-pip-version-check "$2""#)
+            .arg("sh")
+            .arg(dir)
+            .arg(spec);
+        sh
+    });
+    let path = venv.join("bin").join(program);
+    assert!(
+        is_executable(&path),
+        "{spec} installed no program {}",
+        path.display()
+    );
+    path
+}
+
+/// Install `spec` into `<tools>/<kind>/<spec>` with `command(dir)`, once. The install runs
+/// in place (a virtual environment cannot be moved after it is made) under a lock file, so
+/// concurrent processes wait for one another; `.installed` is written last, and a directory
+/// without it — an install that died — is wiped and redone.
+fn cached_install(kind: &str, spec: &str, command: impl FnOnce(&Path) -> Command) -> PathBuf {
     static INSTALLING: Mutex<()> = Mutex::new(());
     let safe: String = spec
         .chars()
@@ -71,37 +107,35 @@ pub fn npm_package(spec: &str) -> PathBuf {
             }
         })
         .collect();
-    let dir = tools_dir().join("npm").join(&safe);
+    let parent = tools_dir().join(kind);
+    let dir = parent.join(&safe);
+    let done = dir.join(".installed");
     let _guard = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
-    if dir.join("node_modules").is_dir() {
+    if done.exists() {
         return dir;
     }
-    let staging = tools_dir()
-        .join("npm")
-        .join(format!(".{safe}.{}.partial", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).unwrap_or_else(|e| panic!("{}: {e}", staging.display()));
-    let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-        .arg(&staging)
-        .arg(spec)
+    std::fs::create_dir_all(&parent).unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
+    let lock_path = parent.join(format!(".{safe}.lock"));
+    let lock = std::fs::File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
+    if done.exists() {
+        return dir;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let out = command(&dir)
         .output()
-        .unwrap_or_else(|e| panic!("running npm: {e}"));
+        .unwrap_or_else(|e| panic!("installing {spec}: {e}"));
     assert!(
         out.status.success(),
-        "npm install {spec} failed:\n{}{}",
+        "installing {spec} failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    match std::fs::rename(&staging, &dir) {
-        Ok(()) => dir,
-        // Another process published it first.
-        Err(_) if dir.join("node_modules").is_dir() => {
-            let _ = std::fs::remove_dir_all(&staging);
-            dir
-        }
-        Err(e) => panic!("publishing {}: {e}", dir.display()),
-    }
+    std::fs::write(&done, spec).unwrap_or_else(|e| panic!("{}: {e}", done.display()));
+    dir
 }
 
 /// A `PATH` value with the directories of `tools` first, for child processes that look

@@ -109,9 +109,9 @@ fn base64_of(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PasswordChange {
+pub(crate) struct PasswordChange {
     new_password: String,
     #[serde(default)]
     current_password: String,
@@ -163,9 +163,9 @@ async fn update_password(
     Ok(Json(json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TokenRequest {
+pub(crate) struct TokenRequest {
     #[serde(default)]
     name: String,
     /// Seconds; 0 never expires.

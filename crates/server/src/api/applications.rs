@@ -515,9 +515,9 @@ async fn update_spec(
     Ok(Json(written.spec))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PatchRequest {
+pub(crate) struct PatchRequest {
     #[serde(default)]
     name: String,
     patch: String,
@@ -626,9 +626,9 @@ async fn delete(
     Ok(Json(json!({})))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SyncRequest {
+pub(crate) struct SyncRequest {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -753,9 +753,9 @@ async fn sync(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct RollbackRequest {
+pub(crate) struct RollbackRequest {
     #[serde(default)]
     id: i64,
     #[serde(default)]

@@ -172,9 +172,10 @@ async fn delete_one(
     Ok(Json(json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct GenerateRequest {
+pub(crate) struct GenerateRequest {
+    #[schemars(schema_with = "crate::openapi::application_set")]
     application_set: ApplicationSet,
 }
 

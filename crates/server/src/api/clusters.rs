@@ -92,9 +92,9 @@ async fn get_one(
     Ok(Json(shape(&name, &server, &config, secret.as_deref())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ClusterRequest {
+pub(crate) struct ClusterRequest {
     server: String,
     #[serde(default)]
     name: String,

@@ -82,5 +82,6 @@ pub fn router() -> Router<Arc<State>> {
         .merge(stream::router())
         .merge(webhook::router())
         .merge(crate::auth::oidc::router())
+        .merge(crate::openapi::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }

@@ -87,9 +87,10 @@ fn check_roles(project: &AppProject) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ProjectRequest {
+pub(crate) struct ProjectRequest {
+    #[schemars(schema_with = "crate::openapi::app_project")]
     project: AppProject,
     #[serde(default)]
     upsert: bool,
@@ -183,9 +184,9 @@ async fn delete_one(
     Ok(Json(json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct RoleTokenRequest {
+pub(crate) struct RoleTokenRequest {
     #[serde(default)]
     expires_in: i64,
     #[serde(default)]

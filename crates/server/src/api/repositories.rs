@@ -165,9 +165,9 @@ async fn get_one(
 }
 
 /// What a client sends to add a repository or a credential template.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct RepoRequest {
+pub(crate) struct RepoRequest {
     #[serde(default)]
     repo: String,
     #[serde(default)]

@@ -16,9 +16,9 @@ use crate::auth::{COOKIE, MaybeCaller, accounts, jwt};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::{ARGOCD_CM, ARGOCD_SECRET, State};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(crate) struct Login {
     #[serde(default)]
     username: String,
     #[serde(default)]
