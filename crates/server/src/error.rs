@@ -106,3 +106,48 @@ impl IntoResponse for ApiError {
         (self.code.http(), axum::Json(body)).into_response()
     }
 }
+
+/// Answers made outside the handlers — a query or path parameter of the wrong type, an
+/// unknown path, a method a path does not take — come as plain text from the router; turn
+/// them into the same error shape as everything else, so clients parse one format.
+pub async fn plain_errors_as_json(response: Response) -> Response {
+    let status = response.status();
+    let is_text = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !status.is_client_error() || !is_text {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => Code::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => Code::NotFound,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
+        _ => Code::InvalidArgument,
+    };
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let message = if text.trim().is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_lowercase()
+    } else {
+        text.trim().to_string()
+    };
+    let body = json!({"error": message, "code": code as i32, "message": message});
+    let mut out = (status, axum::Json(body)).into_response();
+    // Keep what the router said beyond the body (`Allow` on a 405).
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod rbac;
 pub mod state;
@@ -91,7 +92,14 @@ impl Drop for Running {
 
 /// The whole HTTP surface.
 pub fn app(state: Arc<State>) -> Router {
-    api::router().with_state(state)
+    api::router()
+        .merge(metrics::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(axum::middleware::map_response(error::plain_errors_as_json))
+        .with_state(state)
 }
 
 fn tls_config(tls: &Tls) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {

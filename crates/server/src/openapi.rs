@@ -108,6 +108,18 @@ const APP_LIST: &[Param] = &[
     Param("resourceVersion", "string"),
 ];
 
+/// Which live resource, and how to change it.
+const RESOURCE: &[Param] = &[
+    Param("namespace", "string"),
+    Param("resourceName", "string"),
+    Param("version", "string"),
+    Param("group", "string"),
+    Param("kind", "string"),
+    Param("patchType", "string"),
+    Param("force", "boolean"),
+    Param("orphan", "boolean"),
+];
+
 fn application() -> Value {
     resource::<tiphys_model::application::ApplicationSpec>("Application")
 }
@@ -123,6 +135,7 @@ fn application_set_body() -> Value {
 fn operations() -> Vec<Operation> {
     vec![
         op("get", "/healthz", "Liveness").public(),
+        op("get", "/metrics", "Prometheus metrics").public(),
         op("get", "/api/version", "Server version").public(),
         op("get", "/api/v1/settings", "Public settings (SSO, UI)").public(),
         op("get", "/api/badge", "Status badge (SVG)")
@@ -221,6 +234,41 @@ fn operations() -> Vec<Operation> {
             "/api/v1/applications/{name}/syncwindows",
             "Sync windows in effect",
         ),
+        op(
+            "get",
+            "/api/v1/applications/{name}/manifests",
+            "The objects the sources render to",
+        )
+        .query(&[
+            Param("revision", "string"),
+            Param("sourcePositions", "integer[]"),
+            Param("revisions", "string[]"),
+        ]),
+        op(
+            "get",
+            "/api/v1/applications/{name}/revisions/{revision}/metadata",
+            "A commit's author, date, message and tags",
+        )
+        .query(&[Param("sourceIndex", "integer")]),
+        op(
+            "get",
+            "/api/v1/applications/{name}/resource",
+            "One live resource of the application",
+        )
+        .query(RESOURCE),
+        op(
+            "post",
+            "/api/v1/applications/{name}/resource",
+            "Patch one live resource (the body is the patch as a JSON string)",
+        )
+        .query(RESOURCE)
+        .body(|| json!({"type": "string"})),
+        op(
+            "delete",
+            "/api/v1/applications/{name}/resource",
+            "Delete one live resource",
+        )
+        .query(RESOURCE),
         op("get", "/api/v1/projects", "List projects"),
         op("post", "/api/v1/projects", "Create a project")
             .body(body_of::<projects::ProjectRequest>),
@@ -228,6 +276,11 @@ fn operations() -> Vec<Operation> {
         op("put", "/api/v1/projects/{name}", "Replace a project")
             .body(body_of::<projects::ProjectRequest>),
         op("delete", "/api/v1/projects/{name}", "Delete a project"),
+        op(
+            "get",
+            "/api/v1/projects/{name}/events",
+            "Kubernetes events about the project",
+        ),
         op(
             "get",
             "/api/v1/projects/{name}/detailed",
@@ -435,6 +488,7 @@ mod tests {
             .unwrap_or_default();
         let sources = [
             include_str!("api/account.rs"),
+            include_str!("api/app_resources.rs"),
             include_str!("api/applications.rs"),
             include_str!("api/applicationsets.rs"),
             include_str!("api/clusters.rs"),
@@ -444,11 +498,12 @@ mod tests {
             include_str!("api/session.rs"),
             include_str!("api/stream.rs"),
             include_str!("api/webhook.rs"),
+            include_str!("metrics.rs"),
         ];
         let routed: std::collections::BTreeSet<String> = sources
             .iter()
             .flat_map(|s| s.split('"'))
-            .filter(|s| s.starts_with("/api/") || *s == "/healthz")
+            .filter(|s| s.starts_with("/api/") || ["/healthz", "/metrics"].contains(s))
             .filter(|s| !s.contains(' '))
             .map(|s| s.replace("{*", "{"))
             .collect();

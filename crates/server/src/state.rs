@@ -12,6 +12,10 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tiphys_model::{AppProject, Application, ApplicationSet};
 
+use tiphys_controller::clusters::{ClusterSecret, IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
+use tiphys_model::application::ApplicationDestination;
+use tiphys_source::credentials::{RepoSecret, SecretKind};
+
 use crate::auth::ratelimit::LoginLimiter;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{Policy, PolicySources};
@@ -40,11 +44,15 @@ pub struct State {
     /// Whether the server is reached over TLS (cookies are then `Secure`).
     pub tls: bool,
     pub limiter: LoginLimiter,
+    pub metrics: crate::metrics::Metrics,
     /// Repositories and renders (repository checks, ApplicationSet previews, manifests).
     pub repo: Arc<tiphys_controller::manifests::RepoServer>,
     /// Every Application change, for the streams.
     pub app_events: tokio::sync::broadcast::Sender<AppEvent>,
     policy: Mutex<Option<(String, Arc<Policy>)>>,
+    /// Clients for destination clusters declared by Secrets, with the declaration they were
+    /// made from (a changed Secret makes a new client).
+    destinations: Mutex<BTreeMap<String, (ClusterSecret, kube::Client)>>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -154,9 +162,11 @@ impl State {
             configs,
             tls,
             limiter: LoginLimiter::default(),
+            metrics: crate::metrics::Metrics::default(),
             repo: Arc::new(tiphys_controller::manifests::RepoServer::new(cache_dir)),
             app_events,
             policy: Mutex::new(None),
+            destinations: Mutex::new(BTreeMap::new()),
             tasks,
         };
         for ready in [
@@ -205,6 +215,87 @@ impl State {
             .get(&self.key(name))
             .map(|s| secret_text(&s))
             .unwrap_or_default()
+    }
+
+    /// Repository credentials and credential templates, for reading git.
+    pub fn repo_secrets(&self) -> Vec<(SecretKind, RepoSecret)> {
+        self.secrets
+            .state()
+            .iter()
+            .filter_map(|s| {
+                RepoSecret::from_secret(
+                    s.metadata.name.as_deref().unwrap_or_default(),
+                    s.metadata.labels.as_ref()?,
+                    &secret_text(s),
+                )
+            })
+            .collect()
+    }
+
+    /// Clusters declared by Secrets.
+    pub fn cluster_secrets(&self) -> Vec<ClusterSecret> {
+        self.secrets
+            .state()
+            .iter()
+            .filter_map(|s| ClusterSecret::from_secret(s))
+            .collect()
+    }
+
+    /// How sources render here, as the controller renders them (argocd-cm's Kustomize
+    /// options). Helm sees default capabilities: the server does not discover destinations.
+    pub fn render_settings(&self) -> ApiResult<tiphys_controller::manifests::RenderSettings> {
+        let cm = self.configs.get(&self.key(ARGOCD_CM));
+        let kustomize = tiphys_controller::settings::kustomize_build_options(cm.as_deref())
+            .map_err(|e| ApiError::new(crate::error::Code::FailedPrecondition, e))?;
+        Ok(tiphys_controller::manifests::RenderSettings {
+            kustomize,
+            capabilities: None,
+        })
+    }
+
+    /// A client for the cluster `dest` names: this one for the in-cluster destination, else
+    /// one made from its cluster Secret (and kept while the Secret stays the same).
+    pub async fn destination_client(
+        &self,
+        dest: &ApplicationDestination,
+    ) -> ApiResult<kube::Client> {
+        let declared = self.cluster_secrets().into_iter().find(|s| {
+            (!dest.server.is_empty() && s.server == dest.server)
+                || (!dest.name.is_empty() && s.name == dest.name)
+        });
+        let Some(declared) = declared.filter(|d| d.server != IN_CLUSTER_SERVER) else {
+            if dest.server == IN_CLUSTER_SERVER
+                || (dest.server.is_empty() && dest.name == IN_CLUSTER_NAME)
+            {
+                return Ok(self.client.clone());
+            }
+            return Err(ApiError::invalid(format!(
+                "there is no cluster {}",
+                if dest.server.is_empty() {
+                    &dest.name
+                } else {
+                    &dest.server
+                }
+            )));
+        };
+        if let Some((known, client)) = self
+            .destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&declared.server)
+            && *known == declared
+        {
+            return Ok(client.clone());
+        }
+        let client = declared
+            .client()
+            .await
+            .map_err(|e| ApiError::new(crate::error::Code::Unavailable, e))?;
+        self.destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(declared.server.clone(), (declared, client.clone()));
+        Ok(client)
     }
 
     /// `server.secretkey`: the key sessions and tokens are signed with.

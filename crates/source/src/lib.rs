@@ -90,6 +90,18 @@ pub struct RemoteRef {
     pub commit: String,
 }
 
+/// A commit's author, time, message and tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitMetadata {
+    pub sha: String,
+    /// `Name <email>`, as Argo CD shows it.
+    pub author: String,
+    /// Seconds since the epoch.
+    pub seconds: i64,
+    pub message: String,
+    pub tags: Vec<String>,
+}
+
 /// An error with every cause in its chain, `outer: inner: ...`.
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut message = err.to_string();
@@ -543,6 +555,43 @@ impl GitCache {
     /// dropped, so the next [`GitCache::tree`] exports it again.
     pub fn recheck_tree(&self, commit: &str) -> bool {
         self.trees.recheck(commit)
+    }
+
+    /// Who made the commit `revision` resolves to, when, why, and the tags pointing at it
+    /// (Argo CD's revision metadata).
+    pub fn commit_metadata(
+        &self,
+        url: &str,
+        revision: &str,
+        access: &Access,
+    ) -> Result<CommitMetadata, SourceError> {
+        let sha = self.resolve(url, revision, access)?;
+        let repo = self.open_or_init(url)?;
+        let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| classify(url, e))?;
+        let commit = repo
+            .find_object(id)
+            .map_err(|e| classify(url, e))?
+            .peel_to_commit()
+            .map_err(|e| classify(url, e))?;
+        let author = commit.author().map_err(|e| classify(url, e))?;
+        let seconds = author.time().map_err(|e| classify(url, e))?.seconds;
+        let message = commit
+            .message_raw()
+            .map_err(|e| classify(url, e))?
+            .to_string();
+        let tags = self
+            .ls_remote(url, access)?
+            .into_iter()
+            .filter(|r| r.commit == sha)
+            .filter_map(|r| r.name.strip_prefix("refs/tags/").map(str::to_string))
+            .collect();
+        Ok(CommitMetadata {
+            sha,
+            author: format!("{} <{}>", author.name, author.email),
+            seconds,
+            message: message.trim_end().to_string(),
+            tags,
+        })
     }
 }
 

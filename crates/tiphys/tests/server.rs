@@ -252,6 +252,29 @@ async fn logins_tokens_and_every_kind_of_bad_request() {
     );
     assert!(r.status >= 400 && r.status < 500, "{} {}", r.status, r.body);
 
+    // Parameters the router rejects, unknown paths and methods: the same error shape.
+    let auth_header = format!("Bearer {token}");
+    for (method, path, status, code) in [
+        (
+            "GET",
+            "/api/v1/applications/x/resource?kind=ConfigMap",
+            400,
+            3,
+        ),
+        ("DELETE", "/api/v1/applications/x?cascade=maybe", 400, 3),
+        ("GET", "/api/v1/no-such-thing", 404, 5),
+        ("PATCH", "/api/v1/projects", 405, 5),
+    ] {
+        let r = send(
+            &format!("{url}{path}"),
+            method,
+            &[("Authorization", &auth_header)],
+            b"",
+        )
+        .unwrap();
+        assert_error(&r, status, code);
+    }
+
     // A write authenticated by the cookie must come from this server's own pages.
     let cookie_header = format!("argocd.token={token}");
     let project =
@@ -285,6 +308,35 @@ async fn logins_tokens_and_every_kind_of_bad_request() {
         assert_error(&login(url, "admin", "guess-guess"), 401, 16);
     }
     assert_error(&login(url, "admin", &password), 429, 8);
+
+    // Prometheus sees all of it, by route template and outcome, without a login.
+    let metrics = send(&format!("{url}/metrics"), "GET", &[], b"").unwrap();
+    assert_eq!(metrics.status, 200);
+    let count = |series: &str| -> u64 {
+        metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{}", metrics.body))
+    };
+    assert!(count(r#"argocd_login_request_total{status="failure"}"#) >= 5);
+    assert_eq!(
+        count(r#"argocd_login_request_total{status="rate_limited"}"#),
+        1
+    );
+    assert!(
+        count(r#"tiphys_server_requests_total{method="POST",route="/api/v1/projects",code="403"}"#)
+            >= 1
+    );
+    // Series are per route template, not per name asked for.
+    assert!(
+        metrics
+            .body
+            .contains(r#"route="/api/v1/applications/{name}/sync""#)
+            && !metrics.body.contains("/applications/nope"),
+        "{}",
+        metrics.body
+    );
 }
 
 /// Accounts, passwords and the RBAC the article describes: developers read, CI syncs,
@@ -1046,6 +1098,197 @@ async fn single_sign_on_with_a_real_openid_connect_provider() {
     assert_error(&b.get(&forged), 401, 16);
 }
 
+/// What an app is made of, through the server: manifests at the target and at an older
+/// revision, a commit's metadata with its tag, and one live resource read, patched and
+/// deleted — by the admin, and refused to a read-only token; project events.
+#[tokio::test(flavor = "multi_thread")]
+async fn manifests_revision_metadata_and_live_resources() {
+    let env = Env::start().await;
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.viewer: apiKey\n");
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    g, viewer, role:readonly\n");
+    let server = start_server(&env).await;
+    let url = server.url.as_str();
+    let password = initial_password(&env).await;
+    let admin = Client {
+        url,
+        token: Some(
+            login(url, "admin", &password).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+    };
+    let viewer = Client {
+        url,
+        token: Some(
+            admin
+                .call("POST", "/api/v1/account/viewer/token", Some(json!({})))
+                .json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+    };
+
+    let repo = new_repo(
+        env.dir.path(),
+        &[("app/cm.yaml", &configmap("settings", ""))],
+    );
+    let first = git_output(&repo, &["rev-parse", "HEAD"]);
+    common::write(
+        &repo,
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  key: second\n",
+    );
+    commit(&repo, "second version\n\nwith a body");
+    common::git(&repo, &["tag", "v2"]);
+    let second = git_output(&repo, &["rev-parse", "HEAD"]);
+    env.apply(&application(
+        "made",
+        &repo,
+        "app",
+        "made",
+        "    automated: {}\n    syncOptions:\n    - CreateNamespace=true\n",
+    ));
+    env.wait_app("made", "synced", synced_and_healthy).await;
+    env.eventually("the synced app in the server's cache", async || {
+        let app = admin.get("/api/v1/applications/made").json();
+        (app["status"]["sync"]["status"] == "Synced").then_some(())
+    })
+    .await;
+
+    // Manifests: what the target renders to, and what an older commit did.
+    let now = admin.get("/api/v1/applications/made/manifests");
+    assert_eq!(now.status, 200, "{}", now.body);
+    let now = now.json();
+    assert_eq!(now["revision"], second);
+    assert_eq!(now["sourceType"], "Directory");
+    let object: Value = serde_json::from_str(now["manifests"][0].as_str().unwrap()).unwrap();
+    assert_eq!(object["data"]["key"], "second");
+    let then = admin
+        .get(&format!(
+            "/api/v1/applications/made/manifests?revision={first}"
+        ))
+        .json();
+    let object: Value = serde_json::from_str(then["manifests"][0].as_str().unwrap()).unwrap();
+    assert_eq!(object["data"]["key"], "value", "{then}");
+    assert_error(
+        &admin.get("/api/v1/applications/made/manifests?revision=no-such-branch"),
+        404,
+        5,
+    );
+
+    // Revision metadata, with the tag on the commit.
+    let meta = admin.get(&format!(
+        "/api/v1/applications/made/revisions/{second}/metadata"
+    ));
+    assert_eq!(meta.status, 200, "{}", meta.body);
+    let meta = meta.json();
+    assert_eq!(meta["author"], "t <t@example.com>");
+    assert_eq!(meta["message"], "second version\n\nwith a body");
+    assert_eq!(meta["tags"], json!(["v2"]));
+    assert!(meta["date"].as_str().unwrap().ends_with('Z'), "{meta}");
+    assert_eq!(
+        admin
+            .get("/api/v1/applications/made/revisions/v2/metadata")
+            .json()["message"],
+        meta["message"]
+    );
+
+    // One live resource: read, patched, deleted; a read-only caller may only read.
+    let which = "namespace=made&resourceName=settings&version=v1&group=&kind=ConfigMap";
+    let live = admin.get(&format!("/api/v1/applications/made/resource?{which}"));
+    assert_eq!(live.status, 200, "{}", live.body);
+    let manifest: Value = serde_json::from_str(live.json()["manifest"].as_str().unwrap()).unwrap();
+    assert_eq!(manifest["data"]["key"], "second");
+    assert!(manifest["metadata"].get("managedFields").is_none());
+    assert_eq!(
+        viewer
+            .get(&format!("/api/v1/applications/made/resource?{which}"))
+            .status,
+        200
+    );
+    let patch = json!(json!({"metadata": {"labels": {"patched": "yes"}}}).to_string());
+    assert_error(
+        &viewer.call(
+            "POST",
+            &format!("/api/v1/applications/made/resource?{which}&patchType=application/merge-patch%2Bjson"),
+            Some(patch.clone()),
+        ),
+        403,
+        7,
+    );
+    let patched = admin.call(
+        "POST",
+        &format!(
+            "/api/v1/applications/made/resource?{which}&patchType=application/merge-patch%2Bjson"
+        ),
+        Some(patch),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(env.client.clone(), "made");
+    let cm = configmaps.get("settings").await.unwrap();
+    assert_eq!(cm.metadata.labels.unwrap()["patched"], "yes");
+    // Not the app's: refused, even though it exists.
+    assert_error(
+        &admin.get("/api/v1/applications/made/resource?namespace=argocd&resourceName=argocd-cm&version=v1&group=&kind=ConfigMap"),
+        404,
+        5,
+    );
+    assert_error(
+        &viewer.call(
+            "DELETE",
+            &format!("/api/v1/applications/made/resource?{which}"),
+            None,
+        ),
+        403,
+        7,
+    );
+    let deleted = admin.call(
+        "DELETE",
+        &format!("/api/v1/applications/made/resource?{which}&force=true"),
+        None,
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let uid = cm.metadata.uid.unwrap();
+    env.eventually(
+        "the ConfigMap deleted (or replaced by a sync)",
+        async || match configmaps.get_opt("settings").await.ok()? {
+            None => Some(()),
+            Some(c) => (c.metadata.uid.as_deref() != Some(uid.as_str())).then_some(()),
+        },
+    )
+    .await;
+
+    // Project events: what Kubernetes recorded about the project.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), "argocd");
+    let project_uid = admin.get("/api/v1/projects/default").json()["metadata"]["uid"].clone();
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "metadata": {"name": "default.audit", "namespace": "argocd"},
+        "involvedObject": {"kind": "AppProject", "name": "default", "namespace": "argocd", "uid": project_uid},
+        "reason": "ResourceUpdated", "message": "admin updated project", "type": "Normal",
+    }))
+    .unwrap();
+    events.create(&Default::default(), &event).await.unwrap();
+    let listed = admin.get("/api/v1/projects/default/events").json();
+    assert_eq!(
+        listed["items"][0]["message"], "admin updated project",
+        "{listed}"
+    );
+    assert_error(&viewer.get("/api/v1/projects/nope/events"), 403, 7);
+}
+
+fn git_output(repo: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Schemathesis (from PyPI) reads `/swagger.json` and sends generated requests — valid,
 /// boundary and malformed — to every documented operation as the admin: none may end in a
 /// server error. Path parameters start out naming objects that exist (a synced app, the
@@ -1134,7 +1377,7 @@ async fn fuzzing_every_documented_operation_finds_no_server_error() {
     // Shown with --nocapture: which operations only ever answered 4xx, and why.
     eprintln!("{report}");
     assert!(
-        out.status.success(),
+        out.status.success() || only_known_tool_errors(&report),
         "schemathesis found problems:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -1148,4 +1391,20 @@ async fn fuzzing_every_documented_operation_finds_no_server_error() {
         admin.get("/api/v1/session/userinfo").json()["loggedIn"],
         true
     );
+}
+
+/// Whether schemathesis failed only on its own side: no check failed, and every error it
+/// lists is CPython 3.11's `ast.parse` bug (gh-106905, "AST constructor recursion depth
+/// mismatch"), hit while Hypothesis describes a filter lambda — before any request is sent.
+fn only_known_tool_errors(report: &str) -> bool {
+    if report.contains("= FAILURES =") {
+        return false;
+    }
+    let Some((_, errors)) = report.split_once("= ERRORS =") else {
+        return false;
+    };
+    let errors = errors.split("= WARNINGS =").next().unwrap_or(errors);
+    let mut entries = errors.split("\n___").skip(1).peekable();
+    entries.peek().is_some()
+        && entries.all(|entry| entry.contains("AST constructor recursion depth mismatch"))
 }

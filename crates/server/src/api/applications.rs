@@ -12,9 +12,8 @@ use axum::extract::{Path, Query, State as AxumState};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use k8s_openapi::api::core::v1::Event;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_model::Application;
@@ -66,14 +65,14 @@ fn api(state: &State) -> Api<Application> {
 
 /// The app, if the caller may `get` it; one that does not exist and one the caller may not
 /// see answer alike, so names cannot be probed.
-fn visible(state: &State, caller: &Caller, name: &str) -> ApiResult<Arc<Application>> {
+pub(crate) fn visible(state: &State, caller: &Caller, name: &str) -> ApiResult<Arc<Application>> {
     let app = state.app(name).ok_or_else(ApiError::denied)?;
     enforce(state, caller, "applications", "get", &object(&app))?;
     Ok(app)
 }
 
 /// Like [`visible`], and the caller may also do `action` on it.
-fn allowed(
+pub(crate) fn allowed(
     state: &State,
     caller: &Caller,
     name: &str,
@@ -851,20 +850,8 @@ async fn events(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let app = visible(&state, &caller, &name)?;
-    let events: Api<Event> = Api::namespaced(state.client.clone(), &state.namespace);
     let uid = app.metadata.uid.clone().unwrap_or_default();
-    let list = events
-        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
-        .await?;
-    let items: Vec<Event> = list
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.involved_object.kind.as_deref() == Some("Application")
-                && e.involved_object.uid.as_deref().is_none_or(|u| u == uid)
-        })
-        .collect();
-    Ok(Json(json!({"metadata": {}, "items": items})))
+    crate::api::events_about(&state, "Application", &name, &uid).await
 }
 
 /// The resource tree: the app's resources with their sync and health. (Argo CD adds the

@@ -69,18 +69,7 @@ struct CreateQuery {
 
 /// Generate `set`'s Applications, reading git through the repo server.
 async fn preview(state: &State, set: &ApplicationSet) -> ApiResult<Vec<tiphys_model::Application>> {
-    let secrets: Vec<_> = state
-        .secrets
-        .state()
-        .iter()
-        .filter_map(|s| {
-            tiphys_source::credentials::RepoSecret::from_secret(
-                s.metadata.name.as_deref().unwrap_or_default(),
-                s.metadata.labels.as_ref()?,
-                &crate::state::secret_text(s),
-            )
-        })
-        .collect();
+    let secrets = state.repo_secrets();
     let clusters = tiphys_controller::appset::cluster_infos(
         &state
             .secrets

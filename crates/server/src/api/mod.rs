@@ -2,6 +2,7 @@
 //! extractor) and authorises (RBAC) before it reads or writes anything in the cluster.
 
 pub mod account;
+pub mod app_resources;
 pub mod applications;
 pub mod applicationsets;
 pub mod clusters;
@@ -69,12 +70,39 @@ pub fn enforce(
     }
 }
 
+/// Kubernetes events about one object of the control namespace (`kind`, `name`; `uid` tells
+/// apart an object deleted and made again under the same name), as an EventList.
+pub async fn events_about(
+    state: &State,
+    kind: &str,
+    name: &str,
+    uid: &str,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    use k8s_openapi::api::core::v1::Event;
+    let events: kube::Api<Event> = kube::Api::namespaced(state.client.clone(), &state.namespace);
+    let list = events
+        .list(&kube::api::ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await?;
+    let items: Vec<Event> = list
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.involved_object.kind.as_deref() == Some(kind)
+                && e.involved_object.uid.as_deref().is_none_or(|u| u == uid)
+        })
+        .collect();
+    Ok(axum::Json(
+        serde_json::json!({"metadata": {}, "items": items}),
+    ))
+}
+
 pub fn router() -> Router<Arc<State>> {
     Router::new()
         .merge(misc::router())
         .merge(session::router())
         .merge(account::router())
         .merge(applications::router())
+        .merge(app_resources::router())
         .merge(projects::router())
         .merge(applicationsets::router())
         .merge(clusters::router())

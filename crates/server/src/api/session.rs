@@ -63,6 +63,7 @@ async fn create(
         ));
     }
     if !state.limiter.allowed(&login.username) {
+        state.metrics.login("rate_limited");
         return Err(ApiError::new(
             Code::ResourceExhausted,
             "too many failed login attempts; try again later",
@@ -74,10 +75,12 @@ async fn create(
         account.is_some_and(|a| a.can("login") && accounts::password_matches(a, &login.password));
     if !ok {
         state.limiter.failed(&login.username);
+        state.metrics.login("failure");
         tracing::info!(user = %login.username, "login failed");
         return Err(ApiError::unauthenticated("Invalid username or password"));
     }
     state.limiter.succeeded(&login.username);
+    state.metrics.login("success");
     let now = jwt::now();
     let duration = session_seconds(&state);
     let token = jwt::sign(

@@ -73,26 +73,30 @@ async fn applications(
         .filter(|a| wanted(a, &state))
         .map(|a| data(json!({"type": "ADDED", "application": outward(a).as_ref()})))
         .collect();
-    let stream = async_stream_of(initial, move |tx| async move {
-        loop {
-            match changes.recv().await {
-                Ok(event) => {
-                    if wanted(&event.app, &state)
-                        && tx
-                            .send(data(
-                                json!({"type": event.kind, "application": outward(&event.app)}),
-                            ))
-                            .await
-                            .is_err()
-                    {
-                        return;
+    let stream = async_stream_of(
+        state.metrics.watchers.clone(),
+        initial,
+        move |tx| async move {
+            loop {
+                match changes.recv().await {
+                    Ok(event) => {
+                        if wanted(&event.app, &state)
+                            && tx
+                                .send(data(
+                                    json!({"type": event.kind, "application": outward(&event.app)}),
+                                ))
+                                .await
+                                .is_err()
+                        {
+                            return;
+                        }
                     }
+                    // A slow reader missed events: it must start over, as after a watch expiry.
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
                 }
-                // A slow reader missed events: it must start over, as after a watch expiry.
-                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -105,24 +109,32 @@ async fn resource_tree(
     let app = state.app(&name).ok_or_else(ApiError::denied)?;
     enforce(&state, &caller, "applications", "get", &object(&app))?;
     let initial = vec![data(tree(&app))];
-    let stream = async_stream_of(initial, move |tx| async move {
-        loop {
-            match changes.recv().await {
-                Ok(event) if event.app.metadata.name.as_deref() == Some(name.as_str()) => {
-                    if event.kind == "DELETED" || tx.send(data(tree(&event.app))).await.is_err() {
-                        return;
+    let stream = async_stream_of(
+        state.metrics.watchers.clone(),
+        initial,
+        move |tx| async move {
+            loop {
+                match changes.recv().await {
+                    Ok(event) if event.app.metadata.name.as_deref() == Some(name.as_str()) => {
+                        if event.kind == "DELETED" || tx.send(data(tree(&event.app))).await.is_err()
+                        {
+                            return;
+                        }
                     }
+                    Ok(_) => {}
+                    Err(_) => return,
                 }
-                Ok(_) => {}
-                Err(_) => return,
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// `initial` items, then what `produce` sends, as one stream.
+/// `initial` items, then what `produce` sends, as one stream. The producer stops as soon as
+/// the client goes away — not only when it next has something to send, which for a quiet
+/// application could be never — and is counted in the open-streams gauge while it runs.
 fn async_stream_of<F, Fut>(
+    open: prometheus_client::metrics::gauge::Gauge,
     initial: Vec<Result<Event, Infallible>>,
     produce: F,
 ) -> impl Stream<Item = Result<Event, Infallible>>
@@ -131,7 +143,16 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(produce(tx));
+    let watcher = tx.clone();
+    let producing = produce(tx);
+    open.inc();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = producing => {}
+            () = watcher.closed() => {}
+        }
+        open.dec();
+    });
     let rest =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
     futures::StreamExt::chain(futures::stream::iter(initial), rest)

@@ -381,6 +381,18 @@ async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> ApiResult<Response> {
+    let finished = finish_login(&state, &headers, q).await;
+    state.metrics.login(if finished.is_ok() {
+        "success"
+    } else {
+        "failure"
+    });
+    finished
+}
+
+/// The provider sent the browser back: check the pending login, exchange the code and start
+/// a session.
+async fn finish_login(state: &State, headers: &HeaderMap, q: CallbackQuery) -> ApiResult<Response> {
     if let Some(error) = q.error {
         return Err(ApiError::unauthenticated(format!(
             "the identity provider said {error}: {}",
@@ -406,7 +418,7 @@ async fn callback(
     let code = q
         .code
         .ok_or_else(|| ApiError::invalid("no code in the callback"))?;
-    let config = config(&state)?.ok_or_else(|| {
+    let config = config(state)?.ok_or_else(|| {
         ApiError::new(
             Code::FailedPrecondition,
             "SSO is not configured (argocd-cm oidc.config)",

@@ -1,0 +1,366 @@
+//! What an application is made of, read through the server: its rendered `manifests` at a
+//! revision, a revision's commit `metadata`, and its live resources one at a time
+//! (`resource`: get, patch, delete) in the destination cluster.
+//!
+//! Rendering goes through the same repo server and render code as the controller, so what
+//! `manifests` answers is what a sync would apply. Only resources the application manages
+//! (its `status.resources`) can be read or changed here: the endpoint is not a way around
+//! the caller's lack of access to the cluster itself.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State as AxumState};
+use axum::routing::get;
+use axum::{Json, Router};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
+use kube::discovery::{ApiResource, Scope};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tiphys_controller::manifests::ManifestError;
+use tiphys_model::Application;
+use tiphys_model::application::ApplicationSource;
+
+use crate::api::applications::{allowed, visible};
+use crate::api::{Body, enforce};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::state::State;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ManifestQuery {
+    #[serde(default)]
+    revision: String,
+    #[serde(default)]
+    source_positions: Vec<usize>,
+    #[serde(default)]
+    revisions: Vec<String>,
+}
+
+/// The app's sources with the revision to render each at: `revision` for a single source,
+/// `sourcePositions`/`revisions` (1-based positions) for several, else each target revision.
+fn sources_at(app: &Application, q: &ManifestQuery) -> ApiResult<Vec<(ApplicationSource, String)>> {
+    let mut sources: Vec<(ApplicationSource, String)> = app
+        .sources()
+        .into_iter()
+        .map(|s| {
+            let revision = s.revision().to_string();
+            (s.clone(), revision)
+        })
+        .collect();
+    if sources.is_empty() {
+        return Err(ApiError::invalid("the application has no source"));
+    }
+    if !q.revision.is_empty() {
+        if sources.len() > 1 {
+            return Err(ApiError::invalid(
+                "the application has several sources: name each revision with sourcePositions and revisions",
+            ));
+        }
+        sources[0].1 = q.revision.clone();
+    }
+    if q.source_positions.len() != q.revisions.len() {
+        return Err(ApiError::invalid(
+            "sourcePositions and revisions must have the same length",
+        ));
+    }
+    for (position, revision) in q.source_positions.iter().zip(&q.revisions) {
+        let slot = position
+            .checked_sub(1)
+            .and_then(|i| sources.get_mut(i))
+            .ok_or_else(|| {
+                ApiError::invalid(format!("there is no source at position {position}"))
+            })?;
+        slot.1 = revision.clone();
+    }
+    Ok(sources)
+}
+
+/// `GET /api/v1/applications/{name}/manifests`: the objects the app's sources render to.
+async fn manifests(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    let app = visible(&state, &caller, &name)?;
+    let mut query = ManifestQuery::default();
+    for (key, value) in q {
+        match key.as_str() {
+            "revision" => query.revision = value,
+            "sourcePositions" => query.source_positions.push(value.parse().map_err(|_| {
+                ApiError::invalid(format!("sourcePositions: {value:?} is not a number"))
+            })?),
+            "revisions" => query.revisions.push(value),
+            _ => {}
+        }
+    }
+    let sources = sources_at(&app, &query)?;
+    let secrets = state.repo_secrets();
+    let settings = state.render_settings()?;
+    let repo = state.repo.clone();
+    let namespace = app.spec.destination.namespace.clone();
+    let instance = app.metadata.name.clone().unwrap_or_default();
+    let generated = tokio::task::spawn_blocking(move || {
+        let mut commits = Vec::new();
+        for (source, revision) in &sources {
+            let mut pinned = source.clone();
+            pinned.target_revision = revision.clone();
+            commits.push(repo.resolve(&pinned, &secrets)?);
+        }
+        let plain: Vec<ApplicationSource> = sources.into_iter().map(|(s, _)| s).collect();
+        repo.generate(&instance, &namespace, &plain, &commits, &secrets, &settings)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(manifest_error)?;
+    let manifests: Vec<String> = generated
+        .manifests
+        .iter()
+        .map(|m| m.object.to_string())
+        .collect();
+    Ok(Json(json!({
+        "manifests": manifests,
+        "namespace": app.spec.destination.namespace,
+        "server": app.spec.destination.server,
+        "revision": generated.revisions.first().cloned().unwrap_or_default(),
+        "sourceType": generated.source_types.first().cloned().unwrap_or_default(),
+    })))
+}
+
+/// A source that cannot be read: a revision that does not exist is the caller's mistake, a
+/// repository that does not answer is not.
+fn source_error(e: tiphys_source::SourceError) -> ApiError {
+    match e {
+        tiphys_source::SourceError::RevisionNotFound { .. } => {
+            ApiError::new(Code::NotFound, e.to_string())
+        }
+        other => ApiError::new(Code::Unavailable, other.to_string()),
+    }
+}
+
+fn manifest_error(e: ManifestError) -> ApiError {
+    match e {
+        ManifestError::Source { source, .. } => source_error(*source),
+        // The app's own sources do not render: nothing the server can do about it.
+        ManifestError::Render { .. } => ApiError::new(Code::FailedPrecondition, e.to_string()),
+        ManifestError::Unsupported(message) => ApiError::invalid(message),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetadataQuery {
+    #[serde(default)]
+    source_index: Option<usize>,
+}
+
+/// `GET /api/v1/applications/{name}/revisions/{revision}/metadata`: author, date, message and
+/// tags of a commit in the app's repository.
+async fn revision_metadata(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path((name, revision)): Path<(String, String)>,
+    Query(q): Query<MetadataQuery>,
+) -> ApiResult<Json<Value>> {
+    let app = visible(&state, &caller, &name)?;
+    let sources = app.sources();
+    let index = q.source_index.unwrap_or(0);
+    let source = sources
+        .get(index)
+        .ok_or_else(|| ApiError::invalid(format!("there is no source at index {index}")))?;
+    if !source.chart.is_empty() {
+        return Err(ApiError::invalid(
+            "revision metadata is for git sources; this source is a Helm chart",
+        ));
+    }
+    let url = source.repo_url.clone();
+    let access = tiphys_source::credentials::secret_for(&url, &state.repo_secrets())
+        .map(|s| s.access())
+        .unwrap_or_default();
+    let repo = state.repo.clone();
+    let found =
+        tokio::task::spawn_blocking(move || repo.git.commit_metadata(&url, &revision, &access))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(source_error)?;
+    let date = k8s_openapi::jiff::Timestamp::from_second(found.seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "author": found.author,
+        "date": date,
+        "tags": found.tags,
+        "message": found.message,
+        "signatureInfo": "",
+    })))
+}
+
+/// Which live object: Argo CD's query parameters.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceQuery {
+    #[serde(default)]
+    namespace: String,
+    resource_name: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    group: String,
+    kind: String,
+    #[serde(default)]
+    patch_type: String,
+    #[serde(default)]
+    force: Option<bool>,
+    #[serde(default)]
+    orphan: Option<bool>,
+}
+
+/// The live object `q` names, when `app` manages it: its API in the destination cluster.
+async fn managed_object(
+    state: &State,
+    app: &Application,
+    q: &ResourceQuery,
+) -> ApiResult<kube::Api<DynamicObject>> {
+    let status = app.status.clone().unwrap_or_default();
+    let managed = status.resources.iter().find(|r| {
+        r.kind == q.kind
+            && r.group == q.group
+            && r.name == q.resource_name
+            && (q.namespace.is_empty() || r.namespace == q.namespace)
+            && (q.version.is_empty() || r.version.is_empty() || r.version == q.version)
+    });
+    let Some(managed) = managed else {
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!(
+                "{} {}/{} is not a resource of application {}",
+                q.kind,
+                q.namespace,
+                q.resource_name,
+                app.metadata.name.as_deref().unwrap_or_default()
+            ),
+        ));
+    };
+    let client = state.destination_client(&app.spec.destination).await?;
+    let version = if q.version.is_empty() {
+        managed.version.clone()
+    } else {
+        q.version.clone()
+    };
+    let gvk = kube::api::GroupVersionKind::gvk(&managed.group, &version, &managed.kind);
+    let (resource, caps): (ApiResource, _) = kube::discovery::pinned_kind(&client, &gvk)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                Code::NotFound,
+                format!("the destination does not serve {}: {e}", managed.kind),
+            )
+        })?;
+    Ok(if caps.scope == Scope::Namespaced {
+        kube::Api::namespaced_with(client, &managed.namespace, &resource)
+    } else {
+        kube::Api::all_with(client, &resource)
+    })
+}
+
+fn manifest_of(object: &DynamicObject) -> ApiResult<Json<Value>> {
+    let mut object = object.clone();
+    object.metadata.managed_fields = None;
+    let text = serde_json::to_string(&object).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(json!({"manifest": text})))
+}
+
+/// `GET /api/v1/applications/{name}/resource`: one live object of the app.
+async fn get_resource(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ResourceQuery>,
+) -> ApiResult<Json<Value>> {
+    let app = visible(&state, &caller, &name)?;
+    let api = managed_object(&state, &app, &q).await?;
+    manifest_of(&api.get(&q.resource_name).await?)
+}
+
+/// `POST /api/v1/applications/{name}/resource`: patch one live object; the body is the patch
+/// as a JSON string, `patchType` is `application/merge-patch+json` (default),
+/// `application/strategic-merge-patch+json` or `application/json-patch+json`.
+async fn patch_resource(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ResourceQuery>,
+    Body(patch): Body<String>,
+) -> ApiResult<Json<Value>> {
+    let app = allowed(&state, &caller, &name, "update")?;
+    let body: Value = serde_json::from_str(&patch)
+        .map_err(|e| ApiError::invalid(format!("the patch is not JSON: {e}")))?;
+    let patch = match q.patch_type.as_str() {
+        "" | "application/merge-patch+json" | "merge" => Patch::Merge(body),
+        "application/strategic-merge-patch+json" | "strategic" => Patch::Strategic(body),
+        "application/json-patch+json" | "json" => Patch::Json(
+            serde_json::from_value(body)
+                .map_err(|e| ApiError::invalid(format!("not a JSON patch: {e}")))?,
+        ),
+        other => return Err(ApiError::invalid(format!("unknown patchType {other:?}"))),
+    };
+    let api = managed_object(&state, &app, &q).await?;
+    let patched = api
+        .patch(&q.resource_name, &PatchParams::default(), &patch)
+        .await?;
+    tracing::info!(user = %caller.subject, app = %name, kind = %q.kind, resource = %q.resource_name, "resource patched");
+    manifest_of(&patched)
+}
+
+/// `DELETE /api/v1/applications/{name}/resource`: delete one live object (`orphan` leaves its
+/// dependents, `force` deletes at once).
+async fn delete_resource(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ResourceQuery>,
+) -> ApiResult<Json<Value>> {
+    let app = allowed(&state, &caller, &name, "delete")?;
+    let api = managed_object(&state, &app, &q).await?;
+    let mut params = DeleteParams::default();
+    if q.orphan == Some(true) {
+        params.propagation_policy = Some(PropagationPolicy::Orphan);
+    } else {
+        params.propagation_policy = Some(PropagationPolicy::Foreground);
+    }
+    if q.force == Some(true) {
+        params.grace_period_seconds = Some(0);
+    }
+    api.delete(&q.resource_name, &params).await?;
+    tracing::info!(user = %caller.subject, app = %name, kind = %q.kind, resource = %q.resource_name, "resource deleted");
+    Ok(Json(json!({})))
+}
+
+/// `GET /api/v1/projects/{name}/events`: Kubernetes events about the project.
+async fn project_events(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let project = state.project(&name).ok_or_else(ApiError::denied)?;
+    enforce(&state, &caller, "projects", "get", &name)?;
+    let uid = project.metadata.uid.clone().unwrap_or_default();
+    crate::api::events_about(&state, "AppProject", &name, &uid).await
+}
+
+pub fn router() -> Router<Arc<State>> {
+    Router::new()
+        .route("/api/v1/applications/{name}/manifests", get(manifests))
+        .route(
+            "/api/v1/applications/{name}/revisions/{revision}/metadata",
+            get(revision_metadata),
+        )
+        .route(
+            "/api/v1/applications/{name}/resource",
+            get(get_resource)
+                .post(patch_resource)
+                .delete(delete_resource),
+        )
+        .route("/api/v1/projects/{name}/events", get(project_events))
+}
