@@ -1,5 +1,6 @@
-//! `tiphys appset list|get|generate`: ApplicationSets through the Kubernetes API, and a
-//! cluster-free preview of what an ApplicationSet generates (for pull requests).
+//! `tiphys appset list|get|generate`: ApplicationSets through the API server or the Kubernetes
+//! API (`--core`), and a cluster-free preview of what an ApplicationSet generates (for pull
+//! requests).
 
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ use tiphys_appset::Inputs;
 use tiphys_controller::appset::{GitRepos, LocalTree, cluster_infos};
 use tiphys_model::{Application, ApplicationSet};
 
-use crate::kubeconfig::ClientArgs;
+use crate::remote::{ApiClient, ConnectionArgs, Target};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,7 +24,8 @@ enum Command {
     /// List ApplicationSets.
     List {
         #[command(flatten)]
-        client: ClientArgs,
+        connection: ConnectionArgs,
+        /// The control namespace (core mode).
         #[arg(long, short = 'n', default_value = "argocd")]
         namespace: String,
     },
@@ -31,7 +33,8 @@ enum Command {
     Get {
         name: String,
         #[command(flatten)]
-        client: ClientArgs,
+        connection: ConnectionArgs,
+        /// The control namespace (core mode).
         #[arg(long, short = 'n', default_value = "argocd")]
         namespace: String,
     },
@@ -101,17 +104,85 @@ pub fn generate(args: &Args) -> Option<anyhow::Result<()>> {
     })())
 }
 
+/// Where ApplicationSets (and the Applications they own) are read from.
+enum Sets {
+    Core(kube::Client, String),
+    Server(ApiClient),
+}
+
+impl Sets {
+    async fn new(connection: &ConnectionArgs, namespace: &str) -> anyhow::Result<Sets> {
+        Ok(match connection.target().await? {
+            Target::Core(client) => Sets::Core(client, namespace.to_string()),
+            Target::Server(server) => Sets::Server(server),
+        })
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<ApplicationSet>> {
+        match self {
+            Sets::Core(client, namespace) => {
+                let api: Api<ApplicationSet> = Api::namespaced(client.clone(), namespace);
+                Ok(api
+                    .list(&Default::default())
+                    .await
+                    .context("listing ApplicationSets")?
+                    .items)
+            }
+            Sets::Server(server) => {
+                let answer: serde_json::Value = server.get("/api/v1/applicationsets", &[]).await?;
+                match answer.get("items") {
+                    Some(items) if !items.is_null() => serde_json::from_value(items.clone())
+                        .context("GET /api/v1/applicationsets: unexpected answer"),
+                    _ => Ok(Vec::new()),
+                }
+            }
+        }
+    }
+
+    async fn get(&self, name: &str) -> anyhow::Result<ApplicationSet> {
+        match self {
+            Sets::Core(client, namespace) => {
+                let api: Api<ApplicationSet> = Api::namespaced(client.clone(), namespace);
+                api.get(name)
+                    .await
+                    .with_context(|| format!("ApplicationSet {name}"))
+            }
+            Sets::Server(server) => {
+                server
+                    .get(&format!("/api/v1/applicationsets/{}", encode(name)), &[])
+                    .await
+            }
+        }
+    }
+
+    /// The Application if it exists (and the caller may see it).
+    async fn app(&self, name: &str) -> Option<Application> {
+        match self {
+            Sets::Core(client, namespace) => {
+                let api: Api<Application> = Api::namespaced(client.clone(), namespace);
+                api.get_opt(name).await.ok().flatten()
+            }
+            Sets::Server(server) => server
+                .get(&format!("/api/v1/applications/{}", encode(name)), &[])
+                .await
+                .ok(),
+        }
+    }
+}
+
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::List { client, namespace } => {
-            let api: Api<ApplicationSet> = Api::namespaced(client.client().await?, &namespace);
+        Command::List {
+            connection,
+            namespace,
+        } => {
+            let sets = Sets::new(&connection, &namespace).await?;
             let mut table = Table::new(&["NAME", "GENERATOR", "APPS", "CONDITIONS"]);
-            for set in api
-                .list(&Default::default())
-                .await
-                .context("listing ApplicationSets")?
-                .items
-            {
+            for set in sets.list().await? {
                 let status = set.status.clone().unwrap_or_default();
                 let generator = set
                     .spec
@@ -138,17 +209,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Get {
             name,
-            client,
+            connection,
             namespace,
         } => {
-            let client = client.client().await?;
-            let api: Api<ApplicationSet> = Api::namespaced(client.clone(), &namespace);
-            let set = api
-                .get(&name)
-                .await
-                .with_context(|| format!("ApplicationSet {name}"))?;
+            let sets = Sets::new(&connection, &namespace).await?;
+            let set = sets.get(&name).await?;
             let status = set.status.clone().unwrap_or_default();
-            println!("Name:        {namespace}/{name}");
+            println!(
+                "Name:        {}/{name}",
+                set.metadata.namespace.as_deref().unwrap_or(&namespace)
+            );
             println!("Generators:  {}", set.spec.generators.len());
             println!(
                 "Sync policy: {}",
@@ -171,10 +241,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             table.print();
             println!();
             let mut table = Table::new(&["APPLICATION", "STATUS", "HEALTH"]);
-            let apps: Api<Application> = Api::namespaced(client, &namespace);
             for r in &status.resources {
-                let live = apps.get_opt(&r.name).await.ok().flatten();
-                let s = live.and_then(|a| a.status).unwrap_or_default();
+                let s = sets
+                    .app(&r.name)
+                    .await
+                    .and_then(|a| a.status)
+                    .unwrap_or_default();
                 table.row(vec![
                     r.name.clone(),
                     format!("{:?}", s.sync.status),

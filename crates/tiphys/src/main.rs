@@ -1,6 +1,7 @@
 //! The `tiphys` command: GitOps continuous delivery for Kubernetes.
 #![forbid(unsafe_code)]
 
+mod account;
 mod app;
 mod appset;
 mod controller;
@@ -8,6 +9,8 @@ mod install;
 mod kubeconfig;
 mod kustomize;
 mod local_cluster;
+mod proj;
+mod remote;
 mod render;
 mod server;
 mod table;
@@ -43,10 +46,20 @@ enum Command {
     Server(server::ServerArgs),
     /// Local cluster, install and controller in one process (`--demo` for the seed app).
     Up(up::Args),
+    /// Log in to an API server; later commands go through it (its RBAC, your name on syncs).
+    Login(remote::login::LoginArgs),
+    /// Forget the token of a context (default: the current one).
+    Logout(remote::login::LogoutArgs),
+    /// List the contexts the CLI knows, or switch to one.
+    Context(remote::login::ContextArgs),
     /// Operate on Applications: list, get, diff, sync, wait, history, rollback, delete.
     App(app::Args),
     /// ApplicationSets: list, get, and generate (a preview without a cluster).
     Appset(appset::Args),
+    /// AppProjects: list, get, create, delete, role tokens.
+    Proj(proj::Args),
+    /// Your account through the API server: user info, can-i, password, API tokens.
+    Account(account::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +73,8 @@ fn main() -> anyhow::Result<()> {
     // Rendering is blocking work (git, helm); it needs no runtime, and must not run inside one.
     let cli = match cli.command {
         Command::Render(args) => return render::run(args),
+        Command::Logout(args) => return remote::login::logout(args),
+        Command::Context(args) => return remote::login::context(args),
         Command::Kustomize(command) => return kustomize::run(command),
         Command::Appset(args) => match appset::generate(&args) {
             Some(result) => return result,
@@ -78,8 +93,11 @@ fn main() -> anyhow::Result<()> {
             Command::Install(args) => install::run(args).await,
             Command::Controller(args) => controller::run(args).await,
             Command::Server(args) => server::run(args).await,
+            Command::Login(args) => remote::login::login(args).await,
             Command::Up(args) => up::run(args).await,
             Command::Appset(args) => appset::run(args).await,
+            Command::Proj(args) => proj::run(args).await,
+            Command::Account(args) => account::run(args).await,
             Command::App(args) => {
                 let code = app::run(args).await?;
                 if code != 0 {
@@ -87,9 +105,24 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Command::Render(_) | Command::Kustomize(_) => {
+            Command::Render(_)
+            | Command::Kustomize(_)
+            | Command::Logout(_)
+            | Command::Context(_) => {
                 unreachable!("handled before the runtime starts")
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap checks flag names only when a command is parsed: two flags with one name in a
+    /// subcommand would make it panic at start. This checks every subcommand at once.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -9,7 +9,7 @@ use crate::kubeconfig::ClientArgs;
 
 /// Server options shared by `tiphys server` and `tiphys up`.
 #[derive(clap::Args, Clone)]
-pub struct Options {
+pub struct ServerOptions {
     /// Serve plain HTTP (behind a TLS-terminating proxy), as `argocd-server --insecure`.
     #[arg(long)]
     pub insecure: bool,
@@ -19,11 +19,11 @@ pub struct Options {
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Where repositories fetched for checks and previews are cached.
-    #[arg(long = "server-cache-dir", env = "TIPHYS_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
+    #[arg(long, env = "TIPHYS_CACHE_DIR")]
+    pub server_cache_dir: Option<PathBuf>,
 }
 
-impl Options {
+impl ServerOptions {
     pub fn settings(
         &self,
         namespace: &str,
@@ -42,7 +42,7 @@ impl Options {
             namespace: namespace.to_string(),
             listen,
             tls,
-            cache_dir: crate::render::cache_dir(self.cache_dir.clone()).join("server"),
+            cache_dir: crate::render::cache_dir(self.server_cache_dir.clone()).join("server"),
         })
     }
 }
@@ -58,7 +58,7 @@ pub struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
     #[command(flatten)]
-    pub options: Options,
+    pub options: ServerOptions,
 }
 
 /// Start the server; runs until it stops.
@@ -66,7 +66,7 @@ pub async fn serve(
     client: kube::Client,
     namespace: &str,
     listen: SocketAddr,
-    options: &Options,
+    options: &ServerOptions,
 ) -> anyhow::Result<tiphys_server::Running> {
     let running = tiphys_server::start(client, options.settings(namespace, listen)?)
         .await

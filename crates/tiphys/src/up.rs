@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8443")]
     server_listen: SocketAddr,
     #[command(flatten)]
-    server: crate::server::Options,
+    server: crate::server::ServerOptions,
     #[command(flatten)]
     options: Options,
 }
@@ -83,6 +83,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "  admin password: kubectl -n {} get secret argocd-initial-admin-secret -o jsonpath='{{.data.password}}' | base64 -d",
         args.options.namespace
+    );
+    println!(
+        "  log in:   tiphys login {} --insecure --username admin   (then tiphys app/proj/account go through it)",
+        server.url
     );
     println!("  webhook and metrics on http://{}", args.options.listen);
     if args.demo {

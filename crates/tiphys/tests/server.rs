@@ -1096,6 +1096,312 @@ async fn single_sign_on_with_a_real_openid_connect_provider() {
     let forged = callback.replace("state=", "state=x");
     let mut b = Browser::default();
     assert_error(&b.get(&forged), 401, 16);
+
+    // `tiphys login --sso`: the CLI waits on a loopback port, the browser goes through the
+    // provider and comes back there with the session.
+    let config = env.dir.path().join("sso-cli-config");
+    let mut login = cli(&config)
+        .args(["login", url, "--sso", "--sso-port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(login.stdout.take().unwrap()));
+    let start = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("/auth/login?"))
+        .expect("the URL to open");
+    let mut browser = Browser::default();
+    browser.set(&provider.issuer, "test_user", "alice");
+    let to_provider = browser.get(&start).header("location").unwrap().to_string();
+    let (_, back) = browser.follow(to_provider, "/auth/callback");
+    assert_eq!(back.status, 303, "{}", back.body);
+    let to_cli = back.header("location").unwrap().to_string();
+    assert!(to_cli.starts_with("http://127.0.0.1:"), "{to_cli}");
+    assert!(
+        !back
+            .headers
+            .iter()
+            .any(|(_, v)| v.starts_with("argocd.token=") && !v.starts_with("argocd.token=;")),
+        "the browser keeps no session of a CLI login"
+    );
+    // Someone else's answer (a wrong state) is refused and the CLI keeps waiting.
+    let wrong = to_cli.replace("state=", "state=0");
+    assert_eq!(browser.get(&wrong).status, 400);
+    assert_eq!(browser.get(&to_cli).status, 200);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(login.wait().unwrap().success(), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("'alice' logged in")),
+        "{rest:?}"
+    );
+    let out = cli(&config)
+        .args(["account", "get-user-info"])
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        info.contains("Username: alice") && info.contains("payments"),
+        "{info}"
+    );
+    let out = cli(&config).args(["app", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains("pay") && !list.contains("web"), "{list}");
+}
+
+/// The `tiphys` command for a user of the API server: its contexts in `config`, no kubeconfig.
+fn cli(config: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tiphys"));
+    command
+        .env("TIPHYS_CONFIG", config)
+        .env("TIPHYS_NO_BROWSER", "1")
+        .env_remove("KUBECONFIG")
+        .env_remove("TIPHYS_SERVER")
+        .env_remove("TIPHYS_AUTH_TOKEN")
+        .stdin(Stdio::null());
+    command
+}
+
+fn run_cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = cli(config).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The CLI through the server, as a team uses it: the admin logs in and syncs, a read-only
+/// developer in a second context is refused, CI syncs with an API token, contexts switch, and
+/// after logout nothing goes through. Who synced is what the server says, not what the CLI
+/// claims.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
+    let env = Env::start().await;
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.dev: login\n  accounts.ci: apiKey\n");
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    g, dev, role:readonly\n    p, role:ci, applications, get, */*, allow\n    p, role:ci, applications, sync, */*, allow\n    g, ci, role:ci\n");
+    let server = start_server(&env).await;
+    let url = server.url.as_str();
+    let address = url.trim_start_matches("http://");
+    let password = initial_password(&env).await;
+    let repo = new_repo(env.dir.path(), &[("app/cm.yaml", &configmap("cli-cm", ""))]);
+    env.apply(&application(
+        "cli-app",
+        &repo,
+        "app",
+        "cli",
+        "    syncOptions:\n    - CreateNamespace=true\n",
+    ));
+    let config = env.dir.path().join("cli-config");
+    let config = config.as_path();
+
+    // No login yet and no kubeconfig: the CLI says where it would go.
+    let (ok, _, err) = run_cli(config, &["account", "list"]);
+    assert!(!ok && err.contains("tiphys login"), "{err}");
+    let (ok, out, err) = run_cli(
+        config,
+        &[
+            "login",
+            address,
+            "--plaintext",
+            "--username",
+            "admin",
+            "--password",
+            "wrong",
+        ],
+    );
+    assert!(!ok && err.contains("Unauthenticated"), "{out}{err}");
+    let (ok, out, err) = run_cli(
+        config,
+        &[
+            "login",
+            address,
+            "--plaintext",
+            "--username",
+            "admin",
+            "--password",
+            &password,
+        ],
+    );
+    assert!(
+        ok && out.contains("'admin' logged in successfully"),
+        "{out}{err}"
+    );
+    let saved = std::fs::read_to_string(config).unwrap();
+    assert!(
+        saved.contains("current-context: ") && saved.contains("auth-token: "),
+        "{saved}"
+    );
+
+    let listed = env
+        .eventually("the app listed through the server", async || {
+            let (ok, out, _) = run_cli(config, &["app", "list"]);
+            (ok && out.contains("cli-app")).then_some(out)
+        })
+        .await;
+    assert!(
+        listed.contains("OutOfSync") || listed.contains("Unknown"),
+        "{listed}"
+    );
+    let (ok, out, err) = run_cli(config, &["app", "sync", "cli-app", "--timeout", "120"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Synced") && out.contains("cli-cm"), "{out}");
+    let app = env.apps().get("cli-app").await.unwrap();
+    let initiated = status(&app).operation_state.unwrap().operation.initiated_by;
+    assert_eq!(initiated.unwrap().username, "admin");
+    let (ok, out, _) = run_cli(config, &["app", "history", "cli-app"]);
+    assert!(ok && out.lines().count() == 2, "one deployment: {out}");
+    let (_, out, _) = run_cli(
+        config,
+        &["app", "wait", "cli-app", "--sync", "--timeout", "60"],
+    );
+    assert!(out.contains("Sync Status:        Synced"), "{out}");
+    let (_, out, _) = run_cli(
+        config,
+        &[
+            "account",
+            "can-i",
+            "sync",
+            "applications",
+            "default/cli-app",
+        ],
+    );
+    assert_eq!(out.trim(), "yes");
+    let (ok, out, err) = run_cli(config, &["app", "diff", "cli-app"]);
+    assert!(!ok && err.contains("--core"), "{out}{err}");
+
+    // The admin gives dev a password; dev logs in as a second context and may only look.
+    let (ok, out, err) = run_cli(
+        config,
+        &[
+            "account",
+            "update-password",
+            "--account",
+            "dev",
+            "--current-password",
+            &password,
+            "--new-password",
+            "dev-password-1",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run_cli(
+        config,
+        &[
+            "login",
+            address,
+            "--plaintext",
+            "--name",
+            "dev",
+            "--username",
+            "dev",
+            "--password",
+            "dev-password-1",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = run_cli(config, &["context"]);
+    let current: Vec<&str> = out.lines().filter(|l| l.starts_with('*')).collect();
+    assert_eq!(current.len(), 1, "{out}");
+    assert!(current[0].contains(" dev "), "{out}");
+    let (ok, out, _) = run_cli(config, &["app", "get", "cli-app"]);
+    assert!(ok && out.contains("Synced"), "{out}");
+    let (ok, _, err) = run_cli(config, &["app", "sync", "cli-app"]);
+    assert!(!ok && err.contains("PermissionDenied"), "{err}");
+    let (ok, _, err) = run_cli(config, &["app", "delete", "cli-app"]);
+    assert!(!ok && err.contains("PermissionDenied"), "{err}");
+    let (_, out, _) = run_cli(
+        config,
+        &[
+            "account",
+            "can-i",
+            "sync",
+            "applications",
+            "default/cli-app",
+        ],
+    );
+    assert_eq!(out.trim(), "no");
+    let (_, out, _) = run_cli(config, &["account", "get-user-info"]);
+    assert!(out.contains("Username: dev"), "{out}");
+
+    // Back to the admin's context; CI syncs with an API token and no context at all.
+    let (ok, out, err) = run_cli(config, &["context", address]);
+    assert!(ok, "{out}{err}");
+    let (ok, token, err) = run_cli(
+        config,
+        &[
+            "account",
+            "generate-token",
+            "--account",
+            "ci",
+            "--expires-in",
+            "1d",
+        ],
+    );
+    assert!(ok && token.trim().split('.').count() == 3, "{token}{err}");
+    let (ok, out, err) = run_cli(
+        config,
+        &[
+            "app",
+            "sync",
+            "cli-app",
+            "--server",
+            address,
+            "--plaintext",
+            "--auth-token",
+            token.trim(),
+            "--timeout",
+            "120",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let app = env.apps().get("cli-app").await.unwrap();
+    let initiated = status(&app).operation_state.unwrap().operation.initiated_by;
+    assert_eq!(initiated.unwrap().username, "ci");
+    let (_, out, _) = run_cli(config, &["account", "get", "--account", "ci"]);
+    let row = out.lines().last().unwrap_or_default();
+    assert!(
+        !row.contains("never") && row.matches('T').count() == 2,
+        "an expiring token: {out}"
+    );
+
+    // Projects.
+    let team = env.dir.path().join("team.yaml");
+    std::fs::write(&team, "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: team\nspec:\n  description: the team\n  sourceRepos: ['*']\n  destinations:\n  - server: https://kubernetes.default.svc\n    namespace: team-*\n").unwrap();
+    let (ok, out, err) = run_cli(config, &["proj", "create", "-f", team.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = env
+        .eventually("the project through the server", async || {
+            let r = run_cli(config, &["proj", "get", "team"]);
+            r.0.then_some(r)
+        })
+        .await;
+    assert!(
+        ok && out.contains("team-*") && out.contains("the team"),
+        "{out}"
+    );
+    let (_, out, _) = run_cli(config, &["proj", "list"]);
+    assert!(out.contains("default") && out.contains("team"), "{out}");
+
+    // Delete through the server, waiting until the app and its ConfigMap are gone.
+    let (ok, out, err) = run_cli(
+        config,
+        &["app", "delete", "cli-app", "--wait", "--timeout", "120"],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(env.apps().get_opt("cli-app").await.unwrap().is_none());
+
+    // Logged out: the token is gone from the file and nothing goes through.
+    let (ok, out, err) = run_cli(config, &["logout"]);
+    assert!(ok && out.contains("Logged out"), "{out}{err}");
+    let saved = std::fs::read_to_string(config).unwrap();
+    assert_eq!(
+        saved.matches("auth-token: ''").count() + saved.matches("auth-token: \"\"").count(),
+        1,
+        "{saved}"
+    );
+    let (ok, _, err) = run_cli(config, &["app", "list"]);
+    assert!(!ok && err.contains("logged out"), "{err}");
 }
 
 /// What an app is made of, through the server: manifests at the target and at an older
@@ -1407,4 +1713,163 @@ fn only_known_tool_errors(report: &str) -> bool {
     let mut entries = errors.split("\n___").skip(1).peekable();
     entries.peek().is_some()
         && entries.all(|entry| entry.contains("AST constructor recursion depth mismatch"))
+}
+
+/// Stops `tiphys up` when the test ends, however it ends.
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `tiphys up --demo` runs the API server too (HTTPS, self-signed), says how to log in, and the
+/// curl examples of docs/server.md work against it as written (on this test's port); the CLI
+/// then logs in the way `tiphys up` prints and follows the demo app through the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn tiphys_up_serves_the_api_and_the_documented_curl_examples_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, server, listen) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["up", "--demo", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--api-listen", &format!("127.0.0.1:{api}")])
+        .args(["--server-listen", &format!("127.0.0.1:{server}")])
+        .args(["--listen", &format!("127.0.0.1:{listen}")])
+        .env("TIPHYS_CACHE_DIR", dir.path().join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _up = Up(child);
+    let mut printed = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+        let last = line.contains("demo:");
+        printed.push(line);
+        if last {
+            break;
+        }
+    }
+    let printed = printed.join("\n");
+    let url = format!("https://127.0.0.1:{server}");
+    assert!(
+        printed.contains(&format!("API server at {url}")),
+        "{printed}"
+    );
+    assert!(printed.contains("argocd-initial-admin-secret"), "{printed}");
+    let login_hint = format!("tiphys login {url} --insecure --username admin");
+    assert!(printed.contains(&login_hint), "{printed}");
+    let kubeconfig = dir.path().join("data").join("kubeconfig");
+
+    // The documented block, with this test's port.
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md"))
+            .unwrap();
+    let section = docs.split("## Logging in").nth(1).unwrap();
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap()
+        .replace("127.0.0.1:8443", &format!("127.0.0.1:{server}"));
+    assert!(
+        script.contains("curl -sk") && script.contains("/sync"),
+        "{script}"
+    );
+    let path = tiphys_testkit::path_with(&["kubectl", "curl"]);
+    let run_script = || {
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    // First through the CLI, logged in as `tiphys up` says: the demo app syncs by itself.
+    let config = dir.path().join("cli-config");
+    let password = {
+        let out = Command::new(tiphys_testkit::tool("kubectl"))
+            .args([
+                "-n",
+                "argocd",
+                "get",
+                "secret",
+                "argocd-initial-admin-secret",
+                "-o",
+                "jsonpath={.data.password}",
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(out.stdout.trim_ascii())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (ok, out, err) = run_cli(
+        &config,
+        &[
+            "login",
+            &url,
+            "--insecure",
+            "--username",
+            "admin",
+            "--password",
+            &password,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run_cli(
+        &config,
+        &[
+            "app",
+            "wait",
+            "payment-service",
+            "--sync",
+            "--operation",
+            "--timeout",
+            "180",
+        ],
+    );
+    assert!(
+        ok && out.contains("Sync Status:        Synced"),
+        "{out}{err}"
+    );
+
+    // Then the documented curl calls: a login, the list, a sync the server accepts.
+    let (ok, out) = run_script();
+    assert!(ok, "{out}");
+    // Two JSON answers back to back (curl adds no newline).
+    let answers: Vec<Value> = serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    let [list, synced] = answers.as_slice() else {
+        panic!("two answers expected: {out}");
+    };
+    assert_eq!(
+        list["items"][0]["metadata"]["name"], "payment-service",
+        "{out}"
+    );
+    assert!(synced["metadata"].get("managedFields").is_none(), "{out}");
+    assert_eq!(synced["operation"]["sync"]["prune"], true, "{out}");
+    assert_eq!(
+        synced["operation"]["initiatedBy"]["username"], "admin",
+        "{out}"
+    );
 }

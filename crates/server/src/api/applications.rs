@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tiphys_model::Application;
 use tiphys_model::application::{ApplicationSpec, OperationPhase};
 
-use crate::api::{Body, enforce};
+use crate::api::{Body, enforce, written_answer};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::State;
@@ -392,12 +392,12 @@ async fn create(
     match api.create(&PostParams::default(), &app).await {
         Ok(created) => {
             tracing::info!(user = %caller.subject, app = %name, "application created");
-            Ok(Json(created))
+            Ok(written_answer(created))
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let existing = api.get(&name).await?;
             if existing.spec == app.spec {
-                return Ok(Json(existing));
+                return Ok(written_answer(existing));
             }
             if q.upsert != Some(true) {
                 return Err(ApiError::new(
@@ -417,7 +417,7 @@ async fn create(
             updated.metadata.labels = app.metadata.labels.clone();
             updated.metadata.annotations = app.metadata.annotations.clone();
             updated.metadata.finalizers = app.metadata.finalizers.clone();
-            Ok(Json(
+            Ok(written_answer(
                 api.replace(&name, &PostParams::default(), &updated).await?,
             ))
         }
@@ -483,7 +483,7 @@ async fn update(
     })
     .await?;
     tracing::info!(user = %caller.subject, app = %name, "application updated");
-    Ok(Json(written))
+    Ok(written_answer(written))
 }
 
 async fn update_spec(
@@ -567,7 +567,7 @@ async fn patch(
     .await?;
     // The result must still be an app this caller may have and the project allows.
     enforce(&state, &caller, "applications", "update", &object(&written))?;
-    Ok(Json(written))
+    Ok(written_answer(written))
 }
 
 #[derive(Deserialize)]
@@ -747,7 +747,7 @@ async fn sync(
     // Typed once, so a malformed request is an error here, not a stuck operation later.
     serde_json::from_value::<tiphys_model::application::Operation>(operation.clone())
         .map_err(|e| ApiError::invalid(format!("invalid sync request: {e}")))?;
-    Ok(Json(
+    Ok(written_answer(
         start_operation(&state, &caller, &name, operation).await?,
     ))
 }
@@ -796,7 +796,7 @@ async fn rollback(
         "sync": {"revision": entry.revision, "source": entry.source, "dryRun": req.dry_run, "prune": req.prune},
         "initiatedBy": initiator(&caller),
     });
-    Ok(Json(
+    Ok(written_answer(
         start_operation(&state, &caller, &name, operation).await?,
     ))
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_model::ApplicationSet;
 
-use crate::api::{Body, enforce};
+use crate::api::{Body, enforce, written_answer};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::State;
@@ -131,12 +131,12 @@ async fn create(
         return Ok(Json(set));
     }
     match api(&state).create(&PostParams::default(), &set).await {
-        Ok(created) => Ok(Json(created)),
+        Ok(created) => Ok(written_answer(created)),
         Err(kube::Error::Api(s)) if s.code == 409 && q.upsert => {
             enforce(&state, &caller, "applicationsets", "update", &object(&set))?;
             let existing = api(&state).get(&name).await?;
             set.metadata.resource_version = existing.metadata.resource_version;
-            Ok(Json(
+            Ok(written_answer(
                 api(&state)
                     .replace(&name, &PostParams::default(), &set)
                     .await?,

@@ -113,3 +113,9 @@ pub fn router() -> Router<Arc<State>> {
         .merge(crate::openapi::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
+
+/// An object written by this request, answered like every read: without managedFields.
+pub(crate) fn written_answer<K: kube::Resource>(mut object: K) -> axum::Json<K> {
+    object.meta_mut().managed_fields = None;
+    axum::Json(object)
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_model::AppProject;
 
-use crate::api::{Body, enforce};
+use crate::api::{Body, enforce, written_answer};
 use crate::auth::{Caller, jwt};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::{State, project_policy};
@@ -120,12 +120,12 @@ async fn create(
     let mut project = submitted(req.project, &state.namespace);
     project.metadata.resource_version = None;
     match api(&state).create(&PostParams::default(), &project).await {
-        Ok(p) => Ok(Json(p)),
+        Ok(p) => Ok(written_answer(p)),
         Err(kube::Error::Api(s)) if s.code == 409 && req.upsert => {
             enforce(&state, &caller, "projects", "update", &name)?;
             let existing = api(&state).get(&name).await?;
             project.metadata.resource_version = existing.metadata.resource_version;
-            Ok(Json(
+            Ok(written_answer(
                 api(&state)
                     .replace(&name, &PostParams::default(), &project)
                     .await?,
@@ -160,7 +160,7 @@ async fn update(
             "project.metadata.resourceVersion is required",
         ));
     }
-    Ok(Json(
+    Ok(written_answer(
         api(&state)
             .replace(&name, &PostParams::default(), &project)
             .await?,

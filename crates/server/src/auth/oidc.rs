@@ -151,6 +151,17 @@ struct Pending {
     nonce: String,
     return_url: String,
     redirect_uri: String,
+    /// Set when `tiphys login --sso` started the login: the session goes to the CLI.
+    #[serde(default)]
+    cli: Option<CliReturn>,
+}
+
+/// Where the CLI waits for its session: a port on this machine's loopback (never another host,
+/// so this is no open redirect) and the CLI's own `state`, which it checks.
+#[derive(Clone, Serialize, Deserialize)]
+struct CliReturn {
+    port: u16,
+    state: String,
 }
 
 /// This server's URL: argocd-cm `url`, else the scheme and `Host` the request came with.
@@ -190,6 +201,11 @@ fn redirect(to: &str, cookies: Vec<String>) -> Response {
 struct LoginQuery {
     #[serde(default)]
     return_url: Option<String>,
+    /// `tiphys login --sso`: the loopback port the CLI listens on, and its state.
+    #[serde(default)]
+    cli_port: Option<u16>,
+    #[serde(default)]
+    cli_state: Option<String>,
 }
 
 async fn login(
@@ -216,6 +232,17 @@ async fn login(
         nonce: random(32),
         return_url: safe_return(q.return_url.as_deref()),
         redirect_uri: redirect_uri.clone(),
+        cli: match (q.cli_port, q.cli_state) {
+            (Some(port), Some(state)) if port > 0 && !state.is_empty() => {
+                Some(CliReturn { port, state })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::invalid(
+                    "cli_port and cli_state go together (a port above 0, a state)",
+                ));
+            }
+        },
     };
     let sealed = sign(&state.signing_key()?, &pending)?;
     let url = format!(
@@ -426,6 +453,7 @@ async fn finish_login(state: &State, headers: &HeaderMap, q: CallbackQuery) -> A
     })?;
     let issuer = config.issuer.clone();
     let return_url = pending.return_url.clone();
+    let cli = pending.cli.clone();
     let claims = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || exchange(&config, &pending, &code))
@@ -459,6 +487,16 @@ async fn finish_login(state: &State, headers: &HeaderMap, q: CallbackQuery) -> A
         },
     )?;
     tracing::info!(user = %claims.sub, email = ?claims.email, "logged in through SSO");
+    if let Some(cli) = cli {
+        // The CLI gets the session; the browser keeps no cookie of it.
+        let to = format!(
+            "http://127.0.0.1:{}/auth/token?state={}&token={}",
+            cli.port,
+            encode(&cli.state),
+            encode(&token)
+        );
+        return Ok(redirect(&to, vec![cookie(STATE_COOKIE, "", 0, state.tls)]));
+    }
     Ok(redirect(
         &return_url,
         vec![

@@ -1,24 +1,26 @@
-//! `tiphys app list|get|diff|sync|wait|history|rollback|delete|terminate-op`: Applications through the
-//! Kubernetes API, like Argo CD's CLI in core mode.
+//! `tiphys app list|get|diff|sync|wait|history|rollback|delete|terminate-op`: Applications through
+//! the API server the user logged in to, or the Kubernetes API (`--core`, like `argocd --core`).
 
 use std::time::Duration;
 
+mod backend;
+
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::watcher;
+use kube::api::Api;
 use serde_json::json;
 use tiphys_model::Application;
 use tiphys_model::application::{OperationPhase, SyncStatusCode};
 
-use crate::kubeconfig::ClientArgs;
+use crate::remote::{ConnectionArgs, Target};
 use crate::table::Table;
+use backend::{Apps, SyncRequest};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    client: ClientArgs,
-    /// The control namespace.
+    connection: ConnectionArgs,
+    /// The control namespace (core mode).
     #[arg(long, short = 'n', global = true, default_value = "argocd")]
     namespace: String,
     #[command(subcommand)]
@@ -108,14 +110,20 @@ enum Command {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
-    let client = args.client.client().await?;
-    let api: Api<Application> = Api::namespaced(client.clone(), &args.namespace);
+    let apps = match args.connection.target().await? {
+        Target::Core(client) => Apps::Core {
+            api: Api::namespaced(client.clone(), &args.namespace),
+            client,
+            namespace: args.namespace.clone(),
+        },
+        Target::Server(server) => Apps::Server(server),
+    };
     match args.command {
-        Command::List => list(&api).await,
-        Command::Get { name } => get(&api, &name).await,
+        Command::List => list(&apps).await,
+        Command::Get { name } => get(&apps, &name).await,
         Command::Diff { name, cache_dir } => {
             // As Argo CD's CLI: 0 in sync, 1 differences, 2 anything went wrong.
-            match diff(client, &args.namespace, &api, &name, cache_dir).await {
+            match diff(&apps, &name, cache_dir).await {
                 Ok(code) => Ok(code),
                 Err(e) => {
                     eprintln!("Error: {e:#}");
@@ -133,16 +141,22 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             no_wait,
             timeout,
         } => {
-            let resources = resources
-                .iter()
-                .map(|r| parse_resource(r))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let op = json!({
-                "sync": {"prune": prune, "dryRun": dry_run, "resources": resources,
-                          "revision": revision.unwrap_or_default(), "syncOptions": sync_options},
-                "initiatedBy": {"username": user()},
-            });
-            request(&api, &name, op, no_wait, timeout).await
+            let request = SyncRequest {
+                prune,
+                dry_run,
+                resources: resources
+                    .iter()
+                    .map(|r| parse_resource(r))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                revision: revision.unwrap_or_default(),
+                sync_options,
+            };
+            let written = apps.sync(&name, &request, &user()).await?;
+            if no_wait {
+                println!("sync of {name} requested");
+                return Ok(0);
+            }
+            follow(&apps, &name, &written, timeout).await
         }
         Command::Wait {
             name,
@@ -152,7 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             timeout,
         } => {
             let all = !health && !sync && !operation;
-            let done = wait(&api, &name, timeout, |app| {
+            let done = wait(&apps, &name, timeout, |app| {
                 let status = app.status.clone().unwrap_or_default();
                 ((!health && !all)
                     || status.health.status == tiphys_model::application::HealthStatusCode::Healthy)
@@ -169,10 +183,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             }
         }
         Command::History { name } => {
-            let app = api
-                .get(&name)
-                .await
-                .with_context(|| format!("application {name}"))?;
+            let app = apps.get(&name).await?;
             let mut table = Table::new(&["ID", "DATE", "REVISION"]);
             for h in app.status.unwrap_or_default().history {
                 let source = h
@@ -190,10 +201,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Rollback { name, id, prune } => {
-            let app = api
-                .get(&name)
-                .await
-                .with_context(|| format!("application {name}"))?;
+            let app = apps.get(&name).await?;
             let automated = app
                 .spec
                 .sync_policy
@@ -215,13 +223,14 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                         .unwrap_or_else(|| "before the current one".into())
                 );
             };
-            let op = json!({
-                "sync": {"revision": entry.revision, "source": entry.source, "prune": prune},
-                "initiatedBy": {"username": user()},
-            });
-            request(&api, &name, op, false, 0).await
+            let written = apps.rollback(&name, entry, prune, &user()).await?;
+            follow(&apps, &name, &written, 0).await
         }
-        Command::TerminateOp { name } => terminate(&api, &name).await,
+        Command::TerminateOp { name } => {
+            apps.terminate(&name).await?;
+            println!("Application '{name}' operation terminating");
+            Ok(0)
+        }
         Command::Delete {
             name,
             cascade,
@@ -229,101 +238,16 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             wait: wait_gone,
             timeout,
         } => {
-            let app = api
-                .get(&name)
-                .await
-                .with_context(|| format!("application {name}"))?;
-            let finalizer = match propagation_policy.as_str() {
-                "background" => "resources-finalizer.argocd.argoproj.io/background",
-                _ => "resources-finalizer.argocd.argoproj.io",
-            };
-            let mut finalizers: Vec<String> = app
-                .metadata
-                .finalizers
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|f| !f.starts_with("resources-finalizer.argocd.argoproj.io"))
-                .collect();
-            if cascade {
-                finalizers.push(finalizer.to_string());
-            }
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": finalizers}})),
-            )
-            .await
-            .with_context(|| format!("setting finalizers on {name}"))?;
-            api.delete(&name, &DeleteParams::default())
-                .await
-                .with_context(|| format!("deleting {name}"))?;
+            apps.delete(&name, cascade, &propagation_policy).await?;
             println!(
                 "application.argoproj.io/{name} deleted{}",
                 if cascade { " (resources cascade)" } else { "" }
             );
-            if wait_gone && !wait_deleted(&api, &name, timeout).await? {
+            if wait_gone && !apps.wait_deleted(&name, timeout).await? {
                 eprintln!("timed out waiting for application {name} to be deleted");
                 return Ok(1);
             }
             Ok(0)
-        }
-    }
-}
-
-/// Ask the controller to stop `name`'s operation, as Argo CD's API does: the recorded
-/// operation state's phase becomes Terminating (an optimistic write, retried on conflict).
-async fn terminate(api: &Api<Application>, name: &str) -> anyhow::Result<i32> {
-    for _ in 0..10 {
-        let app = api
-            .get(name)
-            .await
-            .with_context(|| format!("application {name}"))?;
-        let running = app
-            .status
-            .as_ref()
-            .and_then(|s| s.operation_state.as_ref())
-            .is_some_and(|s| s.phase == OperationPhase::Running);
-        if app.operation.is_none() || !running {
-            bail!("unable to terminate operation: no operation is in progress on {name}");
-        }
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "replace", "path": "/metadata/resourceVersion", "value": app.metadata.resource_version},
-            {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"},
-        ]))?;
-        match api
-            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
-            .await
-        {
-            Ok(_) => {
-                println!("Application '{name}' operation terminating");
-                return Ok(0);
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 => continue,
-            Err(e) => return Err(e).with_context(|| format!("terminating {name}'s operation")),
-        }
-    }
-    bail!("{name} kept changing; try again")
-}
-
-/// Wait until `name` no longer exists; false on timeout (0 waits forever).
-async fn wait_deleted(api: &Api<Application>, name: &str, timeout: u64) -> anyhow::Result<bool> {
-    let deadline =
-        (timeout > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(timeout));
-    let mut stream = std::pin::pin!(watcher::watch_object(api.clone(), name));
-    loop {
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
-                Ok(n) => n,
-                Err(_) => return Ok(false),
-            },
-            None => stream.next().await,
-        };
-        match next {
-            Some(Ok(None)) => return Ok(true),
-            Some(Ok(Some(_))) => {}
-            Some(Err(e)) => tracing::debug!(error = %e, "watch interrupted; resuming"),
-            None => bail!("watch on application {name} ended"),
         }
     }
 }
@@ -344,11 +268,8 @@ fn parse_resource(text: &str) -> anyhow::Result<serde_json::Value> {
     Ok(json!({"group": group, "kind": kind, "namespace": namespace, "name": name}))
 }
 
-async fn list(api: &Api<Application>) -> anyhow::Result<i32> {
-    let apps = api
-        .list(&Default::default())
-        .await
-        .context("listing applications")?;
+async fn list(apps: &Apps) -> anyhow::Result<i32> {
+    let apps = apps.list().await?;
     let mut table = Table::new(&[
         "NAME",
         "CLUSTER",
@@ -361,7 +282,7 @@ async fn list(api: &Api<Application>) -> anyhow::Result<i32> {
         "PATH",
         "TARGET",
     ]);
-    for app in apps.items {
+    for app in apps {
         let status = app.status.clone().unwrap_or_default();
         let source = app
             .sources()
@@ -486,11 +407,8 @@ fn print_summary(app: &Application) {
     }
 }
 
-async fn get(api: &Api<Application>, name: &str) -> anyhow::Result<i32> {
-    let app = api
-        .get(name)
-        .await
-        .with_context(|| format!("application {name}"))?;
+async fn get(apps: &Apps, name: &str) -> anyhow::Result<i32> {
+    let app = apps.get(name).await?;
     print_summary(&app);
     let status = app.status.clone().unwrap_or_default();
     println!();
@@ -559,22 +477,26 @@ async fn get(api: &Api<Application>, name: &str) -> anyhow::Result<i32> {
 }
 
 async fn diff(
-    client: kube::Client,
-    namespace: &str,
-    api: &Api<Application>,
+    apps: &Apps,
     name: &str,
     cache_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<i32> {
-    let app = api
-        .get(name)
-        .await
-        .with_context(|| format!("application {name}"))?;
+    let Apps::Core {
+        client, namespace, ..
+    } = apps
+    else {
+        bail!(
+            "app diff renders and compares on this machine and needs the cluster: add --core \
+             (or --kubeconfig); through the API server it is not available yet"
+        );
+    };
+    let app = apps.get(name).await?;
     let settings = tiphys_controller::Settings {
-        namespace: namespace.to_string(),
+        namespace: namespace.clone(),
         cache_dir: crate::render::cache_dir(cache_dir),
         ..Default::default()
     };
-    let controller = tiphys_controller::Controller::start(client, settings)
+    let controller = tiphys_controller::Controller::start(client.clone(), settings)
         .await
         .context("reading the control namespace")?;
     let desired = tiphys_controller::compare_app(&controller, &app)
@@ -609,77 +531,60 @@ async fn diff(
 
 /// Watch one Application until `done` holds; None on timeout (0 waits forever).
 async fn wait(
-    api: &Api<Application>,
+    apps: &Apps,
     name: &str,
     timeout: u64,
     done: impl Fn(&Application) -> bool,
 ) -> anyhow::Result<Option<Application>> {
-    let mut stream = std::pin::pin!(watcher::watch_object(api.clone(), name));
     let deadline =
         (timeout > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(timeout));
+    let Some(stream) = backend::before(deadline, apps.watch(name)).await else {
+        return Ok(None);
+    };
+    let mut stream = stream?;
     loop {
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
-                Ok(n) => n,
-                Err(_) => return Ok(None),
-            },
-            None => stream.next().await,
-        };
-        match next {
-            Some(Ok(Some(app))) if done(&app) => return Ok(Some(app)),
-            Some(Ok(None)) => bail!("application {name} not found"),
-            Some(Ok(Some(_))) => {}
-            Some(Err(e)) => tracing::debug!(error = %e, "watch interrupted; resuming"),
-            None => bail!("watch on application {name} ended"),
+        match backend::before(deadline, stream.next()).await {
+            None => return Ok(None),
+            Some(Some(Ok(Some(app)))) if done(&app) => return Ok(Some(app)),
+            Some(Some(Ok(Some(_)))) => {}
+            Some(Some(Ok(None))) => bail!("application {name} not found"),
+            Some(Some(Err(e))) => return Err(e.context(format!("watching application {name}"))),
+            Some(None) => bail!("watch on application {name} ended"),
         }
     }
 }
 
-/// Request an operation and, unless `no_wait`, follow it to the end with a progress line.
-async fn request(
-    api: &Api<Application>,
+/// Follow the operation `written` carries to its end with a progress line, then show the app.
+async fn follow(
+    apps: &Apps,
     name: &str,
-    op: serde_json::Value,
-    no_wait: bool,
+    written: &Application,
     timeout: u64,
 ) -> anyhow::Result<i32> {
-    let app = api
-        .get(name)
-        .await
-        .with_context(|| format!("application {name}"))?;
-    if app.operation.is_some() {
-        bail!("another operation is already in progress on {name}");
-    }
-    let patch =
-        json!({"metadata": {"resourceVersion": app.metadata.resource_version}, "operation": op});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .with_context(|| format!("requesting a sync of {name}"))?;
-    if no_wait {
-        println!("sync of {name} requested");
-        return Ok(0);
-    }
-    let requested: tiphys_model::application::Operation =
-        serde_json::from_value(op).context("operation")?;
+    let requested = written
+        .operation
+        .as_ref()
+        .map(|op| op.sync.clone())
+        .with_context(|| format!("{name}: the operation was not recorded"))?;
     let progress = indicatif::ProgressBar::new_spinner();
     progress.enable_steady_tick(Duration::from_millis(120));
-    let finished = wait(api, name, timeout, |app| {
+    let finished = wait(apps, name, timeout, |app| {
         let state = app.status.as_ref().and_then(|s| s.operation_state.as_ref());
         if let Some(state) = state {
             progress.set_message(format!("{:?}: {}", state.phase, state.message));
         }
         app.operation.is_none()
             && state.is_some_and(|s| {
-                s.operation.sync == requested.sync && s.phase != OperationPhase::Running
+                s.operation.sync == requested && s.phase != OperationPhase::Running
             })
     })
     .await?;
     progress.finish_and_clear();
     let Some(app) = finished else {
-        eprintln!("timed out waiting for the sync of {name}");
+        eprintln!("timed out waiting for the operation on {name}");
         return Ok(1);
     };
-    get(api, name).await?;
+    get(apps, name).await?;
     let phase = app.status.and_then(|s| s.operation_state).map(|s| s.phase);
     Ok(if phase == Some(OperationPhase::Succeeded) {
         0
