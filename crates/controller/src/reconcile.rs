@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::jiff::{Timestamp, Unit};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
-use tiphys_diff::{IgnoreRule, IgnoreRules};
+use tiphys_diff::IgnoreRules;
 use tiphys_model::application::{
     ApplicationCondition, ApplicationSource, ApplicationStatus, ComparedTo, HealthStatus,
     Operation, OperationInitiator, OperationPhase, ResourceStatus, SyncOperation, SyncStatusCode,
@@ -175,15 +175,10 @@ pub(crate) fn custom_health(c: &Controller) -> tiphys_health::CustomHealth {
 
 fn ignore_rules(c: &Controller, app: &Application) -> Result<IgnoreRules, Problem> {
     let cm = argocd_cm(c);
-    let mut rules =
-        crate::settings::system_ignore_rules(cm.as_deref()).map_err(Problem::comparison)?;
-    for spec in &app.spec.ignore_differences {
-        rules.push(
-            IgnoreRule::from_spec(spec)
-                .map_err(|e| Problem::spec(format!("spec.ignoreDifferences: {e}")))?,
-        );
-    }
-    Ok(IgnoreRules(rules))
+    crate::settings::ignore_rules(cm.as_deref(), app).map_err(|e| match e {
+        crate::settings::IgnoreRulesError::System(_) => Problem::comparison(e.to_string()),
+        crate::settings::IgnoreRulesError::Spec(_) => Problem::spec(e.to_string()),
+    })
 }
 
 /// Resolve, render and compare: everything up to the verdict.

@@ -160,6 +160,28 @@ pub fn system_ignore_rules(cm: Option<&ConfigMap>) -> Result<Vec<IgnoreRule>, St
     Ok(rules)
 }
 
+/// Why the rules of an app's comparison could not be built: argocd-cm's fault or the app's.
+#[derive(Debug, thiserror::Error)]
+pub enum IgnoreRulesError {
+    #[error("{0}")]
+    System(String),
+    #[error("spec.ignoreDifferences: {0}")]
+    Spec(String),
+}
+
+/// Everything a comparison of `app` ignores: argocd-cm's system-wide customizations, then the
+/// app's `spec.ignoreDifferences`. The controller and the API server's diffs share it.
+pub fn ignore_rules(
+    cm: Option<&ConfigMap>,
+    app: &tiphys_model::Application,
+) -> Result<tiphys_diff::IgnoreRules, IgnoreRulesError> {
+    let mut rules = system_ignore_rules(cm).map_err(IgnoreRulesError::System)?;
+    for spec in &app.spec.ignore_differences {
+        rules.push(IgnoreRule::from_spec(spec).map_err(|e| IgnoreRulesError::Spec(e.to_string()))?);
+    }
+    Ok(tiphys_diff::IgnoreRules(rules))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,8 +227,15 @@ fn operations() -> Vec<Operation> {
         op(
             "get",
             "/api/v1/applications/{name}/managed-resources",
-            "Managed resources and their diffs",
-        ),
+            "Managed resources with desired, live and predicted states",
+        )
+        .query(&[
+            Param("namespace", "string"),
+            Param("name", "string"),
+            Param("version", "string"),
+            Param("group", "string"),
+            Param("kind", "string"),
+        ]),
         op(
             "get",
             "/api/v1/applications/{name}/syncwindows",

@@ -243,8 +243,13 @@ impl State {
 
     /// How sources render here, as the controller renders them (argocd-cm's Kustomize
     /// options). Helm sees default capabilities: the server does not discover destinations.
+    /// argocd-cm as the cache has it.
+    pub fn argocd_cm(&self) -> Option<Arc<ConfigMap>> {
+        self.configs.get(&self.key(ARGOCD_CM))
+    }
+
     pub fn render_settings(&self) -> ApiResult<tiphys_controller::manifests::RenderSettings> {
-        let cm = self.configs.get(&self.key(ARGOCD_CM));
+        let cm = self.argocd_cm();
         let kustomize = tiphys_controller::settings::kustomize_build_options(cm.as_deref())
             .map_err(|e| ApiError::new(crate::error::Code::FailedPrecondition, e))?;
         Ok(tiphys_controller::manifests::RenderSettings {

@@ -1267,8 +1267,74 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
         ],
     );
     assert_eq!(out.trim(), "yes");
-    let (ok, out, err) = run_cli(config, &["app", "diff", "cli-app"]);
-    assert!(!ok && err.contains("--core"), "{out}{err}");
+
+    // Diffs through the server: none while in sync; a hand edit shows, and exactly as the
+    // direct (--core) diff shows it.
+    let diff = |config| {
+        let out = cli(config)
+            .args(["app", "diff", "cli-app"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = diff(config);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(env.client.clone(), "cli");
+    configmaps
+        .patch(
+            "cli-cm",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"data": {"key": "edited-by-hand"}})),
+        )
+        .await
+        .unwrap();
+    let (code, through_server, err) = diff(config);
+    assert_eq!(code, Some(1), "{through_server}{err}");
+    assert!(
+        through_server.contains("/ConfigMap cli/cli-cm")
+            && through_server.contains("-  key: edited-by-hand")
+            && through_server.contains("+  key: value"),
+        "{through_server}"
+    );
+    let direct = env.tiphys(&["app", "diff", "cli-app"]);
+    assert_eq!(direct.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&direct.stdout), through_server);
+    // The answer behind it, in Argo CD's shape.
+    let admin = Client {
+        url,
+        token: Some(
+            login(url, "admin", &password).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+    };
+    let managed = admin
+        .get("/api/v1/applications/cli-app/managed-resources?kind=ConfigMap")
+        .json();
+    let item = &managed["items"][0];
+    assert_eq!(item["name"], "cli-cm", "{managed}");
+    assert_eq!(item["modified"], true, "{managed}");
+    let target: Value = serde_json::from_str(item["targetState"].as_str().unwrap()).unwrap();
+    let live: Value = serde_json::from_str(item["liveState"].as_str().unwrap()).unwrap();
+    assert_eq!(target["data"]["key"], "value");
+    assert_eq!(live["data"]["key"], "edited-by-hand");
+    assert!(live["metadata"].get("managedFields").is_none());
+    let none = admin
+        .get("/api/v1/applications/cli-app/managed-resources?kind=Secret")
+        .json();
+    assert_eq!(none["items"], json!([]), "{none}");
+    // Synced again by the admin, nothing differs any more.
+    let (ok, out, err) = run_cli(config, &["app", "sync", "cli-app", "--timeout", "120"]);
+    assert!(ok, "{out}{err}");
+    let (code, out, err) = diff(config);
+    assert_eq!(code, Some(0), "{out}{err}");
 
     // The admin gives dev a password; dev logs in as a second context and may only look.
     let (ok, out, err) = run_cli(

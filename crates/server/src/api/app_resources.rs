@@ -96,24 +96,7 @@ async fn manifests(
         }
     }
     let sources = sources_at(&app, &query)?;
-    let secrets = state.repo_secrets();
-    let settings = state.render_settings()?;
-    let repo = state.repo.clone();
-    let namespace = app.spec.destination.namespace.clone();
-    let instance = app.metadata.name.clone().unwrap_or_default();
-    let generated = tokio::task::spawn_blocking(move || {
-        let mut commits = Vec::new();
-        for (source, revision) in &sources {
-            let mut pinned = source.clone();
-            pinned.target_revision = revision.clone();
-            commits.push(repo.resolve(&pinned, &secrets)?);
-        }
-        let plain: Vec<ApplicationSource> = sources.into_iter().map(|(s, _)| s).collect();
-        repo.generate(&instance, &namespace, &plain, &commits, &secrets, &settings)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(manifest_error)?;
+    let generated = render(&state, &app, sources).await?;
     let manifests: Vec<String> = generated
         .manifests
         .iter()
@@ -126,6 +109,34 @@ async fn manifests(
         "revision": generated.revisions.first().cloned().unwrap_or_default(),
         "sourceType": generated.source_types.first().cloned().unwrap_or_default(),
     })))
+}
+
+/// The objects `app`'s sources render to, each source at the revision paired with it: the
+/// controller's repo server and render code, with the repositories' credentials and argocd-cm's
+/// build options.
+pub(crate) async fn render(
+    state: &State,
+    app: &Application,
+    sources: Vec<(ApplicationSource, String)>,
+) -> ApiResult<tiphys_controller::manifests::Generated> {
+    let secrets = state.repo_secrets();
+    let settings = state.render_settings()?;
+    let repo = state.repo.clone();
+    let namespace = app.spec.destination.namespace.clone();
+    let instance = app.metadata.name.clone().unwrap_or_default();
+    tokio::task::spawn_blocking(move || {
+        let mut commits = Vec::new();
+        for (source, revision) in &sources {
+            let mut pinned = source.clone();
+            pinned.target_revision = revision.clone();
+            commits.push(repo.resolve(&pinned, &secrets)?);
+        }
+        let plain: Vec<ApplicationSource> = sources.into_iter().map(|(s, _)| s).collect();
+        repo.generate(&instance, &namespace, &plain, &commits, &secrets, &settings)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(manifest_error)
 }
 
 /// A source that cannot be read: a revision that does not exist is the caller's mistake, a

@@ -886,26 +886,6 @@ pub fn tree(app: &Application) -> Value {
     json!({"nodes": nodes, "orphanedNodes": [], "hosts": []})
 }
 
-async fn managed_resources(
-    AxumState(state): AxumState<Arc<State>>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let app = visible(&state, &caller, &name)?;
-    let status = app.status.clone().unwrap_or_default();
-    let items: Vec<Value> = status
-        .resources
-        .iter()
-        .map(|r| {
-            json!({
-                "group": r.group, "kind": r.kind, "namespace": r.namespace, "name": r.name,
-                "requiresPruning": r.requires_pruning,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"items": items})))
-}
-
 async fn sync_windows(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
@@ -941,7 +921,7 @@ pub fn router() -> Router<Arc<State>> {
         )
         .route(
             "/api/v1/applications/{name}/managed-resources",
-            get(managed_resources),
+            get(crate::api::managed::managed_resources),
         )
         .route("/api/v1/applications/{name}/syncwindows", get(sync_windows))
 }

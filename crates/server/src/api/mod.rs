@@ -6,6 +6,7 @@ pub mod app_resources;
 pub mod applications;
 pub mod applicationsets;
 pub mod clusters;
+pub mod managed;
 pub mod misc;
 pub mod projects;
 pub mod repositories;

@@ -481,14 +481,11 @@ async fn diff(
     name: &str,
     cache_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<i32> {
-    let Apps::Core {
-        client, namespace, ..
-    } = apps
-    else {
-        bail!(
-            "app diff renders and compares on this machine and needs the cluster: add --core \
-             (or --kubeconfig); through the API server it is not available yet"
-        );
+    let (client, namespace) = match apps {
+        Apps::Core {
+            client, namespace, ..
+        } => (client, namespace),
+        Apps::Server(server) => return server_diff(server, name).await,
     };
     let app = apps.get(name).await?;
     let settings = tiphys_controller::Settings {
@@ -525,6 +522,58 @@ async fn diff(
         } else {
             print!("{}", item.diff);
         }
+    }
+    Ok(i32::from(differs))
+}
+
+/// `app diff` through the API server: its managed resources with their normalised live and
+/// predicted states (the controller's comparison, made by the server), one diff per resource
+/// that differs.
+async fn server_diff(server: &crate::remote::ApiClient, name: &str) -> anyhow::Result<i32> {
+    let path = format!(
+        "/api/v1/applications/{}/managed-resources",
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let answer: serde_json::Value = server.get(&path, &[]).await?;
+    let state = |item: &serde_json::Value, field: &str| -> serde_json::Value {
+        item[field]
+            .as_str()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let mut differs = false;
+    for item in answer["items"].as_array().into_iter().flatten() {
+        if item["hook"] == true {
+            continue;
+        }
+        let live = state(item, "normalizedLiveState");
+        let predicted = state(item, "predictedLiveState");
+        let extraneous_ignored = predicted.is_null()
+            && state(item, "liveState")
+                .pointer("/metadata/annotations/argocd.argoproj.io~1compare-options")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|o| o.contains("IgnoreExtraneous"));
+        if live == predicted || extraneous_ignored {
+            continue;
+        }
+        differs = true;
+        let field = |f: &str| item[f].as_str().unwrap_or_default();
+        println!(
+            "===== {}/{} {}/{} ======",
+            field("group"),
+            field("kind"),
+            field("namespace"),
+            field("name")
+        );
+        print!(
+            "{}",
+            tiphys_diff::unified(
+                &tiphys_diff::to_yaml(&live),
+                &tiphys_diff::to_yaml(&predicted),
+                "live",
+                "desired"
+            )
+        );
     }
     Ok(i32::from(differs))
 }
