@@ -330,7 +330,16 @@ fn operations() -> Vec<Operation> {
             "Delete an ApplicationSet",
         ),
         op("get", "/api/v1/clusters", "List clusters"),
-        op("post", "/api/v1/clusters", "Add a cluster").body(body_of::<clusters::ClusterRequest>),
+        op("post", "/api/v1/clusters", "Add a cluster")
+            .query(&[Param("upsert", "boolean")])
+            .body(body_of::<clusters::ClusterRequest>),
+        op(
+            "put",
+            "/api/v1/clusters/{id}",
+            "Change a cluster (only updatedFields, when named)",
+        )
+        .query(&[Param("updatedFields", "string[]")])
+        .body(body_of::<clusters::ClusterRequest>),
         op(
             "get",
             "/api/v1/clusters/{id}",
@@ -343,6 +352,12 @@ fn operations() -> Vec<Operation> {
             .query(&[Param("upsert", "boolean"), Param("credsOnly", "boolean")])
             .body(body_of::<repositories::RepoRequest>),
         op("get", "/api/v1/repositories/{url}", "One repository"),
+        op(
+            "put",
+            "/api/v1/repositories/{url}",
+            "Change a repository (credentials left out are kept)",
+        )
+        .body(body_of::<repositories::RepoRequest>),
         op(
             "delete",
             "/api/v1/repositories/{url}",
@@ -363,6 +378,12 @@ fn operations() -> Vec<Operation> {
         op("post", "/api/v1/repocreds", "Add a credential template")
             .query(&[Param("upsert", "boolean")])
             .body(body_of::<repositories::RepoRequest>),
+        op(
+            "put",
+            "/api/v1/repocreds/{url}",
+            "Change a credential template (credentials left out are kept)",
+        )
+        .body(body_of::<repositories::RepoRequest>),
         op(
             "delete",
             "/api/v1/repocreds/{url}",

@@ -525,6 +525,72 @@ async fn the_articles_roles_allowed_and_denied_endpoint_by_endpoint() {
         "{events}"
     );
 
+    // Every endpoint family × every role: 200 where the policy allows, 403 where it does not.
+    // Writes create something named after the caller, so one role's success does not change
+    // what the next one gets.
+    let roles: [(&str, &Client); 4] = [
+        ("dev", &dev),
+        ("ci", &ci),
+        ("team", &team),
+        ("platform", &platform),
+    ];
+    let web_spec = app("web", "shop")["spec"].clone();
+    let repo_url = format!("file://{}", repo.display());
+    type Body = Box<dyn Fn(&str) -> Option<Value>>;
+    let none = || -> Body { Box::new(|_| None) };
+    let cases: Vec<(&str, &str, String, Body, [u16; 4])> = vec![
+        ("GET", "application manifests", "/api/v1/applications/web/manifests".into(), none(), [200, 200, 403, 200]),
+        ("GET", "managed resources", "/api/v1/applications/web/managed-resources".into(), none(), [200, 200, 403, 200]),
+        ("GET", "resource tree", "/api/v1/applications/web/resource-tree".into(), none(), [200, 200, 403, 200]),
+        ("GET", "a live resource", "/api/v1/applications/web/resource?namespace=web&resourceName=settings&version=v1&kind=ConfigMap".into(), none(), [200, 200, 403, 200]),
+        ("POST", "patching a live resource", "/api/v1/applications/web/resource?namespace=web&resourceName=settings&version=v1&kind=ConfigMap&patchType=merge".into(),
+            Box::new(|who| Some(json!(format!("{{\"metadata\":{{\"labels\":{{\"touched-by\":\"{who}\"}}}}}}")))), [403, 403, 403, 200]),
+        ("PUT", "application spec", "/api/v1/applications/web/spec".into(), Box::new(move |_| Some(web_spec.clone())), [403, 403, 403, 200]),
+        ("GET", "application events", "/api/v1/applications/web/events".into(), none(), [200, 200, 403, 200]),
+        ("POST", "ApplicationSet create", "/api/v1/applicationsets".into(), Box::new(|who| Some(json!({
+            "metadata": {"name": format!("set-{who}")},
+            "spec": {"generators": [{"list": {"elements": []}}], "template": {"metadata": {"name": "x-{{name}}"},
+                "spec": {"project": "payments", "source": {"repoURL": "https://git.example.com/x", "path": "x"},
+                    "destination": {"server": "https://kubernetes.default.svc", "namespace": "x"}}}}}))), [403, 403, 403, 200]),
+        ("GET", "project detail", "/api/v1/projects/shop/detailed".into(), none(), [200, 403, 403, 200]),
+        ("GET", "project events", "/api/v1/projects/shop/events".into(), none(), [200, 403, 403, 200]),
+        ("PUT", "project update", "/api/v1/projects/payments".into(), Box::new(|_| Some(json!({"project": {"metadata": {"name": "payments"}, "spec": {"description": "no resourceVersion"}}}))), [403, 403, 403, 400]),
+        ("POST", "cluster add", "/api/v1/clusters".into(), Box::new(|who| Some(json!({"server": format!("https://{who}.example.com")}))), [403, 403, 403, 200]),
+        ("PUT", "cluster update", "/api/v1/clusters/in-cluster?updatedFields=namespaces".into(),
+            Box::new(|_| Some(json!({"server": "https://kubernetes.default.svc"}))), [403, 403, 403, 200]),
+        ("POST", "repository add", "/api/v1/repositories".into(), Box::new(move |_| Some(json!({"repo": repo_url}))), [403, 403, 403, 200]),
+        ("POST", "credential template add", "/api/v1/repocreds".into(), Box::new(|who| Some(json!({"url": format!("https://{who}.example.com/org")}))), [403, 403, 403, 200]),
+        ("POST", "an API token for the CI account (not with its own API token, as in Argo CD)", "/api/v1/account/ci/token".into(), Box::new(|_| Some(json!({}))), [403, 403, 403, 200]),
+    ];
+    for (method, family, path, body, expected) in &cases {
+        for ((who, client), want) in roles.iter().zip(expected) {
+            let r = client.call(method, path, body(who));
+            assert_eq!(
+                r.status, *want,
+                "{who} {method} {path} ({family}): {}",
+                r.body
+            );
+        }
+    }
+    // Lists: everyone may ask, each sees only what the policy lets them.
+    let count = |c: &Client, path: &str| c.get(path).json()["items"].as_array().map_or(0, Vec::len);
+    env.eventually("the platform's additions in the caches", async || {
+        (count(&platform, "/api/v1/clusters") >= 2 && count(&platform, "/api/v1/repositories") == 1)
+            .then_some(())
+    })
+    .await;
+    for path in [
+        "/api/v1/clusters",
+        "/api/v1/repositories",
+        "/api/v1/repocreds",
+        "/api/v1/applicationsets",
+    ] {
+        for (who, client) in &roles[..3] {
+            assert_eq!(count(client, path), 0, "{who} lists {path}");
+        }
+        assert!(count(&platform, path) >= 1, "platform lists {path}");
+    }
+
     // Deleting: the team its own, not others'; CI nothing.
     assert_error(&ci.call("DELETE", "/api/v1/applications/web", None), 403, 7);
     assert_error(
@@ -780,6 +846,54 @@ async fn repositories_clusters_applicationsets_streams_and_webhooks() {
         .await;
     assert!(!creds.body.contains("creds-secret"), "{}", creds.body);
 
+    // Updates: what was read (without credentials) sent back changed keeps the credentials.
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "argocd");
+    let stored = async |label: &str| -> Vec<std::collections::BTreeMap<String, String>> {
+        let params = kube::api::ListParams::default()
+            .labels(&format!("argocd.argoproj.io/secret-type={label}"));
+        secrets
+            .list(&params)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| {
+                s.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+                    .collect()
+            })
+            .collect()
+    };
+    let mut read = listed.json()["items"][0].clone();
+    read["name"] = json!("renamed");
+    let path = format!("/api/v1/repositories/{}", encoded(&repo_url));
+    let r = admin.call("PUT", &path, Some(read));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let repo_data = stored("repository").await;
+    assert_eq!(repo_data.len(), 1, "{repo_data:?}");
+    assert_eq!(repo_data[0]["name"], "renamed");
+    assert_eq!(
+        repo_data[0]["password"], "hunter2-secret",
+        "credentials kept"
+    );
+    let r = admin.call(
+        "PUT",
+        "/api/v1/repositories/file%3A%2F%2F%2Fnowhere",
+        Some(json!({})),
+    );
+    assert_error(&r, 403, 7);
+    let r = admin.call(
+        "PUT",
+        "/api/v1/repocreds/https%3A%2F%2Fgit.example.com%2Forg",
+        Some(json!({"url": "https://git.example.com/org", "username": "bot"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let creds_data = stored("repo-creds").await;
+    assert_eq!(creds_data[0]["username"], "bot");
+    assert_eq!(creds_data[0]["password"], "creds-secret");
+
     // Clusters: the in-cluster destination and added ones, without their tokens.
     let r = admin.call("POST", "/api/v1/clusters", Some(json!({"server": "https://remote.example.com", "name": "remote", "config": {"bearerToken": "cluster-token-secret"}})));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -795,6 +909,37 @@ async fn repositories_clusters_applicationsets_streams_and_webhooks() {
         "{}",
         clusters.body
     );
+    // Adding it again needs upsert; a change of some fields leaves the others and the token.
+    let again = json!({"server": "https://remote.example.com", "name": "remote", "config": {}});
+    assert_error(&admin.call("POST", "/api/v1/clusters", Some(again)), 409, 6);
+    let r = admin.call(
+        "PUT",
+        "/api/v1/clusters/remote?updatedFields=namespaces,labels",
+        Some(json!({"server": "https://remote.example.com", "name": "ignored", "namespaces": ["team-a", "team-b"], "labels": {"env": "prod"}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let changed = r.json();
+    assert_eq!(changed["name"], "remote", "{changed}");
+    assert_eq!(changed["namespaces"], json!(["team-a", "team-b"]));
+    assert_eq!(changed["labels"], json!({"env": "prod"}));
+    let cluster_data = stored("cluster").await;
+    assert_eq!(cluster_data[0]["namespaces"], "team-a,team-b");
+    assert!(
+        cluster_data[0]["config"].contains("cluster-token-secret"),
+        "token kept"
+    );
+    let r = admin.call(
+        "PUT",
+        "/api/v1/clusters/remote?updatedFields=server-url",
+        Some(json!({"server": "https://remote.example.com"})),
+    );
+    assert_error(&r, 400, 3);
+    let r = admin.call(
+        "PUT",
+        "/api/v1/clusters/remote",
+        Some(json!({"server": "https://elsewhere.example.com"})),
+    );
+    assert_error(&r, 400, 3);
 
     // ApplicationSets: the preview reads git, changes nothing.
     let set = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",

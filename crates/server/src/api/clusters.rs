@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State as AxumState};
+use axum::extract::{Path, Query, State as AxumState};
 use axum::routing::get;
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Secret;
@@ -20,19 +20,21 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::State;
 
-/// A cluster as the API shows it.
-fn shape(name: &str, server: &str, config: &Value, secret: Option<&Secret>) -> Value {
-    let tls = &config["tlsClientConfig"];
+/// A cluster as the API shows it: never its credentials.
+fn shape(cluster: &ClusterRequest) -> Value {
+    let tls = &cluster.config["tlsClientConfig"];
     json!({
-        "server": server,
-        "name": name,
+        "server": cluster.server,
+        "name": cluster.display_name(),
         "config": {"tlsClientConfig": {
             "insecure": tls["insecure"].as_bool().unwrap_or(false),
             "serverName": tls["serverName"].as_str().unwrap_or_default(),
         }},
+        "namespaces": cluster.namespaces,
+        "project": cluster.project,
         "connectionState": {"status": "Unknown", "message": ""},
-        "labels": secret.and_then(|s| s.metadata.labels.clone()).unwrap_or_default(),
-        "annotations": secret.and_then(|s| s.metadata.annotations.clone()).unwrap_or_default(),
+        "labels": cluster.labels,
+        "annotations": cluster.annotations,
     })
 }
 
@@ -70,7 +72,14 @@ async fn list(AxumState(state): AxumState<Arc<State>>, caller: Caller) -> ApiRes
     let items: Vec<Value> = all(&state)
         .iter()
         .filter(|(_, server, _, _)| grants.allows("clusters", "get", server))
-        .map(|(name, server, config, secret)| shape(name, server, config, secret.as_deref()))
+        .map(|(name, server, config, secret)| {
+            shape(&ClusterRequest::stored(
+                name,
+                server,
+                config,
+                secret.as_deref(),
+            ))
+        })
         .collect();
     Ok(Json(json!({"metadata": {}, "items": items})))
 }
@@ -89,10 +98,15 @@ async fn get_one(
 ) -> ApiResult<Json<Value>> {
     let (name, server, config, secret) = find(&state, &id).ok_or_else(ApiError::denied)?;
     enforce(&state, &caller, "clusters", "get", &server)?;
-    Ok(Json(shape(&name, &server, &config, secret.as_deref())))
+    Ok(Json(shape(&ClusterRequest::stored(
+        &name,
+        &server,
+        &config,
+        secret.as_deref(),
+    ))))
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ClusterRequest {
     server: String,
@@ -138,49 +152,236 @@ fn secret_name(server: &str) -> String {
     format!("cluster-{}-{h}", host.trim_matches('-'))
 }
 
+impl ClusterRequest {
+    /// The Secret data Argo CD keeps for a cluster.
+    fn data(&self) -> std::collections::BTreeMap<String, String> {
+        let mut data = std::collections::BTreeMap::new();
+        data.insert("server".to_string(), self.server.clone());
+        data.insert("name".to_string(), self.display_name());
+        data.insert("config".to_string(), self.config.to_string());
+        if !self.namespaces.is_empty() {
+            data.insert("namespaces".to_string(), self.namespaces.join(","));
+        }
+        if !self.project.is_empty() {
+            data.insert("project".to_string(), self.project.clone());
+        }
+        data
+    }
+
+    fn display_name(&self) -> String {
+        if self.name.is_empty() {
+            self.server.clone()
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// The labels to store: the caller's, plus the one that makes the Secret a cluster.
+    fn labels(&self) -> std::collections::BTreeMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.insert(SECRET_TYPE_LABEL.into(), "cluster".into());
+        labels
+    }
+
+    /// What is stored for the cluster now (credentials inside `config` included).
+    fn stored(name: &str, server: &str, config: &Value, secret: Option<&Secret>) -> ClusterRequest {
+        let data = secret.map(crate::state::secret_text).unwrap_or_default();
+        let mut labels = secret
+            .and_then(|s| s.metadata.labels.clone())
+            .unwrap_or_default();
+        labels.remove(SECRET_TYPE_LABEL);
+        ClusterRequest {
+            server: server.to_string(),
+            name: name.to_string(),
+            config: if config.is_null() {
+                json!({})
+            } else {
+                config.clone()
+            },
+            namespaces: data
+                .get("namespaces")
+                .map(|n| {
+                    n.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            project: data.get("project").cloned().unwrap_or_default(),
+            labels,
+            annotations: secret
+                .and_then(|s| s.metadata.annotations.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct UpsertQuery {
+    #[serde(default)]
+    upsert: bool,
+}
+
 async fn create(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
+    Query(q): Query<UpsertQuery>,
     Body(req): Body<ClusterRequest>,
 ) -> ApiResult<Json<Value>> {
     if req.server.is_empty() {
         return Err(ApiError::invalid("server is required"));
     }
     enforce(&state, &caller, "clusters", "create", &req.server)?;
-    if find(&state, &req.server).is_some() {
-        return Err(ApiError::new(
-            Code::AlreadyExists,
-            format!("cluster {} already exists", req.server),
+    if let Some(existing) = find(&state, &req.server) {
+        if !q.upsert {
+            return Err(ApiError::new(
+                Code::AlreadyExists,
+                format!(
+                    "cluster {} already exists; use upsert to replace it",
+                    req.server
+                ),
+            ));
+        }
+        enforce(&state, &caller, "clusters", "update", &req.server)?;
+        return write(&state, &caller, existing.3.as_deref(), req).await;
+    }
+    write(&state, &caller, None, req).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct UpdateQuery {
+    /// Only these fields change (`name`, `namespaces`, `project`, `labels`, `annotations`,
+    /// `config`); none named: all of them.
+    #[serde(default)]
+    updated_fields: Vec<String>,
+}
+
+/// `PUT /api/v1/clusters/{server or name}` (`updatedFields` repeated or comma-separated).
+async fn update(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    Body(req): Body<ClusterRequest>,
+) -> ApiResult<Json<Value>> {
+    let mut q = UpdateQuery::default();
+    for (k, v) in pairs {
+        if k == "updatedFields" {
+            q.updated_fields
+                .extend(v.split(',').filter(|f| !f.is_empty()).map(str::to_string));
+        }
+    }
+    let (name, server, config, secret) = find(&state, &id).ok_or_else(ApiError::denied)?;
+    enforce(&state, &caller, "clusters", "update", &server)?;
+    if !req.server.is_empty() && req.server != server {
+        return Err(ApiError::invalid(
+            "server cannot change: add the cluster under its new URL",
         ));
     }
-    let name = if req.name.is_empty() {
-        req.server.clone()
-    } else {
-        req.name.clone()
-    };
-    let mut labels = req.labels.clone();
-    labels.insert(SECRET_TYPE_LABEL.into(), "cluster".into());
-    let mut data = serde_json::Map::new();
-    data.insert("server".into(), json!(req.server));
-    data.insert("name".into(), json!(name));
-    data.insert("config".into(), json!(req.config.to_string()));
-    if !req.namespaces.is_empty() {
-        data.insert("namespaces".into(), json!(req.namespaces.join(",")));
+    let mut merged = ClusterRequest::stored(&name, &server, &config, secret.as_deref());
+    let all_fields = q.updated_fields.is_empty();
+    let wants = |f: &str| all_fields || q.updated_fields.iter().any(|u| u == f);
+    for field in &q.updated_fields {
+        if ![
+            "name",
+            "namespaces",
+            "project",
+            "labels",
+            "annotations",
+            "config",
+        ]
+        .contains(&field.as_str())
+        {
+            return Err(ApiError::invalid(format!(
+                "updatedFields: unknown field {field:?}"
+            )));
+        }
     }
-    if !req.project.is_empty() {
-        data.insert("project".into(), json!(req.project));
+    if wants("name") {
+        merged.name = req.name;
     }
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": secret_name(&req.server), "namespace": state.namespace,
-            "labels": labels, "annotations": req.annotations},
-        "type": "Opaque",
-        "stringData": data,
-    }))
-    .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let api: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    api.create(&PostParams::default(), &secret).await?;
-    tracing::info!(user = %caller.subject, server = %req.server, "cluster added");
-    Ok(Json(shape(&name, &req.server, &req.config, None)))
+    if wants("namespaces") {
+        merged.namespaces = req.namespaces;
+    }
+    if wants("project") {
+        merged.project = req.project;
+    }
+    if wants("labels") {
+        merged.labels = req.labels;
+    }
+    if wants("annotations") {
+        merged.annotations = req.annotations;
+    }
+    // A config sent back without its secrets (they are never returned) keeps the stored ones.
+    if wants("config") && !req.config.is_null() {
+        merged.config = merge_config(&merged.config, &req.config);
+    }
+    write(&state, &caller, secret.as_deref(), merged).await
+}
+
+/// `sent` over `stored`, except credential fields `sent` leaves out.
+fn merge_config(stored: &Value, sent: &Value) -> Value {
+    let mut out = sent.clone();
+    for key in [
+        "bearerToken",
+        "username",
+        "password",
+        "awsAuthConfig",
+        "execProviderConfig",
+    ] {
+        if out.get(key).is_none()
+            && let Some(value) = stored.get(key)
+        {
+            out[key] = value.clone();
+        }
+    }
+    for key in ["certData", "keyData", "caData"] {
+        if out["tlsClientConfig"].get(key).is_none()
+            && let Some(value) = stored["tlsClientConfig"].get(key)
+        {
+            if !out["tlsClientConfig"].is_object() {
+                out["tlsClientConfig"] = json!({});
+            }
+            out["tlsClientConfig"][key] = value.clone();
+        }
+    }
+    out
+}
+
+/// Store `req` as the cluster's Secret: a new one, or `existing` replaced.
+async fn write(
+    state: &State,
+    caller: &Caller,
+    existing: Option<&Secret>,
+    req: ClusterRequest,
+) -> ApiResult<Json<Value>> {
+    match existing {
+        Some(secret) => {
+            crate::api::replace_secret_data(
+                state,
+                secret,
+                req.data(),
+                Some(req.labels()),
+                Some(req.annotations.clone()),
+            )
+            .await?;
+            tracing::info!(user = %caller.subject, server = %req.server, "cluster updated");
+        }
+        None => {
+            let secret: Secret = serde_json::from_value(json!({
+                "metadata": {"name": secret_name(&req.server), "namespace": state.namespace,
+                    "labels": req.labels(), "annotations": req.annotations},
+                "type": "Opaque",
+                "stringData": req.data(),
+            }))
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+            let api: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
+            api.create(&PostParams::default(), &secret).await?;
+            tracing::info!(user = %caller.subject, server = %req.server, "cluster added");
+        }
+    }
+    Ok(Json(shape(&req)))
 }
 
 async fn delete_one(
@@ -207,5 +408,8 @@ async fn delete_one(
 pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/api/v1/clusters", get(list).post(create))
-        .route("/api/v1/clusters/{id}", get(get_one).delete(delete_one))
+        .route(
+            "/api/v1/clusters/{id}",
+            get(get_one).put(update).delete(delete_one),
+        )
 }

@@ -120,3 +120,35 @@ pub(crate) fn written_answer<K: kube::Resource>(mut object: K) -> axum::Json<K> 
     object.meta_mut().managed_fields = None;
     axum::Json(object)
 }
+
+/// Replace the data of `existing` (a repository, credential or cluster Secret) with `data`,
+/// keeping its name, labels and annotations; guarded by the version read, so a concurrent
+/// change is not overwritten.
+pub(crate) async fn replace_secret_data(
+    state: &crate::state::State,
+    existing: &k8s_openapi::api::core::v1::Secret,
+    data: std::collections::BTreeMap<String, String>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+) -> crate::error::ApiResult<()> {
+    let mut replacement = existing.clone();
+    replacement.metadata.managed_fields = None;
+    if labels.is_some() {
+        replacement.metadata.labels = labels;
+    }
+    if annotations.is_some() {
+        replacement.metadata.annotations = annotations;
+    }
+    replacement.data = Some(
+        data.into_iter()
+            .map(|(k, v)| (k, k8s_openapi::ByteString(v.into_bytes())))
+            .collect(),
+    );
+    replacement.string_data = None;
+    let name = existing.metadata.name.clone().unwrap_or_default();
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(state.client.clone(), &state.namespace);
+    api.replace(&name, &kube::api::PostParams::default(), &replacement)
+        .await?;
+    Ok(())
+}

@@ -342,6 +342,81 @@ async fn create(
     ))
 }
 
+/// The credential fields a request may leave out on an update: they are never returned, so
+/// a client that read, changed and sent back a repository would otherwise erase them.
+const CREDENTIAL_KEYS: &[&str] = &[
+    "username",
+    "password",
+    "sshPrivateKey",
+    "tlsClientCertData",
+    "tlsClientCertKey",
+];
+
+/// `data` for an update of `existing`: the request's fields, with stored credentials kept
+/// where the request carries none.
+fn updated_data(existing: &Secret, req: &RepoRequest, url: &str) -> BTreeMap<String, String> {
+    let stored = secret_text(existing);
+    let mut data = req.data(url);
+    for key in CREDENTIAL_KEYS {
+        if !data.contains_key(*key)
+            && let Some(value) = stored.get(*key)
+        {
+            data.insert((*key).to_string(), value.clone());
+        }
+    }
+    data
+}
+
+/// `PUT /api/v1/repositories/{url}`: change a repository (project, name, type, flags,
+/// credentials). Credentials left out stay as they are.
+async fn update(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(url): Path<String>,
+    Body(req): Body<RepoRequest>,
+) -> ApiResult<Json<Value>> {
+    if !req.repo.is_empty() && tiphys_source::normalize(&req.repo) != tiphys_source::normalize(&url)
+    {
+        return Err(ApiError::invalid("repo in the body differs from the path"));
+    }
+    let (repo, secret) = find(&state, &url).ok_or_else(ApiError::denied)?;
+    enforce(&state, &caller, "repositories", "update", &object(&repo))?;
+    // Moving it into a project needs the right there too.
+    let moved = RepoSecret {
+        url: repo.url.clone(),
+        project: req.project.clone(),
+        ..Default::default()
+    };
+    enforce(&state, &caller, "repositories", "update", &object(&moved))?;
+    let data = updated_data(&secret, &req, &repo.url);
+    crate::api::replace_secret_data(&state, &secret, data, None, None).await?;
+    tracing::info!(user = %caller.subject, repo = %repo.url, "repository updated");
+    Ok(Json(
+        json!({"repo": repo.url, "type": if req.kind.is_empty() { "git" } else { &req.kind },
+        "name": req.name, "project": req.project, "insecure": req.insecure}),
+    ))
+}
+
+/// `PUT /api/v1/repocreds/{url}`: change a credential template (credentials left out stay).
+async fn update_creds(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(url): Path<String>,
+    Body(req): Body<RepoRequest>,
+) -> ApiResult<Json<Value>> {
+    if !req.url.is_empty() && req.url != url {
+        return Err(ApiError::invalid("url in the body differs from the path"));
+    }
+    let (creds, secret) = all(&state, SecretKind::RepoCreds)
+        .into_iter()
+        .find(|(r, _)| r.url == url)
+        .ok_or_else(ApiError::denied)?;
+    enforce(&state, &caller, "repositories", "update", &creds.url)?;
+    let data = updated_data(&secret, &req, &creds.url);
+    crate::api::replace_secret_data(&state, &secret, data, None, None).await?;
+    Ok(Json(json!({"url": creds.url})))
+}
+
 async fn delete_one(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
@@ -462,13 +537,13 @@ pub fn router() -> Router<Arc<State>> {
         .route("/api/v1/repositories", get(list).post(create))
         .route(
             "/api/v1/repositories/{url}",
-            get(get_one).delete(delete_one),
+            get(get_one).put(update).delete(delete_one),
         )
         .route("/api/v1/repositories/{url}/refs", get(refs))
         .route("/api/v1/repositories/{url}/validate", post(validate))
         .route("/api/v1/repocreds", get(list_creds).post(create_creds))
         .route(
             "/api/v1/repocreds/{url}",
-            axum::routing::delete(delete_creds),
+            axum::routing::put(update_creds).delete(delete_creds),
         )
 }
