@@ -863,27 +863,7 @@ async fn resource_tree(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let app = visible(&state, &caller, &name)?;
-    Ok(Json(tree(&app)))
-}
-
-/// The resource tree of `app` (shared with the tree stream).
-pub fn tree(app: &Application) -> Value {
-    let status = app.status.clone().unwrap_or_default();
-    let nodes: Vec<Value> = status
-        .resources
-        .iter()
-        .map(|r| {
-            let mut node = json!({
-                "group": r.group, "version": r.version, "kind": r.kind,
-                "namespace": r.namespace, "name": r.name, "parentRefs": [],
-            });
-            if let Some(h) = &r.health {
-                node["health"] = json!({"status": h.status, "message": h.message});
-            }
-            node
-        })
-        .collect();
-    json!({"nodes": nodes, "orphanedNodes": [], "hosts": []})
+    Ok(Json(crate::api::tree::tree(&state, &app).await))
 }
 
 async fn sync_windows(

@@ -12,6 +12,7 @@ pub mod projects;
 pub mod repositories;
 pub mod session;
 pub mod stream;
+pub mod tree;
 pub mod webhook;
 
 use std::sync::Arc;

@@ -13,8 +13,9 @@ use futures::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::applications::{object, outward, tree};
+use crate::api::applications::{object, outward};
 use crate::api::enforce;
+use crate::api::tree::tree;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::State;
@@ -39,6 +40,9 @@ impl WatchQuery {
         q
     }
 }
+
+/// How often an open tree stream looks again at what the app's resources own.
+const TREE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn data(value: serde_json::Value) -> Result<Event, Infallible> {
     Ok(Event::default().data(json!({"result": value}).to_string()))
@@ -108,21 +112,41 @@ async fn resource_tree(
     let mut changes = state.app_events.subscribe();
     let app = state.app(&name).ok_or_else(ApiError::denied)?;
     enforce(&state, &caller, "applications", "get", &object(&app))?;
-    let initial = vec![data(tree(&app))];
+    let first = tree(&state, &app).await;
+    let initial = vec![data(first.clone())];
     let stream = async_stream_of(
         state.metrics.watchers.clone(),
         initial,
         move |tx| async move {
+            // The tree changes with the app, and also when only owned objects change (a Pod
+            // restarts): those are looked at every few seconds, and sent when different.
+            let mut last = first;
+            let mut tick = tokio::time::interval(TREE_RECHECK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.reset();
             loop {
-                match changes.recv().await {
-                    Ok(event) if event.app.metadata.name.as_deref() == Some(name.as_str()) => {
-                        if event.kind == "DELETED" || tx.send(data(tree(&event.app))).await.is_err()
-                        {
-                            return;
+                let app = tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok(event) if event.app.metadata.name.as_deref() == Some(name.as_str()) => {
+                            if event.kind == "DELETED" {
+                                return;
+                            }
+                            event.app.clone()
                         }
+                        Ok(_) => continue,
+                        Err(_) => return,
+                    },
+                    _ = tick.tick() => match state.app(&name) {
+                        Some(app) => app,
+                        None => return,
+                    },
+                };
+                let next = tree(&state, &app).await;
+                if next != last {
+                    if tx.send(data(next.clone())).await.is_err() {
+                        return;
                     }
-                    Ok(_) => {}
-                    Err(_) => return,
+                    last = next;
                 }
             }
         },
