@@ -48,6 +48,15 @@ fn data_dir(explicit: Option<PathBuf>) -> PathBuf {
     })
 }
 
+/// A status line on stdout. The cluster, controller and server keep running when nobody reads
+/// them any more (`tiphys up | head -3`, a closed terminal): a failed write is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = data_dir(args.data_dir.clone());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -77,28 +86,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &args.server,
     )
     .await?;
-    println!("Tiphys is up: local cluster at {}", cluster.url());
-    println!("  export KUBECONFIG={}", kubeconfig.display());
-    println!("  API server at {}", server.url);
-    println!(
+    say!("Tiphys is up: local cluster at {}", cluster.url());
+    say!("  export KUBECONFIG={}", kubeconfig.display());
+    say!("  API server at {}", server.url);
+    say!(
         "  admin password: kubectl -n {} get secret argocd-initial-admin-secret -o jsonpath='{{.data.password}}' | base64 -d",
         args.options.namespace
     );
-    println!(
+    say!(
         "  log in:   tiphys login {} --insecure --username admin   (then tiphys app/proj/account go through it)",
         server.url
     );
-    println!("  webhook and metrics on http://{}", args.options.listen);
+    say!("  webhook and metrics on http://{}", args.options.listen);
     if args.demo {
         let repo = dir.join("demo-repo");
         let repo =
             tokio::task::spawn_blocking(move || demo_repository(&repo).map(|()| repo)).await??;
         apply_demo(&client, &args.options.namespace, &repo).await?;
-        println!(
+        say!(
             "  demo: Application payment-service syncing from {}",
             repo.display()
         );
-        println!(
+        say!(
             "  try:  tiphys app get payment-service   |   tiphys app wait payment-service --health"
         );
     }

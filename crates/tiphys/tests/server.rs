@@ -1956,8 +1956,15 @@ async fn tiphys_up_serves_the_api_and_the_documented_curl_examples_work() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let _up = Up(child);
+    // Read on a thread for as long as it prints, so the pipe stays open.
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
     let mut printed = Vec::new();
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+    while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(120)) {
         let last = line.contains("demo:");
         printed.push(line);
         if last {
@@ -2044,7 +2051,8 @@ async fn tiphys_up_serves_the_api_and_the_documented_curl_examples_work() {
             &password,
         ],
     );
-    assert!(ok, "{out}{err}");
+    let up_log = || std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default();
+    assert!(ok, "{out}{err}\n--- tiphys up:\n{}", up_log());
     let (ok, out, err) = run_cli(
         &config,
         &[
