@@ -1372,6 +1372,8 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
         ok && out.contains("'admin' logged in successfully"),
         "{out}{err}"
     );
+    let (ok, _, err) = run_cli(config, &["login", address, "--plaintext", "--sso"]);
+    assert!(!ok && err.contains("no single sign-on"), "{err}");
     let saved = std::fs::read_to_string(config).unwrap();
     assert!(
         saved.contains("current-context: ") && saved.contains("auth-token: "),
@@ -2039,6 +2041,18 @@ async fn tiphys_up_serves_the_api_and_the_documented_curl_examples_work() {
         )
         .unwrap()
     };
+    let (ok, _, err) = run_cli(
+        &config,
+        &[
+            "login",
+            &url,
+            "--username",
+            "admin",
+            "--password",
+            &password,
+        ],
+    );
+    assert!(!ok && err.contains("add --insecure"), "{err}");
     let (ok, out, err) = run_cli(
         &config,
         &[

@@ -84,7 +84,25 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         plain_text: args.plaintext,
     };
     let anonymous = ApiClient::new(&server, "")?;
+    // Reaching the server at all, and what it offers (SSO), before asking for anything.
+    let settings = anonymous
+        .call(Method::GET, "/api/v1/settings", &[], None)
+        .await
+        .map_err(|e| {
+            let certificate = format!("{e:#}").contains("certificate");
+            if certificate && !args.insecure {
+                e.context("the server's certificate is not trusted (a self-signed `tiphys server`? add --insecure)")
+            } else {
+                e
+            }
+        })?;
     let token = if args.sso {
+        if settings["oidcConfig"].is_null() && settings["dexConfig"].is_null() {
+            bail!(
+                "{} has no single sign-on configured (argocd-cm oidc.config): log in with --username",
+                args.server
+            );
+        }
         sso(&anonymous, args.sso_port).await?
     } else {
         let username = match args.username {
