@@ -681,4 +681,43 @@ impl Application {
             self.spec.sources.iter().collect()
         }
     }
+
+    /// Whether auto-sync is on: `syncPolicy.automated` set and not `enabled: false`.
+    pub fn auto_sync_enabled(&self) -> bool {
+        self.spec
+            .sync_policy
+            .as_ref()
+            .and_then(|p| p.automated.as_ref())
+            .is_some_and(|a| a.enabled != Some(false))
+    }
+
+    /// The history entry a rollback goes to: `id`, or without one the deployment before the
+    /// current one.
+    pub fn rollback_target(&self, id: Option<i64>) -> Option<&RevisionHistory> {
+        let history = &self.status.as_ref()?.history;
+        match id {
+            Some(id) => history.iter().find(|h| h.id == id),
+            None => history.iter().rev().nth(1),
+        }
+    }
+
+    /// Whether an operation is under way (requested and still running), so it can be
+    /// terminated.
+    pub fn operation_running(&self) -> bool {
+        self.operation.is_some()
+            && self
+                .status
+                .as_ref()
+                .and_then(|s| s.operation_state.as_ref())
+                .is_some_and(|s| s.phase == OperationPhase::Running)
+    }
+
+    /// The JSON patch asking the controller to stop the running operation: its recorded
+    /// phase becomes `Terminating`, guarded by the version read (Argo CD's terminate).
+    pub fn terminate_patch(&self) -> serde_json::Value {
+        serde_json::json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": self.metadata.resource_version},
+            {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"},
+        ])
+    }
 }

@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::remote::client::segment;
 use crate::remote::config::CliConfig;
 use crate::remote::{ApiClient, ConnectionArgs};
 use crate::table::Table;
@@ -63,7 +64,7 @@ enum Command {
 }
 
 fn account_path(name: &str, rest: &str) -> String {
-    let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    let name = segment(name);
     format!("/api/v1/account/{name}{rest}")
 }
 
@@ -176,9 +177,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         } => {
             let path = format!(
                 "/api/v1/account/can-i/{}/{}/{}",
-                encode(&resource),
-                encode(&action),
-                encode(&subresource)
+                segment(&resource),
+                segment(&action),
+                segment(&subresource)
             );
             let answer = server.call(Method::GET, &path, &[], None).await?;
             println!("{}", answer["value"].as_str().unwrap_or("no"));
@@ -227,7 +228,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             server
                 .call(
                     Method::DELETE,
-                    &account_path(&name, &format!("/token/{}", encode(&id))),
+                    &account_path(&name, &format!("/token/{}", segment(&id))),
                     &[],
                     None,
                 )
@@ -276,10 +277,6 @@ fn strings(value: &Value) -> Vec<String> {
         .filter_map(Value::as_str)
         .map(str::to_string)
         .collect()
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::remote::client::segment;
 use crate::table::Table;
 use anyhow::{Context, bail};
 use kube::api::Api;
@@ -149,7 +150,7 @@ impl Sets {
             }
             Sets::Server(server) => {
                 server
-                    .get(&format!("/api/v1/applicationsets/{}", encode(name)), &[])
+                    .get(&format!("/api/v1/applicationsets/{}", segment(name)), &[])
                     .await
             }
         }
@@ -163,15 +164,11 @@ impl Sets {
                 api.get_opt(name).await.ok().flatten()
             }
             Sets::Server(server) => server
-                .get(&format!("/api/v1/applications/{}", encode(name)), &[])
+                .get(&format!("/api/v1/applications/{}", segment(name)), &[])
                 .await
                 .ok(),
         }
     }
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {

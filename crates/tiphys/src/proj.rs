@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use tiphys_model::AppProject;
 
+use crate::remote::client::segment;
 use crate::remote::{ApiClient, ConnectionArgs, Target};
 use crate::table::Table;
 
@@ -70,7 +71,7 @@ enum Projects {
 }
 
 fn path(name: &str, rest: &str) -> String {
-    let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    let name = segment(name);
     format!("/api/v1/projects/{name}{rest}")
 }
 
@@ -217,7 +218,7 @@ async fn role_command(server: &ApiClient, command: RoleCommand) -> anyhow::Resul
                 .map(crate::account::seconds)
                 .transpose()?
                 .unwrap_or(0);
-            let role_path = format!("/roles/{}/token", encode(&role));
+            let role_path = format!("/roles/{}/token", segment(&role));
             let answer = server
                 .call(
                     Method::POST,
@@ -232,7 +233,7 @@ async fn role_command(server: &ApiClient, command: RoleCommand) -> anyhow::Resul
             println!("{}", answer["token"].as_str().unwrap_or_default());
         }
         RoleCommand::DeleteToken { project, role, iat } => {
-            let role_path = format!("/roles/{}/token/{iat}", encode(&role));
+            let role_path = format!("/roles/{}/token/{iat}", segment(&role));
             server
                 .call(Method::DELETE, &path(&project, &role_path), &[], None)
                 .await?;
@@ -311,10 +312,6 @@ fn print_project(p: &AppProject) {
         }
         table.print();
     }
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy}
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_model::Application;
-use tiphys_model::application::{ApplicationSpec, OperationPhase};
+use tiphys_model::application::ApplicationSpec;
 
 use crate::api::{Body, enforce, written_answer};
 use crate::auth::Caller;
@@ -773,20 +773,13 @@ async fn rollback(
 ) -> ApiResult<Json<Application>> {
     let _ = &req.name;
     let app = allowed(&state, &caller, &name, "sync")?;
-    let automated = app
-        .spec
-        .sync_policy
-        .as_ref()
-        .and_then(|p| p.automated.as_ref())
-        .is_some_and(|a| a.enabled != Some(false));
-    if automated {
+    if app.auto_sync_enabled() {
         return Err(ApiError::new(
             Code::FailedPrecondition,
             "rollback cannot be initiated when auto-sync is enabled",
         ));
     }
-    let history = app.status.clone().unwrap_or_default().history;
-    let entry = history.iter().find(|h| h.id == req.id).ok_or_else(|| {
+    let entry = app.rollback_target(Some(req.id)).ok_or_else(|| {
         ApiError::invalid(format!(
             "application {name} does not have deployment id '{}' in history",
             req.id
@@ -810,22 +803,14 @@ async fn terminate(
     let api = api(&state);
     for _ in 0..10 {
         let app = api.get(&name).await?;
-        let running = app
-            .status
-            .as_ref()
-            .and_then(|s| s.operation_state.as_ref())
-            .is_some_and(|s| s.phase == OperationPhase::Running);
-        if app.operation.is_none() || !running {
+        if !app.operation_running() {
             return Err(ApiError::new(
                 Code::FailedPrecondition,
                 "Unable to terminate operation. No operation is in progress",
             ));
         }
-        let ops: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "replace", "path": "/metadata/resourceVersion", "value": app.metadata.resource_version},
-            {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"},
-        ]))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        let ops: json_patch::Patch = serde_json::from_value(app.terminate_patch())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         match api
             .patch(&name, &PatchParams::default(), &Patch::Json::<()>(ops))
             .await

@@ -12,7 +12,7 @@ use kube::runtime::watcher;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tiphys_model::Application;
-use tiphys_model::application::{OperationPhase, RevisionHistory};
+use tiphys_model::application::RevisionHistory;
 
 use crate::remote::{ApiClient, ServerError};
 
@@ -38,7 +38,7 @@ pub struct SyncRequest {
 }
 
 fn path(name: &str, rest: &str) -> String {
-    let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    let name = crate::remote::client::segment(name);
     format!("/api/v1/applications/{name}{rest}")
 }
 
@@ -201,18 +201,10 @@ impl Apps {
         };
         for _ in 0..10 {
             let app = self.get(name).await?;
-            let running = app
-                .status
-                .as_ref()
-                .and_then(|s| s.operation_state.as_ref())
-                .is_some_and(|s| s.phase == OperationPhase::Running);
-            if app.operation.is_none() || !running {
+            if !app.operation_running() {
                 bail!("unable to terminate operation: no operation is in progress on {name}");
             }
-            let patch: json_patch::Patch = serde_json::from_value(json!([
-                {"op": "replace", "path": "/metadata/resourceVersion", "value": app.metadata.resource_version},
-                {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"},
-            ]))?;
+            let patch: json_patch::Patch = serde_json::from_value(app.terminate_patch())?;
             match api
                 .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
                 .await

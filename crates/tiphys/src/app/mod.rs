@@ -202,21 +202,10 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }
         Command::Rollback { name, id, prune } => {
             let app = apps.get(&name).await?;
-            let automated = app
-                .spec
-                .sync_policy
-                .as_ref()
-                .and_then(|p| p.automated.as_ref())
-                .is_some_and(|a| a.enabled != Some(false));
-            if automated {
+            if app.auto_sync_enabled() {
                 bail!("rollback cannot be initiated when auto-sync is enabled");
             }
-            let history = app.status.clone().unwrap_or_default().history;
-            let entry = match id {
-                Some(id) => history.iter().find(|h| h.id == id),
-                None => history.iter().rev().nth(1),
-            };
-            let Some(entry) = entry else {
+            let Some(entry) = app.rollback_target(id) else {
                 bail!(
                     "application {name} has no history entry {}",
                     id.map(|i| i.to_string())
@@ -532,7 +521,7 @@ async fn diff(
 async fn server_diff(server: &crate::remote::ApiClient, name: &str) -> anyhow::Result<i32> {
     let path = format!(
         "/api/v1/applications/{}/managed-resources",
-        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+        crate::remote::client::segment(name)
     );
     let answer: serde_json::Value = server.get(&path, &[]).await?;
     let state = |item: &serde_json::Value, field: &str| -> serde_json::Value {

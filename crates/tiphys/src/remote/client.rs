@@ -234,6 +234,11 @@ impl ApiClient {
     }
 }
 
+/// `text` as one segment of a URL path (a name with `/` or `:` in it stays one segment).
+pub fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// `https://host:port/` (or `http://` for a plain-text server). A scheme given with the
 /// address wins over the flags.
 pub fn base_url(server: &ServerEntry) -> anyhow::Result<Url> {
