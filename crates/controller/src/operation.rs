@@ -18,7 +18,9 @@ use tiphys_sync::{ObjectKey, Outcome, WriteOptions};
 
 use crate::Controller;
 use crate::apply::Writer;
-use crate::reconcile::{Desired, cluster_secrets, custom_health, desired_state, now, repo_secrets};
+use crate::reconcile::{
+    Desired, cluster_secrets, custom_health, desired_from_local, desired_state, now, repo_secrets,
+};
 
 /// Events and metrics a reconcile owes, emitted after its status write succeeds (a write
 /// that loses a race is redone, and must not have announced anything).
@@ -276,8 +278,30 @@ pub async fn step(
     } else {
         sync.revision.clone()
     };
+    // Ends the operation as Failed with `message` (the step cannot even start).
+    macro_rules! give_up {
+        ($message:expr) => {{
+            finish(&mut state, OperationPhase::Failed, $message);
+            effects.finished(&state);
+            status.operation_state = Some(state);
+            return true;
+        }};
+    }
     let pinned;
-    let desired: &Desired = if !target.is_empty()
+    let desired: &Desired = if !sync.manifests.is_empty() {
+        // `sync --local`: the objects come with the operation, not from Git.
+        let manifests = match tiphys_render::parse_manifest_texts(&sync.manifests) {
+            Ok(m) => m,
+            Err(e) => give_up!(e.to_string()),
+        };
+        match desired_from_local(c, app, manifests, d.generated.revisions.clone()).await {
+            Ok(local) => {
+                pinned = local;
+                &pinned
+            }
+            Err(problem) => give_up!(format!("{}: {}", problem.kind, problem.message)),
+        }
+    } else if !target.is_empty()
         && !d.generated.revisions.contains(&target)
         && sync.revisions.is_empty()
     {
@@ -305,27 +329,9 @@ pub async fn step(
                     pinned = p;
                     &pinned
                 }
-                Err(problem) => {
-                    finish(
-                        &mut state,
-                        OperationPhase::Failed,
-                        format!("{}: {}", problem.kind, problem.message),
-                    );
-                    effects.finished(&state);
-                    status.operation_state = Some(state);
-                    return true;
-                }
+                Err(problem) => give_up!(format!("{}: {}", problem.kind, problem.message)),
             },
-            None => {
-                finish(
-                    &mut state,
-                    OperationPhase::Failed,
-                    format!("revision {target} could not be resolved"),
-                );
-                effects.finished(&state);
-                status.operation_state = Some(state);
-                return true;
-            }
+            None => give_up!(format!("revision {target} could not be resolved")),
         }
     } else {
         d

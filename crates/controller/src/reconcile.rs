@@ -181,13 +181,12 @@ fn ignore_rules(c: &Controller, app: &Application) -> Result<IgnoreRules, Proble
     })
 }
 
-/// Resolve, render and compare: everything up to the verdict.
-pub(crate) async fn desired_state(
+/// The app's project and destination cluster, when the app is valid and the project allows
+/// its sources and destination.
+async fn target_of(
     c: &Arc<Controller>,
     app: &Application,
-    pinned: Option<&[String]>,
-    refresh: bool,
-) -> Result<Desired, Problem> {
+) -> Result<(Arc<AppProject>, Arc<ClusterHandle>), Problem> {
     let problems = tiphys_model::validate::application(app);
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -225,6 +224,19 @@ pub(crate) async fn desired_state(
             cluster.server, dest.namespace, app.spec.project
         )));
     }
+    Ok((project, cluster))
+}
+
+/// Resolve, render and compare: everything up to the verdict.
+pub(crate) async fn desired_state(
+    c: &Arc<Controller>,
+    app: &Application,
+    pinned: Option<&[String]>,
+    refresh: bool,
+) -> Result<Desired, Problem> {
+    let (project, cluster) = target_of(c, app).await?;
+    let sources = sources_of(app);
+    let dest = &app.spec.destination;
     let name = app.metadata.name.clone().unwrap_or_default();
     let secrets = repo_secrets(c);
     let sources_key = serde_json::to_string(&sources).unwrap_or_default();
@@ -299,6 +311,36 @@ pub(crate) async fn desired_state(
     c.metrics
         .render_seconds
         .observe(started.elapsed().as_secs_f64());
+    compare_generated(c, app, &project, cluster, generated).await
+}
+
+/// Desired objects given with the operation (`sync --local`) instead of rendered from Git,
+/// compared the same way; the revisions recorded are those the app was last compared at.
+pub(crate) async fn desired_from_local(
+    c: &Arc<Controller>,
+    app: &Application,
+    manifests: Vec<tiphys_render::Manifest>,
+    revisions: Vec<String>,
+) -> Result<Desired, Problem> {
+    let (project, cluster) = target_of(c, app).await?;
+    let generated = Generated {
+        revisions,
+        source_types: Vec::new(),
+        manifests,
+    };
+    compare_generated(c, app, &project, cluster, generated).await
+}
+
+/// Compare `generated` with the live state of `cluster`.
+async fn compare_generated(
+    c: &Arc<Controller>,
+    app: &Application,
+    project: &Arc<AppProject>,
+    cluster: Arc<ClusterHandle>,
+    generated: Generated,
+) -> Result<Desired, Problem> {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let dest = &app.spec.destination;
     let rules = ignore_rules(c, app)?;
     let previous_kinds: Vec<(String, String)> = app
         .status
@@ -313,7 +355,7 @@ pub(crate) async fn desired_state(
         health: &health,
         app: &name,
         namespace: &dest.namespace,
-        project: Some(&project),
+        project: Some(project),
         rules: &rules,
         previous_kinds: &previous_kinds,
     };

@@ -5,8 +5,6 @@ use std::path::Path;
 
 use tiphys_model::application::ApplicationSourceDirectory;
 
-use crate::objects::from_document;
-use crate::yaml::{Document, parse_documents};
 use crate::{Manifest, RenderError, glob, relative};
 
 fn is_manifest(name: &str) -> bool {
@@ -40,28 +38,7 @@ pub fn render(
             path: rel.clone(),
             source,
         })?;
-        let documents = if rel.ends_with(".json") {
-            let value = serde_json::from_str(&text).map_err(|e| RenderError::Json {
-                file: rel.clone(),
-                line: e.line(),
-                message: e.to_string(),
-            })?;
-            vec![Document {
-                index: 0,
-                line: 1,
-                value,
-                source: None,
-            }]
-        } else {
-            parse_documents(&text).map_err(|e| RenderError::Yaml {
-                file: rel.clone(),
-                line: e.line,
-                message: e.message,
-            })?
-        };
-        for doc in documents {
-            manifests.extend(from_document(doc, &rel));
-        }
+        manifests.extend(crate::objects::parse(&text, &rel, rel.ends_with(".json"))?);
     }
     Ok(manifests)
 }

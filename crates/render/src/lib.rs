@@ -25,7 +25,7 @@ use serde_json::Value;
 use tiphys_model::application::ApplicationSource;
 
 pub use cache::{CacheKey, RenderCache, generate_paths};
-pub use objects::check_objects;
+pub use objects::{check_objects, parse_texts as parse_manifest_texts};
 pub use tiphys_kustomize::yaml;
 
 /// Where an object came from: file (relative to the repository), document index, line.

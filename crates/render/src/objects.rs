@@ -5,8 +5,48 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::yaml::Document;
+use crate::yaml::{Document, parse_documents};
 use crate::{Manifest, Origin, RenderError};
+
+/// The objects in `text` — one JSON document, or a YAML stream (`List` kinds unpacked) —
+/// with `file` as their origin.
+pub fn parse(text: &str, file: &str, json: bool) -> Result<Vec<Manifest>, RenderError> {
+    let documents = if json {
+        let value = serde_json::from_str(text).map_err(|e| RenderError::Json {
+            file: file.to_string(),
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+        vec![Document {
+            index: 0,
+            line: 1,
+            value,
+            source: None,
+        }]
+    } else {
+        parse_documents(text).map_err(|e| RenderError::Yaml {
+            file: file.to_string(),
+            line: e.line,
+            message: e.message,
+        })?
+    };
+    Ok(documents
+        .into_iter()
+        .flat_map(|doc| from_document(doc, file))
+        .collect())
+}
+
+/// Objects given as texts, each JSON or a YAML stream (what `argocd app sync --local` sends
+/// as `manifests`), checked like rendered ones; errors name `manifests[i]`.
+pub fn parse_texts(texts: &[String]) -> Result<Vec<Manifest>, RenderError> {
+    let mut out = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let json = text.trim_start().starts_with('{');
+        out.extend(parse(text, &format!("manifests[{i}]"), json)?);
+    }
+    check_objects(&out)?;
+    Ok(out)
+}
 
 /// The objects in one document: a `*List` kind with `items` is flattened.
 pub fn from_document(doc: Document, file: &str) -> Vec<Manifest> {

@@ -714,16 +714,17 @@ async fn the_seed_applicationset_creates_six_applications_and_follows_its_policy
         (owner.kind.as_str(), owner.name.as_str(), owner.controller),
         ("ApplicationSet", "microservices", Some(true))
     );
-    let set = appsets(&env).get("microservices").await.unwrap();
-    let status = set.status.unwrap();
-    assert!(
-        status
-            .conditions
-            .iter()
-            .any(|c| c.kind == "ResourcesUpToDate" && c.status == "True"),
-        "{:?}",
-        status.conditions
-    );
+    // The status is written after the Applications: wait for it rather than race it.
+    let status = env
+        .eventually("the ApplicationSet's status", async || {
+            let status = appsets(&env).get("microservices").await.ok()?.status?;
+            status
+                .conditions
+                .iter()
+                .any(|c| c.kind == "ResourcesUpToDate" && c.status == "True")
+                .then_some(status)
+        })
+        .await;
     assert_eq!(status.resources.len(), 6);
 
     // Removing a list element deletes its Applications under the default policy (sync)…

@@ -545,6 +545,17 @@ async fn the_articles_roles_allowed_and_denied_endpoint_by_endpoint() {
         ("GET", "a live resource", "/api/v1/applications/web/resource?namespace=web&resourceName=settings&version=v1&kind=ConfigMap".into(), none(), [200, 200, 403, 200]),
         ("POST", "patching a live resource", "/api/v1/applications/web/resource?namespace=web&resourceName=settings&version=v1&kind=ConfigMap&patchType=merge".into(),
             Box::new(|who| Some(json!(format!("{{\"metadata\":{{\"labels\":{{\"touched-by\":\"{who}\"}}}}}}")))), [403, 403, 403, 200]),
+        (
+            "POST",
+            "a sync of local manifests (the override action)",
+            "/api/v1/applications/web/sync".into(),
+            Box::new(|_| {
+                Some(json!({"dryRun": true, "manifests": [
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"key": "local"}}).to_string()
+                ]}))
+            }),
+            [403, 403, 403, 200],
+        ),
         ("PUT", "application spec", "/api/v1/applications/web/spec".into(), Box::new(move |_| Some(web_spec.clone())), [403, 403, 403, 200]),
         ("GET", "application events", "/api/v1/applications/web/events".into(), none(), [200, 200, 403, 200]),
         ("POST", "ApplicationSet create", "/api/v1/applicationsets".into(), Box::new(|who| Some(json!({
@@ -1482,6 +1493,51 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
     assert!(ok, "{out}{err}");
     let (code, out, err) = diff(config);
     assert_eq!(code, Some(0), "{out}{err}");
+
+    // A sync from a local checkout instead of Git (`--local`): what it renders is applied,
+    // and the app is then out of sync with Git until synced from Git again.
+    let local = env.dir.path().join("local-checkout");
+    std::fs::create_dir_all(local.join("app")).unwrap();
+    std::fs::write(
+        local.join("app/cm.yaml"),
+        configmap("cli-cm", "").replace("key: value", "key: from-my-laptop"),
+    )
+    .unwrap();
+    let (ok, out, err) = run_cli(
+        config,
+        &[
+            "app",
+            "sync",
+            "cli-app",
+            "--timeout",
+            "120",
+            "--local",
+            local.join("app").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let live = configmaps.get("cli-cm").await.unwrap();
+    assert_eq!(live.data.unwrap()["key"], "from-my-laptop");
+    let (code, out, _) = diff(config);
+    assert_eq!(code, Some(1), "Git differs from what was synced: {out}");
+    std::fs::write(local.join("app/cm.yaml"), "kind: [not, an, object").unwrap();
+    let (ok, _, err) = run_cli(
+        config,
+        &[
+            "app",
+            "sync",
+            "cli-app",
+            "--local",
+            local.join("app").to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("cm.yaml"), "{err}");
+    let (ok, out, err) = run_cli(config, &["app", "sync", "cli-app", "--timeout", "120"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        configmaps.get("cli-cm").await.unwrap().data.unwrap()["key"],
+        "value"
+    );
 
     // The admin gives dev a password; dev logs in as a second context and may only look.
     let (ok, out, err) = run_cli(

@@ -705,11 +705,18 @@ async fn sync(
 ) -> ApiResult<Json<Application>> {
     let app = allowed(&state, &caller, &name, "sync")?;
     if !req.manifests.is_empty() {
-        // Syncing manifests given in the request bypasses Git: Argo CD's `override` action.
+        // Syncing manifests given in the request bypasses Git: Argo CD's `override` action,
+        // and not under auto-sync, which would put Git back at once (a dry run is fine).
         enforce(&state, &caller, "applications", "override", &object(&app))?;
-        return Err(ApiError::invalid(
-            "syncing local manifests (manifests) is not supported",
-        ));
+        if app.auto_sync_enabled() && !req.dry_run {
+            return Err(ApiError::new(
+                Code::FailedPrecondition,
+                "cannot use local sync when Automatic Sync Policy is enabled except with dry run",
+            ));
+        }
+        // Unreadable objects are the caller's mistake, said now rather than as a failed sync.
+        tiphys_render::parse_manifest_texts(&req.manifests)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
     }
     if !req.name.is_empty() && req.name != name {
         return Err(ApiError::invalid("name in the body differs from the path"));
@@ -733,6 +740,9 @@ async fn sync(
     });
     if !req.revisions.is_empty() {
         sync["revisions"] = json!(req.revisions);
+    }
+    if !req.manifests.is_empty() {
+        sync["manifests"] = json!(req.manifests);
     }
     if let Some(strategy) = req.strategy {
         sync["syncStrategy"] = strategy;

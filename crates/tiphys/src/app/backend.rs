@@ -35,6 +35,8 @@ pub struct SyncRequest {
     pub resources: Vec<Value>,
     pub revision: String,
     pub sync_options: Vec<String>,
+    /// Objects to sync instead of Git's (`--local`), as JSON texts.
+    pub manifests: Vec<String>,
 }
 
 fn path(name: &str, rest: &str) -> String {
@@ -124,10 +126,18 @@ impl Apps {
     ) -> anyhow::Result<Application> {
         match self {
             Apps::Core { .. } => {
+                if !request.manifests.is_empty() && !request.dry_run {
+                    let app = self.get(name).await?;
+                    if app.auto_sync_enabled() {
+                        bail!(
+                            "cannot use local sync when automated sync is enabled except with --dry-run"
+                        );
+                    }
+                }
                 let op = json!({
                     "sync": {"prune": request.prune, "dryRun": request.dry_run,
                              "resources": request.resources, "revision": request.revision,
-                             "syncOptions": request.sync_options},
+                             "syncOptions": request.sync_options, "manifests": request.manifests},
                     "initiatedBy": {"username": user},
                 });
                 self.start_operation(name, op).await
@@ -137,6 +147,7 @@ impl Apps {
                     "name": name, "prune": request.prune, "dryRun": request.dry_run,
                     "resources": request.resources, "revision": request.revision,
                     "syncOptions": {"items": request.sync_options},
+                    "manifests": request.manifests,
                 });
                 let app = server
                     .call(Method::POST, &path(name, "/sync"), &[], Some(&body))

@@ -58,6 +58,14 @@ enum Command {
         /// Extra sync options (CreateNamespace=true, ServerSideApply=true, ...).
         #[arg(long = "sync-option")]
         sync_options: Vec<String>,
+        /// Sync what this local directory renders to instead of Git (`argocd app sync
+        /// --local`; needs the `override` permission, and auto-sync off unless --dry-run).
+        #[arg(long, conflicts_with = "revision")]
+        local: Option<std::path::PathBuf>,
+        /// The repository root --local is inside (default: --local itself), for Kustomize
+        /// bases and Helm values outside the app's directory.
+        #[arg(long, requires = "local")]
+        local_repo_root: Option<std::path::PathBuf>,
         /// Return once the sync is requested.
         #[arg(long = "async")]
         no_wait: bool,
@@ -138,10 +146,20 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             resources,
             revision,
             sync_options,
+            local,
+            local_repo_root,
             no_wait,
             timeout,
         } => {
+            let manifests = match local {
+                Some(dir) => {
+                    let app = apps.get(&name).await?;
+                    render_local(app, dir, local_repo_root).await?
+                }
+                None => Vec::new(),
+            };
             let request = SyncRequest {
+                manifests,
                 prune,
                 dry_run,
                 resources: resources
@@ -513,6 +531,62 @@ async fn diff(
         }
     }
     Ok(i32::from(differs))
+}
+
+/// What `dir` renders to with `app`'s source settings (Kustomize, Helm values, directory
+/// options), as JSON texts for the sync request's `manifests`.
+async fn render_local(
+    app: Application,
+    dir: std::path::PathBuf,
+    root: Option<std::path::PathBuf>,
+) -> anyhow::Result<Vec<String>> {
+    let sources: Vec<_> = app.sources().into_iter().cloned().collect();
+    let [source] = sources.as_slice() else {
+        bail!("--local works with an application of one source");
+    };
+    let mut source = source.clone();
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("--local {}", dir.display()))?;
+    let root = match root {
+        Some(r) => r
+            .canonicalize()
+            .with_context(|| format!("--local-repo-root {}", r.display()))?,
+        None => dir.clone(),
+    };
+    let relative = dir.strip_prefix(&root).with_context(|| {
+        format!(
+            "--local {} is not inside --local-repo-root {}",
+            dir.display(),
+            root.display()
+        )
+    })?;
+    source.path = match relative.to_string_lossy().as_ref() {
+        "" => ".".to_string(),
+        path => path.to_string(),
+    };
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let namespace = app.spec.destination.namespace.clone();
+    tokio::task::spawn_blocking(move || {
+        let cache = tiphys_source::GitCache::new(crate::render::cache_dir(None));
+        let rendered = tiphys_controller::manifests::render_tree(
+            &root,
+            &source,
+            &name,
+            &namespace,
+            &cache,
+            &Vec::new(),
+            &Default::default(),
+        )
+        .with_context(|| format!("rendering {}", dir.display()))?;
+        tiphys_render::check_objects(&rendered.manifests)?;
+        Ok(rendered
+            .manifests
+            .iter()
+            .map(|m| m.object.to_string())
+            .collect())
+    })
+    .await?
 }
 
 /// `app diff` through the API server: its managed resources with their normalised live and
