@@ -1605,6 +1605,8 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
             "ci",
             "--expires-in",
             "1d",
+            "--id",
+            "pipeline",
         ],
     );
     assert!(ok && token.trim().split('.').count() == 3, "{token}{err}");
@@ -1630,13 +1632,35 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
     let (_, out, _) = run_cli(config, &["account", "get", "--account", "ci"]);
     let row = out.lines().last().unwrap_or_default();
     assert!(
-        !row.contains("never") && row.matches('T').count() == 2,
+        row.starts_with("pipeline") && !row.contains("never") && row.matches('T').count() == 2,
         "an expiring token: {out}"
     );
+    // Revoked, the token no longer works.
+    let (ok, out, err) = run_cli(
+        config,
+        &["account", "delete-token", "pipeline", "--account", "ci"],
+    );
+    assert!(ok && out.contains("Token deleted"), "{out}{err}");
+    let as_ci = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--server",
+            address,
+            "--plaintext",
+            "--auth-token",
+            token.trim(),
+        ]);
+        run_cli(config, &all)
+    };
+    env.eventually("the revoked token refused", async || {
+        let (ok, _, err) = as_ci(&["app", "list"]);
+        (!ok && err.contains("Unauthenticated")).then_some(())
+    })
+    .await;
 
-    // Projects.
+    // Projects, with a role whose token lists the project's apps.
     let team = env.dir.path().join("team.yaml");
-    std::fs::write(&team, "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: team\nspec:\n  description: the team\n  sourceRepos: ['*']\n  destinations:\n  - server: https://kubernetes.default.svc\n    namespace: team-*\n").unwrap();
+    std::fs::write(&team, "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: team\nspec:\n  description: the team\n  sourceRepos: ['*']\n  destinations:\n  - server: https://kubernetes.default.svc\n    namespace: team-*\n  roles:\n  - name: reader\n    policies:\n    - p, proj:team:reader, applications, get, team/*, allow\n").unwrap();
     let (ok, out, err) = run_cli(config, &["proj", "create", "-f", team.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     let (ok, out, _) = env
@@ -1651,6 +1675,46 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
     );
     let (_, out, _) = run_cli(config, &["proj", "list"]);
     assert!(out.contains("default") && out.contains("team"), "{out}");
+    let (ok, role_token, err) = run_cli(
+        config,
+        &["proj", "role", "create-token", "team", "reader", "-e", "1h"],
+    );
+    assert!(
+        ok && role_token.trim().split('.').count() == 3,
+        "{role_token}{err}"
+    );
+    let (ok, out, err) = run_cli(
+        config,
+        &[
+            "app",
+            "list",
+            "--server",
+            address,
+            "--plaintext",
+            "--auth-token",
+            role_token.trim(),
+        ],
+    );
+    assert!(
+        ok && !out.contains("cli-app"),
+        "the role sees only its project: {out}{err}"
+    );
+    let (ok, out, err) = run_cli(config, &["proj", "delete", "team"]);
+    assert!(ok, "{out}{err}");
+    env.eventually("the project gone", async || {
+        let (ok, _, err) = run_cli(config, &["proj", "get", "team"]);
+        (!ok && err.contains("PermissionDenied")).then_some(())
+    })
+    .await;
+    // A context can be forgotten altogether.
+    let (ok, out, err) = run_cli(config, &["context", "dev", "--delete"]);
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = run_cli(config, &["context"]);
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "a header and the admin's context: {out}"
+    );
 
     // Delete through the server, waiting until the app and its ConfigMap are gone.
     let (ok, out, err) = run_cli(
