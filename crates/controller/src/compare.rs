@@ -407,7 +407,8 @@ pub async fn compare(
 }
 
 /// Objects in the app's destination namespace, of the kinds the app uses, that no app tracks
-/// (the project's `orphanedResources` monitoring). Kubernetes' own per-namespace objects (the
+/// (the project's `orphanedResources` monitoring), not counting objects something else owns.
+/// Kubernetes' own per-namespace objects (the
 /// `default` ServiceAccount, `kube-root-ca.crt`) are not counted.
 async fn orphaned(
     cluster: &Arc<ClusterHandle>,
@@ -431,6 +432,16 @@ async fn orphaned(
             continue;
         };
         for item in list.items {
+            // Only top-level objects can be orphans (as in Argo CD): a Pod of a ReplicaSet
+            // belongs to its owner, not to nobody.
+            if item
+                .metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|r| !r.is_empty())
+            {
+                continue;
+            }
             let name = item.metadata.name.clone().unwrap_or_default();
             let key = ObjectKey {
                 group: resolved.resource.group.clone(),

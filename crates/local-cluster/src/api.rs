@@ -875,3 +875,43 @@ pub(crate) fn update_internal(
     }
     Ok(())
 }
+
+/// Create for the cluster's own controllers (simulated workloads): `obj` as `manager` wrote it,
+/// `generateName` honoured.
+pub(crate) fn create_internal(
+    cluster: &Cluster,
+    gr: &GroupResource,
+    ns: &str,
+    obj: Value,
+    manager: &str,
+) -> ApiResult<()> {
+    let Some(rt) = cluster.registry.any_version(gr) else {
+        return Ok(());
+    };
+    let mut opts = WriteOptions {
+        field_manager: manager.into(),
+        field_validation: FieldValidation::Ignore,
+        ..Default::default()
+    };
+    let obj = cluster.prepare_create(&rt, Some(ns), obj, &mut opts, false)?;
+    cluster.commit_create(&rt, obj, &opts)?;
+    Ok(())
+}
+
+/// Delete for the cluster's own controllers, in the background (dependents by garbage
+/// collection), as kube-controller-manager scales down.
+pub(crate) fn delete_internal(
+    cluster: &Cluster,
+    gr: &GroupResource,
+    ns: &str,
+    name: &str,
+) -> ApiResult<()> {
+    let Some(rt) = cluster.registry.any_version(gr) else {
+        return Ok(());
+    };
+    let Some(stored) = cluster.store.get(gr, ns, name) else {
+        return Ok(());
+    };
+    cluster.delete_object(&rt, stored.value()?, stored.rv, "Background", false)?;
+    Ok(())
+}

@@ -755,3 +755,152 @@ async fn custom_resources_follow_their_schema() {
         "resources of a deleted CRD are no longer served"
     );
 }
+
+/// What kube-controller-manager and a kubelet would make, as `kubectl get` shows it: a
+/// Deployment's ReplicaSet and Pods, a new ReplicaSet for a new template with the old one
+/// scaled to zero, a deleted Pod replaced, StatefulSet Pods by ordinal, a Job's Pod run to
+/// completion — and all of it gone with its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_own_replica_sets_and_pods_as_in_a_real_cluster() {
+    let c = start().await;
+    c.ok(&["create", "namespace", "work"]).await;
+    for kind in ["deployment", "statefulset", "job"] {
+        c.apply_yaml(&read_fixture(kind), &["-n", "work"]).await;
+    }
+    let names = |kind: &'static str, selector: &'static str| {
+        let c = &c;
+        async move {
+            let out = c
+                .ok(&[
+                    "get",
+                    kind,
+                    "-n",
+                    "work",
+                    "-l",
+                    selector,
+                    "-o",
+                    "jsonpath={.items[*].metadata.name}",
+                ])
+                .await;
+            let mut names: Vec<String> = out.split_whitespace().map(str::to_string).collect();
+            names.sort();
+            names
+        }
+    };
+    common::eventually("two Running Pods of the Deployment", || async {
+        let out = c
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                "work",
+                "-l",
+                "app=demo",
+                "--field-selector=status.phase=Running",
+                "-o",
+                "name",
+            ])
+            .await;
+        out.lines().count() == 2
+    })
+    .await;
+    let replica_sets = names("replicasets", "app=demo").await;
+    assert_eq!(replica_sets.len(), 1, "{replica_sets:?}");
+    let rs = json(
+        &c.ok(&["get", "rs", &replica_sets[0], "-n", "work", "-o", "json"])
+            .await,
+    );
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["kind"], "Deployment");
+    assert_eq!(
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    let pod_name = names("pods", "app=demo").await[0].clone();
+    let pod = json(
+        &c.ok(&["get", "pod", &pod_name, "-n", "work", "-o", "json"])
+            .await,
+    );
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0]["name"],
+        rs["metadata"]["name"]
+    );
+    assert_eq!(pod["status"]["containerStatuses"][0]["ready"], true);
+    assert_eq!(
+        pod["metadata"]["labels"]["pod-template-hash"],
+        rs["metadata"]["labels"]["pod-template-hash"]
+    );
+
+    // A deleted Pod is replaced by another.
+    c.ok(&["delete", "pod", &pod_name, "-n", "work"]).await;
+    common::eventually("the Pod replaced", || async {
+        let pods = names("pods", "app=demo").await;
+        pods.len() == 2 && !pods.contains(&pod_name)
+    })
+    .await;
+
+    // A new template: a second ReplicaSet at revision 2, the first scaled to zero.
+    c.ok(&[
+        "set",
+        "image",
+        "deployment/demo",
+        "web=nginx:1.28",
+        "-n",
+        "work",
+    ])
+    .await;
+    common::eventually("the rollout's ReplicaSets", || async {
+        let out = c
+            .ok(&["get", "rs", "-n", "work", "-l", "app=demo", "-o", "jsonpath={range .items[*]}{.metadata.annotations.deployment\\.kubernetes\\.io/revision}={.spec.replicas} {end}"])
+            .await;
+        let mut pairs: Vec<&str> = out.split_whitespace().collect();
+        pairs.sort();
+        pairs == ["1=0", "2=2"]
+    })
+    .await;
+    common::eventually("the new Pods only", || async {
+        let out = c
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                "work",
+                "-l",
+                "app=demo",
+                "-o",
+                "jsonpath={.items[*].spec.containers[0].image}",
+            ])
+            .await;
+        out.split_whitespace().collect::<Vec<_>>() == ["nginx:1.28", "nginx:1.28"]
+    })
+    .await;
+
+    // StatefulSet Pods by ordinal; a Job's Pod completes.
+    common::eventually("the StatefulSet's Pod", || async {
+        names("pods", "app=demo-db").await == ["demo-0"]
+    })
+    .await;
+    common::eventually("the Job's Pod Succeeded", || async {
+        let out = c
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                "work",
+                "-l",
+                "job-name=demo",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ])
+            .await;
+        out == "Succeeded"
+    })
+    .await;
+
+    // Gone with their owner.
+    c.ok(&["delete", "deployment", "demo", "-n", "work"]).await;
+    common::eventually("ReplicaSets and Pods collected", || async {
+        names("replicasets", "app=demo").await.is_empty()
+            && names("pods", "app=demo").await.is_empty()
+    })
+    .await;
+}
