@@ -1675,6 +1675,10 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
     );
     let (_, out, _) = run_cli(config, &["proj", "list"]);
     assert!(out.contains("default") && out.contains("team"), "{out}");
+    let (ok, out, err) = run_cli(config, &["appset", "list"]);
+    assert!(ok && out.starts_with("NAME"), "{out}{err}");
+    let (ok, _, err) = run_cli(config, &["appset", "get", "nothing-here"]);
+    assert!(!ok && err.contains("PermissionDenied"), "{err}");
     let (ok, role_token, err) = run_cli(
         config,
         &["proj", "role", "create-token", "team", "reader", "-e", "1h"],
