@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_controller::clusters::{
@@ -396,12 +396,7 @@ async fn delete_one(
             "the in-cluster destination cannot be deleted",
         ));
     };
-    let api: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    api.delete(
-        secret.metadata.name.as_deref().unwrap_or_default(),
-        &DeleteParams::default(),
-    )
-    .await?;
+    crate::api::delete_secret(&state, &secret).await?;
     Ok(Json(json!({})))
 }
 

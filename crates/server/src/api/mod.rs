@@ -153,3 +153,18 @@ pub(crate) async fn replace_secret_data(
         .await?;
     Ok(())
 }
+
+/// Delete a repository, credential or cluster Secret read from the cache.
+pub(crate) async fn delete_secret(
+    state: &crate::state::State,
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> crate::error::ApiResult<()> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(state.client.clone(), &state.namespace);
+    api.delete(
+        secret.metadata.name.as_deref().unwrap_or_default(),
+        &kube::api::DeleteParams::default(),
+    )
+    .await?;
+    Ok(())
+}

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_source::Access;
@@ -424,12 +424,7 @@ async fn delete_one(
 ) -> ApiResult<Json<Value>> {
     let (repo, secret) = find(&state, &url).ok_or_else(ApiError::denied)?;
     enforce(&state, &caller, "repositories", "delete", &object(&repo))?;
-    let api: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    api.delete(
-        secret.metadata.name.as_deref().unwrap_or_default(),
-        &DeleteParams::default(),
-    )
-    .await?;
+    crate::api::delete_secret(&state, &secret).await?;
     Ok(Json(json!({})))
 }
 
@@ -523,12 +518,7 @@ async fn delete_creds(
         .find(|(r, _)| r.url == url)
         .ok_or_else(ApiError::denied)?;
     enforce(&state, &caller, "repositories", "delete", &creds.url)?;
-    let api: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    api.delete(
-        secret.metadata.name.as_deref().unwrap_or_default(),
-        &DeleteParams::default(),
-    )
-    .await?;
+    crate::api::delete_secret(&state, &secret).await?;
     Ok(Json(json!({})))
 }
 

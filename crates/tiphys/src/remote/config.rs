@@ -56,8 +56,15 @@ pub struct Resolved {
     pub token: String,
 }
 
-/// `--config`, else `$TIPHYS_CONFIG`, else `$XDG_CONFIG_HOME/tiphys/config`, else
-/// `~/.config/tiphys/config`.
+/// `--config` (or `$TIPHYS_CONFIG`, which clap reads into it) when given, else the default.
+pub fn path_or_default(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(path) => Ok(path.clone()),
+        None => default_path(),
+    }
+}
+
+/// `$XDG_CONFIG_HOME/tiphys/config`, else `~/.config/tiphys/config`.
 pub fn default_path() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("tiphys").join("config"));

@@ -51,10 +51,7 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     fn path(&self) -> anyhow::Result<PathBuf> {
-        match &self.config {
-            Some(path) => Ok(path.clone()),
-            None => config::default_path(),
-        }
+        config::path_or_default(self.config.as_ref())
     }
 }
 

@@ -46,10 +46,7 @@ pub enum Target {
 
 impl ConnectionArgs {
     pub fn config_path(&self) -> anyhow::Result<PathBuf> {
-        match &self.config {
-            Some(path) => Ok(path.clone()),
-            None => config::default_path(),
-        }
+        config::path_or_default(self.config.as_ref())
     }
 
     fn direct(&self) -> bool {
