@@ -480,11 +480,11 @@ pub async fn step(
             server_side: !has(&options, "ServerSideApply=false"),
             replace: has(&options, "Replace=true"),
             validate: !has(&options, "Validate=false"),
-            force: sync
-                .sync_strategy
-                .as_ref()
-                .and_then(|s| s.apply.as_ref())
-                .is_some_and(|a| a.force),
+            // Argo CD forces under either strategy (`apply` skips hooks, `hook` runs them).
+            force: sync.sync_strategy.as_ref().is_some_and(|s| {
+                s.apply.as_ref().is_some_and(|a| a.force)
+                    || s.hook.as_ref().is_some_and(|h| h.force)
+            }),
             dry_run: sync.dry_run,
         },
         propagation: options

@@ -19,7 +19,9 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod rbac;
+pub mod secrets;
 pub mod state;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,6 +96,7 @@ impl Drop for Running {
 pub fn app(state: Arc<State>) -> Router {
     api::router()
         .merge(metrics::router())
+        .merge(ui::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -17,10 +17,10 @@ pub fn tools_dir() -> PathBuf {
     home.join(".cache").join("tiphys-tools")
 }
 
-/// The path of `name` (`kubectl`, `helm`, `sshd`, `curl`): the `KUBECTL`/`HELM` variable when
-/// set, the program on `PATH`, the cached install, or a fresh install into the cache (`sshd`
-/// and `curl` come from Debian's packages). Panics (failing the test) only when installing
-/// fails, with the installer's output.
+/// The path of `name` (`kubectl`, `helm`, `sshd`, `curl`, `chromium`): the `KUBECTL`/`HELM`
+/// variable when set, the program on `PATH`, the cached install, or a fresh install into the
+/// cache (`sshd`, `curl` and `chromium` come from Debian's packages). Panics (failing the
+/// test) only when installing fails, with the installer's output.
 pub fn tool(name: &str) -> PathBuf {
     // One install at a time in this process; the installer locks against other processes.
     static INSTALLING: Mutex<()> = Mutex::new(());
@@ -34,6 +34,7 @@ pub fn tool(name: &str) -> PathBuf {
     let cached = match name {
         "sshd" => PathBuf::from("/usr/sbin/sshd"),
         "curl" => PathBuf::from("/usr/bin/curl"),
+        "chromium" => PathBuf::from("/usr/bin/chromium"),
         _ => tools_dir().join("bin").join(name),
     };
     let _guard = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());

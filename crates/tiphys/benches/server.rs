@@ -4,7 +4,9 @@
 //! Reports: `GET /api/v1/applications` for an admin and for a user who may see one project
 //! (median of 10), against the peer — listing the same Applications from the Kubernetes API
 //! in the same run; how long until 200 concurrent stream watchers all see one Application
-//! change; the server's RSS.
+//! change; the server's RSS; and the web UI in headless Chromium (`ui-browser.mjs`): the
+//! list's first paint and a filter change against fetching the full list in the same page, and
+//! the tree of an app with 1,000 resources.
 //!
 //! `cargo bench -p tiphys --bench server` (TIPHYS_BENCH_APPS=N).
 
@@ -131,8 +133,8 @@ async fn main() {
                 "spec": {"project": format!("team-{}", i % PROJECTS),
                     "source": {"repoURL": "https://git.example.com/org/apps", "targetRevision": "HEAD", "path": format!("apps/app-{i}")},
                     "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("app-{i}")}},
-                "status": {"sync": {"status": "Synced", "revision": "0123456789abcdef0123456789abcdef01234567"},
-                    "health": {"status": "Healthy"},
+                "status": {"sync": {"status": if i % 10 == 3 { "OutOfSync" } else { "Synced" }, "revision": "0123456789abcdef0123456789abcdef01234567"},
+                    "health": {"status": if i % 25 == 5 { "Degraded" } else { "Healthy" }},
                     "resources": [{"version": "v1", "kind": "ConfigMap", "namespace": format!("app-{i}"), "name": "settings", "status": "Synced", "health": {"status": "Healthy"}},
                                   {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": format!("app-{i}"), "name": "web", "status": "Synced", "health": {"status": "Healthy"}}]}});
             apps.patch(&format!("app-{i}"), &PatchParams::apply("bench"), &Patch::Apply(&app)).await.unwrap();
@@ -150,6 +152,20 @@ async fn main() {
         "created {n} Applications in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // One app with 1,000 managed resources, for the UI's tree.
+    let resources: Vec<serde_json::Value> = (0..1000)
+        .map(|i| json!({"version": "v1", "kind": "ConfigMap", "namespace": "big", "name": format!("settings-{i:04}"), "status": "Synced", "health": {"status": "Healthy"}}))
+        .collect();
+    let big = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "big", "namespace": "argocd"},
+        "spec": {"project": "team-0",
+            "source": {"repoURL": "https://git.example.com/org/apps", "targetRevision": "HEAD", "path": "apps/big"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "big"}},
+        "status": {"sync": {"status": "Synced"}, "health": {"status": "Healthy"}, "resources": resources}});
+    apps.patch("big", &PatchParams::apply("bench"), &Patch::Apply(&big))
+        .await
+        .unwrap();
+    let n = n + 1;
     let cm: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "argocd");
     cm.patch("argocd-cm", &PatchParams::apply("bench"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "argocd-cm", "namespace": "argocd"}, "data": {"accounts.alice": "login"}}))).await.unwrap();
@@ -304,6 +320,27 @@ async fn main() {
     for r in readers {
         latest = latest.max(r.await.unwrap());
     }
+    // The web UI in headless Chromium, against the same server.
+    let browser = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ui-browser.mjs"))
+        .env("URL", format!("http://{addr}"))
+        .env("TOKEN", &admin)
+        .env("BIG_APP", "big")
+        .env(
+            "PLAYWRIGHT",
+            tiphys_testkit::npm_package("playwright-core@1.65.1")
+                .join("node_modules/playwright-core/index.mjs"),
+        )
+        .env("CHROMIUM", tiphys_testkit::tool("chromium"))
+        .output()
+        .unwrap();
+    assert!(
+        browser.status.success(),
+        "{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    let ui: serde_json::Value =
+        serde_json::from_slice(browser.stdout.trim_ascii()).expect("the browser's figures");
     let rss = rss_kib(server.id());
     let _ = server.kill();
     let _ = server.wait();
@@ -330,5 +367,30 @@ async fn main() {
     println!(
         "server RSS:                                          {:>7} MiB",
         rss / 1024
+    );
+    let ms = |k: &str| ui[k].as_f64().unwrap_or(f64::NAN);
+    println!("web UI in headless Chromium (median of 5 cold browser contexts):");
+    println!(
+        "  fetch and parse the full app list (peer):          {:>7.1} ms",
+        ms("peer")
+    );
+    println!(
+        "  applications list, first meaningful paint:         {:>7.1} ms  ({:.2}x the peer)",
+        ms("firstPaint"),
+        ms("firstPaint") / ms("peer")
+    );
+    println!(
+        "  a filter change, click to new list:                {:>7.1} ms  ({:.2}x the peer)",
+        ms("filter"),
+        ms("filter") / ms("peer")
+    );
+    println!(
+        "  1,000-resource app, tree (folded) painted:         {:>7.1} ms",
+        ms("treeFolded")
+    );
+    println!(
+        "  the same, expanded to all {} nodes:              {:>7.1} ms",
+        ui["expandedNodes"],
+        ms("treeExpanded")
     );
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use common::cluster::*;
 use common::http::{Response, send};
+use common::oidc::start_provider;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::{Value, json};
@@ -1090,56 +1091,12 @@ impl Browser {
     }
 }
 
-struct Provider {
-    child: Child,
-    issuer: String,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `oidc-provider` from npm, serving users alice and bob, redirecting to `redirect_uri`.
-async fn start_provider(env: &Env, redirect_uri: &str) -> Provider {
-    let prefix = tiphys_testkit::npm_package("oidc-provider@9.13.3");
-    let port = free_port();
-    let port_file = env.dir.path().join(format!("oidc-{port}"));
-    let log = std::fs::File::create(env.dir.path().join("oidc.log")).unwrap();
-    let child = Command::new("node")
-        .arg(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/support/oidc-provider.mjs"),
-        )
-        .env(
-            "OIDC_PROVIDER_MODULE",
-            prefix.join("node_modules/oidc-provider/lib/index.js"),
-        )
-        .env("PORT", port.to_string())
-        .env("REDIRECT_URI", redirect_uri)
-        .env("PORT_FILE", &port_file)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    env.eventually("the identity provider to listen", async || {
-        port_file.exists().then_some(())
-    })
-    .await;
-    Provider {
-        child,
-        issuer: format!("http://127.0.0.1:{port}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn single_sign_on_with_a_real_openid_connect_provider() {
     let env = Env::start().await;
     let server = start_server(&env).await;
     let url = server.url.as_str();
-    let provider = start_provider(&env, &format!("{url}/auth/callback")).await;
+    let provider = start_provider(env.dir.path(), &format!("{url}/auth/callback"));
     env.apply(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  url: {url}\n  oidc.config: |\n    name: Test IdP\n    issuer: {}\n    clientID: tiphys\n    clientSecret: $oidc.clientSecret\n    requestedScopes: [openid, profile, email, groups]\n", provider.issuer));
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "argocd");
     secrets
@@ -2053,52 +2010,16 @@ fn only_known_tool_errors(report: &str) -> bool {
 }
 
 /// Stops `tiphys up` when the test ends, however it ends.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `tiphys up --demo` runs the API server too (HTTPS, self-signed), says how to log in, and the
 /// curl examples of docs/server.md work against it as written (on this test's port); the CLI
 /// then logs in the way `tiphys up` prints and follows the demo app through the server.
 #[tokio::test(flavor = "multi_thread")]
 async fn tiphys_up_serves_the_api_and_the_documented_curl_examples_work() {
     let dir = tempfile::tempdir().unwrap();
-    let (api, server, listen) = (free_port(), free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tiphys"))
-        .args(["up", "--demo", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--api-listen", &format!("127.0.0.1:{api}")])
-        .args(["--server-listen", &format!("127.0.0.1:{server}")])
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .env("TIPHYS_CACHE_DIR", dir.path().join("cache"))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _up = Up(child);
-    // Read on a thread for as long as it prints, so the pipe stays open.
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut printed = Vec::new();
-    while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(120)) {
-        let last = line.contains("demo:");
-        printed.push(line);
-        if last {
-            break;
-        }
-    }
-    let printed = printed.join("\n");
-    let url = format!("https://127.0.0.1:{server}");
+    let up = common::up::Up::start(dir.path());
+    let server = up.server_port;
+    let printed = up.printed.clone();
+    let url = up.url();
     assert!(
         printed.contains(&format!("API server at {url}")),
         "{printed}"
@@ -2106,7 +2027,7 @@ async fn tiphys_up_serves_the_api_and_the_documented_curl_examples_work() {
     assert!(printed.contains("argocd-initial-admin-secret"), "{printed}");
     let login_hint = format!("tiphys login {url} --insecure --username admin");
     assert!(printed.contains(&login_hint), "{printed}");
-    let kubeconfig = dir.path().join("data").join("kubeconfig");
+    let kubeconfig = up.kubeconfig();
 
     // The documented block, with this test's port.
     let docs =
@@ -2189,7 +2110,7 @@ async fn tiphys_up_serves_the_api_and_the_documented_curl_examples_work() {
             &password,
         ],
     );
-    let up_log = || std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default();
+    let up_log = || up.log();
     assert!(ok, "{out}{err}\n--- tiphys up:\n{}", up_log());
     let (ok, out, err) = run_cli(
         &config,

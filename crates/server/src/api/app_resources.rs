@@ -100,7 +100,7 @@ async fn manifests(
     let manifests: Vec<String> = generated
         .manifests
         .iter()
-        .map(|m| m.object.to_string())
+        .map(|m| crate::secrets::hide_in(m.object.clone()).to_string())
         .collect();
     Ok(Json(json!({
         "manifests": manifests,
@@ -227,12 +227,14 @@ struct ResourceQuery {
     orphan: Option<bool>,
 }
 
-/// The live object `q` names, when `app` manages it: its API in the destination cluster.
-async fn managed_object(
+/// Where the object `q` names lives, when it is in `app`'s resource tree — managed by the
+/// app, or owned by what it manages (a Deployment's Pods, as Argo CD's UI shows them): its
+/// group, version, kind and namespace.
+async fn in_tree(
     state: &State,
     app: &Application,
     q: &ResourceQuery,
-) -> ApiResult<kube::Api<DynamicObject>> {
+) -> Option<(String, String, String, String)> {
     let status = app.status.clone().unwrap_or_default();
     let managed = status.resources.iter().find(|r| {
         r.kind == q.kind
@@ -241,7 +243,39 @@ async fn managed_object(
             && (q.namespace.is_empty() || r.namespace == q.namespace)
             && (q.version.is_empty() || r.version.is_empty() || r.version == q.version)
     });
-    let Some(managed) = managed else {
+    if let Some(r) = managed {
+        return Some((
+            r.group.clone(),
+            r.version.clone(),
+            r.kind.clone(),
+            r.namespace.clone(),
+        ));
+    }
+    let tree = crate::api::tree::tree(state, app).await;
+    let text = |n: &Value, k: &str| n[k].as_str().unwrap_or_default().to_string();
+    tree["nodes"].as_array()?.iter().find_map(|n| {
+        let found = text(n, "kind") == q.kind
+            && text(n, "group") == q.group
+            && text(n, "name") == q.resource_name
+            && (q.namespace.is_empty() || text(n, "namespace") == q.namespace);
+        found.then(|| {
+            (
+                text(n, "group"),
+                text(n, "version"),
+                text(n, "kind"),
+                text(n, "namespace"),
+            )
+        })
+    })
+}
+
+/// The live object `q` names, when it is in `app`'s tree: its API in the destination cluster.
+async fn managed_object(
+    state: &State,
+    app: &Application,
+    q: &ResourceQuery,
+) -> ApiResult<kube::Api<DynamicObject>> {
+    let Some((group, found_version, kind, namespace)) = in_tree(state, app, q).await else {
         return Err(ApiError::new(
             Code::NotFound,
             format!(
@@ -255,30 +289,76 @@ async fn managed_object(
     };
     let client = state.destination_client(&app.spec.destination).await?;
     let version = if q.version.is_empty() {
-        managed.version.clone()
+        found_version
     } else {
         q.version.clone()
     };
-    let gvk = kube::api::GroupVersionKind::gvk(&managed.group, &version, &managed.kind);
+    let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &kind);
     let (resource, caps): (ApiResource, _) = kube::discovery::pinned_kind(&client, &gvk)
         .await
         .map_err(|e| {
             ApiError::new(
                 Code::NotFound,
-                format!("the destination does not serve {}: {e}", managed.kind),
+                format!("the destination does not serve {kind}: {e}"),
             )
         })?;
     Ok(if caps.scope == Scope::Namespaced {
-        kube::Api::namespaced_with(client, &managed.namespace, &resource)
+        kube::Api::namespaced_with(client, &namespace, &resource)
     } else {
         kube::Api::all_with(client, &resource)
     })
 }
 
+/// Kubernetes events about one object of `app`'s tree, in the destination cluster (Argo CD's
+/// `events?resourceName=&resourceNamespace=&resourceUID=`).
+pub(crate) async fn resource_events(
+    state: &State,
+    app: &Application,
+    name: &str,
+    namespace: &str,
+    uid: &str,
+) -> ApiResult<Json<Value>> {
+    use k8s_openapi::api::core::v1::Event;
+    let tree = crate::api::tree::tree(state, app).await;
+    let text = |n: &Value, k: &str| n[k].as_str().unwrap_or_default().to_string();
+    let known = tree["nodes"].as_array().is_some_and(|nodes| {
+        nodes.iter().any(|n| {
+            text(n, "name") == name
+                && text(n, "namespace") == namespace
+                && (uid.is_empty() || text(n, "uid").is_empty() || text(n, "uid") == uid)
+        })
+    });
+    if !known {
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!(
+                "{namespace}/{name} is not a resource of application {}",
+                app.metadata.name.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    let client = state.destination_client(&app.spec.destination).await?;
+    let events: kube::Api<Event> = if namespace.is_empty() {
+        kube::Api::all(client)
+    } else {
+        kube::Api::namespaced(client, namespace)
+    };
+    let list = events
+        .list(&kube::api::ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await?;
+    let items: Vec<Event> = list
+        .items
+        .into_iter()
+        .filter(|e| uid.is_empty() || e.involved_object.uid.as_deref().is_none_or(|u| u == uid))
+        .collect();
+    Ok(Json(json!({"metadata": {}, "items": items})))
+}
+
 fn manifest_of(object: &DynamicObject) -> ApiResult<Json<Value>> {
     let mut object = object.clone();
     object.metadata.managed_fields = None;
-    let text = serde_json::to_string(&object).map_err(|e| ApiError::internal(e.to_string()))?;
+    let value = serde_json::to_value(&object).map_err(|e| ApiError::internal(e.to_string()))?;
+    let text = crate::secrets::hide_in(value).to_string();
     Ok(Json(json!({"manifest": text})))
 }
 

@@ -839,12 +839,35 @@ async fn terminate(
     ))
 }
 
+/// Which object's events: the app's own unless a resource of it is named.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct EventsQuery {
+    #[serde(default)]
+    resource_name: String,
+    #[serde(default)]
+    resource_namespace: String,
+    #[serde(default, rename = "resourceUID")]
+    resource_uid: String,
+}
+
 async fn events(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<Value>> {
     let app = visible(&state, &caller, &name)?;
+    if !q.resource_name.is_empty() {
+        return crate::api::app_resources::resource_events(
+            &state,
+            &app,
+            &q.resource_name,
+            &q.resource_namespace,
+            &q.resource_uid,
+        )
+        .await;
+    }
     let uid = app.metadata.uid.clone().unwrap_or_default();
     crate::api::events_about(&state, "Application", &name, &uid).await
 }

@@ -220,8 +220,17 @@ async fn item(
         rules.apply(&mut normalized, &reference);
         normalized
     };
-    let normalized_live = side(&reference);
-    let predicted_live = side(&predicted);
+    let mut normalized_live = side(&reference);
+    let mut predicted_live = side(&predicted);
+    let modified = !entry.hook && normalized_live != predicted_live;
+    let mut desired = entry.desired.clone().unwrap_or(Value::Null);
+    let mut live_shown = live.clone().unwrap_or(Value::Null);
+    crate::secrets::hide_secret_data(&mut [
+        &mut desired,
+        &mut live_shown,
+        &mut normalized_live,
+        &mut predicted_live,
+    ]);
     let text = |v: &Option<Value>| {
         v.as_ref()
             .map_or_else(|| "null".to_string(), |v| v.to_string())
@@ -239,12 +248,12 @@ async fn item(
         "kind": key.kind,
         "namespace": key.namespace,
         "name": key.name,
-        "targetState": text(&entry.desired),
-        "liveState": text(&live),
+        "targetState": text(&entry.desired.as_ref().map(|_| desired)),
+        "liveState": text(&live.as_ref().map(|_| live_shown)),
         "normalizedLiveState": normalized_live.to_string(),
         "predictedLiveState": predicted_live.to_string(),
         "hook": entry.hook,
-        "modified": !entry.hook && normalized_live != predicted_live,
+        "modified": modified,
         "requiresPruning": requires_pruning,
         "resourceVersion": live
             .as_ref()

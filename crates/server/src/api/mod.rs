@@ -37,6 +37,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> ApiResult<Body<T>> {
+        // YAML too (what people keep their manifests in; the UI's editors send it).
+        let yaml = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("yaml"));
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::invalid(format!("request body is larger than {MAX_BODY} bytes"))
@@ -49,6 +55,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         } else {
             &bytes[..]
         };
+        if yaml {
+            let text = std::str::from_utf8(text)
+                .map_err(|e| ApiError::invalid(format!("request body is not UTF-8: {e}")))?;
+            return serde_saphyr::from_str(text)
+                .map(Body)
+                .map_err(|e| ApiError::invalid(format!("invalid YAML request body: {e}")));
+        }
         serde_json::from_slice(text)
             .map(Body)
             .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))

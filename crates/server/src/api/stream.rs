@@ -157,7 +157,7 @@ async fn resource_tree(
 /// `initial` items, then what `produce` sends, as one stream. The producer stops as soon as
 /// the client goes away — not only when it next has something to send, which for a quiet
 /// application could be never — and is counted in the open-streams gauge while it runs.
-fn async_stream_of<F, Fut>(
+pub(crate) fn async_stream_of<F, Fut>(
     open: prometheus_client::metrics::gauge::Gauge,
     initial: Vec<Result<Event, Infallible>>,
     produce: F,

@@ -166,10 +166,12 @@ pub fn authenticate_token(state: &State, token: &str, via_cookie: bool) -> ApiRe
 
 /// Requests authenticated by the cookie that change something must come from a page of this
 /// server: a browser sends the cookie to any site's requests, not only ours (CSRF).
-fn same_origin(headers: &HeaderMap) -> bool {
+/// Over HTTP/2 the host is the request's `:authority`, not a `Host` header.
+fn same_origin(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
     let host = headers
         .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
     let origin = headers
         .get(axum::http::header::ORIGIN)
         .or_else(|| headers.get(axum::http::header::REFERER))
@@ -191,7 +193,7 @@ impl FromRequestParts<Arc<State>> for Caller {
             .ok_or_else(|| ApiError::unauthenticated("no session information"))?;
         let caller = authenticate_token(state, &token, via_cookie)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if via_cookie && !safe && !same_origin(&parts.headers) {
+        if via_cookie && !safe && !same_origin(&parts.headers, &parts.uri) {
             return Err(ApiError::denied());
         }
         Ok(caller)
@@ -225,12 +227,20 @@ mod tests {
         assert_eq!(token(&h), Some(("abc".into(), true)));
         h.insert("authorization", "Bearer xyz".parse().unwrap());
         assert_eq!(token(&h), Some(("xyz".into(), false)));
+        let path: axum::http::Uri = "/api/v1/session".parse().unwrap();
         let mut h = HeaderMap::new();
         h.insert("host", "argocd.example.com".parse().unwrap());
-        assert!(!same_origin(&h), "no origin: refused");
+        assert!(!same_origin(&h, &path), "no origin: refused");
         h.insert("origin", "https://evil.example.com".parse().unwrap());
-        assert!(!same_origin(&h));
+        assert!(!same_origin(&h, &path));
         h.insert("origin", "https://argocd.example.com".parse().unwrap());
-        assert!(same_origin(&h));
+        assert!(same_origin(&h, &path));
+        // HTTP/2: no Host header, the authority is in the request's URI.
+        let h2: axum::http::Uri = "https://argocd.example.com/api/v1/session".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("origin", "https://argocd.example.com".parse().unwrap());
+        assert!(same_origin(&h, &h2));
+        h.insert("origin", "https://evil.example.com".parse().unwrap());
+        assert!(!same_origin(&h, &h2));
     }
 }

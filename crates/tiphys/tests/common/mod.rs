@@ -4,6 +4,8 @@
 pub mod cluster;
 pub mod examples;
 pub mod http;
+pub mod oidc;
+pub mod up;
 
 use std::path::Path;
 use std::process::Command;
