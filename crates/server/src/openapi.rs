@@ -108,6 +108,32 @@ const APP_LIST: &[Param] = &[
     Param("resourceVersion", "string"),
 ];
 
+/// Whose events: one resource of the app's tree instead of the app.
+const RESOURCE_EVENTS: &[Param] = &[
+    Param("resourceName", "string"),
+    Param("resourceNamespace", "string"),
+    Param("resourceUID", "string"),
+];
+
+/// The web UI's list: filters (values of one are alternatives), order and page.
+const UI_LIST: &[Param] = &[
+    Param("search", "string"),
+    Param("project", "string[]"),
+    Param("sync", "string[]"),
+    Param("health", "string[]"),
+    Param("cluster", "string[]"),
+    Param("namespace", "string[]"),
+    Param("label", "string[]"),
+    Param("repo", "string[]"),
+    Param("autoSync", "string[]"),
+    Param("favourites", "boolean"),
+    Param("name", "string[]"),
+    Param("appset", "string"),
+    Param("sort", "string"),
+    Param("offset", "integer"),
+    Param("limit", "integer"),
+];
+
 /// Which live resource, and how to change it.
 const RESOURCE: &[Param] = &[
     Param("namespace", "string"),
@@ -217,8 +243,9 @@ fn operations() -> Vec<Operation> {
         op(
             "get",
             "/api/v1/applications/{name}/events",
-            "Kubernetes events",
-        ),
+            "Kubernetes events about the app, or about one resource of its tree",
+        )
+        .query(RESOURCE_EVENTS),
         op(
             "get",
             "/api/v1/applications/{name}/resource-tree",
@@ -401,6 +428,17 @@ fn operations() -> Vec<Operation> {
             "Resource tree changes (server-sent events)",
         ),
         op(
+            "get",
+            "/api/ui/applications",
+            "The web UI's application list: summaries filtered, counted and paged",
+        )
+        .query(UI_LIST),
+        op(
+            "get",
+            "/api/ui/stream/applications",
+            "Names of applications that changed (server-sent events)",
+        ),
+        op(
             "post",
             "/api/webhook",
             "Git push webhook (GitHub, GitLab, Bitbucket, Gogs)",
@@ -527,6 +565,7 @@ mod tests {
             include_str!("api/stream.rs"),
             include_str!("api/webhook.rs"),
             include_str!("metrics.rs"),
+            include_str!("ui/summary.rs"),
         ];
         let routed: std::collections::BTreeSet<String> = sources
             .iter()

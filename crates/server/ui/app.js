@@ -105,6 +105,18 @@ export async function appView(main, { name, query }) {
     });
   }
 
+  // Windows open and close by the clock, not with the app: asked at most every 30 seconds,
+  // however often the app changes.
+  let windowsAsked = 0;
+  let windowsAnswer = null;
+  function syncWindows() {
+    if (!windowsAnswer || Date.now() - windowsAsked > 30_000) {
+      windowsAsked = Date.now();
+      windowsAnswer = get(`/api/v1/applications/${enc(name)}/syncwindows`);
+    }
+    return windowsAnswer;
+  }
+
   async function drawHeader() {
     const status = app.status || {};
     const sync = status.sync || {};
@@ -139,7 +151,7 @@ export async function appView(main, { name, query }) {
         conditions.map((c) => h('li', { class: /Error/.test(c.type) ? 'bad' : 'warn' }, h('strong', {}, c.type), ': ', c.message))) : null);
     commit(name, sync.revision).then((m) => replace(targetMeta, commitLine(m)));
     commit(name, lastSynced).then((m) => replace(syncedMeta, commitLine(m)));
-    get(`/api/v1/applications/${enc(name)}/syncwindows`).then((w) => {
+    syncWindows().then((w) => {
       const active = w.activeWindows || [];
       const assigned = w.assignedWindows || [];
       replace(windows, !assigned.length ? 'none' : `${active.length} active of ${assigned.length}; ${w.canSync ? 'sync allowed' : 'sync denied'}`);

@@ -100,8 +100,9 @@ export async function appsView(main, { query: q }) {
   const viewToggle = h('div', { class: 'segmented', role: 'group', 'aria-label': 'View' });
   const sort = h('select', { 'aria-label': 'Sort by' },
     [['name', 'Name'], ['created', 'Newest'], ['synced', 'Last synced']].map(([v, t]) => h('option', { value: v, selected: state.sort === v }, t)));
-  const canCreate = await canI('applications', 'create', '*/*');
-  const newApp = canCreate ? h('button', { type: 'button', class: 'primary', onclick: () => createApp() }, '+ New app') : null;
+  // Shown once the server says the user may create apps; the list does not wait for it.
+  const newApp = h('button', { type: 'button', class: 'primary', hidden: true, onclick: () => createApp() }, '+ New app');
+  canI('applications', 'create', '*/*').then((yes) => { newApp.hidden = !yes; });
   replace(main,
     h('div', { class: 'page-head' }, h('h1', {}, 'Applications'), newApp),
     h('div', { class: 'toolbar' }, searchBox, viewToggle, sort, h('button', { type: 'button', onclick: () => clearFilters() }, 'Clear filters')),

@@ -120,7 +120,8 @@ whenLoggedOut(() => {
 });
 
 (async () => {
-  session.settings = await get('/api/v1/settings').catch(() => ({}));
+  const settings = get('/api/v1/settings').catch(() => ({}));
   await refreshSession();
+  session.settings = await settings;
   await render();
 })();

@@ -322,7 +322,10 @@ async fn main() {
     }
     // The web UI in headless Chromium, against the same server.
     let browser = Command::new("node")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ui-browser.mjs"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/ui-browser.mjs"
+        ))
         .env("URL", format!("http://{addr}"))
         .env("TOKEN", &admin)
         .env("BIG_APP", "big")

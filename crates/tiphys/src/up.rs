@@ -24,7 +24,7 @@ pub struct Args {
     /// Create a demo repository and the seed article's Application.
     #[arg(long)]
     demo: bool,
-    /// Where the API server (and later the UI) listens.
+    /// Where the API server and the web UI listen.
     #[arg(long, default_value = "127.0.0.1:8443")]
     server_listen: SocketAddr,
     #[command(flatten)]
@@ -89,6 +89,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     say!("Tiphys is up: local cluster at {}", cluster.url());
     say!("  export KUBECONFIG={}", kubeconfig.display());
     say!("  API server at {}", server.url);
+    say!("  web UI at {}/ (log in as admin)", server.url);
     say!(
         "  admin password: kubectl -n {} get secret argocd-initial-admin-secret -o jsonpath='{{.data.password}}' | base64 -d",
         args.options.namespace

@@ -2060,32 +2060,7 @@ async fn tiphys_up_serves_the_api_and_the_documented_curl_examples_work() {
 
     // First through the CLI, logged in as `tiphys up` says: the demo app syncs by itself.
     let config = dir.path().join("cli-config");
-    let password = {
-        let out = Command::new(tiphys_testkit::tool("kubectl"))
-            .args([
-                "-n",
-                "argocd",
-                "get",
-                "secret",
-                "argocd-initial-admin-secret",
-                "-o",
-                "jsonpath={.data.password}",
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(out.stdout.trim_ascii())
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let password = up.admin_password();
     let (ok, _, err) = run_cli(
         &config,
         &[

@@ -14,33 +14,6 @@ use common::up::Up;
 
 const SECRET_VALUE: &str = "never-in-the-browser-4711";
 
-fn kubectl(up: &Up, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new(tiphys_testkit::tool("kubectl"))
-        .args(args)
-        .env("KUBECONFIG", up.kubeconfig())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn the_web_ui_in_a_real_browser() {
     let chromium = tiphys_testkit::tool("chromium");
@@ -48,20 +21,23 @@ fn the_web_ui_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(dir.path());
     let url = up.url();
-    assert!(up.printed.contains(&url), "{}\n{}", up.printed, up.log());
+    assert!(
+        up.printed.contains(&format!("web UI at {url}/")),
+        "{}\n{}",
+        up.printed,
+        up.log()
+    );
     let provider = start_provider(dir.path(), &format!("{url}/auth/callback"));
 
     // A viewer account, SSO, and roles: viewer and alice's group read everything.
-    kubectl(
-        &up,
+    up.kubectl(
         &["apply", "-f", "-"],
         Some(&format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  url: {url}\n  accounts.viewer: login\n  oidc.config: |\n    name: Test IdP\n    issuer: {}\n    clientID: tiphys\n    clientSecret: $oidc.clientSecret\n    requestedScopes: [openid, profile, email, groups]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  scopes: '[groups]'\n  policy.csv: |\n    g, viewer, role:readonly\n    p, role:payments, applications, get, production/*, allow\n    g, payments, role:payments\n",
             provider.issuer
         )),
     );
-    kubectl(
-        &up,
+    up.kubectl(
         &[
             "-n",
             "argocd",
@@ -92,34 +68,14 @@ fn the_web_ui_in_a_real_browser() {
     .unwrap();
     common::git(&repo, &["add", "-A"]);
     common::git(&repo, &["commit", "-qm", "A database password"]);
-    kubectl(
-        &up,
+    up.kubectl(
         &["apply", "-f", "-"],
         Some(&format!(
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: orders\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: file://{}\n    targetRevision: HEAD\n    path: apps/order-service/overlays/staging\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: orders\n  syncPolicy:\n    syncOptions:\n    - CreateNamespace=true\n",
             repo.display()
         )),
     );
-    let password = kubectl(
-        &up,
-        &[
-            "-n",
-            "argocd",
-            "get",
-            "secret",
-            "argocd-initial-admin-secret",
-            "-o",
-            "jsonpath={.data.password}",
-        ],
-        None,
-    );
-    use base64::Engine;
-    let password = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(password.trim())
-            .unwrap(),
-    )
-    .unwrap();
+    let password = up.admin_password();
 
     let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     let _ = std::fs::remove_dir_all(&screenshots);

@@ -318,7 +318,6 @@ pub(crate) async fn resource_events(
     namespace: &str,
     uid: &str,
 ) -> ApiResult<Json<Value>> {
-    use k8s_openapi::api::core::v1::Event;
     let tree = crate::api::tree::tree(state, app).await;
     let text = |n: &Value, k: &str| n[k].as_str().unwrap_or_default().to_string();
     let known = tree["nodes"].as_array().is_some_and(|nodes| {
@@ -338,20 +337,15 @@ pub(crate) async fn resource_events(
         ));
     }
     let client = state.destination_client(&app.spec.destination).await?;
-    let events: kube::Api<Event> = if namespace.is_empty() {
+    let events = if namespace.is_empty() {
         kube::Api::all(client)
     } else {
         kube::Api::namespaced(client, namespace)
     };
-    let list = events
-        .list(&kube::api::ListParams::default().fields(&format!("involvedObject.name={name}")))
-        .await?;
-    let items: Vec<Event> = list
-        .items
-        .into_iter()
-        .filter(|e| uid.is_empty() || e.involved_object.uid.as_deref().is_none_or(|u| u == uid))
-        .collect();
-    Ok(Json(json!({"metadata": {}, "items": items})))
+    crate::api::events_named(events, name, |e| {
+        uid.is_empty() || e.involved_object.uid.as_deref().is_none_or(|u| u == uid)
+    })
+    .await
 }
 
 fn manifest_of(object: &DynamicObject) -> ApiResult<Json<Value>> {

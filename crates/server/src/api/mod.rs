@@ -93,19 +93,24 @@ pub async fn events_about(
     name: &str,
     uid: &str,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
-    use k8s_openapi::api::core::v1::Event;
-    let events: kube::Api<Event> = kube::Api::namespaced(state.client.clone(), &state.namespace);
+    let events = kube::Api::namespaced(state.client.clone(), &state.namespace);
+    events_named(events, name, |e| {
+        e.involved_object.kind.as_deref() == Some(kind)
+            && e.involved_object.uid.as_deref().is_none_or(|u| u == uid)
+    })
+    .await
+}
+
+/// The events in `events` about objects called `name` that `keep` accepts, as an EventList.
+pub async fn events_named(
+    events: kube::Api<k8s_openapi::api::core::v1::Event>,
+    name: &str,
+    keep: impl Fn(&k8s_openapi::api::core::v1::Event) -> bool,
+) -> ApiResult<axum::Json<serde_json::Value>> {
     let list = events
         .list(&kube::api::ListParams::default().fields(&format!("involvedObject.name={name}")))
         .await?;
-    let items: Vec<Event> = list
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.involved_object.kind.as_deref() == Some(kind)
-                && e.involved_object.uid.as_deref().is_none_or(|u| u == uid)
-        })
-        .collect();
+    let items: Vec<_> = list.items.into_iter().filter(|e| keep(e)).collect();
     Ok(axum::Json(
         serde_json::json!({"metadata": {}, "items": items}),
     ))

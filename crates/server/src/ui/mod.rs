@@ -75,7 +75,45 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
         .collect()
 });
 
-static PAGE: LazyLock<String> = LazyLock::new(|| INDEX.replace("{{VERSION}}", &VERSION));
+/// The page, naming every module with the version (preloaded, so the browser fetches them all
+/// at once instead of discovering them import by import).
+static PAGE: LazyLock<String> = LazyLock::new(|| {
+    let preloads: String = ASSETS
+        .iter()
+        .filter(|a| a.name.ends_with(".js"))
+        .map(|a| {
+            format!(
+                "<link rel=\"modulepreload\" href=\"/assets/{}?v={}\">\n",
+                a.name, *VERSION
+            )
+        })
+        .collect();
+    INDEX
+        .replace("{{PRELOADS}}", &preloads)
+        .replace("{{VERSION}}", &VERSION)
+});
+
+/// What is served for each asset: modules import one another with the version too, so every
+/// module URL is immutable and cached for good.
+static BODIES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|a| {
+            if !a.name.ends_with(".js") {
+                return a.body.to_string();
+            }
+            ASSETS
+                .iter()
+                .filter(|m| m.name.ends_with(".js"))
+                .fold(a.body.to_string(), |body, m| {
+                    body.replace(
+                        &format!("from './{}';", m.name),
+                        &format!("from './{}?v={}';", m.name, *VERSION),
+                    )
+                })
+        })
+        .collect()
+});
 
 /// What the page may load and talk to: only this server. Scripts set styles through the
 /// DOM, never inline, so no `unsafe-inline` is needed.
@@ -124,7 +162,7 @@ async fn asset(
     Query(q): Query<AssetQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
+    let Some((index, asset)) = ASSETS.iter().enumerate().find(|(_, a)| a.name == name) else {
         return ApiError::new(Code::NotFound, format!("no asset {name:?}")).into_response();
     };
     let etag = format!("\"{}\"", *VERSION);
@@ -147,7 +185,7 @@ async fn asset(
                 (header::CACHE_CONTROL, cache),
                 (header::ETAG, etag.as_str()),
             ],
-            asset.body,
+            BODIES[index].clone(),
         )
             .into_response(),
     )
@@ -202,7 +240,24 @@ mod tests {
                 );
             }
         }
-        assert!(PAGE.contains(&*VERSION) && !PAGE.contains("{{VERSION}}"));
+        assert!(PAGE.contains(&*VERSION) && !PAGE.contains("{{"));
+        // Every import is versioned as served, and preloaded by the page.
+        for (a, body) in ASSETS.iter().zip(BODIES.iter()) {
+            for line in body.lines().filter(|l| l.starts_with("import ")) {
+                assert!(
+                    line.contains(&format!("?v={}'", *VERSION)),
+                    "{}: {line}",
+                    a.name
+                );
+            }
+            if a.name.ends_with(".js") {
+                assert!(
+                    PAGE.contains(&format!("/assets/{}?v=", a.name)),
+                    "{}",
+                    a.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -79,4 +79,53 @@ impl Up {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// A real `kubectl` against it, `stdin` piped in; its stdout (panics when it fails).
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+        use std::io::Write;
+        let mut child = Command::new(tiphys_testkit::tool("kubectl"))
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(text) = stdin
+            && let Some(mut pipe) = child.stdin.take()
+        {
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The admin password, read as `tiphys up` tells a user to.
+    pub fn admin_password(&self) -> String {
+        use base64::Engine;
+        let encoded = self.kubectl(
+            &[
+                "-n",
+                "argocd",
+                "get",
+                "secret",
+                "argocd-initial-admin-secret",
+                "-o",
+                "jsonpath={.data.password}",
+            ],
+            None,
+        );
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .unwrap(),
+        )
+        .unwrap()
+    }
 }

@@ -230,6 +230,54 @@ try {
   check((await page.locator('article.tile[data-app="orders"]').count()) === 0, 'alice sees only what her role allows');
   await logout();
 
+  step('an ApplicationSet: its generated apps, and a preview of a change');
+  await login('admin', adminPassword);
+  execFileSync(process.env.KUBECTL, ['apply', '-f', '-'], {
+    env: process.env,
+    input: `apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: services
+  namespace: argocd
+spec:
+  generators:
+  - list:
+      elements:
+      - svc: inventory-service
+  template:
+    metadata:
+      name: '{{svc}}-staging'
+    spec:
+      project: default
+      source:
+        repoURL: file://${process.env.DEMO_REPO}
+        targetRevision: HEAD
+        path: 'apps/{{svc}}/overlays/staging'
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: '{{svc}}'
+`,
+  });
+  await page.goto(`${url}/applicationsets`);
+  await page.click('a:text-is("services")');
+  await until('the generated app listed', async () => {
+    await page.reload();
+    return (await page.locator('table[aria-label="Generated applications"]').innerText()).includes('inventory-service-staging');
+  });
+  const editor = page.locator('textarea[aria-label^="ApplicationSet to preview"]');
+  const spec = await editor.inputValue();
+  check(/- svc: inventory-service/.test(spec), `the preview editor holds the spec:\n${spec}`);
+  await editor.fill(spec.replace(/(\n\s*)- svc: inventory-service/, '$1- svc: inventory-service$1- svc: order-service'));
+  await page.click('button:text-is("Preview")');
+  await page.locator('table[aria-label="Preview"]', { hasText: 'order-service-staging' }).waitFor();
+  check((await page.locator('table[aria-label="Preview"] tr', { hasText: 'order-service-staging' }).innerText()).includes('new'), 'the new app is marked new');
+  check((await page.locator('table[aria-label="Preview"] tr', { hasText: 'inventory-service-staging' }).innerText()).includes('exists'), 'the existing app is marked so');
+  await screenshot('applicationset-preview');
+  kubectl('-n', 'argocd', 'get', 'application', 'inventory-service-staging');
+  let written = true;
+  try { kubectl('-n', 'argocd', 'get', 'application', 'order-service-staging'); } catch { written = false; }
+  check(!written, 'the preview wrote nothing');
+
   check(!leaks.length, `the Secret's value reached the browser in: ${leaks.join(', ')}`);
 } catch (e) {
   await screenshot('failure').catch(() => {});
