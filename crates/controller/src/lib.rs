@@ -22,6 +22,7 @@ mod events;
 pub mod manifests;
 pub mod metrics;
 mod operation;
+pub mod pause;
 pub mod project;
 pub mod queue;
 mod reconcile;

@@ -52,6 +52,7 @@ impl Metrics {
     pub fn render(&self, apps: &[std::sync::Arc<Application>], live_objects: usize) -> String {
         let mut registry = Registry::default();
         let info: Family<Labels, Gauge> = Family::default();
+        let paused: Family<Labels, Gauge> = Family::default();
         for app in apps {
             let status = app.status.clone().unwrap_or_default();
             let source = app
@@ -79,16 +80,29 @@ impl Metrics {
                 ),
                 (
                     "autosync_enabled".into(),
-                    app.spec
-                        .sync_policy
-                        .as_ref()
-                        .and_then(|p| p.automated.as_ref())
-                        .is_some()
-                        .to_string(),
+                    app.auto_sync_enabled().to_string(),
                 ),
             ])
             .set(1);
+            if let Some(pause) = app.pause() {
+                paused
+                    .get_or_create(&vec![
+                        ("name".into(), app.metadata.name.clone().unwrap_or_default()),
+                        (
+                            "namespace".into(),
+                            app.metadata.namespace.clone().unwrap_or_default(),
+                        ),
+                        ("project".into(), app.spec.project.clone()),
+                        ("paused_by".into(), pause.by.clone()),
+                    ])
+                    .set(pause.until.as_second());
+            }
         }
+        registry.register(
+            "tiphys_app_auto_sync_paused_until_seconds",
+            "Paused Applications: when the pause of auto-sync ends (Unix time)",
+            paused,
+        );
         registry.register("argocd_app_info", "Information about Applications", info);
         registry.register(
             "argocd_app_sync",

@@ -487,6 +487,17 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
         _ => {}
     }
 
+    // A pause of auto-sync that has run out ends here (the write wakes the reconcile that
+    // heals); one still running wakes this app again at its end.
+    let paused = app.pause();
+    match crate::pause::at_expiry(&c.client, app, k8s_openapi::jiff::Timestamp::now()).await {
+        Ok(Some(left)) => c.queue.add_at(&name, Instant::now() + left),
+        Ok(None) if paused.is_some() => return Ok(()),
+        Ok(None) => {}
+        Err(crate::pause::PauseFailure::Kube(e)) => return Err(e),
+        Err(e) => tracing::debug!(app = %name, error = %e, "pause left as it is"),
+    }
+
     let (refresh, hard) = {
         let mut memory = c.memory.lock().unwrap_or_else(|p| p.into_inner());
         let m = memory.entry(name.clone()).or_default();
@@ -516,6 +527,12 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
     let remove_refresh = annotation_refresh.is_some();
     let desired = desired_state(c, app, None, refresh).await;
     let mut conditions: Vec<(String, String)> = Vec::new();
+    if let Some(pause) = &paused {
+        conditions.push((
+            crate::pause::CONDITION.to_string(),
+            crate::pause::describe(pause),
+        ));
+    }
     let mut change = OperationChange::Keep;
     match &desired {
         Err(problem) => {

@@ -16,6 +16,7 @@ pub mod application;
 pub mod applicationset;
 pub mod crd;
 pub mod glob;
+pub mod pause;
 pub mod project;
 pub mod schema;
 pub mod validate;

@@ -428,6 +428,17 @@ fn operations() -> Vec<Operation> {
             "Resource tree changes (server-sent events)",
         ),
         op(
+            "post",
+            "/api/v1/applications/{name}/pause",
+            "Pause auto-sync until a time or for a duration (Tiphys)",
+        )
+        .body(body_of::<applications::PauseRequest>),
+        op(
+            "delete",
+            "/api/v1/applications/{name}/pause",
+            "End a pause of auto-sync (Tiphys)",
+        ),
+        op(
             "get",
             "/api/ui/applications",
             "The web UI's application list: summaries filtered, counted and paged",

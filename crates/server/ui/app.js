@@ -1,15 +1,20 @@
 // One application: its state and operation, the resource tree (or a list), history and
 // rollback, details, events, the diff of everything out of sync, and the actions the user may
 // take. It follows the app's stream and its tree's stream, so it is always current.
-import { h, replace, facts, table, time, shortSha, toast, debounce } from './dom.js';
+import { h, replace, facts, table, time, ago, shortSha, toast, debounce } from './dom.js';
 import { get, api, enc, stream, canI } from './api.js';
 import { healthBadge, syncBadge, phaseBadge } from './status.js';
 import { drawTree, treeNodes, nodeKey } from './tree.js';
 import { resourcePanel, eventsTable, diffSides, diffView } from './resource.js';
-import { syncDialog, deleteDialog, confirmDialog, checkbox, dialog, yamlDialog } from './dialogs.js';
+import { syncDialog, deleteDialog, confirmDialog, checkbox, dialog, yamlDialog, field } from './dialogs.js';
 import { toYaml } from './yaml.js';
 import { setQuery, navigate } from './main.js';
 import { favourites, toggleFavourite } from './apps.js';
+
+// Where a pause of auto-sync is recorded (tiphys_model::pause).
+const PAUSED_UNTIL = 'tiphys.io/auto-sync-paused-until';
+const PAUSED_REASON = 'tiphys.io/auto-sync-paused-reason';
+const PAUSED_BY = 'tiphys.io/auto-sync-paused-by';
 
 const TABS = [['tree', 'Tree'], ['list', 'List'], ['diff', 'Diff'], ['history', 'History and rollback'], ['details', 'Details'], ['events', 'Events']];
 
@@ -66,7 +71,10 @@ export async function appView(main, { name, query }) {
       button('Hard refresh', () => refresh('hard')),
       running ? button('Terminate', () => confirmDialog('Terminate the operation?', 'The running sync stops; what it already applied stays.', 'Terminate',
         async () => { await api('DELETE', `/api/v1/applications/${enc(name)}/operation`); toast('Terminating'); }, { danger: true }), { allowed: canSync, why: denied }) : null,
-      button(auto ? 'Disable auto-sync' : 'Enable auto-sync', () => setAutoSync(!auto), { allowed: canUpdate, why: denied }),
+      app.metadata.annotations && app.metadata.annotations[PAUSED_UNTIL]
+        ? button('Resume auto-sync', () => resume(), { allowed: canUpdate, why: denied })
+        : auto ? button('Pause auto-sync', () => pauseDialog(), { allowed: canUpdate, why: denied }) : null,
+      paused() ? null : button(auto ? 'Disable auto-sync' : 'Enable auto-sync', () => setAutoSync(!auto), { allowed: canUpdate, why: denied }),
       button('Edit', () => editSpec(), { allowed: canUpdate, why: denied }),
       button('Delete', () => deleteDialog(app, () => navigate('/applications')), { allowed: canDelete, why: denied, cls: 'danger' }));
   }
@@ -96,6 +104,35 @@ export async function appView(main, { name, query }) {
         toast(enable ? 'Auto-sync enabled' : 'Auto-sync disabled');
       },
     });
+  }
+
+  function paused() {
+    const a = app.metadata.annotations || {};
+    return a[PAUSED_UNTIL] ? { until: a[PAUSED_UNTIL], reason: a[PAUSED_REASON] || '', by: a[PAUSED_BY] || '' } : null;
+  }
+
+  // A time-limited pause: no auto-sync and no self-heal until it ends (drift is still shown).
+  function pauseDialog() {
+    const duration = h('select', {}, [['30m', '30 minutes'], ['1h', '1 hour'], ['2h', '2 hours'], ['4h', '4 hours'], ['8h', '8 hours'], ['24h', '24 hours']]
+      .map(([v, t]) => h('option', { value: v, selected: v === '2h' }, t)));
+    const reason = h('input', { placeholder: 'e.g. incident 4711: scaled by hand', required: true });
+    dialog({
+      title: `Pause auto-sync of ${name}`,
+      action: 'Pause',
+      body: [h('p', {}, 'Auto-sync and self-heal stop until the pause ends; then they resume by themselves and undo changes made meanwhile.'),
+        field('For', duration), field('Reason (shown to the team)', reason)],
+      onSubmit: async () => {
+        await api('POST', `/api/v1/applications/${enc(name)}/pause`, { duration: duration.value, reason: reason.value });
+        toast('Auto-sync paused');
+      },
+    });
+  }
+
+  async function resume() {
+    try {
+      await api('DELETE', `/api/v1/applications/${enc(name)}/pause`);
+      toast('Auto-sync resumed');
+    } catch (e) { toast(e.message, 'error'); }
   }
 
   function editSpec() {
@@ -136,8 +173,11 @@ export async function appView(main, { name, query }) {
         h('div', { class: 'card' }, h('h2', {}, 'Sync status'), syncBadge(sync.status), ' to ', h('code', {}, source.targetRevision || 'HEAD'),
           sync.revision ? [' (', h('code', { title: sync.revision }, shortSha(sync.revision)), ')'] : null,
           h('p', { class: 'muted' }, targetMeta),
-          h('p', { class: 'muted' }, 'Auto-sync ', h('strong', {}, auto ? 'enabled' : 'disabled'),
-            auto ? ` (prune ${app.spec.syncPolicy.automated.prune ? 'on' : 'off'}, self-heal ${app.spec.syncPolicy.automated.selfHeal ? 'on' : 'off'})` : ''),
+          paused()
+            ? h('p', { class: 'paused-note', role: 'note' }, h('span', { class: 'badge paused' }, '‖ Auto-sync paused'), ' until ', h('time', { datetime: paused().until }, `${new Date(paused().until).toLocaleString()} (${ago(paused().until)})`),
+              paused().by ? ` by ${paused().by}` : '', paused().reason ? `: ${paused().reason}` : '')
+            : h('p', { class: 'muted' }, 'Auto-sync ', h('strong', {}, auto ? 'enabled' : 'disabled'),
+              auto ? ` (prune ${app.spec.syncPolicy.automated.prune ? 'on' : 'off'}, self-heal ${app.spec.syncPolicy.automated.selfHeal ? 'on' : 'off'})` : ''),
           h('p', { class: 'muted' }, 'Sync windows: ', windows)),
         h('div', { class: 'card' }, h('h2', {}, 'Last sync'),
           op ? [phaseBadge(op.phase, op.message), ' ', time(op.finishedAt || op.startedAt),

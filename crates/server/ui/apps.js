@@ -53,6 +53,11 @@ function star(name, onChange) {
   }, '★');
 }
 
+function autoSyncText(s) {
+  if (s.pausedUntil) return h('span', { title: `until ${s.pausedUntil}` }, 'paused ', time(s.pausedUntil));
+  return s.autoSync ? 'enabled' : 'disabled';
+}
+
 function destination(s) {
   const cluster = s.cluster === 'https://kubernetes.default.svc' ? 'in-cluster' : s.cluster;
   return `${cluster}/${s.destNamespace || ''}`;
@@ -63,14 +68,15 @@ function tile(s, onFavourite) {
   // star stays a separate button (a button inside a link is not valid HTML).
   return h('article', { class: ['tile', `sync-${s.sync}`, `health-${s.health}`], 'data-app': s.name },
     h('div', { class: 'tile-head' }, h('a', { class: 'tile-link app-name', href: appPath(s) }, s.name), star(s.name, onFavourite)),
-    h('div', { class: 'tile-status' }, healthBadge(s.health), syncBadge(s.sync), s.operation === 'Running' ? phaseBadge('Running') : null),
+    h('div', { class: 'tile-status' }, healthBadge(s.health), syncBadge(s.sync), s.operation === 'Running' ? phaseBadge('Running') : null,
+      s.pausedUntil ? h('span', { class: 'badge paused', title: `Auto-sync paused until ${s.pausedUntil}` }, '‖ paused') : null),
     h('dl', { class: 'tile-facts' },
       h('dt', {}, 'Project'), h('dd', {}, s.project),
       h('dt', {}, 'Repository'), h('dd', { title: s.repo }, s.repo),
       h('dt', {}, s.path ? 'Path' : 'Chart'), h('dd', {}, s.path || '—'),
       h('dt', {}, 'Revision'), h('dd', {}, `${s.targetRevision || 'HEAD'}${s.revision ? ` (${shortSha(s.revision)})` : ''}`),
       h('dt', {}, 'Destination'), h('dd', {}, destination(s)),
-      h('dt', {}, 'Auto-sync'), h('dd', {}, s.autoSync ? 'enabled' : 'disabled'),
+      h('dt', {}, 'Auto-sync'), h('dd', {}, autoSyncText(s)),
       s.lastSynced ? [h('dt', {}, 'Last sync'), h('dd', {}, time(s.lastSynced))] : null));
 }
 
@@ -83,7 +89,7 @@ function row(s, onFavourite) {
     h('td', {}, syncBadge(s.sync)),
     h('td', { class: 'wrap' }, s.repo, h('br'), h('small', {}, s.path)),
     h('td', {}, destination(s)),
-    h('td', {}, s.autoSync ? 'on' : 'off'),
+    h('td', {}, autoSyncText(s)),
     h('td', {}, time(s.lastSynced)));
 }
 

@@ -4,7 +4,7 @@ import { h } from './dom.js';
 
 const HEALTH = {
   Healthy: ['♥', 'ok'], Progressing: ['◔', 'busy'], Degraded: ['✖', 'bad'],
-  Suspended: ['⏸', 'paused'], Missing: ['?', 'warn'], Unknown: ['?', 'unknown'],
+  Suspended: ['‖', 'paused'], Missing: ['?', 'warn'], Unknown: ['?', 'unknown'],
 };
 const SYNC = { Synced: ['✔', 'ok'], OutOfSync: ['↻', 'warn'], Unknown: ['?', 'unknown'] };
 const PHASE = {

@@ -18,7 +18,7 @@ const abbreviation = (kind) => ABBREVIATIONS[kind] || kind.replace(/[a-z]/g, '')
 
 export const nodeKey = (n) => `${n.group || ''}/${n.kind}/${n.namespace || ''}/${n.name}`;
 
-const SYMBOL = { Healthy: '♥', Progressing: '◔', Degraded: '✖', Suspended: '⏸', Missing: '?', Unknown: '?' };
+const SYMBOL = { Healthy: '♥', Progressing: '◔', Degraded: '✖', Suspended: '‖', Missing: '?', Unknown: '?' };
 
 // Managed resources (with their sync status) and owned objects as one list of nodes.
 export function treeNodes(app, tree) {

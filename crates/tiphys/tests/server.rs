@@ -1958,7 +1958,7 @@ async fn fuzzing_every_documented_operation_finds_no_server_error() {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", "25", "--workers", "2"])
         .args(["--request-timeout", "20", "--suppress-health-check", "all"])
-        .args(["--exclude-path-regex", "^/api/v1/stream/"])
+        .args(["--exclude-path-regex", "^/api/(v1|ui)/stream/"])
         .args(["--exclude-operation-id", "post_api_v1_repositories"])
         .args([
             "--exclude-operation-id",

@@ -895,6 +895,83 @@ async fn sync_windows(
     ))
 }
 
+/// `POST /api/v1/applications/{name}/pause`: until when (RFC 3339) or for how long (a Go
+/// duration), and why. Tiphys's own endpoint: Argo CD has no time-limited pause.
+#[derive(Deserialize, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PauseRequest {
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    duration: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn pause_error(e: tiphys_controller::pause::PauseFailure) -> ApiError {
+    use tiphys_controller::pause::PauseFailure;
+    match e {
+        PauseFailure::Refused(refused) => {
+            ApiError::new(Code::FailedPrecondition, refused.to_string())
+        }
+        PauseFailure::Kube(e) => e.into(),
+        PauseFailure::Conflict(_) => ApiError::new(Code::Unavailable, e.to_string()),
+    }
+}
+
+async fn pause(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(req): Body<PauseRequest>,
+) -> ApiResult<Json<Application>> {
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    allowed(&state, &caller, &name, "update")?;
+    let until = match (req.until.as_str(), req.duration.as_str()) {
+        ("", "") => {
+            return Err(ApiError::invalid(
+                "say until when (until) or for how long (duration)",
+            ));
+        }
+        (until, "") => until
+            .parse::<Timestamp>()
+            .map_err(|e| ApiError::invalid(format!("until {until:?}: {e}")))?,
+        ("", duration) => tiphys_model::validate::parse_duration(duration)
+            .and_then(|d| SignedDuration::try_from(d).ok())
+            .and_then(|d| Timestamp::now().checked_add(d).ok())
+            .ok_or_else(|| {
+                ApiError::invalid(format!("duration {duration:?} is not a duration like 2h"))
+            })?,
+        _ => return Err(ApiError::invalid("give until or duration, not both")),
+    };
+    let app = tiphys_controller::pause::pause(
+        &state.client,
+        &state.namespace,
+        &name,
+        until,
+        &req.reason,
+        &caller.account,
+    )
+    .await
+    .map_err(pause_error)?;
+    tracing::info!(user = %caller.subject, app = %name, until = %until, "auto-sync paused");
+    Ok(written_answer(app))
+}
+
+async fn resume(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Application>> {
+    allowed(&state, &caller, &name, "update")?;
+    let app =
+        tiphys_controller::pause::resume(&state.client, &state.namespace, &name, &caller.account)
+            .await
+            .map_err(pause_error)?;
+    tracing::info!(user = %caller.subject, app = %name, "auto-sync resumed");
+    Ok(written_answer(app))
+}
+
 pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/api/v1/applications", get(list).post(create))
@@ -922,6 +999,10 @@ pub fn router() -> Router<Arc<State>> {
             get(crate::api::managed::managed_resources),
         )
         .route("/api/v1/applications/{name}/syncwindows", get(sync_windows))
+        .route(
+            "/api/v1/applications/{name}/pause",
+            post(pause).delete(resume),
+        )
 }
 
 #[cfg(test)]

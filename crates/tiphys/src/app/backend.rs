@@ -228,6 +228,45 @@ impl Apps {
         bail!("{name} kept changing; try again")
     }
 
+    /// Pause `name`'s auto-sync until `until` (see `tiphys_controller::pause`).
+    pub async fn pause(
+        &self,
+        name: &str,
+        until: k8s_openapi::jiff::Timestamp,
+        reason: &str,
+        by: &str,
+    ) -> anyhow::Result<Application> {
+        match self {
+            Apps::Core {
+                client, namespace, ..
+            } => Ok(
+                tiphys_controller::pause::pause(client, namespace, name, until, reason, by).await?,
+            ),
+            Apps::Server(server) => {
+                let body = json!({"until": until.to_string(), "reason": reason});
+                let answer = server
+                    .call(Method::POST, &path(name, "/pause"), &[], Some(&body))
+                    .await?;
+                Ok(serde_json::from_value(answer)?)
+            }
+        }
+    }
+
+    /// End `name`'s pause now.
+    pub async fn resume(&self, name: &str, by: &str) -> anyhow::Result<Application> {
+        match self {
+            Apps::Core {
+                client, namespace, ..
+            } => Ok(tiphys_controller::pause::resume(client, namespace, name, by).await?),
+            Apps::Server(server) => {
+                let answer = server
+                    .call(Method::DELETE, &path(name, "/pause"), &[], None)
+                    .await?;
+                Ok(serde_json::from_value(answer)?)
+            }
+        }
+    }
+
     /// Delete `name`; with `cascade` its resources go too (`foreground` or `background`).
     pub async fn delete(&self, name: &str, cascade: bool, policy: &str) -> anyhow::Result<()> {
         let api = match self {

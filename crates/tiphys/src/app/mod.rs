@@ -115,6 +115,26 @@ enum Command {
     /// Stop the operation in progress: hooks still running are deleted, and the operation
     /// ends as Failed ("Operation terminated").
     TerminateOp { name: String },
+    /// Pause auto-sync (and self-heal) for a while: `--for 2h` or `--until TIME`; drift is
+    /// still shown. Pausing a paused app moves the end of its pause.
+    Pause {
+        name: String,
+        /// How long (`90s`, `30m`, `2h`, `1h30m`).
+        #[arg(
+            long = "for",
+            required_unless_present = "until",
+            conflicts_with = "until"
+        )]
+        duration: Option<String>,
+        /// Until when (RFC 3339, e.g. 2026-12-01T18:00:00Z).
+        #[arg(long)]
+        until: Option<String>,
+        /// Why, for the team (shown with the pause everywhere).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// End a pause of auto-sync now.
+    Resume { name: String },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -238,6 +258,28 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             println!("Application '{name}' operation terminating");
             Ok(0)
         }
+        Command::Pause {
+            name,
+            duration,
+            until,
+            reason,
+        } => {
+            let until = pause_end(duration.as_deref(), until.as_deref())?;
+            let app = apps.pause(&name, until, &reason, &user()).await?;
+            let pause = app
+                .pause()
+                .context("the pause was not recorded on the application")?;
+            println!(
+                "application '{name}': {}",
+                tiphys_controller::pause::describe(&pause)
+            );
+            Ok(0)
+        }
+        Command::Resume { name } => {
+            apps.resume(&name, &user()).await?;
+            println!("application '{name}': auto-sync resumed");
+            Ok(0)
+        }
         Command::Delete {
             name,
             cascade,
@@ -265,6 +307,53 @@ fn user() -> String {
         .unwrap_or_else(|_| "tiphys CLI".into())
 }
 
+/// When a pause asked for `--for DURATION` or `--until TIME` ends.
+fn pause_end(
+    duration: Option<&str>,
+    until: Option<&str>,
+) -> anyhow::Result<k8s_openapi::jiff::Timestamp> {
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    match (duration, until) {
+        (Some(d), _) => {
+            let d = tiphys_model::validate::parse_duration(d)
+                .with_context(|| format!("--for {d:?}: expected a duration like 90s, 30m, 2h"))?;
+            let d = SignedDuration::try_from(d).context("--for: too long")?;
+            Ok(Timestamp::now().checked_add(d).context("--for: too long")?)
+        }
+        (None, Some(t)) => t.parse::<Timestamp>().with_context(|| {
+            format!("--until {t:?}: expected an RFC 3339 time like 2026-12-01T18:00:00Z")
+        }),
+        (None, None) => bail!("say how long: --for DURATION or --until TIME"),
+    }
+}
+
+/// The SYNCPOLICY column and `Sync Policy:` line: Argo's words, and a pause when there is one.
+fn policy_text(app: &Application, long: bool) -> String {
+    let automated = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .and_then(|p| p.automated.as_ref());
+    let Some(a) = automated else {
+        return "Manual".into();
+    };
+    let base = match (long, a.prune) {
+        (false, true) => "Auto-Prune".to_string(),
+        (false, false) => "Auto".to_string(),
+        (true, _) => format!(
+            "Automated{}{}",
+            if a.prune { " (Prune)" } else { "" },
+            if a.self_heal { " (SelfHeal)" } else { "" }
+        ),
+    };
+    match app.pause() {
+        Some(p) if long => format!("{base}, {}", tiphys_controller::pause::describe(&p)),
+        Some(_) => format!("{base} (paused)"),
+        None if !app.auto_sync_enabled() => format!("{base} (disabled)"),
+        None => base,
+    }
+}
+
 /// GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME, as Argo CD's CLI takes them.
 fn parse_resource(text: &str) -> anyhow::Result<serde_json::Value> {
     let parts: Vec<&str> = text.splitn(3, ':').collect();
@@ -288,6 +377,7 @@ async fn list(apps: &Apps) -> anyhow::Result<i32> {
         "REPO",
         "PATH",
         "TARGET",
+        "PAUSED-UNTIL",
     ]);
     for app in apps {
         let status = app.status.clone().unwrap_or_default();
@@ -296,28 +386,6 @@ async fn list(apps: &Apps) -> anyhow::Result<i32> {
             .first()
             .map(|s| (*s).clone())
             .unwrap_or_default();
-        let policy = if app
-            .spec
-            .sync_policy
-            .as_ref()
-            .and_then(|p| p.automated.as_ref())
-            .is_some()
-        {
-            "Auto"
-        } else {
-            "Manual"
-        };
-        let policy = if app
-            .spec
-            .sync_policy
-            .as_ref()
-            .and_then(|p| p.automated.as_ref())
-            .is_some_and(|a| a.prune)
-        {
-            "Auto-Prune"
-        } else {
-            policy
-        };
         let cluster = if app.spec.destination.server.is_empty() {
             app.spec.destination.name.clone()
         } else {
@@ -330,10 +398,11 @@ async fn list(apps: &Apps) -> anyhow::Result<i32> {
             app.spec.project.clone(),
             format!("{:?}", status.sync.status),
             format!("{:?}", status.health.status),
-            policy.to_string(),
+            policy_text(&app, false),
             source.repo_url.clone(),
             source.path.clone(),
             source.revision().to_string(),
+            app.pause().map(|p| p.until.to_string()).unwrap_or_default(),
         ]);
     }
     table.print();
@@ -365,22 +434,7 @@ fn print_summary(app: &Application) {
     println!("Repo:               {}", source.repo_url);
     println!("Target:             {}", source.revision());
     println!("Path:               {}", source.path);
-    let policy = app
-        .spec
-        .sync_policy
-        .as_ref()
-        .and_then(|p| p.automated.as_ref());
-    println!(
-        "Sync Policy:        {}",
-        match policy {
-            Some(a) => format!(
-                "Automated{}{}",
-                if a.prune { " (Prune)" } else { "" },
-                if a.self_heal { " (SelfHeal)" } else { "" }
-            ),
-            None => "Manual".into(),
-        }
-    );
+    println!("Sync Policy:        {}", policy_text(app, true));
     let revision = if status.sync.revision.is_empty() {
         String::new()
     } else {

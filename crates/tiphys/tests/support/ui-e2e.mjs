@@ -124,6 +124,25 @@ try {
     && kubectl('-n', 'payments', 'get', 'deployment/payment-service', '-o', 'jsonpath={.spec.replicas}') === '3');
   await until('3 Pods again', async () => (await page.locator('.node[data-kind="Pod"]').count()) === 3);
 
+  step('the incident: pause auto-sync for 2h with a reason, scale by hand, the team sees it, resume heals');
+  await page.click('.actions button:text-is("Pause auto-sync")');
+  await page.selectOption('dialog[open] select', '2h');
+  await page.fill('dialog[open] input', 'incident 4711: scaled by hand');
+  await page.click('dialog[open] button[type=submit]');
+  await page.locator('.paused-note', { hasText: 'incident 4711' }).waitFor();
+  kubectl('-n', 'payments', 'scale', 'deployment/payment-service', '--replicas=6');
+  await until('OutOfSync shown while paused', async () => (await headerSync()).includes('OutOfSync'));
+  await until('6 Pods in the tree', async () => (await page.locator('.node[data-kind="Pod"]').count()) === 6);
+  check(kubectl('-n', 'payments', 'get', 'deployment/payment-service', '-o', 'jsonpath={.spec.replicas}') === '6', 'the paused app is not healed');
+  await screenshot('application-paused');
+  await page.goto(`${url}/applications?search=payment`);
+  await page.locator('article.tile[data-app="payment-service"] .badge.paused').waitFor();
+  await page.click('article.tile[data-app="payment-service"] .tile-link');
+  await page.click('.actions button:text-is("Resume auto-sync")');
+  await until('healed after the resume', async () => (await headerSync()).includes('Synced') && !(await headerSync()).includes('OutOf')
+    && kubectl('-n', 'payments', 'get', 'deployment/payment-service', '-o', 'jsonpath={.spec.replicas}') === '3');
+  check(await page.locator('.paused-note').count() === 0, 'the pause note is gone');
+
   step('a resource panel: live manifest, desired manifest, diff');
   await page.click('.node[data-kind="Deployment"]');
   await page.locator('.resource-panel h2', { hasText: 'payment-service' }).waitFor();
@@ -214,6 +233,9 @@ try {
   await sync.waitFor();
   check(await sync.isDisabled(), 'the Sync button is disabled for a read-only user');
   check(await page.locator('.actions button:text("Delete")').isDisabled(), 'Delete is disabled too');
+  check(await page.locator('.actions button:text-is("Pause auto-sync")').isDisabled(), 'so is Pause');
+  const pauseRefused = await page.evaluate(async () => (await fetch('/api/v1/applications/payment-service/pause', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"duration":"1h"}' })).status);
+  check(pauseRefused === 403, `the server answered a read-only pause with ${pauseRefused}`);
   const refused = await page.evaluate(async () => (await fetch('/api/v1/applications/payment-service/sync', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status);
   check(refused === 403, `the server answered a read-only sync with ${refused}`);
   await screenshot('read-only-user');
