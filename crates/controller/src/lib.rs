@@ -29,6 +29,7 @@ mod reconcile;
 pub mod settings;
 mod status;
 pub mod webhook;
+pub mod windows;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -148,10 +149,16 @@ impl Controller {
                 }
             },
         );
+        // A changed project (its windows, destinations, sources) wakes its apps.
+        let (project_tx, mut project_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let (projects, projects_task) = spawn_reflector(
             Api::<AppProject>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
-            |_| {},
+            move |project: &AppProject| {
+                if let Some(name) = &project.metadata.name {
+                    let _ = project_tx.send(name.clone());
+                }
+            },
         );
         let (secrets, secrets_task) = spawn_reflector(
             Api::<Secret>::namespaced(client.clone(), &ns),
@@ -206,6 +213,24 @@ impl Controller {
             while let Some(set) = appset_rx.recv().await {
                 let Some(c) = weak.upgrade() else { return };
                 c.appset_queue.add(&set);
+            }
+        });
+        let weak = Arc::downgrade(&controller);
+        tokio::spawn(async move {
+            while let Some(project) = project_rx.recv().await {
+                let Some(c) = weak.upgrade() else { return };
+                for app in c.apps.state() {
+                    let of = if app.spec.project.is_empty() {
+                        "default"
+                    } else {
+                        app.spec.project.as_str()
+                    };
+                    if of == project
+                        && let Some(name) = &app.metadata.name
+                    {
+                        c.queue.add(name);
+                    }
+                }
             }
         });
         // Live-object changes wake their app.

@@ -533,6 +533,23 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
             crate::pause::describe(pause),
         ));
     }
+    let windows =
+        crate::windows::evaluate(project_of(c, app).ok().as_deref(), app, Timestamp::now());
+    for bad in windows.assigned.iter().filter(|w| w.error.is_some()) {
+        conditions.push((
+            "SyncWindowError".to_string(),
+            format!(
+                "sync window {} of project {}: {} (syncs are held until it is fixed)",
+                bad.id,
+                if app.spec.project.is_empty() {
+                    "default"
+                } else {
+                    &app.spec.project
+                },
+                bad.error.clone().unwrap_or_default()
+            ),
+        ));
+    }
     let mut change = OperationChange::Keep;
     match &desired {
         Err(problem) => {
@@ -552,8 +569,14 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
             fill_status(&mut status, app, d);
             conditions.extend(d.compared.warnings.iter().cloned());
             match &app.operation {
-                None => match auto_sync_decision(c, app, &previous, d) {
+                None => match auto_sync_decision(c, app, &previous, d, &windows) {
                     AutoSync::No => {}
+                    AutoSync::Blocked(why, until) => {
+                        tracing::debug!(app = %name, why, "auto-sync held by a sync window");
+                        if let Some(at) = until {
+                            c.queue.add_at(&name, at);
+                        }
+                    }
                     AutoSync::Skip(reason) => conditions.push(("SyncError".into(), reason)),
                     AutoSync::Later(at) => c.queue.add_at(&name, at),
                     AutoSync::Sync(op) => {
@@ -663,6 +686,8 @@ fn fill_status(
 
 enum AutoSync {
     No,
+    /// A sync window holds it (why; when that may change).
+    Blocked(String, Option<Instant>),
     Skip(String),
     Later(Instant),
     Sync(Box<Operation>),
@@ -673,6 +698,7 @@ fn auto_sync_decision(
     app: &Application,
     previous: &tiphys_model::application::ApplicationStatus,
     d: &Desired,
+    windows: &crate::windows::Windows,
 ) -> AutoSync {
     let Some(policy) = &app.spec.sync_policy else {
         return AutoSync::No;
@@ -685,7 +711,9 @@ fn auto_sync_decision(
     }
     let revisions = &d.generated.revisions;
     let revision = revisions.first().cloned().unwrap_or_default();
+    // A dry run changed nothing, so it is no attempt to hold against auto-sync.
     if let Some(last) = &previous.operation_state
+        && !last.operation.sync.as_ref().is_some_and(|s| s.dry_run)
         && let Some(result) = &last.sync_result
         && (result.revision == revision
             || (!result.revisions.is_empty() && &result.revisions == revisions))
@@ -715,6 +743,16 @@ fn auto_sync_decision(
                 }
             }
         }
+    }
+    // Sync windows hold auto-sync and self-heal alike; the app is looked at again when a
+    // window opens or closes.
+    let now = Timestamp::now();
+    if let Some(why) = windows.blocked(false) {
+        let at = windows.next_change.and_then(|t| {
+            let wait = Duration::try_from(t.duration_since(now)).ok()?;
+            Some(Instant::now() + wait + Duration::from_secs(1))
+        });
+        return AutoSync::Blocked(why, at);
     }
     let managed: Vec<&compare::CompareItem> = d.compared.items.iter().filter(|i| !i.hook).collect();
     let desired_count = managed.iter().filter(|i| i.desired.is_some()).count();

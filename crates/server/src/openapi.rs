@@ -321,6 +321,11 @@ fn operations() -> Vec<Operation> {
             "Project with its global projects, repositories and clusters",
         ),
         op(
+            "get",
+            "/api/v1/projects/{name}/syncwindows",
+            "The project's sync windows active now",
+        ),
+        op(
             "post",
             "/api/v1/projects/{name}/roles/{role}/token",
             "Create a project role token",

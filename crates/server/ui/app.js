@@ -194,7 +194,7 @@ export async function appView(main, { name, query }) {
     syncWindows().then((w) => {
       const active = w.activeWindows || [];
       const assigned = w.assignedWindows || [];
-      replace(windows, !assigned.length ? 'none' : `${active.length} active of ${assigned.length}; ${w.canSync ? 'sync allowed' : 'sync denied'}`);
+      replace(windows, w.summary || (!assigned.length ? 'none' : `${active.length} active of ${assigned.length}; ${w.canSync ? 'sync allowed' : 'sync denied'}`));
     }).catch(() => replace(windows, 'unknown'));
   }
 

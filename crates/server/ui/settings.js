@@ -41,7 +41,8 @@ async function projects(body) {
 }
 
 async function project(body, name) {
-  const p = await get(`/api/v1/projects/${enc(name)}`);
+  const [p, now] = await Promise.all([get(`/api/v1/projects/${enc(name)}`), get(`/api/v1/projects/${enc(name)}/syncwindows`).catch(() => ({ windows: [] }))]);
+  const activeNow = new Set((now.windows || []).map((w) => JSON.stringify(w)));
   const spec = p.spec;
   const kinds = (list) => (list || []).map((k) => `${k.group || 'core'}/${k.kind}`).join(', ');
   replace(body,
@@ -59,7 +60,8 @@ async function project(body, name) {
       (r.jwtTokens || []).map((t) => h('div', {}, `issued ${new Date(t.iat * 1000).toISOString()}${t.exp ? `, expires ${new Date(t.exp * 1000).toISOString()}` : ''}`)),
     ]), { empty: 'No roles.' }),
     h('h3', {}, 'Sync windows'),
-    table('Sync windows', ['Kind', 'Schedule', 'Duration', 'Applications', 'Namespaces', 'Clusters', 'Manual sync', 'Time zone'], (spec.syncWindows || []).map((w) => [
+    table('Sync windows', ['Status', 'Kind', 'Schedule', 'Duration', 'Applications', 'Namespaces', 'Clusters', 'Manual sync', 'Time zone'], (spec.syncWindows || []).map((w, id) => [
+      (now.errors || []).some((e) => e.id === id) ? h('span', { class: 'badge bad' }, 'error') : activeNow.has(JSON.stringify(w)) ? h('span', { class: 'badge warn' }, 'active') : 'inactive',
       w.kind, h('code', {}, w.schedule), w.duration, (w.applications || []).join(', '), (w.namespaces || []).join(', '), (w.clusters || []).join(', '), w.manualSync ? 'allowed' : 'no', w.timeZone || 'UTC',
     ]), { empty: 'No sync windows: syncs are allowed at any time.' }));
 }

@@ -43,6 +43,15 @@ enum Command {
     /// Project roles' tokens (through the API server).
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Sync windows.
+    #[command(subcommand)]
+    Windows(WindowsCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum WindowsCommand {
+    /// PROJECT's sync windows, each with whether it is active now.
+    List { project: String },
 }
 
 #[derive(clap::Subcommand)]
@@ -197,6 +206,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             projects.delete(&name).await?;
             println!("appproject.argoproj.io/{name} deleted");
         }
+        Command::Windows(WindowsCommand::List { project }) => {
+            let project = projects.get(&project).await?;
+            print_windows(&project);
+        }
         Command::Role(role) => {
             let server = args.connection.server("tiphys proj role").await?;
             role_command(&server, role).await?;
@@ -312,6 +325,61 @@ fn print_project(p: &AppProject) {
         }
         table.print();
     }
+}
+
+/// `proj windows list`, in Argo CD's columns.
+fn print_windows(project: &AppProject) {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut table = Table::new(&[
+        "ID",
+        "STATUS",
+        "KIND",
+        "SCHEDULE",
+        "DURATION",
+        "APPLICATIONS",
+        "NAMESPACES",
+        "CLUSTERS",
+        "MANUALSYNC",
+        "TIMEZONE",
+        "USEANDOPERATOR",
+    ]);
+    let or_dash = |list: &[String]| {
+        if list.is_empty() {
+            "-".to_string()
+        } else {
+            list.join(",")
+        }
+    };
+    for (id, w) in project.spec.sync_windows.iter().enumerate() {
+        let status = match tiphys_controller::windows::active(w, now) {
+            Ok((true, _)) => "Active".to_string(),
+            Ok((false, _)) => "Inactive".to_string(),
+            Err(e) => format!("Error: {e}"),
+        };
+        table.row(vec![
+            id.to_string(),
+            status,
+            w.kind.clone(),
+            w.schedule.clone(),
+            w.duration.clone(),
+            or_dash(&w.applications),
+            or_dash(&w.namespaces),
+            or_dash(&w.clusters),
+            if w.manual_sync { "Enabled" } else { "Disabled" }.into(),
+            if w.time_zone.is_empty() {
+                "UTC".into()
+            } else {
+                w.time_zone.clone()
+            },
+            if w.and_operator {
+                "Enabled"
+            } else {
+                "Disabled"
+            }
+            .into(),
+        ]);
+    }
+    table.print();
 }
 
 #[cfg(test)]

@@ -704,6 +704,9 @@ async fn sync(
     Body(req): Body<SyncRequest>,
 ) -> ApiResult<Json<Application>> {
     let app = allowed(&state, &caller, &name, "sync")?;
+    if !req.dry_run {
+        check_windows(&state, &app)?;
+    }
     if !req.manifests.is_empty() {
         // Syncing manifests given in the request bypasses Git: Argo CD's `override` action,
         // and not under auto-sync, which would put Git back at once (a dry run is fine).
@@ -783,6 +786,9 @@ async fn rollback(
 ) -> ApiResult<Json<Application>> {
     let _ = &req.name;
     let app = allowed(&state, &caller, &name, "sync")?;
+    if !req.dry_run {
+        check_windows(&state, &app)?;
+    }
     if app.auto_sync_enabled() {
         return Err(ApiError::new(
             Code::FailedPrecondition,
@@ -884,15 +890,52 @@ async fn resource_tree(
     Ok(Json(crate::api::tree::tree(&state, &app).await))
 }
 
+/// The sync windows of `app`'s project that apply to it, now.
+fn windows_of(state: &State, app: &Application) -> tiphys_controller::windows::Windows {
+    let project = if app.spec.project.is_empty() {
+        "default"
+    } else {
+        app.spec.project.as_str()
+    };
+    tiphys_controller::windows::evaluate(
+        state.project(project).as_deref(),
+        app,
+        k8s_openapi::jiff::Timestamp::now(),
+    )
+}
+
+/// Refuse a manual sync a sync window holds (as Argo CD's API server does).
+fn check_windows(state: &State, app: &Application) -> ApiResult<()> {
+    match windows_of(state, app).blocked(true) {
+        Some(why) => Err(ApiError::new(
+            Code::FailedPrecondition,
+            format!("cannot sync: {why}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn sync_windows(
     AxumState(state): AxumState<Arc<State>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    visible(&state, &caller, &name)?;
-    Ok(Json(
-        json!({"assignedWindows": [], "activeWindows": [], "canSync": true}),
-    ))
+    let app = visible(&state, &caller, &name)?;
+    let windows = windows_of(&state, &app);
+    let assigned: Vec<_> = windows.assigned.iter().map(|w| &w.window).collect();
+    let active: Vec<_> = windows
+        .assigned
+        .iter()
+        .filter(|w| w.active)
+        .map(|w| &w.window)
+        .collect();
+    Ok(Json(json!({
+        "assignedWindows": assigned,
+        "activeWindows": active,
+        "canSync": windows.blocked(true).is_none(),
+        "canAutoSync": windows.blocked(false).is_none(),
+        "summary": windows.summary(),
+    })))
 }
 
 /// `POST /api/v1/applications/{name}/pause`: until when (RFC 3339) or for how long (a Go

@@ -65,6 +65,27 @@ async fn detailed(
     ))
 }
 
+/// `GET /api/v1/projects/{name}/syncwindows`: the project's windows active now, each with
+/// whether it can be evaluated.
+async fn sync_windows(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let project = visible(&state, &caller, &name)?;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut active = Vec::new();
+    let mut errors = Vec::new();
+    for (id, window) in project.spec.sync_windows.iter().enumerate() {
+        match tiphys_controller::windows::active(window, now) {
+            Ok((true, _)) => active.push(window),
+            Ok((false, _)) => {}
+            Err(e) => errors.push(json!({"id": id, "error": e})),
+        }
+    }
+    Ok(Json(json!({"windows": active, "errors": errors})))
+}
+
 /// Role policies must speak for the role and about the project (Argo CD refuses others).
 fn check_roles(project: &AppProject) -> ApiResult<()> {
     let name = project.metadata.name.clone().unwrap_or_default();
@@ -299,6 +320,7 @@ pub fn router() -> Router<Arc<State>> {
             get(get_one).put(update).delete(delete_one),
         )
         .route("/api/v1/projects/{name}/detailed", get(detailed))
+        .route("/api/v1/projects/{name}/syncwindows", get(sync_windows))
         .route(
             "/api/v1/projects/{name}/roles/{role}/token",
             post(create_role_token),

@@ -185,12 +185,18 @@ impl Apps {
 
     /// Core mode: write `.operation` unless one is under way (guarded by resourceVersion).
     async fn start_operation(&self, name: &str, op: Value) -> anyhow::Result<Application> {
-        let Apps::Core { api, .. } = self else {
+        let Apps::Core { api, client, .. } = self else {
             unreachable!("only core mode writes operations itself");
         };
         let app = self.get(name).await?;
         if app.operation.is_some() {
             bail!("another operation is already in progress on {name}");
+        }
+        // What the API server refuses, refused here too (a dry run changes nothing).
+        if op["sync"]["dryRun"] != json!(true)
+            && let Some(why) = tiphys_controller::windows::manual_sync_blocked(client, &app).await?
+        {
+            bail!("cannot sync {name}: {why}");
         }
         let patch = json!({"metadata": {"resourceVersion": app.metadata.resource_version}, "operation": op});
         api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
@@ -226,6 +232,32 @@ impl Apps {
             }
         }
         bail!("{name} kept changing; try again")
+    }
+
+    /// What the sync windows of `app`'s project say about it now.
+    pub async fn windows_summary(&self, app: &Application) -> anyhow::Result<String> {
+        match self {
+            Apps::Core { client, .. } => {
+                let namespace = app.metadata.namespace.clone().unwrap_or_default();
+                let project = if app.spec.project.is_empty() {
+                    "default"
+                } else {
+                    app.spec.project.as_str()
+                };
+                let projects: Api<tiphys_model::AppProject> =
+                    Api::namespaced(client.clone(), &namespace);
+                let project = projects.get_opt(project).await?;
+                let now = k8s_openapi::jiff::Timestamp::now();
+                Ok(tiphys_controller::windows::evaluate(project.as_ref(), app, now).summary())
+            }
+            Apps::Server(server) => {
+                let name = app.metadata.name.clone().unwrap_or_default();
+                let answer = server
+                    .call(Method::GET, &path(&name, "/syncwindows"), &[], None)
+                    .await?;
+                Ok(answer["summary"].as_str().unwrap_or("unknown").to_string())
+            }
+        }
     }
 
     /// Pause `name`'s auto-sync until `until` (see `tiphys_controller::pause`).

@@ -471,6 +471,7 @@ fn print_summary(app: &Application) {
 async fn get(apps: &Apps, name: &str) -> anyhow::Result<i32> {
     let app = apps.get(name).await?;
     print_summary(&app);
+    println!("Sync Windows:       {}", apps.windows_summary(&app).await?);
     let status = app.status.clone().unwrap_or_default();
     println!();
     let mut table = Table::new(&[
