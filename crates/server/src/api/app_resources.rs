@@ -3,9 +3,9 @@
 //! (`resource`: get, patch, delete) in the destination cluster.
 //!
 //! Rendering goes through the same repo server and render code as the controller, so what
-//! `manifests` answers is what a sync would apply. Only resources the application manages
-//! (its `status.resources`) can be read or changed here: the endpoint is not a way around
-//! the caller's lack of access to the cluster itself.
+//! `manifests` answers is what a sync would apply. Only objects of the application's resource
+//! tree (what it manages, and what those own, as the UI shows them) can be read or changed
+//! here: the endpoint is not a way around the caller's lack of access to the cluster itself.
 
 use std::sync::Arc;
 
@@ -227,6 +227,11 @@ struct ResourceQuery {
     orphan: Option<bool>,
 }
 
+/// A tree node's field as text.
+fn text(node: &Value, key: &str) -> String {
+    node[key].as_str().unwrap_or_default().to_string()
+}
+
 /// Where the object `q` names lives, when it is in `app`'s resource tree — managed by the
 /// app, or owned by what it manages (a Deployment's Pods, as Argo CD's UI shows them): its
 /// group, version, kind and namespace.
@@ -252,7 +257,6 @@ async fn in_tree(
         ));
     }
     let tree = crate::api::tree::tree(state, app).await;
-    let text = |n: &Value, k: &str| n[k].as_str().unwrap_or_default().to_string();
     tree["nodes"].as_array()?.iter().find_map(|n| {
         let found = text(n, "kind") == q.kind
             && text(n, "group") == q.group
@@ -319,7 +323,6 @@ pub(crate) async fn resource_events(
     uid: &str,
 ) -> ApiResult<Json<Value>> {
     let tree = crate::api::tree::tree(state, app).await;
-    let text = |n: &Value, k: &str| n[k].as_str().unwrap_or_default().to_string();
     let known = tree["nodes"].as_array().is_some_and(|nodes| {
         nodes.iter().any(|n| {
             text(n, "name") == name

@@ -126,7 +126,10 @@ fn cluster(app: &Application) -> String {
 pub fn summarise(app: &Application) -> Summary {
     let sources = app.sources();
     let first = sources.first();
-    let status = app.status.clone().unwrap_or_default();
+    // Borrowed, not cloned: a status holds every resource and the history, and this runs
+    // for every visible app on every request.
+    let empty = tiphys_model::application::ApplicationStatus::default();
+    let status = app.status.as_ref().unwrap_or(&empty);
     Summary {
         name: app.metadata.name.clone().unwrap_or_default(),
         namespace: app.metadata.namespace.clone().unwrap_or_default(),
