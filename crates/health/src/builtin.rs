@@ -230,52 +230,87 @@ fn replicaset(v: &Value) -> Health {
     Health::healthy()
 }
 
+/// A Pod, by its restart policy as Argo CD judges it. Pods that restart (`Always`, the
+/// default) are Degraded while a container waits on an error (`Err…`, `…Error`, `…BackOff`) or
+/// when not ready after a container terminated, Progressing while not ready, Healthy when
+/// ready. Pods that run to an end (`Never`, `OnFailure` — hooks, mostly) are Progressing until
+/// they succeed: a hook Pod is not done while it runs, nor failed while its image is pulled.
 fn pod(v: &Value) -> Health {
-    // A container stuck in a failing loop is Degraded whatever the phase says.
-    for statuses in ["/status/initContainerStatuses", "/status/containerStatuses"] {
-        for status in v
-            .pointer(statuses)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let reason = text(status, "/state/waiting/reason");
-            if matches!(
-                reason,
-                "CrashLoopBackOff"
-                    | "ErrImagePull"
-                    | "ImagePullBackOff"
-                    | "CreateContainerConfigError"
-                    | "InvalidImageName"
-                    | "CreateContainerError"
-            ) {
-                let message = text(status, "/state/waiting/message");
-                return Health::new(Degraded, if message.is_empty() { reason } else { message });
-            }
+    let restarts = matches!(text(v, "/spec/restartPolicy"), "" | "Always");
+    let containers: Vec<&Value> = v
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    if restarts {
+        let waiting: Vec<&str> = containers
+            .iter()
+            .filter(|c| {
+                let reason = text(c, "/state/waiting/reason");
+                reason.starts_with("Err")
+                    || reason.ends_with("Error")
+                    || reason.ends_with("BackOff")
+            })
+            .map(|c| text(c, "/state/waiting/message"))
+            .collect();
+        if !waiting.is_empty() {
+            return Health::new(Degraded, waiting.join(", "));
         }
     }
     let message = text(v, "/status/message").to_string();
     match text(v, "/status/phase") {
         "Pending" => Health::new(Progressing, message),
         "Succeeded" => Health::new(Healthy, message),
-        "Failed" => Health::new(
-            Degraded,
-            if message.is_empty() {
-                "Pod failed".to_string()
-            } else {
-                message
-            },
-        ),
+        "Failed" => {
+            if !message.is_empty() {
+                return Health::new(Degraded, message);
+            }
+            let init = v
+                .pointer("/status/initContainerStatuses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            let why = init
+                .chain(containers.iter().copied())
+                .find_map(failure_message)
+                .unwrap_or_default();
+            Health::new(Degraded, why)
+        }
+        "Running" if !restarts => Health::new(Progressing, message),
         "Running" => {
-            let restart = text(v, "/spec/restartPolicy");
-            if (restart.is_empty() || restart == "Always") && !condition_is(v, "Ready", "True") {
-                Health::new(Progressing, message)
-            } else {
+            if condition_is(v, "Ready", "True") {
                 Health::new(Healthy, message)
+            } else if containers.iter().any(|c| {
+                c.pointer("/lastState/terminated")
+                    .is_some_and(|t| !t.is_null())
+            }) {
+                Health::new(Degraded, message)
+            } else {
+                Health::new(Progressing, message)
             }
         }
         _ => Health::new(Unknown, message),
     }
+}
+
+/// Why a container of a failed Pod failed: its message, OOMKilled, or a non-zero exit code.
+fn failure_message(container: &Value) -> Option<String> {
+    let terminated = container.pointer("/state/terminated")?;
+    let message = text(terminated, "/message");
+    if !message.is_empty() {
+        return Some(message.to_string());
+    }
+    if text(terminated, "/reason") == "OOMKilled" {
+        return Some("OOMKilled".to_string());
+    }
+    let code = terminated["exitCode"].as_i64().unwrap_or(0);
+    (code != 0).then(|| {
+        format!(
+            "container \"{}\" failed with exit code {code}",
+            text(container, "/name")
+        )
+    })
 }
 
 fn job(v: &Value) -> Health {
@@ -438,6 +473,82 @@ mod tests {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
         assert_eq!(code(pod), Degraded);
+    }
+
+    fn pod(restart: &str, status: Value) -> Health {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}, "status": status});
+        if !restart.is_empty() {
+            pod["spec"]["restartPolicy"] = json!(restart);
+        }
+        assess(&pod).unwrap()
+    }
+
+    #[test]
+    fn pods_by_restart_policy() {
+        let ready = |ok: &str| json!([{"type": "Ready", "status": ok}]);
+        let waiting = |reason: &str| {
+            json!({"phase": "Pending", "containerStatuses": [
+                {"name": "a", "state": {"waiting": {"reason": reason, "message": format!("{reason} message")}}}]})
+        };
+        // Errors while waiting count only for pods that restart.
+        for reason in [
+            "ErrImagePull",
+            "ImagePullBackOff",
+            "CreateContainerConfigError",
+            "CrashLoopBackOff",
+        ] {
+            let h = pod("Always", waiting(reason));
+            assert_eq!(
+                (h.status, h.message.as_str()),
+                (Degraded, format!("{reason} message").as_str())
+            );
+            assert_eq!(
+                pod("Never", waiting(reason)).status,
+                Progressing,
+                "{reason}"
+            );
+            assert_eq!(
+                pod("OnFailure", waiting(reason)).status,
+                Progressing,
+                "{reason}"
+            );
+        }
+        assert_eq!(pod("", waiting("ContainerCreating")).status, Progressing);
+        // Running: ready is healthy only for pods that restart; a hook pod is still at work.
+        let running = |ok: &str| json!({"phase": "Running", "conditions": ready(ok), "containerStatuses": [{"name": "a"}]});
+        assert_eq!(pod("", running("True")).status, Healthy);
+        assert_eq!(pod("Always", running("False")).status, Progressing);
+        assert_eq!(pod("Never", running("True")).status, Progressing);
+        assert_eq!(pod("OnFailure", running("True")).status, Progressing);
+        // Not ready after a container terminated: it is crashing.
+        let crashed = json!({"phase": "Running", "conditions": ready("False"),
+            "containerStatuses": [{"name": "a", "lastState": {"terminated": {"exitCode": 1}}}]});
+        assert_eq!(pod("Always", crashed).status, Degraded);
+        // Failed: the pod's message, else the container's.
+        let failed =
+            |container: Value| json!({"phase": "Failed", "containerStatuses": [container]});
+        let h = pod(
+            "Never",
+            failed(json!({"name": "main", "state": {"terminated": {"exitCode": 3}}})),
+        );
+        assert_eq!(
+            (h.status, h.message.as_str()),
+            (Degraded, "container \"main\" failed with exit code 3")
+        );
+        let h = pod(
+            "Never",
+            failed(
+                json!({"name": "main", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}),
+            ),
+        );
+        assert_eq!(h.message, "OOMKilled");
+        let h = pod(
+            "Never",
+            json!({"phase": "Failed", "message": "Pod was evicted"}),
+        );
+        assert_eq!(h.message, "Pod was evicted");
+        assert_eq!(pod("Never", json!({"phase": "Succeeded"})).status, Healthy);
+        assert_eq!(pod("", json!({})).status, Unknown);
     }
 
     #[test]

@@ -4,8 +4,12 @@
 //! entries. The script sees the live object as the global `obj` and returns a table with
 //! `status` (Healthy, Progressing, Degraded, Suspended, Missing, Unknown) and `message`.
 //!
-//! Scripts run in a fresh interpreter with only the `table`, `string` and `math` libraries and
-//! an instruction budget, so a bad script cannot hang the controller or touch the host.
+//! Scripts run in a fresh interpreter with only the `table`, `string` and `math` libraries, an
+//! `os` table holding just `time` and `date`, and an instruction budget, so a bad script cannot
+//! hang the controller or touch the host. Argo CD's scripts are written for Lua 5.1 (gopher-lua)
+//! and its JSON decoding; the interpreter here is 5.4, so it is made to behave like that one
+//! where scripts notice: JSON `null` is `nil`, `table.getn`/`table.maxn`/`unpack` exist, a
+//! whole float prints without `.0`, and an error is one line.
 
 use std::collections::BTreeMap;
 
@@ -117,14 +121,21 @@ pub fn run(script: &str, obj: &Value) -> Result<Health, String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    let value = lua.to_value(obj).map_err(|e| e.to_string())?;
-    lua.globals().set("obj", value).map_err(|e| e.to_string())?;
+    compat::install(&lua).map_err(|e| one_line(&e))?;
+    // JSON null is nil, as Argo's decoding gives it (not a light userdata a script cannot test).
+    let options = mlua::SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    let value = lua.to_value_with(obj, options).map_err(|e| one_line(&e))?;
+    lua.globals().set("obj", value).map_err(|e| one_line(&e))?;
     let result: mlua::Value = lua
         .load(script)
         .set_name("health.lua")
         .eval()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| one_line(&e))?;
     let table = match result {
+        // Nothing returned: an empty status, as in Argo CD.
+        mlua::Value::Nil => return Ok(Health::new(HealthStatusCode::Unknown, String::new())),
         mlua::Value::Table(t) => t,
         other => {
             return Err(format!(
@@ -133,11 +144,124 @@ pub fn run(script: &str, obj: &Value) -> Result<Health, String> {
             ));
         }
     };
-    let status: String = table.get("status").map_err(|e| e.to_string())?;
-    let message: Option<String> = table.get("message").map_err(|e| e.to_string())?;
+    let status: Option<String> = table.get("status").map_err(|e| one_line(&e))?;
+    let message: Option<String> = table.get("message").map_err(|e| one_line(&e))?;
+    let Some(status) = status.filter(|s| !s.is_empty()) else {
+        return Ok(Health::new(
+            HealthStatusCode::Unknown,
+            message.unwrap_or_default(),
+        ));
+    };
     let status: HealthStatusCode = serde_json::from_value(Value::String(status.clone()))
-        .map_err(|_| format!("unknown health status {status:?}"))?;
+        .map_err(|_| {
+            format!(
+                "health status {status:?} is not one of Healthy, Progressing, Degraded, Suspended, Missing, Unknown"
+            )
+        })?;
     Ok(Health::new(status, message.unwrap_or_default()))
+}
+
+/// An error as one line: the message without the stack traceback Lua appends.
+fn one_line(e: &mlua::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_start_matches("runtime error: ")
+        .to_string()
+}
+
+/// What Argo CD's Lua 5.1 gives scripts and 5.4 lacks or does differently.
+mod compat {
+    use k8s_openapi::jiff;
+    use mlua::{Lua, Table, Value};
+
+    const PRELUDE: &str = r#"
+table.getn = function(t) return #t end
+table.maxn = function(t)
+  local max = 0
+  for k in pairs(t) do
+    if type(k) == "number" and k > max then max = k end
+  end
+  return max
+end
+unpack = table.unpack
+local tostring54 = tostring
+tostring = function(v)
+  if math.type(v) == "float" and v == math.floor(v) and v > -1e15 and v < 1e15 then
+    return string.format("%d", v)
+  end
+  return tostring54(v)
+end
+"#;
+
+    pub fn install(lua: &Lua) -> mlua::Result<()> {
+        lua.load(PRELUDE).set_name("compat").exec()?;
+        let os = lua.create_table()?;
+        os.set("time", lua.create_function(time)?)?;
+        os.set("date", lua.create_function(date)?)?;
+        lua.globals().set("os", os)
+    }
+
+    /// `os.time()` now, or `os.time{year=, month=, day=, hour=, min=, sec=}` (UTC).
+    fn time(_: &Lua, fields: Option<Table>) -> mlua::Result<i64> {
+        use jiff::civil;
+        let Some(t) = fields else {
+            return Ok(jiff::Timestamp::now().as_second());
+        };
+        let get = |k: &str, default: Option<i64>| -> mlua::Result<i64> {
+            match t.get::<Option<i64>>(k)? {
+                Some(v) => Ok(v),
+                None => default.ok_or_else(|| {
+                    mlua::Error::RuntimeError(format!("field '{k}' missing in date table"))
+                }),
+            }
+        };
+        let at = civil::date(
+            get("year", None)? as i16,
+            get("month", None)? as i8,
+            get("day", None)? as i8,
+        )
+        .at(
+            get("hour", Some(12))? as i8,
+            get("min", Some(0))? as i8,
+            get("sec", Some(0))? as i8,
+            0,
+        );
+        let zoned = at
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
+        Ok(zoned.timestamp().as_second())
+    }
+
+    /// `os.date(format, time)` in UTC: `*t` gives a table, anything else strftime.
+    fn date(lua: &Lua, (format, at): (Option<String>, Option<i64>)) -> mlua::Result<Value> {
+        let at = match at {
+            Some(s) => jiff::Timestamp::from_second(s)
+                .map_err(|e| mlua::Error::RuntimeError(e.to_string()))?,
+            None => jiff::Timestamp::now(),
+        };
+        let zoned = at.to_zoned(jiff::tz::TimeZone::UTC);
+        let format = format.unwrap_or_else(|| "%c".into());
+        let format = format.trim_start_matches('!');
+        if format.starts_with("*t") {
+            let t = lua.create_table()?;
+            t.set("year", zoned.year())?;
+            t.set("month", zoned.month())?;
+            t.set("day", zoned.day())?;
+            t.set("hour", zoned.hour())?;
+            t.set("min", zoned.minute())?;
+            t.set("sec", zoned.second())?;
+            t.set("wday", zoned.weekday().to_sunday_one_offset())?;
+            t.set("yday", zoned.day_of_year())?;
+            t.set("isdst", false)?;
+            return Ok(Value::Table(t));
+        }
+        let text = jiff::fmt::strtime::format(format, &zoned)
+            .map_err(|e| mlua::Error::RuntimeError(format!("os.date: {e}")))?;
+        Ok(Value::String(lua.create_string(&text)?))
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +350,88 @@ return hs
     #[test]
     fn scripts_cannot_reach_the_host() {
         let err = run("return {status = os.getenv(\"HOME\")}", &json!({})).unwrap_err();
-        assert!(err.contains("os"), "{err}");
+        assert!(err.contains("getenv"), "{err}");
+        for escape in [
+            "io.open('/etc/passwd')",
+            "require('os')",
+            "os.execute('true')",
+            "debug.getinfo(1)",
+        ] {
+            assert!(
+                run(
+                    &format!("{escape}; return {{status = 'Healthy'}}"),
+                    &json!({})
+                )
+                .is_err(),
+                "{escape}"
+            );
+        }
+    }
+
+    fn status_of(script: &str, obj: Value) -> (HealthStatusCode, String) {
+        let h = run(script, &obj).unwrap();
+        (h.status, h.message)
+    }
+
+    #[test]
+    fn json_null_is_nil() {
+        let obj = json!({"status": {"replicas": null, "conditions": [{"type": "Ready", "reason": null}]}});
+        let script = r#"
+if obj.status.replicas == nil and obj.status.conditions[1].reason == nil then
+  return {status = "Healthy", message = type(obj.status.replicas)}
+end
+return {status = "Degraded"}
+"#;
+        assert_eq!(
+            status_of(script, obj),
+            (HealthStatusCode::Healthy, "nil".into())
+        );
+    }
+
+    #[test]
+    fn lua_5_1_functions_and_number_printing() {
+        let script = r#"
+local t = {10, 20, 30}
+t[7] = 70
+local a, b = unpack({1, 2})
+return {status = "Healthy", message = table.getn({1, 2, 3}) .. " " .. table.maxn(t) .. " " .. a + b .. " " .. tostring(4/2) .. " " .. tostring(2.5) .. " " .. tostring(7)}
+"#;
+        assert_eq!(status_of(script, json!({})).1, "3 7 3 2 2.5 7");
+    }
+
+    #[test]
+    fn os_time_and_date_only() {
+        let script = r#"
+local t = os.time{year=2026, month=12, day=1, hour=10, min=30, sec=0}
+local d = os.date("!*t", t)
+return {status = "Healthy", message = t .. " " .. os.date("!%Y-%m-%dT%H:%M:%SZ", t) .. " " .. d.hour .. " " .. tostring(os.time() > t - 100000000)}
+"#;
+        assert_eq!(
+            status_of(script, json!({})).1,
+            "1796121000 2026-12-01T10:30:00Z 10 true"
+        );
+    }
+
+    #[test]
+    fn errors_are_one_line_and_odd_returns_are_explained() {
+        let err = run("error('broken here')", &json!({})).unwrap_err();
+        assert!(!err.contains('\n') && err.contains("broken here"), "{err}");
+        let err = run("local x = nil; return x.y", &json!({})).unwrap_err();
+        assert!(!err.contains("traceback"), "{err}");
+        let err = run("return {status = 'Sideways'}", &json!({})).unwrap_err();
+        assert!(err.contains("\"Sideways\" is not one of Healthy"), "{err}");
+        assert_eq!(
+            status_of("return nil", json!({})).0,
+            HealthStatusCode::Unknown
+        );
+        assert_eq!(
+            status_of("return {}", json!({})).0,
+            HealthStatusCode::Unknown
+        );
+        assert!(
+            run("return 'Healthy'", &json!({}))
+                .unwrap_err()
+                .contains("string")
+        );
     }
 }

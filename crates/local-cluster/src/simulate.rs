@@ -210,8 +210,13 @@ fn progress(cluster: &Arc<Cluster>, group: &str, resource: &str, seen: &Value) {
                 };
             }
             "pods" => {
-                // A Job's Pod runs to completion (or fails with its Job); others keep running.
-                let job = owner_kind(v) == Some("Job");
+                // A Pod that does not restart (a Job's, a hook's) runs to completion (or fails
+                // with the fail annotation); one that restarts keeps running.
+                let job = owner_kind(v) == Some("Job")
+                    || matches!(
+                        v["spec"]["restartPolicy"].as_str(),
+                        Some("Never" | "OnFailure")
+                    );
                 let fail = job && v["metadata"]["annotations"][SIMULATE_ANNOTATION] == "fail";
                 let state = if !job {
                     json!({"running": {"startedAt": now}})
