@@ -22,6 +22,7 @@ pub fn builtin(group: &str, kind: &str, live: &Value) -> Option<Health> {
         ("autoscaling", "HorizontalPodAutoscaler") => hpa(live),
         ("apiregistration.k8s.io", "APIService") => apiservice(live),
         ("argoproj.io", "Application") => application(live),
+        ("argoproj.io", "Workflow") => workflow(live),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(live),
         _ => return None,
     };
@@ -365,32 +366,56 @@ fn pvc(v: &Value) -> Health {
     }
 }
 
+/// An HPA by its conditions as Argo CD reads them — `status.conditions` (v2), or the JSON in
+/// the `autoscaling.alpha.kubernetes.io/conditions` annotation (v1): the first condition that
+/// says it cannot scale (Degraded) or that it scaled / is within range (Healthy) decides;
+/// otherwise it is still waiting to autoscale.
 fn hpa(v: &Value) -> Health {
-    const FAILURES: &[&str] = &[
-        "FailedGetObjectMetric",
-        "FailedGetPodsMetric",
-        "FailedGetResourceMetric",
-        "FailedGetExternalMetric",
-        "FailedGetContainerResourceMetric",
-        "InvalidSelector",
-        "FailedRescale",
-        "FailedUpdateStatus",
+    const DEGRADED: &[(&str, &str)] = &[
+        ("AbleToScale", "FailedGetScale"),
+        ("AbleToScale", "FailedUpdateScale"),
+        ("ScalingActive", "FailedGetResourceMetric"),
+        ("ScalingActive", "InvalidSelector"),
     ];
-    let conditions = v
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    const HEALTHY: &[(&str, &str)] = &[
+        ("AbleToScale", "SucceededRescale"),
+        ("ScalingLimited", "DesiredWithinRange"),
+        ("ScalingLimited", "TooFewReplicas"),
+        ("ScalingLimited", "TooManyReplicas"),
+    ];
+    let from_annotation = v
+        .pointer("/metadata/annotations/autoscaling.alpha.kubernetes.io~1conditions")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Value>(text).ok());
+    let conditions = match &from_annotation {
+        Some(Value::Array(list)) => list.as_slice(),
+        _ => v
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+    };
     for c in conditions {
-        let reason = text(c, "/reason");
-        if text(c, "/status") == "False" && FAILURES.contains(&reason) {
+        let key = (text(c, "/type"), text(c, "/reason"));
+        if DEGRADED.contains(&key) {
             return Health::new(Degraded, text(c, "/message"));
         }
+        if HEALTHY.contains(&key) {
+            return Health::new(Healthy, text(c, "/message"));
+        }
     }
-    if conditions.is_empty() && v.pointer("/status/currentReplicas").is_none() {
-        return Health::new(Progressing, "Waiting to scale");
+    Health::new(Progressing, "Waiting to Autoscale")
+}
+
+/// An Argo Workflow by its phase (so a Workflow hook is done when it has succeeded, not when
+/// it was created).
+fn workflow(v: &Value) -> Health {
+    let message = text(v, "/status/message").to_string();
+    match text(v, "/status/phase") {
+        "Succeeded" => Health::new(Healthy, message),
+        "Failed" | "Error" => Health::new(Degraded, message),
+        _ => Health::new(Progressing, message),
     }
-    Health::healthy()
 }
 
 fn apiservice(v: &Value) -> Health {
@@ -404,13 +429,19 @@ fn apiservice(v: &Value) -> Health {
     }
 }
 
-/// A CRD is usable once Established (so sync waves wait for it before its resources).
+/// A CRD is usable once Established (so sync waves wait for it before its resources); names
+/// not accepted, a non-structural schema, or establishment refused are Degraded.
 fn crd(v: &Value) -> Health {
     if condition_is(v, "NamesAccepted", "False") {
         return Health::new(Degraded, condition_message(v, "NamesAccepted"));
     }
+    if condition_is(v, "NonStructuralSchema", "True") {
+        return Health::new(Degraded, condition_message(v, "NonStructuralSchema"));
+    }
     if condition_is(v, "Established", "True") {
         Health::healthy()
+    } else if condition_is(v, "Established", "False") {
+        Health::new(Degraded, condition_message(v, "Established"))
     } else {
         Health::new(Progressing, "Waiting for the CRD to be established")
     }
@@ -481,6 +512,54 @@ mod tests {
             pod["spec"]["restartPolicy"] = json!(restart);
         }
         assess(&pod).unwrap()
+    }
+
+    #[test]
+    fn hpa_conditions_v1_and_v2() {
+        let v2 = |conditions: Value| json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"}, "status": {"conditions": conditions}});
+        let h = assess(&v2(json!([{"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale"},
+            {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric", "message": "no metrics"}]))).unwrap();
+        assert_eq!((h.status, h.message.as_str()), (Degraded, "no metrics"));
+        let h = assess(&v2(json!([{"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange", "message": "in range"}]))).unwrap();
+        assert_eq!((h.status, h.message.as_str()), (Healthy, "in range"));
+        let h = assess(&v2(json!([]))).unwrap();
+        assert_eq!(
+            (h.status, h.message.as_str()),
+            (Progressing, "Waiting to Autoscale")
+        );
+        // v1 keeps its conditions in an annotation.
+        let conditions = json!([{"type": "AbleToScale", "status": "False", "reason": "FailedGetScale", "message": "no scale"}]).to_string();
+        let v1 = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "h", "annotations": {"autoscaling.alpha.kubernetes.io/conditions": conditions}}, "status": {}});
+        let h = assess(&v1).unwrap();
+        assert_eq!((h.status, h.message.as_str()), (Degraded, "no scale"));
+    }
+
+    #[test]
+    fn workflows_and_crds() {
+        let wf = |phase: &str| json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"}, "status": {"phase": phase, "message": "m"}});
+        assert_eq!(code(wf("Running")), Progressing);
+        assert_eq!(code(wf("Succeeded")), Healthy);
+        assert_eq!(code(wf("Failed")), Degraded);
+        assert_eq!(code(wf("Error")), Degraded);
+        let crd = |conditions: Value| json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "c"}, "status": {"conditions": conditions}});
+        assert_eq!(
+            code(crd(json!([{"type": "Established", "status": "True"}]))),
+            Healthy
+        );
+        assert_eq!(code(crd(json!([]))), Progressing);
+        assert_eq!(
+            code(crd(
+                json!([{"type": "Established", "status": "False", "message": "x"}])
+            )),
+            Degraded
+        );
+        assert_eq!(
+            code(crd(
+                json!([{"type": "NonStructuralSchema", "status": "True"}, {"type": "Established", "status": "True"}])
+            )),
+            Degraded
+        );
     }
 
     #[test]
