@@ -1,11 +1,13 @@
-//! Health of live Kubernetes objects, assessed the way Argo CD does: built-in checks for the
-//! workload and networking kinds, `Application` for app-of-apps, and none for plain data
+//! Health of live Kubernetes objects, assessed the way Argo CD does: argocd-cm's Lua scripts
+//! first, then built-in checks for the workload and networking kinds and `Application` for
+//! app-of-apps, then Tiphys's library for custom resources (`library.rs`); none for plain data
 //! (ConfigMaps, Secrets, RBAC…), which therefore do not count towards an app's health.
 //!
 //! Pure: a live object in, a [`Health`] out.
 #![forbid(unsafe_code)]
 
 mod builtin;
+pub mod library;
 pub mod lua;
 
 use serde_json::Value;
@@ -43,21 +45,67 @@ pub fn assess(live: &Value) -> Option<Health> {
 
 /// Like [`assess`], with argocd-cm's custom Lua checks taking precedence over built-in ones.
 pub fn assess_with(live: &Value, custom: &CustomHealth) -> Option<Health> {
+    explain(live, custom).map(|(health, _)| health)
+}
+
+/// Which check decided an object's health.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// It is being deleted.
+    Deleting,
+    /// An argocd-cm script (its key).
+    Script(String),
+    /// A built-in check for a Kubernetes (or Argo CD) kind.
+    BuiltIn,
+    /// The library's rule for custom resources.
+    Library(library::Rule),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Deleting => write!(f, "being deleted"),
+            Source::Script(key) => write!(f, "argocd-cm script {key}"),
+            Source::BuiltIn => write!(f, "built-in check"),
+            Source::Library(rule) => write!(f, "health library: {rule}"),
+        }
+    }
+}
+
+/// Groups of Kubernetes' own APIs: the library leaves their kinds alone (those without a
+/// built-in check have no health, as in Argo CD).
+fn kubernetes_group(group: &str) -> bool {
+    group.is_empty()
+        || matches!(
+            group,
+            "apps" | "batch" | "autoscaling" | "policy" | "extensions"
+        )
+        || (group.ends_with(".k8s.io") && group != "gateway.networking.k8s.io")
+}
+
+/// The health of `live` and which check decided it, or None when no check applies.
+pub fn explain(live: &Value, custom: &CustomHealth) -> Option<(Health, Source)> {
     if live.pointer("/metadata/deletionTimestamp").is_some() {
-        return Some(Health::new(
-            HealthStatusCode::Progressing,
-            "Pending deletion",
+        return Some((
+            Health::new(HealthStatusCode::Progressing, "Pending deletion"),
+            Source::Deleting,
         ));
     }
     let api_version = live.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     let kind = live.get("kind").and_then(Value::as_str).unwrap_or("");
     if !custom.is_empty()
-        && let Some(health) = custom.assess(group, kind, live)
+        && let Some((health, key)) = custom.decide(group, kind, live)
     {
-        return Some(health);
+        return Some((health, Source::Script(key)));
     }
-    builtin(group, kind, live)
+    if let Some(health) = builtin(group, kind, live) {
+        return Some((health, Source::BuiltIn));
+    }
+    if kubernetes_group(group) || !custom.library_enabled(group, kind) {
+        return None;
+    }
+    library::library(group, kind, live).map(|(health, rule)| (health, Source::Library(rule)))
 }
 
 /// The worse of two health codes, in Argo CD's order:

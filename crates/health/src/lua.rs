@@ -34,7 +34,12 @@ pub struct ScriptError {
 #[derive(Clone, Debug, Default)]
 pub struct CustomHealth {
     scripts: Vec<(String, String)>,
+    /// `group/Kind` globs the health library leaves alone (`tiphys.health.library.disabled`).
+    library_off: Vec<String>,
 }
+
+/// argocd-cm's key listing the kinds the health library must not judge.
+pub const LIBRARY_DISABLED: &str = "tiphys.health.library.disabled";
 
 impl CustomHealth {
     /// Scripts from argocd-cm's data.
@@ -57,7 +62,29 @@ impl CustomHealth {
                 }
             }
         }
-        CustomHealth { scripts }
+        let library_off = data
+            .get(LIBRARY_DISABLED)
+            .map(|v| {
+                v.split([',', '\n'])
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        CustomHealth {
+            scripts,
+            library_off,
+        }
+    }
+
+    /// Whether the health library may judge `group`/`kind`.
+    pub fn library_enabled(&self, group: &str, kind: &str) -> bool {
+        let key = format!("{group}/{kind}");
+        !self
+            .library_off
+            .iter()
+            .any(|p| tiphys_model::glob::matches(p, &key))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -84,8 +111,18 @@ impl CustomHealth {
     /// The object's health by its custom script, if one applies. A failing script yields
     /// Unknown with the error as the message, as in Argo CD.
     pub fn assess(&self, group: &str, kind: &str, live: &Value) -> Option<Health> {
+        self.decide(group, kind, live).map(|(h, _)| h)
+    }
+
+    /// Like [`CustomHealth::assess`], with the argocd-cm key of the script that decided.
+    pub fn decide(&self, group: &str, kind: &str, live: &Value) -> Option<(Health, String)> {
         let (target, script) = self.script_for(group, kind)?;
-        Some(match run(script, live) {
+        let key = format!("{PREFIX}{target}");
+        Some((self.judge(target, script, live), key))
+    }
+
+    fn judge(&self, target: &str, script: &str, live: &Value) -> Health {
+        match run(script, live) {
             Ok(h) => h,
             Err(message) => Health::new(
                 HealthStatusCode::Unknown,
@@ -95,7 +132,7 @@ impl CustomHealth {
                 }
                 .to_string(),
             ),
-        })
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod account;
 mod app;
 mod appset;
 mod controller;
+mod health;
 mod install;
 mod kubeconfig;
 mod kustomize;
@@ -40,6 +41,8 @@ enum Command {
     /// Native Kustomize.
     #[command(subcommand)]
     Kustomize(kustomize::Command),
+    /// The health an object gets, and which check decided it.
+    Health(health::Args),
     /// Run the Application controller against a cluster until killed.
     Controller(controller::Args),
     /// Run the API server (Argo CD's REST API, login, RBAC) against a cluster until killed.
@@ -76,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         Command::Logout(args) => return remote::login::logout(args),
         Command::Context(args) => return remote::login::context(args),
         Command::Kustomize(command) => return kustomize::run(command),
+        Command::Health(args) => return health::run(args),
         Command::Appset(args) => match appset::generate(&args) {
             Some(result) => return result,
             None => Cli {
@@ -107,6 +111,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Render(_)
             | Command::Kustomize(_)
+            | Command::Health(_)
             | Command::Logout(_)
             | Command::Context(_) => {
                 unreachable!("handled before the runtime starts")
