@@ -21,6 +21,7 @@ pub mod discovery;
 mod events;
 pub mod manifests;
 pub mod metrics;
+pub mod notify;
 mod operation;
 pub mod pause;
 pub mod project;
@@ -37,7 +38,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tiphys_model::{AppProject, Application, ApplicationSet};
 
@@ -128,14 +129,19 @@ impl Controller {
         let argocd_cm = cm.get_opt(settings::ARGOCD_CM).await?;
         let tracking = settings::tracking(argocd_cm.as_ref());
         let (wake_tx, mut wake_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        // Application changes wake the app, once the store already holds the change.
+        // Application changes wake the app, once the store already holds the change, and
+        // have its notifications looked at (apart from the reconciles).
         let app_wake = wake_tx.clone();
+        let (notify_tx, mut notify_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let (apps, apps_task) = spawn_reflector(
             Api::<Application>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
             move |app: &Application| {
                 if let Some(name) = &app.metadata.name {
                     let _ = app_wake.send(name.clone());
+                    if !notify::subscriptions(app).is_empty() {
+                        let _ = notify_tx.send(name.clone());
+                    }
                 }
             },
         );
@@ -231,6 +237,29 @@ impl Controller {
                         c.queue.add(name);
                     }
                 }
+            }
+        });
+        let weak = Arc::downgrade(&controller);
+        let notify_ns = ns.clone();
+        tokio::spawn(async move {
+            while let Some(name) = notify_rx.recv().await {
+                let Some(c) = weak.upgrade() else { return };
+                let Some(app) = c.apps.get(&ObjectRef::new(&name).within(&notify_ns)) else {
+                    continue;
+                };
+                let configs: Api<ConfigMap> = Api::namespaced(c.client.clone(), &notify_ns);
+                let secrets: Api<Secret> = Api::namespaced(c.client.clone(), &notify_ns);
+                let cm = configs
+                    .get_opt(notify::NOTIFICATIONS_CM)
+                    .await
+                    .ok()
+                    .flatten();
+                let secret = secrets
+                    .get_opt(notify::NOTIFICATIONS_SECRET)
+                    .await
+                    .ok()
+                    .flatten();
+                notify::notify(&c.client, &app, cm.as_ref(), secret.as_ref()).await;
             }
         });
         // Live-object changes wake their app.

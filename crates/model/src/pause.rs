@@ -48,11 +48,11 @@ fn annotation<'a>(app: &'a Application, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-fn human(d: SignedDuration) -> String {
-    let seconds = d.as_secs();
+/// `seconds` as the largest whole unit: `2h`, `90m`, `45s`.
+pub fn human(seconds: i64) -> String {
     match seconds {
-        s if s % 3600 == 0 && s >= 3600 => format!("{}h", s / 3600),
-        s if s % 60 == 0 && s >= 60 => format!("{}m", s / 60),
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
 }
@@ -97,8 +97,8 @@ impl Application {
         let asked = until.duration_since(now);
         if asked > max {
             return Err(PauseError::TooLong {
-                asked: human(asked),
-                max: human(max),
+                asked: human(asked.as_secs()),
+                max: human(max.as_secs()),
             });
         }
         Ok(json!({
