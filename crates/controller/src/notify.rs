@@ -335,16 +335,20 @@ pub struct Outgoing {
 /// When each notification was sent, by key (the `notified.notifications.argoproj.io` JSON).
 pub type Notified = BTreeMap<String, i64>;
 
-/// What to send: each subscription whose trigger fired and was not yet notified in this
-/// state; and the new remembered state.
-pub fn plan(app: &Application, config: &Config, now: Timestamp) -> (Vec<Outgoing>, Notified) {
-    let notified: BTreeMap<String, i64> = app
-        .metadata
+/// What `app` remembers having sent.
+fn notified(app: &Application) -> Notified {
+    app.metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(NOTIFIED))
         .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// What to send: each subscription whose trigger fired and was not yet notified in this
+/// state; and the new remembered state.
+pub fn plan(app: &Application, config: &Config, now: Timestamp) -> (Vec<Outgoing>, Notified) {
+    let notified = notified(app);
     let fired = fired(app, now, config.paused_too_long);
     let mut state = BTreeMap::new();
     let mut sends = Vec::new();
@@ -432,13 +436,7 @@ pub async fn notify(
         tracing::debug!(app = %name, error, "notification configuration");
     }
     let (sends, state) = plan(app, &config, Timestamp::now());
-    let current: BTreeMap<String, i64> = app
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(NOTIFIED))
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default();
+    let current = notified(app);
     if state != current {
         let namespace = app.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Application> = Api::namespaced(client.clone(), &namespace);

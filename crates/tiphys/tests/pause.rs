@@ -14,18 +14,6 @@ use tiphys_model::pause::{PAUSED_BY, PAUSED_REASON, PAUSED_UNTIL};
 
 const APPS: usize = 4;
 
-fn run(env: &Env, args: &[&str]) -> (bool, String) {
-    let out = env.tiphys(args);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn hand_edit(env: &Env, namespace: &str) {
     let out = env.kubectl(
         &[
@@ -149,12 +137,12 @@ async fn paused_apps_keep_their_drift_until_the_pause_ends_then_heal() {
             "nothing heals a paused app"
         );
     }
-    let (ok, list) = run(&env, &["app", "list"]);
+    let (ok, list) = env.tiphys_text(&["app", "list"]);
     assert!(
         ok && list.contains("PAUSED-UNTIL") && list.contains("Auto-Prune (paused)"),
         "{list}"
     );
-    let (ok, get) = run(&env, &["app", "get", "paused-0"]);
+    let (ok, get) = env.tiphys_text(&["app", "get", "paused-0"]);
     assert!(
         ok && get.contains("auto-sync paused until") && get.contains("incident 4711"),
         "{get}"
@@ -182,41 +170,35 @@ async fn paused_apps_keep_their_drift_until_the_pause_ends_then_heal() {
     }
 
     // Resume by hand, and a pause moved later.
-    let (ok, out) = run(
-        &env,
-        &[
-            "app",
-            "pause",
-            "paused-0",
-            "--for",
-            "1h",
-            "--reason",
-            "db migration",
-        ],
-    );
+    let (ok, out) = env.tiphys_text(&[
+        "app",
+        "pause",
+        "paused-0",
+        "--for",
+        "1h",
+        "--reason",
+        "db migration",
+    ]);
     assert!(ok, "{out}");
-    let (ok, out) = run(
-        &env,
-        &[
-            "app",
-            "pause",
-            "paused-0",
-            "--until",
-            "2099-01-01T00:00:00Z",
-        ],
-    );
+    let (ok, out) = env.tiphys_text(&[
+        "app",
+        "pause",
+        "paused-0",
+        "--until",
+        "2099-01-01T00:00:00Z",
+    ]);
     assert!(
         !ok && out.contains("longer than the maximum of 24h"),
         "{out}"
     );
-    let (ok, out) = run(&env, &["app", "pause", "paused-0", "--for", "2h"]);
+    let (ok, out) = env.tiphys_text(&["app", "pause", "paused-0", "--for", "2h"]);
     assert!(ok, "{out}");
     hand_edit(&env, "paused-0");
     env.wait_app("paused-0", "the drift shown", |a| {
         status(a).sync.status == SyncStatusCode::OutOfSync
     })
     .await;
-    let (ok, out) = run(&env, &["app", "resume", "paused-0"]);
+    let (ok, out) = env.tiphys_text(&["app", "resume", "paused-0"]);
     assert!(ok && out.contains("auto-sync resumed"), "{out}");
     env.wait_app("paused-0", "healed after resume", |a| {
         a.pause().is_none() && synced_and_healthy(a)
@@ -230,7 +212,7 @@ async fn paused_apps_keep_their_drift_until_the_pause_ends_then_heal() {
 
     // The limit is configurable; nothing to pause on a manual app; resume of a running app.
     env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  tiphys.pause.maxDuration: 30m\n");
-    let (ok, out) = run(&env, &["app", "pause", "paused-1", "--for", "1h"]);
+    let (ok, out) = env.tiphys_text(&["app", "pause", "paused-1", "--for", "1h"]);
     assert!(
         !ok && out.contains("longer than the maximum of 30m"),
         "{out}"
@@ -242,11 +224,11 @@ async fn paused_apps_keep_their_drift_until_the_pause_ends_then_heal() {
         "manual",
         "    syncOptions:\n    - CreateNamespace=true\n",
     ));
-    let (ok, out) = run(&env, &["app", "pause", "manual", "--for", "10m"]);
+    let (ok, out) = env.tiphys_text(&["app", "pause", "manual", "--for", "10m"]);
     assert!(!ok && out.contains("nothing to pause"), "{out}");
-    let (ok, out) = run(&env, &["app", "resume", "paused-1"]);
+    let (ok, out) = env.tiphys_text(&["app", "resume", "paused-1"]);
     assert!(!ok && out.contains("is not paused"), "{out}");
-    let (ok, out) = run(&env, &["app", "pause", "paused-1", "--for", "soon"]);
+    let (ok, out) = env.tiphys_text(&["app", "pause", "paused-1", "--for", "soon"]);
     assert!(!ok && out.contains("--for \"soon\""), "{out}");
 }
 
@@ -266,18 +248,15 @@ async fn an_applicationset_leaves_the_pause_of_an_app_it_generated() {
     env.apply(&appset("one"));
     env.wait_app("web-staging", "generated and synced", synced_and_healthy)
         .await;
-    let (ok, out) = run(
-        &env,
-        &[
-            "app",
-            "pause",
-            "web-staging",
-            "--for",
-            "1h",
-            "--reason",
-            "hotfix",
-        ],
-    );
+    let (ok, out) = env.tiphys_text(&[
+        "app",
+        "pause",
+        "web-staging",
+        "--for",
+        "1h",
+        "--reason",
+        "hotfix",
+    ]);
     assert!(ok, "{out}");
     // The ApplicationSet changes and writes its apps again: the pause stays.
     env.apply(&appset("two"));

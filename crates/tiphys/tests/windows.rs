@@ -20,18 +20,6 @@ fn in_prod(yaml: String) -> String {
     yaml.replace("  project: default\n", "  project: prod\n")
 }
 
-fn run(env: &Env, args: &[&str]) -> (bool, String) {
-    let out = env.tiphys(args);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// Reconciled, OutOfSync, and no operation started: auto-sync was held.
 fn held(app: &tiphys_model::Application) -> bool {
     let s = status(app);
@@ -60,16 +48,16 @@ async fn deny_windows_hold_syncs_until_they_are_gone() {
     }
 
     // What the CLI shows and refuses.
-    let (ok, get) = run(&env, &["app", "get", "held-0"]);
+    let (ok, get) = env.tiphys_text(&["app", "get", "held-0"]);
     assert!(
         ok && get.contains("Sync Windows:       1 active of 1; sync denied"),
         "{get}"
     );
-    let (ok, get) = run(&env, &["app", "get", "manual-0"]);
+    let (ok, get) = env.tiphys_text(&["app", "get", "manual-0"]);
     assert!(ok && get.contains("manual sync allowed"), "{get}");
-    let (ok, get) = run(&env, &["app", "get", "free-0"]);
+    let (ok, get) = env.tiphys_text(&["app", "get", "free-0"]);
     assert!(ok && get.contains("Sync Windows:       none"), "{get}");
-    let (ok, list) = run(&env, &["proj", "windows", "list", "prod"]);
+    let (ok, list) = env.tiphys_text(&["proj", "windows", "list", "prod"]);
     assert!(ok, "{list}");
     let rows: Vec<&str> = list.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{list}");
@@ -79,16 +67,16 @@ async fn deny_windows_hold_syncs_until_they_are_gone() {
         "{list}"
     );
     assert!(rows[1].contains("Enabled"), "manualSync shown: {list}");
-    let (ok, out) = run(&env, &["app", "sync", "held-0", "--async"]);
+    let (ok, out) = env.tiphys_text(&["app", "sync", "held-0", "--async"]);
     assert!(
         !ok && out.contains("blocked by an active deny sync window"),
         "{out}"
     );
     // A dry run changes nothing, so no window holds it (this one then fails on its own: the
     // namespace a real sync would create is not there).
-    let (_, out) = run(&env, &["app", "sync", "held-0", "--dry-run"]);
+    let (_, out) = env.tiphys_text(&["app", "sync", "held-0", "--dry-run"]);
     assert!(!out.contains("cannot sync"), "a dry run is not held: {out}");
-    let (ok, out) = run(&env, &["app", "sync", "manual-0"]);
+    let (ok, out) = env.tiphys_text(&["app", "sync", "manual-0"]);
     assert!(ok, "manualSync lets a person sync: {out}");
     env.wait_app("manual-0", "synced by hand", synced_and_healthy)
         .await;

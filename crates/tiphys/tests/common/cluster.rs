@@ -209,6 +209,19 @@ impl Env {
             .unwrap()
     }
 
+    /// `tiphys ARGS`: whether it succeeded, and its stdout and stderr together.
+    pub fn tiphys_text(&self, args: &[&str]) -> (bool, String) {
+        let out = self.tiphys(args);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(tiphys_testkit::tool("kubectl"))
             .args(args)
