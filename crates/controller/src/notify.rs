@@ -412,7 +412,8 @@ fn post(hook: &Webhook, body: &str) -> Result<(), String> {
         match request.send() {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
+            // Without the URL: a webhook URL often carries a token (Slack's do).
+            Err(e) => last = e.without_url().to_string(),
         }
     }
     Err(last)
