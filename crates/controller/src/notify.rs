@@ -434,7 +434,7 @@ pub async fn notify(
     let config = Config::read(cm, secret);
     let name = app.metadata.name.clone().unwrap_or_default();
     for error in &config.errors {
-        tracing::debug!(app = %name, error, "notification configuration");
+        tracing::warn!(app = %name, error, "notification configuration");
     }
     let (sends, state) = plan(app, &config, Timestamp::now());
     let current = notified(app);
