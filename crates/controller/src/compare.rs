@@ -21,7 +21,7 @@ use crate::apply::{Writer, api_message, is_not_found};
 use crate::clusters::ClusterHandle;
 
 /// One object of the app, desired and/or live.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CompareItem {
     pub key: ObjectKey,
     pub version: String,
@@ -30,6 +30,8 @@ pub struct CompareItem {
     pub origin: Option<String>,
     pub status: SyncStatusCode,
     pub diff: String,
+    /// Where live departs from desired (the first few fields).
+    pub changed: Vec<tiphys_diff::FieldPath>,
     pub health: Option<Health>,
     pub hook: bool,
     pub requires_pruning: bool,
@@ -273,6 +275,7 @@ pub async fn compare(
             origin: Some(origin),
             status: SyncStatusCode::OutOfSync,
             diff: String::new(),
+            changed: Vec::new(),
             health: None,
             hook,
             requires_pruning: false,
@@ -329,10 +332,12 @@ pub async fn compare(
                             Err(e) if is_not_found(&e) => Comparison {
                                 in_sync: false,
                                 diff: String::new(),
+                                changed: Vec::new(),
                             },
                             Err(e) => Comparison {
                                 in_sync: false,
                                 diff: format!("server-side dry run failed: {}", api_message(&e)),
+                                changed: Vec::new(),
                             },
                         }
                     }
@@ -343,6 +348,7 @@ pub async fn compare(
                     SyncStatusCode::OutOfSync
                 };
                 item.diff = comparison.diff;
+                item.changed = comparison.changed;
             }
         }
         items.push(item);
@@ -371,6 +377,7 @@ pub async fn compare(
             origin: None,
             status: SyncStatusCode::OutOfSync,
             diff: String::new(),
+            changed: Vec::new(),
             hook: false,
             requires_pruning: true,
         });

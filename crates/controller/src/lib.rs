@@ -18,6 +18,7 @@ pub mod cache;
 pub mod clusters;
 pub mod compare;
 pub mod discovery;
+pub mod drift;
 mod events;
 pub mod manifests;
 pub mod metrics;
@@ -71,6 +72,11 @@ pub struct Controller {
     pub appset_queue: queue::Queue,
     pub metrics: metrics::Metrics,
     pub memory: Mutex<std::collections::HashMap<String, AppMemory>>,
+    pub notify_configs: Store<ConfigMap>,
+    pub notify_secrets: Store<Secret>,
+    pub notifier: notify::Notifier,
+    /// Has the notifier look at an app (or all of them).
+    pub notify_wake: tokio::sync::mpsc::UnboundedSender<notify::Wake>,
     /// The Application watch; `serve` runs as long as it does.
     watches: Mutex<Option<tokio::task::JoinHandle<()>>>,
     _background: AbortOnDrop,
@@ -132,17 +138,40 @@ impl Controller {
         // Application changes wake the app, once the store already holds the change, and
         // have its notifications looked at (apart from the reconciles).
         let app_wake = wake_tx.clone();
-        let (notify_tx, mut notify_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (notify_tx, mut notify_rx) = tokio::sync::mpsc::unbounded_channel::<notify::Wake>();
+        let app_notify = notify_tx.clone();
+        // The notifier's own writes of its sent state wake nothing.
+        let own_writes = notify::OwnWrites::default();
+        let notifier_writes = own_writes.clone();
         let (apps, apps_task) = spawn_reflector(
             Api::<Application>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
             move |app: &Application| {
-                if let Some(name) = &app.metadata.name {
+                if let Some(name) = &app.metadata.name
+                    && !notifier_writes.is_ours(app)
+                {
                     let _ = app_wake.send(name.clone());
-                    if !notify::subscriptions(app).is_empty() {
-                        let _ = notify_tx.send(name.clone());
-                    }
+                    let _ = app_notify.send(notify::Wake::App(Arc::new(app.clone())));
                 }
+            },
+        );
+        // The notifications' ConfigMap and Secret: a change has every app looked at again.
+        let config_notify = notify_tx.clone();
+        let (notify_configs, notify_configs_task) = spawn_reflector(
+            Api::<ConfigMap>::namespaced(client.clone(), &ns),
+            watcher::Config::default()
+                .fields(&format!("metadata.name={}", notify::NOTIFICATIONS_CM)),
+            move |_| {
+                let _ = config_notify.send(notify::Wake::All);
+            },
+        );
+        let secret_notify = notify_tx.clone();
+        let (notify_secrets, notify_secrets_task) = spawn_reflector(
+            Api::<Secret>::namespaced(client.clone(), &ns),
+            watcher::Config::default()
+                .fields(&format!("metadata.name={}", notify::NOTIFICATIONS_SECRET)),
+            move |_| {
+                let _ = secret_notify.send(notify::Wake::All);
             },
         );
         let (appset_tx, mut appset_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -184,6 +213,11 @@ impl Controller {
             (projects.wait_until_ready().await.is_err(), "appprojects"),
             (secrets.wait_until_ready().await.is_err(), "secrets"),
             (configs.wait_until_ready().await.is_err(), "configmaps"),
+            (
+                notify_configs.wait_until_ready().await.is_err(),
+                "configmaps",
+            ),
+            (notify_secrets.wait_until_ready().await.is_err(), "secrets"),
         ] {
             if store {
                 return Err(ControllerError::Watch {
@@ -206,8 +240,14 @@ impl Controller {
             appset_queue: queue::Queue::default(),
             metrics: metrics::Metrics::default(),
             memory: Mutex::new(Default::default()),
+            notify_configs,
+            notify_secrets,
+            notifier: notify::Notifier::new(own_writes),
+            notify_wake: notify_tx,
             watches: Mutex::new(Some(apps_task)),
             _background: AbortOnDrop(vec![
+                notify_configs_task.abort_handle(),
+                notify_secrets_task.abort_handle(),
                 appsets_task.abort_handle(),
                 projects_task.abort_handle(),
                 secrets_task.abort_handle(),
@@ -242,24 +282,36 @@ impl Controller {
         let weak = Arc::downgrade(&controller);
         let notify_ns = ns.clone();
         tokio::spawn(async move {
-            while let Some(name) = notify_rx.recv().await {
+            while let Some(first) = notify_rx.recv().await {
                 let Some(c) = weak.upgrade() else { return };
-                let Some(app) = c.apps.get(&ObjectRef::new(&name).within(&notify_ns)) else {
-                    continue;
-                };
-                let configs: Api<ConfigMap> = Api::namespaced(c.client.clone(), &notify_ns);
-                let secrets: Api<Secret> = Api::namespaced(c.client.clone(), &notify_ns);
-                let cm = configs
-                    .get_opt(notify::NOTIFICATIONS_CM)
-                    .await
-                    .ok()
-                    .flatten();
-                let secret = secrets
-                    .get_opt(notify::NOTIFICATIONS_SECRET)
-                    .await
-                    .ok()
-                    .flatten();
-                notify::notify(&c.client, &app, cm.as_ref(), secret.as_ref()).await;
+                // What queued up meanwhile is looked at once per app, as it is now: a busy
+                // app's many writes cost one look, not one each.
+                let mut everything = false;
+                let mut changed: std::collections::BTreeMap<String, Arc<Application>> =
+                    Default::default();
+                let mut wake = Some(first);
+                while let Some(w) = wake {
+                    match w {
+                        notify::Wake::All => everything = true,
+                        notify::Wake::App(app) => {
+                            let name = app.metadata.name.clone().unwrap_or_default();
+                            changed.insert(name, app);
+                        }
+                    }
+                    wake = notify_rx.try_recv().ok();
+                }
+                if everything {
+                    for app in c.apps.state() {
+                        notify::evaluate(&c, &app, false).await;
+                    }
+                }
+                for (name, last_seen) in changed {
+                    match c.apps.get(&ObjectRef::new(&name).within(&notify_ns)) {
+                        Some(_) if everything => {}
+                        Some(current) => notify::evaluate(&c, &current, false).await,
+                        None => notify::evaluate(&c, &last_seen, true).await,
+                    }
+                }
             }
         });
         // Live-object changes wake their app.

@@ -1,475 +1,362 @@
-//! Notifications, as Argo CD's notifications controller reads them from
-//! `argocd-notifications-cm` and `argocd-notifications-secret` — the first part: webhook
-//! services, the default trigger catalogue plus Tiphys's drift and paused-too-long alerts,
-//! subscriptions by annotation, templates with `{{.app.…}}`/`{{.context.…}}` fields, and each
-//! notification sent once per trigger state (remembered on the Application in Argo's
-//! `notified.notifications.argoproj.io` annotation), retried, and never in a reconcile's way.
-//!
-//! Not yet: `trigger.<name>` entries with `when` expressions, the full Go-template language,
-//! and the Slack, email and GitHub services.
+//! The controller's side of notifications; what to send is decided by `tiphys-notify` from
+//! argocd-notifications-cm. Here: the configuration parsed once per version of the ConfigMap
+//! and Secret, each Application looked at when it changes (and when it is deleted, for
+//! `on-deleted`), Tiphys's `drift` and `pause` facts handed to the triggers, the sent state
+//! written before sending (guarded by the version read, so two looks never both send), and
+//! the sending done off the async workers, several at once — a slow service holds up neither
+//! reconciles nor other notifications. What is wrong with the configuration, a template or a
+//! service is a Warning Event on the app naming it, once per distinct problem.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
 use tiphys_model::Application;
-use tiphys_model::application::{HealthStatusCode, OperationPhase, SyncStatusCode};
+use tiphys_notify::{Config, NOTIFIED, Subject};
 
-pub const NOTIFICATIONS_CM: &str = "argocd-notifications-cm";
-pub const NOTIFICATIONS_SECRET: &str = "argocd-notifications-secret";
-pub const SUBSCRIBE: &str = "notifications.argoproj.io/subscribe.";
-/// Where sent notifications are remembered (Argo CD's annotation).
-pub const NOTIFIED: &str = "notified.notifications.argoproj.io";
-/// argocd-notifications-cm's key for how long a pause may last before it is reported.
-pub const PAUSED_TOO_LONG: &str = "tiphys.trigger.on-auto-sync-paused-too-long.after";
+use crate::Controller;
+use crate::drift::DriftReport;
 
-/// A webhook service: where to POST, with which headers.
-#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
-pub struct Webhook {
-    pub url: String,
-    #[serde(default)]
-    pub headers: Vec<Header>,
+pub use tiphys_notify::{NOTIFICATIONS_CM, NOTIFICATIONS_SECRET};
+
+/// How many notifications are on their way at once.
+const SENDING_AT_ONCE: usize = 8;
+
+/// What wakes the notifier.
+#[derive(Debug)]
+pub enum Wake {
+    /// This app changed (or was deleted: the store no longer has it).
+    App(Arc<Application>),
+    /// The configuration changed: look at every app.
+    All,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
-pub struct Header {
-    pub name: String,
-    pub value: String,
-}
+/// The notifier's own writes of the sent state, told apart from every other change of an
+/// Application: they need no reconcile and no second look. A write is announced with the text
+/// it writes before it is made; the first version of the app carrying that text is the write
+/// (it is guarded by the version read, so it changes nothing else).
+#[derive(Clone, Default)]
+pub struct OwnWrites(Arc<Mutex<HashMap<String, String>>>);
 
-/// A template: the message, and per webhook service a body.
-#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
-pub struct Template {
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub webhook: BTreeMap<String, WebhookTemplate>,
-}
+impl OwnWrites {
+    fn expect(&self, app: &str, text: &str) {
+        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        pending.insert(app.to_string(), text.to_string());
+    }
 
-#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
-pub struct WebhookTemplate {
-    #[serde(default)]
-    pub body: String,
-}
+    fn forget(&self, app: &str) {
+        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        pending.remove(app);
+    }
 
-/// What argocd-notifications-cm configures, and what in it could not be read (key: why).
-#[derive(Clone, Debug, Default)]
-pub struct Config {
-    pub services: BTreeMap<String, Webhook>,
-    pub templates: BTreeMap<String, Template>,
-    pub context: Value,
-    pub paused_too_long: Duration,
-    pub errors: Vec<String>,
-}
-
-/// `$key` in a service's settings is the secret's `key`.
-fn secret_value(text: &str, secret: &BTreeMap<String, String>) -> String {
-    match text.strip_prefix('$') {
-        Some(key) => secret.get(key).cloned().unwrap_or_default(),
-        None => text.to_string(),
+    /// True (once) for the version of `app` the notifier's write made.
+    pub fn is_ours(&self, app: &Application) -> bool {
+        let Some(name) = app.metadata.name.as_deref() else {
+            return false;
+        };
+        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let carried = app
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(NOTIFIED));
+        if pending.get(name).is_some_and(|text| Some(text) == carried) {
+            pending.remove(name);
+            return true;
+        }
+        false
     }
 }
 
-impl Config {
-    pub fn read(cm: Option<&ConfigMap>, secret: Option<&Secret>) -> Config {
+/// The notifier's memory.
+pub struct Notifier {
+    pub own_writes: OwnWrites,
+    config: Mutex<Option<(String, Arc<Config>)>>,
+    drift: Mutex<HashMap<String, DriftReport>>,
+    /// The problems last reported on each app, so an Event is not repeated.
+    reported: Mutex<HashMap<String, String>>,
+    /// What each app was last looked at with (its version, its drift, the configuration), so
+    /// the same thing is not evaluated twice.
+    evaluated: Mutex<HashMap<String, String>>,
+    sending: Arc<tokio::sync::Semaphore>,
+}
+
+impl Notifier {
+    pub fn new(own_writes: OwnWrites) -> Self {
+        Notifier {
+            own_writes,
+            config: Mutex::default(),
+            drift: Mutex::default(),
+            reported: Mutex::default(),
+            evaluated: Mutex::default(),
+            sending: Arc::new(tokio::sync::Semaphore::new(SENDING_AT_ONCE)),
+        }
+    }
+}
+
+fn version(meta: &kube::api::ObjectMeta) -> String {
+    format!(
+        "{}@{}",
+        meta.uid.as_deref().unwrap_or_default(),
+        meta.resource_version.as_deref().unwrap_or_default()
+    )
+}
+
+impl Notifier {
+    /// The configuration for this version of the ConfigMap and Secret, parsed once.
+    pub fn config(&self, cm: Option<&ConfigMap>, secret: Option<&Secret>) -> Arc<Config> {
+        let key = format!(
+            "{}/{}",
+            cm.map(|c| version(&c.metadata)).unwrap_or_default(),
+            secret.map(|s| version(&s.metadata)).unwrap_or_default()
+        );
+        let mut cached = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, config)) = cached.as_ref()
+            && *k == key
+        {
+            return config.clone();
+        }
         let data = cm.and_then(|c| c.data.clone()).unwrap_or_default();
-        let secret: BTreeMap<String, String> = secret
+        let secret_data: BTreeMap<String, Vec<u8>> = secret
             .and_then(|s| s.data.clone())
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .map(|(k, v)| (k, v.0))
             .collect();
-        let mut config = Config {
-            templates: default_templates(),
-            paused_too_long: Duration::from_secs(4 * 3600),
-            ..Config::default()
-        };
-        for (key, value) in &data {
-            if let Some(name) = key.strip_prefix("service.webhook.") {
-                match serde_saphyr::from_str::<Webhook>(value) {
-                    Ok(mut hook) => {
-                        hook.url = secret_value(&hook.url, &secret);
-                        for h in &mut hook.headers {
-                            h.value = secret_value(&h.value, &secret);
-                        }
-                        config.services.insert(name.to_string(), hook);
-                    }
-                    Err(e) => config.errors.push(format!("{NOTIFICATIONS_CM} {key}: {e}")),
-                }
-            } else if let Some(name) = key.strip_prefix("template.") {
-                match serde_saphyr::from_str::<Template>(value) {
-                    Ok(t) => {
-                        config.templates.insert(name.to_string(), t);
-                    }
-                    Err(e) => config.errors.push(format!("{NOTIFICATIONS_CM} {key}: {e}")),
-                }
-            } else if key == "context" {
-                match serde_saphyr::from_str::<Value>(value) {
-                    Ok(v) => config.context = v,
-                    Err(e) => config.errors.push(format!("{NOTIFICATIONS_CM} {key}: {e}")),
-                }
-            } else if key == PAUSED_TOO_LONG {
-                match tiphys_model::validate::parse_duration(value) {
-                    Some(d) => config.paused_too_long = d,
-                    None => config.errors.push(format!(
-                        "{NOTIFICATIONS_CM} {key}: {value:?} is not a duration"
-                    )),
-                }
-            } else if key.starts_with("trigger.") {
-                config.errors.push(format!(
-                    "{NOTIFICATIONS_CM} {key}: triggers with `when` expressions are not supported yet; the built-in ones are"
-                ));
-            }
+        let config = Arc::new(Config::read(&data, &secret_data));
+        for problem in &config.problems {
+            tracing::warn!(%problem, "notification configuration");
         }
+        *cached = Some((key, config.clone()));
         config
     }
+
+    /// Remember `app`'s drift; true when that is news (a new report, or the drift ended).
+    pub fn set_drift(&self, app: &str, report: Option<DriftReport>) -> bool {
+        let mut drift = self.drift.lock().unwrap_or_else(|p| p.into_inner());
+        match report {
+            // The same drift again is kept as first reported (with its managers, which only
+            // a new report reads).
+            Some(r) if drift.get(app).is_some_and(|old| old.id == r.id) => false,
+            Some(r) => {
+                drift.insert(app.to_string(), r);
+                true
+            }
+            // A reverted drift stays reported: the app is back in sync by the time it is read.
+            None => drift.get(app).is_some_and(|r| !r.reverted) && drift.remove(app).is_some(),
+        }
+    }
+
+    /// Whether the drift `id` is what `app` already has reported.
+    pub fn knows_drift(&self, app: &str, id: &str) -> bool {
+        let drift = self.drift.lock().unwrap_or_else(|p| p.into_inner());
+        drift.get(app).is_some_and(|r| r.id == id)
+    }
+
+    fn drift_of(&self, app: &str) -> Option<DriftReport> {
+        let drift = self.drift.lock().unwrap_or_else(|p| p.into_inner());
+        drift.get(app).cloned()
+    }
+
+    /// True when `app` was already looked at with exactly `inputs`.
+    fn seen(&self, app: &str, inputs: String) -> bool {
+        let mut evaluated = self.evaluated.lock().unwrap_or_else(|p| p.into_inner());
+        if evaluated.get(app) == Some(&inputs) {
+            return true;
+        }
+        evaluated.insert(app.to_string(), inputs);
+        false
+    }
+
+    /// True when `problems` were not the last thing reported for `app`.
+    fn news(&self, app: &str, problems: &str) -> bool {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        if reported.get(app).is_some_and(|p| p == problems) {
+            return false;
+        }
+        reported.insert(app.to_string(), problems.to_string());
+        !problems.is_empty()
+    }
 }
 
-/// The built-in triggers, each with its default template (same name with `app-`/`on-` swapped).
-pub const TRIGGERS: &[&str] = &[
-    "on-created",
-    "on-deployed",
-    "on-health-degraded",
-    "on-sync-failed",
-    "on-sync-running",
-    "on-sync-status-unknown",
-    "on-sync-succeeded",
-    "on-drift-detected",
-    "on-auto-sync-paused-too-long",
-];
-
-fn default_templates() -> BTreeMap<String, Template> {
-    let message = |text: &str| Template {
-        message: text.to_string(),
-        webhook: BTreeMap::new(),
+/// The pause of auto-sync as triggers see it (`pause` in conditions and templates).
+fn pause_facts(app: &Application, now: Timestamp, limit: Duration) -> Value {
+    let Some(pause) = app.pause() else {
+        return json!({"paused": false});
     };
-    BTreeMap::from([
-        (
-            "app-created".into(),
-            message("Application {{.app.metadata.name}} has been created."),
-        ),
-        (
-            "app-deployed".into(),
-            message(
-                "Application {{.app.metadata.name}} is now running revision {{.app.status.sync.revision}}.",
-            ),
-        ),
-        (
-            "app-health-degraded".into(),
-            message(
-                "Application {{.app.metadata.name}} has degraded: {{.app.status.health.message}}",
-            ),
-        ),
-        (
-            "app-sync-failed".into(),
-            message(
-                "The sync of application {{.app.metadata.name}} has failed: {{.app.status.operationState.message}}",
-            ),
-        ),
-        (
-            "app-sync-running".into(),
-            message("The sync of application {{.app.metadata.name}} has started."),
-        ),
-        (
-            "app-sync-status-unknown".into(),
-            message("Application {{.app.metadata.name}} sync status is unknown."),
-        ),
-        (
-            "app-sync-succeeded".into(),
-            message(
-                "Application {{.app.metadata.name}} has been successfully synced at {{.app.status.operationState.finishedAt}}.",
-            ),
-        ),
-        (
-            "app-drift-detected".into(),
-            message("Application {{.app.metadata.name}} has drifted from Git: {{.drift}}"),
-        ),
-        (
-            "app-auto-sync-paused-too-long".into(),
-            message(
-                "Auto-sync of application {{.app.metadata.name}} has been paused for over {{.pausedFor}}: {{.pause}}",
-            ),
-        ),
-    ])
-}
-
-/// `{{.a.b.c}}` replaced by that field of `data` (a string as is, anything else as JSON; a
-/// missing one as Go's `<no value>`).
-pub fn render(template: &str, data: &Value) -> String {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let path = rest[start + 2..start + end].trim();
-        let pointer = format!("/{}", path.trim_start_matches('.').replace('.', "/"));
-        out.push_str(&match data.pointer(&pointer) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => "<no value>".into(),
-            Some(other) => other.to_string(),
-        });
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The triggers whose condition holds for `app` now, each with the state it fired for (a
-/// trigger fires again only when that changes), and extra template fields.
-pub fn fired(
-    app: &Application,
-    now: Timestamp,
-    paused_too_long: Duration,
-) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    let status = app.status.clone().unwrap_or_default();
-    let uid = app.metadata.uid.clone().unwrap_or_default();
-    out.push(("on-created", uid));
-    if let Some(op) = &status.operation_state {
-        let at = op.started_at.clone();
-        match op.phase {
-            OperationPhase::Running => out.push(("on-sync-running", at)),
-            OperationPhase::Succeeded => {
-                out.push(("on-sync-succeeded", at));
-                if status.health.status == HealthStatusCode::Healthy {
-                    let revision = op
-                        .sync_result
-                        .as_ref()
-                        .map(|r| r.revision.clone())
-                        .unwrap_or_default();
-                    out.push(("on-deployed", revision));
-                }
-            }
-            OperationPhase::Failed | OperationPhase::Error => out.push(("on-sync-failed", at)),
-            OperationPhase::Terminating => {}
-        }
-    }
-    if status.health.status == HealthStatusCode::Degraded {
-        out.push(("on-health-degraded", String::new()));
-    }
-    if status.sync.status == SyncStatusCode::Unknown {
-        out.push(("on-sync-status-unknown", String::new()));
-    }
-    // Drift: live departs from Git after a deployment, with nothing to put it back.
-    if status.sync.status == SyncStatusCode::OutOfSync
-        && !status.history.is_empty()
-        && !app.auto_sync_enabled()
-    {
-        out.push(("on-drift-detected", drift(app)));
-    }
-    if let Some(pause) = app.pause()
-        && let Some(since) = status
-            .conditions
-            .iter()
-            .find(|c| c.kind == crate::pause::CONDITION)
-            .and_then(|c| c.last_transition_time.as_deref())
-            .and_then(|t| t.parse::<Timestamp>().ok())
-        && Duration::try_from(now.duration_since(since)).is_ok_and(|d| d >= paused_too_long)
-    {
-        out.push(("on-auto-sync-paused-too-long", pause.until.to_string()));
-    }
-    out
-}
-
-/// The drifted objects, as the drift alert names them.
-fn drift(app: &Application) -> String {
-    let status = app.status.clone().unwrap_or_default();
-    let objects: Vec<String> = status
-        .resources
-        .iter()
-        .filter(|r| r.status == Some(SyncStatusCode::OutOfSync))
-        .map(|r| {
-            let ns = if r.namespace.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", r.namespace)
-            };
-            format!("{} {ns}{}", r.kind, r.name)
-        })
-        .collect();
-    objects.join(", ")
-}
-
-/// `(trigger, service, recipient)` for each subscription annotation on `app`.
-pub fn subscriptions(app: &Application) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    for (key, value) in app.metadata.annotations.iter().flatten() {
-        let Some(rest) = key.strip_prefix(SUBSCRIBE) else {
-            continue;
-        };
-        let Some((trigger, service)) = rest.split_once('.') else {
-            continue;
-        };
-        let recipients: Vec<&str> = value.split([';', ',']).map(str::trim).collect();
-        for recipient in recipients {
-            out.push((
-                trigger.to_string(),
-                service.to_string(),
-                recipient.to_string(),
-            ));
-        }
-    }
-    out
-}
-
-fn template_for(trigger: &str) -> String {
-    format!("app-{}", trigger.trim_start_matches("on-"))
-}
-
-/// One notification to send.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Outgoing {
-    /// `trigger:state:service:recipient`, as remembered on the app.
-    pub key: String,
-    pub service: String,
-    pub body: String,
-}
-
-/// When each notification was sent, by key (the `notified.notifications.argoproj.io` JSON).
-pub type Notified = BTreeMap<String, i64>;
-
-/// What `app` remembers having sent.
-fn notified(app: &Application) -> Notified {
-    app.metadata
-        .annotations
+    let since = app
+        .status
         .as_ref()
-        .and_then(|a| a.get(NOTIFIED))
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.kind == crate::pause::CONDITION)
+        })
+        .and_then(|c| c.last_transition_time.as_deref())
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let paused_seconds = since.map_or(0, |t| now.as_second() - t.as_second());
+    json!({
+        "paused": true,
+        "until": pause.until.to_string(),
+        "reason": pause.reason,
+        "by": pause.by,
+        "since": since.map(|t| t.to_string()),
+        "pausedSeconds": paused_seconds,
+        "limitSeconds": limit.as_secs(),
+        "limit": tiphys_model::pause::human(limit.as_secs() as i64),
+        "description": crate::pause::describe(&pause),
+    })
 }
 
-/// What to send: each subscription whose trigger fired and was not yet notified in this
-/// state; and the new remembered state.
-pub fn plan(app: &Application, config: &Config, now: Timestamp) -> (Vec<Outgoing>, Notified) {
-    let notified = notified(app);
-    let fired = fired(app, now, config.paused_too_long);
-    let mut state = BTreeMap::new();
-    let mut sends = Vec::new();
-    let app_json = serde_json::to_value(app).unwrap_or(Value::Null);
-    for (trigger, service, recipient) in subscriptions(app) {
-        for (name, once) in fired.iter().filter(|(t, _)| *t == trigger) {
-            let key = format!("{name}:{once}:{service}:{recipient}");
-            if let Some(at) = notified.get(&key) {
-                state.insert(key, *at);
-                continue;
-            }
-            state.insert(key.clone(), now.as_second());
-            let template = config
-                .templates
-                .get(&template_for(name))
-                .cloned()
-                .unwrap_or_default();
-            let data = json!({
-                "app": app_json,
-                "context": config.context,
-                "recipient": recipient,
-                "drift": drift(app),
-                "pause": app.pause().map(|p| crate::pause::describe(&p)).unwrap_or_default(),
-                "pausedFor": tiphys_model::pause::human(config.paused_too_long.as_secs() as i64),
-            });
-            let message = render(&template.message, &data);
-            let body = match template.webhook.get(&service) {
-                Some(t) if !t.body.is_empty() => render(&t.body, &json!({"message": message, "app": data["app"], "context": data["context"], "recipient": recipient, "drift": data["drift"]})),
-                _ => json!({"text": message, "trigger": name, "application": app.metadata.name, "recipient": recipient}).to_string(),
-            };
-            sends.push(Outgoing {
-                key,
-                service: service.clone(),
-                body,
-            });
-        }
-    }
-    (sends, state)
-}
-
-/// POST `body` to the service, retried a few times; the last error when all fail.
-fn post(hook: &Webhook, body: &str) -> Result<(), String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut last = String::new();
-    for attempt in 0..3u32 {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(500 * 2u64.pow(attempt)));
-        }
-        let mut request = client
-            .post(&hook.url)
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
-        for h in &hook.headers {
-            request = request.header(&h.name, &h.value);
-        }
-        match request.send() {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => last = format!("HTTP {}", r.status()),
-            // Without the URL: a webhook URL often carries a token (Slack's do).
-            Err(e) => last = e.without_url().to_string(),
-        }
-    }
-    Err(last)
-}
-
-/// Evaluate `app`'s subscriptions and send what is due: the state is written first (guarded
-/// by the version read, so two evaluations never both send), then the webhooks are called off
-/// the async workers; a service that keeps failing is a Warning Event naming it.
-pub async fn notify(
-    client: &kube::Client,
-    app: &Application,
-    cm: Option<&ConfigMap>,
-    secret: Option<&Secret>,
-) {
-    if subscriptions(app).is_empty() {
+/// Look at `app` (deleted: no longer in the store) and send what is due.
+pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
+    let ns = &c.settings.namespace;
+    let cm = c
+        .notify_configs
+        .get(&ObjectRef::new(NOTIFICATIONS_CM).within(ns));
+    let secret = c
+        .notify_secrets
+        .get(&ObjectRef::new(NOTIFICATIONS_SECRET).within(ns));
+    let config = c.notifier.config(cm.as_deref(), secret.as_deref());
+    let empty = BTreeMap::new();
+    let annotations = app.metadata.annotations.as_ref().unwrap_or(&empty);
+    let project_name = if app.spec.project.is_empty() {
+        "default"
+    } else {
+        app.spec.project.as_str()
+    };
+    let project = c.projects.get(&ObjectRef::new(project_name).within(ns));
+    let project_json = project
+        .as_deref()
+        .and_then(|p| serde_json::to_value(p).ok())
+        .unwrap_or(Value::Null);
+    let project_annotations = project
+        .as_ref()
+        .and_then(|p| p.metadata.annotations.clone())
+        .unwrap_or_default();
+    if config.subscriptions.is_empty()
+        && !tiphys_notify::subscription::any_in(annotations)
+        && !tiphys_notify::subscription::any_in(&project_annotations)
+    {
         return;
     }
-    let config = Config::read(cm, secret);
     let name = app.metadata.name.clone().unwrap_or_default();
-    for error in &config.errors {
-        tracing::warn!(app = %name, error, "notification configuration");
+    let drift = c.notifier.drift_of(&name);
+    let inputs = format!(
+        "{}|{}|{:p}|{}",
+        app.metadata.resource_version.as_deref().unwrap_or_default(),
+        drift.as_ref().map_or("", |d| d.id.as_str()),
+        Arc::as_ptr(&config),
+        project
+            .as_ref()
+            .and_then(|p| p.metadata.resource_version.as_deref())
+            .unwrap_or_default()
+    );
+    if !deleted && c.notifier.seen(&name, inputs) {
+        return;
     }
-    let (sends, state) = plan(app, &config, Timestamp::now());
-    let current = notified(app);
-    if state != current {
-        let namespace = app.metadata.namespace.clone().unwrap_or_default();
-        let api: Api<Application> = Api::namespaced(client.clone(), &namespace);
-        let text = serde_json::to_string(&state).unwrap_or_default();
+    let now = Timestamp::now();
+    let mut app_json = serde_json::to_value(app).unwrap_or(Value::Null);
+    if deleted && app_json["metadata"]["deletionTimestamp"].is_null() {
+        app_json["metadata"]["deletionTimestamp"] = json!(crate::reconcile::now());
+    }
+    let subject = Subject {
+        app: &app_json,
+        labels: app.metadata.labels.as_ref().unwrap_or(&empty),
+        annotations,
+        project_annotations: &project_annotations,
+        project: &project_json,
+        drift: drift.map_or_else(
+            || json!({"detected": false}),
+            |d| serde_json::to_value(d).unwrap_or_default(),
+        ),
+        pause: pause_facts(app, now, config.paused_too_long),
+        now: now.as_second(),
+    };
+    let plan = tiphys_notify::plan(&config, &subject);
+    let mut problems: Vec<String> = config.problems.iter().map(ToString::to_string).collect();
+    problems.extend(plan.problems.iter().cloned());
+    let problems = problems.join("; ");
+    if c.notifier.news(&name, &problems) {
+        tracing::warn!(app = %name, %problems, "notifications");
+        crate::events::record(&c.client, app, true, "NotificationConfigError", &problems).await;
+    }
+    let remembered = tiphys_notify::plan::notified(annotations);
+    if plan.state != remembered && !deleted {
+        let api: Api<Application> = Api::namespaced(c.client.clone(), ns);
+        let text = serde_json::to_string(&plan.state).unwrap_or_default();
+        c.notifier.own_writes.expect(&name, &text);
         let patch = json!({"metadata": {"resourceVersion": app.metadata.resource_version, "annotations": {NOTIFIED: text}}});
         if let Err(e) = api
             .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await
         {
+            c.notifier.own_writes.forget(&name);
             // Another writer came first: the next look at the app decides again.
             tracing::debug!(app = %name, error = %e, "notification state not written");
             return;
         }
     }
-    for Outgoing { key, service, body } in sends {
-        let Some(hook) = config.services.get(&service).cloned() else {
-            let message = format!(
-                "notification {key}: no service {service:?} in {NOTIFICATIONS_CM} (service.webhook.{service})"
-            );
-            crate::events::record(client, app, true, "NotificationFailed", &message).await;
-            continue;
-        };
-        let failure = match tokio::task::spawn_blocking(move || post(&hook, &body)).await {
-            Ok(Ok(())) => {
-                tracing::info!(app = %name, notification = %key, "notification sent");
-                continue;
-            }
-            Ok(Err(e)) => e,
-            Err(e) => e.to_string(),
-        };
-        let message = format!("notification {key} to service {service}: {failure}");
-        crate::events::record(client, app, true, "NotificationFailed", &message).await;
+    for outgoing in plan.sends {
+        let c = c.clone();
+        let config = config.clone();
+        let app = app.clone();
+        tokio::spawn(async move { deliver(&c, &config, &app, outgoing).await });
+    }
+}
+
+/// Send one notification; a failure is a Warning Event naming the service and template.
+async fn deliver(
+    c: &Arc<Controller>,
+    config: &Arc<Config>,
+    app: &Application,
+    outgoing: tiphys_notify::Outgoing,
+) {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let what = format!(
+        "notification {} (trigger {}, template {}) to {} {:?}",
+        outgoing.key,
+        outgoing.delivery.trigger,
+        outgoing.template,
+        outgoing.service,
+        outgoing.delivery.recipient
+    );
+    if !config.services.contains_key(&outgoing.service) {
+        let message = format!(
+            "{what}: no service {:?} in {NOTIFICATIONS_CM} (service.<type>.{0} or service.{0})",
+            outgoing.service
+        );
+        crate::events::record(&c.client, app, true, "NotificationFailed", &message).await;
+        return;
+    }
+    let Ok(_permit) = c.notifier.sending.clone().acquire_owned().await else {
+        return;
+    };
+    let config = config.clone();
+    let service_name = outgoing.service.clone();
+    let delivery = outgoing.delivery.clone();
+    let sent = tokio::task::spawn_blocking(move || match config.services.get(&service_name) {
+        Some(service) => service
+            .send(&service_name, &delivery)
+            .map_err(|e| e.to_string()),
+        None => Ok(()),
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => {
+            tracing::info!(app = %name, notification = %outgoing.key, service = %outgoing.service, "notification sent");
+        }
+        Ok(Err(e)) => {
+            let message = format!("{what}: {e}");
+            crate::events::record(&c.client, app, true, "NotificationFailed", &message).await;
+        }
+        Err(e) => tracing::warn!(app = %name, error = %e, "notification task failed"),
     }
 }
 
@@ -477,119 +364,36 @@ pub async fn notify(
 mod tests {
     use super::*;
 
-    fn app(annotations: Value, status: Value) -> Application {
-        serde_json::from_value(json!({
+    #[test]
+    fn pause_facts_say_how_long() {
+        let app: Application = serde_json::from_value(json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-            "metadata": {"name": "web", "namespace": "argocd", "uid": "u1", "annotations": annotations},
-            "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc", "namespace": "web"},
-                     "source": {"repoURL": "https://git.example.com/r", "path": "p"}},
-            "status": status,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn templates_fill_fields() {
-        let data = json!({"app": {"metadata": {"name": "web"}, "n": 3}});
-        assert_eq!(
-            render(
-                "{{.app.metadata.name}} has {{ .app.n }} and {{.app.missing}}",
-                &data
-            ),
-            "web has 3 and <no value>"
-        );
-        assert_eq!(
-            render("no fields {{ unclosed", &data),
-            "no fields {{ unclosed"
-        );
-    }
-
-    #[test]
-    fn subscriptions_and_once_per_state() {
-        let succeeded = json!({"sync": {"status": "Synced", "revision": "abc"}, "health": {"status": "Healthy"},
-            "operationState": {"operation": {}, "phase": "Succeeded", "startedAt": "2026-12-01T10:00:00Z",
-                               "syncResult": {"revision": "abc"}}});
-        let subscribed = json!({"notifications.argoproj.io/subscribe.on-sync-succeeded.hook": "a; b",
-                                "notifications.argoproj.io/subscribe.on-deployed.hook": "a"});
-        let a = app(subscribed.clone(), succeeded.clone());
-        assert_eq!(subscriptions(&a).len(), 3);
-        let config = Config::read(None, None);
-        let now = Timestamp::now();
-        let (sends, state) = plan(&a, &config, now);
-        assert_eq!(sends.len(), 3, "{sends:?}");
-        let synced = sends
-            .iter()
-            .filter(|s| s.body.contains("has been successfully synced"))
-            .count();
-        assert_eq!(synced, 2, "{sends:?}");
-        // Remembered: the same state sends nothing.
-        let mut remembered = subscribed.clone();
-        remembered[NOTIFIED] = json!(serde_json::to_string(&state).unwrap());
-        let (sends, again) = plan(&app(remembered.clone(), succeeded.clone()), &config, now);
-        assert!(sends.is_empty(), "{sends:?}");
-        assert_eq!(again, state);
-        // A new sync is a new state; a trigger whose condition ended is forgotten.
-        let mut next = succeeded.clone();
-        next["operationState"]["startedAt"] = json!("2026-12-01T11:00:00Z");
-        next["health"]["status"] = json!("Progressing");
-        let (sends, state) = plan(&app(remembered, next), &config, now);
-        assert_eq!(
-            sends.len(),
-            2,
-            "both recipients of the new sync, not on-deployed"
-        );
-        assert!(
-            state.keys().all(|k| !k.starts_with("on-deployed")),
-            "{state:?}"
-        );
-    }
-
-    #[test]
-    fn drift_needs_a_deployment_and_no_auto_sync() {
-        let drifted = json!({"sync": {"status": "OutOfSync"}, "health": {"status": "Healthy"},
-            "history": [{"revision": "abc", "deployedAt": "2026-12-01T10:00:00Z", "id": 0}],
-            "resources": [{"version": "v1", "kind": "ConfigMap", "namespace": "web", "name": "settings", "status": "OutOfSync"}]});
-        let now = Timestamp::now();
-        let day = Duration::from_secs(86400);
-        let fired_names = |a: &Application| {
-            fired(a, now, day)
-                .into_iter()
-                .map(|(t, _)| t)
-                .collect::<Vec<_>>()
-        };
-        let a = app(json!({}), drifted.clone());
-        assert!(fired_names(&a).contains(&"on-drift-detected"));
-        assert_eq!(drift(&a), "ConfigMap web/settings");
-        let mut never = drifted;
-        never["history"] = json!([]);
-        assert!(!fired_names(&app(json!({}), never)).contains(&"on-drift-detected"));
-    }
-
-    #[test]
-    fn configuration_problems_name_the_key() {
-        let cm: ConfigMap = serde_json::from_value(json!({"data": {
-            "service.webhook.broken": "url: [unclosed",
-            "trigger.on-custom": "- when: app.status.health.status == 'Degraded'\n  send: [x]",
-            "service.webhook.ok": "url: $where",
-        }}))
+            "metadata": {"name": "web", "annotations": {
+                tiphys_model::pause::PAUSED_UNTIL: "2026-12-01T12:00:00Z",
+                tiphys_model::pause::PAUSED_REASON: "incident"}},
+            "spec": {"destination": {}, "source": {"repoURL": "r"},
+                     "syncPolicy": {"automated": {"enabled": false}}},
+            "status": {"conditions": [{"type": crate::pause::CONDITION, "message": "",
+                                       "lastTransitionTime": "2026-12-01T08:00:00Z"}]}}))
         .unwrap();
-        let secret: Secret =
-            serde_json::from_value(json!({"data": {"where": "aHR0cDovL2hvb2s="}})).unwrap();
-        let config = Config::read(Some(&cm), Some(&secret));
-        assert_eq!(config.services["ok"].url, "http://hook");
-        assert!(
-            config
-                .errors
-                .iter()
-                .any(|e| e.contains("service.webhook.broken")),
-            "{:?}",
-            config.errors
-        );
-        assert!(
-            config
-                .errors
-                .iter()
-                .any(|e| e.contains("trigger.on-custom") && e.contains("not supported yet"))
-        );
+        let now: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        let facts = pause_facts(&app, now, Duration::from_secs(3600));
+        assert_eq!(facts["paused"], json!(true));
+        assert_eq!(facts["pausedSeconds"], json!(7200));
+        assert_eq!(facts["limit"], json!("1h"));
+    }
+
+    #[test]
+    fn drift_reports_are_news_once() {
+        let n = Notifier::new(OwnWrites::default());
+        let report = DriftReport {
+            detected: true,
+            id: "a".into(),
+            ..Default::default()
+        };
+        assert!(n.set_drift("web", Some(report.clone())));
+        assert!(!n.set_drift("web", Some(report)));
+        assert!(n.set_drift("web", None));
+        assert!(!n.set_drift("web", None));
     }
 }

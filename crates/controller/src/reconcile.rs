@@ -1,7 +1,7 @@
 //! One reconcile of one Application: spec and project checks, revision and render, compare,
 //! automation (auto-sync, self-heal), one step of a running operation, status and events.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -569,7 +569,15 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
             fill_status(&mut status, app, d);
             conditions.extend(d.compared.warnings.iter().cloned());
             match &app.operation {
-                None => match auto_sync_decision(c, app, &previous, d, &windows) {
+                None => match note_drift(
+                    c,
+                    app,
+                    &previous,
+                    d,
+                    auto_sync_decision(c, app, &previous, d, &windows),
+                )
+                .await
+                {
                     AutoSync::No => {}
                     AutoSync::Blocked(why, until) => {
                         tracing::debug!(app = %name, why, "auto-sync held by a sync window");
@@ -789,6 +797,68 @@ fn auto_sync_decision(
         info: Vec::new(),
         retry: policy.retry.clone(),
     }))
+}
+
+/// Hand the notifier the drift `d` shows, if any: live departing from what the last successful
+/// sync deployed (not Git moving ahead), reverted when `decision` is self-heal's sync. While
+/// self-heal waits out its back-off, nothing is said yet.
+async fn note_drift(
+    c: &Arc<Controller>,
+    app: &Application,
+    previous: &tiphys_model::application::ApplicationStatus,
+    d: &Desired,
+    decision: AutoSync,
+) -> AutoSync {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let revisions = &d.generated.revisions;
+    let at_synced_revision = previous
+        .operation_state
+        .as_ref()
+        .filter(|s| {
+            s.phase == OperationPhase::Succeeded
+                && !s.operation.sync.as_ref().is_some_and(|o| o.dry_run)
+        })
+        .and_then(|s| s.sync_result.as_ref())
+        .is_some_and(|r| {
+            revisions.first() == Some(&r.revision)
+                || (!r.revisions.is_empty() && &r.revisions == revisions)
+        });
+    let reverted = match &decision {
+        AutoSync::Later(_) => return decision,
+        AutoSync::Sync(_) => true,
+        _ => false,
+    };
+    let items = &d.compared.items;
+    let own = crate::apply::FIELD_MANAGER;
+    let mut report = if d.compared.sync == SyncStatusCode::OutOfSync && at_synced_revision {
+        crate::drift::report(items, &HashMap::new(), own, reverted)
+    } else {
+        None
+    };
+    // New drift: read the drifted objects whole, for who changed them.
+    if let Some(r) = &report
+        && !c.notifier.knows_drift(&name, &r.id)
+    {
+        let writer = Writer {
+            cluster: d.cluster.clone(),
+            health: custom_health(c),
+        };
+        let mut full = HashMap::new();
+        for item in crate::drift::drifted(items) {
+            if let Some(live) = &item.live
+                && let Ok(Some(found)) = writer.get(live).await
+            {
+                full.insert(item.key.clone(), found);
+            }
+        }
+        report = crate::drift::report(items, &full, own, reverted);
+    }
+    if c.notifier.set_drift(&name, report) {
+        let _ = c
+            .notify_wake
+            .send(crate::notify::Wake::App(Arc::new(app.clone())));
+    }
+    decision
 }
 
 /// What a status write does to `.operation`.

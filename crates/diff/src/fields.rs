@@ -86,6 +86,62 @@ fn same_scalar(a: &Value, b: &Value) -> bool {
     a == b || a.to_string().trim_matches('"') == b.to_string().trim_matches('"')
 }
 
+/// Who set the field at `path` of `live`, from `metadata.managedFields`: the managers whose
+/// `fieldsV1` reach deepest along the path (all of it when one owns the field itself), most
+/// recent first.
+pub fn managers_of(live: &Value, path: &crate::FieldPath) -> Vec<String> {
+    let mut best: Vec<(usize, String, String)> = Vec::new();
+    let entries = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for entry in entries {
+        let (Some(manager), Some(mut node)) = (
+            entry.get("manager").and_then(Value::as_str),
+            entry.get("fieldsV1"),
+        ) else {
+            continue;
+        };
+        let mut obj = live;
+        let mut depth = 0;
+        for segment in &path.0 {
+            let next = match segment {
+                crate::Segment::Key(k) => node.get(format!("f:{k}")).zip(obj.get(k)),
+                crate::Segment::Index(i) => obj.as_array().and_then(|items| {
+                    let fields = node.as_object()?;
+                    fields
+                        .iter()
+                        .find(|(key, _)| find_item(items, key) == Some(*i))
+                        .map(|(_, sub)| (sub, &items[*i]))
+                }),
+            };
+            let Some((sub, child)) = next else { break };
+            node = sub;
+            obj = child;
+            depth += 1;
+        }
+        if depth == 0 {
+            continue;
+        }
+        let time = entry
+            .get("time")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        best.push((depth, time.to_string(), manager.to_string()));
+    }
+    let deepest = best.iter().map(|(d, _, _)| *d).max().unwrap_or(0);
+    best.retain(|(d, _, _)| *d == deepest);
+    best.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut out: Vec<String> = Vec::new();
+    for (_, _, m) in best {
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -104,5 +160,19 @@ mod tests {
             json!({"metadata": {"labels": {"a": "1"}},
             "spec": {"containers": [{"name": "web", "ports": [1]}]}})
         );
+    }
+
+    #[test]
+    fn the_manager_of_a_field_is_the_deepest_owner() {
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "tiphys", "time": "2026-01-01T00:00:00Z", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}},
+            {"manager": "kubectl-scale", "time": "2026-01-02T00:00:00Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            {"manager": "kubectl-edit", "time": "2026-01-03T00:00:00Z", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}}
+        ]}, "spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "web", "image": "x"}]}}}});
+        let replicas = crate::FieldPath::parse("spec.replicas");
+        assert_eq!(managers_of(&live, &replicas), ["kubectl-scale", "tiphys"]);
+        let image = crate::FieldPath::parse("spec.template.spec.containers[0].image");
+        assert_eq!(managers_of(&live, &image), ["kubectl-edit", "tiphys"]);
+        assert!(managers_of(&live, &crate::FieldPath::parse("data.x")).is_empty());
     }
 }

@@ -9,7 +9,7 @@
 //! Pure: values in, a [`Comparison`] out.
 #![forbid(unsafe_code)]
 
-mod fields;
+pub mod fields;
 mod ignore;
 mod jq;
 
@@ -25,6 +25,92 @@ pub struct Comparison {
     pub in_sync: bool,
     /// A unified diff, live (`-`) to predicted (`+`), empty when in sync.
     pub diff: String,
+    /// Where they differ (the first few paths).
+    pub changed: Vec<FieldPath>,
+}
+
+/// One step into a JSON document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// A path into a JSON document, shown as `spec.containers[0].image`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldPath(pub Vec<Segment>);
+
+impl FieldPath {
+    /// `a.b[2].c` as a path (keys with dots cannot be written this way; tests use it).
+    pub fn parse(text: &str) -> FieldPath {
+        let mut out = Vec::new();
+        for part in text.split('.').filter(|p| !p.is_empty()) {
+            let (key, indexes) = part.split_once('[').map_or((part, ""), |(k, i)| (k, i));
+            if !key.is_empty() {
+                out.push(Segment::Key(key.to_string()));
+            }
+            for index in indexes.split('[') {
+                if let Ok(i) = index.trim_end_matches(']').parse() {
+                    out.push(Segment::Index(i));
+                }
+            }
+        }
+        FieldPath(out)
+    }
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Key(k) if n == 0 => write!(f, "{k}")?,
+                Segment::Key(k) => write!(f, ".{k}")?,
+                Segment::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many differing paths a comparison lists.
+const CHANGED_LISTED: usize = 20;
+
+/// The paths at which `a` and `b` differ: leaves, or a list whose length changed, or a
+/// value of a different type.
+pub fn changed_paths(a: &Value, b: &Value) -> Vec<FieldPath> {
+    fn walk(a: &Value, b: &Value, path: &mut Vec<Segment>, out: &mut Vec<FieldPath>) {
+        if out.len() >= CHANGED_LISTED || a == b {
+            return;
+        }
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    path.push(Segment::Key(k.clone()));
+                    walk(
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        path,
+                        out,
+                    );
+                    path.pop();
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    path.push(Segment::Index(i));
+                    walk(p, q, path, out);
+                    path.pop();
+                }
+            }
+            _ => out.push(FieldPath(path.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    walk(a, b, &mut Vec::new(), &mut out);
+    out
 }
 
 /// Metadata the server owns; never drift.
@@ -76,11 +162,13 @@ pub fn compare(predicted: &Value, live: &Value, rules: &IgnoreRules) -> Comparis
         return Comparison {
             in_sync: true,
             diff: String::new(),
+            changed: Vec::new(),
         };
     }
     Comparison {
         in_sync: false,
         diff: unified(&to_yaml(&live_n), &to_yaml(&predicted), "live", "desired"),
+        changed: changed_paths(&live_n, &predicted),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod glob;
 pub mod pause;
 pub mod project;
 pub mod schema;
+pub mod selector;
 pub mod validate;
 
 pub use application::Application;

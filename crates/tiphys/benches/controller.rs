@@ -7,7 +7,6 @@
 //! `cargo bench -p tiphys --bench controller` (TIPHYS_BENCH_APPS=N, default 1000).
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,70 +14,16 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use tiphys_local_cluster::{Config, LocalCluster};
 use tiphys_model::Application;
-use tiphys_model::application::{HealthStatusCode, SyncStatusCode};
+
+mod support;
+use support::{all_synced, git, kubeconfig_client, rss_kib};
 
 const PATHS: usize = 10;
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args([
-            "-c",
-            "user.name=b",
-            "-c",
-            "user.email=b@b",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 fn manifests(i: usize) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-{i}\ndata:\n  greeting: hello-{i}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web-{i}\nspec:\n  selector: {{app: web-{i}}}\n  ports:\n  - port: 80\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-{i}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: web-{i}}}\n  template:\n    metadata:\n      labels: {{app: web-{i}}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n"
     )
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn kubeconfig_client(path: &Path) -> impl std::future::Future<Output = kube::Client> {
-    let path = path.to_path_buf();
-    async move {
-        let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
-        kube::Client::try_from(
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .unwrap(),
-        )
-        .unwrap()
-    }
-}
-
-async fn all_synced(apps: &Api<Application>, n: usize) -> bool {
-    let Ok(list) = apps.list(&Default::default()).await else {
-        return false;
-    };
-    list.items
-        .iter()
-        .filter(|a| {
-            let s = a.status.clone().unwrap_or_default();
-            s.sync.status == SyncStatusCode::Synced
-                && s.health.status == HealthStatusCode::Healthy
-                && a.operation.is_none()
-        })
-        .count()
-        == n
 }
 
 #[tokio::main]

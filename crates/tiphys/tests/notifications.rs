@@ -1,8 +1,14 @@
-//! Notifications end to end: a local HTTP server stands in for the webhook services; apps
-//! subscribed by annotation get one notification per trigger state — a sync that succeeded
-//! (with a template's body and a header from the notifications Secret) and drift made by hand
-//! (naming the object) — not again on later reconciles, and a service that is down is a
-//! Warning Event naming it.
+//! Notifications end to end. A local HTTP server stands in for webhooks, Slack's Web API and
+//! GitHub's API (recording what they get), `aiosmtpd` is a real SMTP server, kubectl makes the
+//! manual changes.
+//!
+//! * Apps subscribed by annotation get one notification per trigger state — a sync that
+//!   succeeded (a Go-template body, a header from the Secret) and drift made by hand (naming
+//!   the object, the field and the manager) — not again on later reconciles; a service that is
+//!   down is a Warning Event naming it.
+//! * Triggers and subscriptions from the ConfigMap (`when` expressions, a label selector),
+//!   Slack, email and GitHub commit statuses, `on-deleted`; a broken trigger is an Event naming
+//!   its key while the others keep working.
 
 mod common;
 
@@ -17,11 +23,13 @@ use tiphys_model::application::SyncStatusCode;
 
 #[derive(Clone, Debug)]
 struct Received {
+    request_line: String,
     headers: Vec<String>,
     body: String,
 }
 
-/// An HTTP server answering 200 to every request, keeping what it got.
+/// An HTTP server keeping what it gets and answering as the service at that path would:
+/// GitHub's installation token, Slack's `ok`, else an empty JSON object.
 fn receiver() -> (u16, Arc<Mutex<Vec<Received>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -30,6 +38,8 @@ fn receiver() -> (u16, Arc<Mutex<Vec<Received>>>) {
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
             let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
             let mut headers = Vec::new();
             let mut length = 0;
             loop {
@@ -40,17 +50,29 @@ fn receiver() -> (u16, Arc<Mutex<Vec<Received>>>) {
                 if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap_or(0);
                 }
-                headers.push(line.trim().to_string());
+                headers.push(line.trim().to_ascii_lowercase());
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
+            let answer = if request_line.contains("/access_tokens") {
+                r#"{"token": "ghs_installation"}"#
+            } else if request_line.contains("/chat.postMessage") {
+                r#"{"ok": true}"#
+            } else {
+                "{}"
+            };
             keep.lock().unwrap().push(Received {
+                request_line: request_line.trim().to_string(),
                 headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = reader.get_mut().write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
         }
     });
     (port, got)
@@ -144,7 +166,8 @@ async fn subscribed_apps_are_notified_once_per_state() {
             status(a).sync.status == SyncStatusCode::OutOfSync
         })
         .await;
-        let needle = format!("ConfigMap {name}/config");
+        // The object, the field and who changed it (kubectl patch's field manager).
+        let needle = format!("ConfigMap {name}/config: data.key (by kubectl-patch)");
         env.eventually("the drift alert", async || {
             (count(&needle) == 1).then_some(())
         })
@@ -194,9 +217,310 @@ async fn subscribed_apps_are_notified_once_per_state() {
                     && e.involved_object.name.as_deref() == Some("notified-0")
                     && e.message
                         .as_deref()
-                        .is_some_and(|m| m.contains("service down"))
+                        .is_some_and(|m| m.contains("to down \"ops\""))
             })
             .map(|_| ())
     })
     .await;
+}
+
+/// An RSA private key for a GitHub App, made by Node (which every test machine has).
+fn rsa_private_key() -> String {
+    let out = std::process::Command::new("node")
+        .args([
+            "-e",
+            "const {privateKey} = require('crypto').generateKeyPairSync('rsa', {modulusLength: 2048, privateKeyEncoding: {type: 'pkcs1', format: 'pem'}, publicKeyEncoding: {type: 'spki', format: 'pem'}}); process.stdout.write(privateKey)",
+        ])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A real SMTP server (`aiosmtpd`, printing each message it accepts to `log`).
+struct SmtpServer {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &std::path::Path, port: u16) -> SmtpServer {
+        let program = tiphys_testkit::pip_package("aiosmtpd==1.4.6", "aiosmtpd");
+        let log = dir.join("smtp.log");
+        let child = std::process::Command::new(program)
+            .args(["-n", "-l", &format!("127.0.0.1:{port}")])
+            .env("PYTHONUNBUFFERED", "1")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        SmtpServer { child, log }
+    }
+
+    fn received(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CONFIGURED_APPS: usize = 3;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn triggers_subscriptions_and_services_from_the_config_map() {
+    let env = Env::start().await;
+    let (port, got) = receiver();
+    let smtp_port = free_port();
+    let smtp = SmtpServer::start(env.dir.path(), smtp_port);
+    let key = rsa_private_key();
+    let indented_key: String = key.lines().map(|l| format!("    {l}\n")).collect();
+    let config = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-notifications-cm
+  namespace: argocd
+data:
+  context: |
+    argocdUrl: https://cd.example.com
+  service.slack: |
+    token: $slack-token
+    apiURL: http://127.0.0.1:{port}/api
+    username: tiphys
+    icon: ":rocket:"
+  service.email.mail: |
+    host: 127.0.0.1
+    port: {smtp_port}
+    from: cd@example.com
+  service.github: |
+    appID: 12345
+    installationID: 678
+    privateKey: $github-key
+    enterpriseBaseURL: http://127.0.0.1:{port}/github
+  service.webhook.audit: |
+    url: http://127.0.0.1:{port}/audit
+  trigger.on-healthy-and-synced: |
+    - when: app.status.health.status == 'Healthy' and app.status.sync.status == 'Synced' and app.metadata.deletionTimestamp == nil
+      oncePer: app.status.sync.revision
+      send: [release]
+  trigger.on-broken: |
+    - when: app.status.health.status ==
+      send: [release]
+  template.release: |
+    message: "{{{{.app.metadata.name}}}} runs {{{{.app.status.sync.revision | trunc 7}}}} for {{{{.context.argocdUrl}}}}"
+    email:
+      subject: "Released {{{{.app.metadata.name}}}}"
+    slack:
+      attachments: |
+        [{{"title": "{{{{.app.metadata.name}}}}", "color": "{{{{if eq .app.status.health.status "Healthy"}}}}good{{{{else}}}}danger{{{{end}}}}"}}]
+    github:
+      repoURLPath: https://github.com/example/guestbook
+      revisionPath: "{{{{.app.status.sync.revision}}}}"
+      status:
+        state: success
+        label: "continuous-delivery/{{{{.app.metadata.name}}}}"
+        targetURL: "{{{{.context.argocdUrl}}}}/applications/{{{{.app.metadata.name}}}}"
+  subscriptions: |
+    - recipients: [audit:log]
+      triggers: [on-deleted]
+      selector: team=web
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: argocd-notifications-secret
+  namespace: argocd
+stringData:
+  slack-token: xoxb-test
+  github-key: |
+{indented_key}"#
+    );
+    env.apply(&config);
+    let repo = new_repo(
+        env.dir.path(),
+        &[("app/config.yaml", &configmap("config", ""))],
+    );
+    let names: Vec<String> = (0..CONFIGURED_APPS)
+        .map(|i| format!("configured-{i}"))
+        .collect();
+    for name in &names {
+        let yaml = application(name, &repo, "app", name, AUTOMATED).replace(
+            "  namespace: argocd\n",
+            &format!(
+                "  namespace: argocd\n  labels:\n    team: web\n  annotations:\n    notifications.argoproj.io/subscribe.on-healthy-and-synced.slack: deploys\n    notifications.argoproj.io/subscribe.on-healthy-and-synced.mail: {name}@example.com\n    notifications.argoproj.io/subscribe.on-healthy-and-synced.github: \"\"\n    notifications.argoproj.io/subscribe.on-broken.slack: broken\n    notifications.argoproj.io/subscribe.on-drift-detected.audit: drift\n"
+            ),
+        );
+        env.apply(&yaml);
+    }
+    let requests = |path: &str, needle: &str| {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.request_line.contains(path) && r.body.contains(needle))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    for name in &names {
+        let app = env.wait_app(name, "synced", synced_and_healthy).await;
+        let revision = status(&app).sync.revision;
+        // Slack: the Web API with the bot token, the rendered attachment.
+        let slack = env
+            .eventually("the Slack message", async || {
+                let found = requests("/api/chat.postMessage", &format!("\"title\":\"{name}\""));
+                (!found.is_empty()).then_some(found)
+            })
+            .await;
+        assert_eq!(slack.len(), 1, "{slack:?}");
+        let body: serde_json::Value = serde_json::from_str(&slack[0].body).unwrap();
+        assert_eq!(body["channel"], "deploys");
+        assert_eq!(body["attachments"][0]["color"], "good");
+        assert_eq!(body["icon_emoji"], ":rocket:");
+        assert_eq!(
+            body["text"],
+            format!("{name} runs {} for https://cd.example.com", &revision[..7])
+        );
+        assert!(
+            slack[0]
+                .headers
+                .iter()
+                .any(|h| h == "authorization: bearer xoxb-test")
+        );
+        // GitHub: an installation token, then the commit status of the synced revision.
+        let status_call = env
+            .eventually("the GitHub status", async || {
+                let found = requests(
+                    &format!("/github/repos/example/guestbook/statuses/{revision}"),
+                    &format!("continuous-delivery/{name}"),
+                );
+                found.into_iter().next()
+            })
+            .await;
+        assert!(
+            status_call
+                .headers
+                .iter()
+                .any(|h| h == "authorization: token ghs_installation")
+        );
+        let body: serde_json::Value = serde_json::from_str(&status_call.body).unwrap();
+        assert_eq!(body["state"], "success");
+        assert_eq!(
+            body["target_url"],
+            format!("https://cd.example.com/applications/{name}")
+        );
+        // Email: a real SMTP server got it.
+        env.eventually("the email", async || {
+            let mail = smtp.received();
+            (mail.contains(&format!("Subject: Released {name}"))
+                && mail.contains(&format!("{name}@example.com")))
+            .then_some(())
+        })
+        .await;
+    }
+    let token_calls = requests("/github/app/installations/678/access_tokens", "");
+    assert!(
+        token_calls.iter().all(|r| r
+            .headers
+            .iter()
+            .any(|h| h.starts_with("authorization: bearer ey"))),
+        "{token_calls:?}"
+    );
+
+    // The broken trigger: an Event naming its key; the others kept working (above).
+    let events: Api<Event> = Api::namespaced(env.client.clone(), "argocd");
+    env.eventually("the configuration event", async || {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("NotificationConfigError")
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("trigger.on-broken"))
+            })
+            .map(|_| ())
+    })
+    .await;
+    assert!(requests("/api/chat.postMessage", "broken").is_empty());
+
+    // Changed by hand under self-heal: put back, and reported as reverted, naming the field
+    // and who changed it.
+    for name in &names {
+        let out = env.kubectl(
+            &[
+                "-n",
+                name,
+                "patch",
+                "configmap",
+                "config",
+                "--type=merge",
+                "-p",
+                r#"{"data":{"key":"by-hand"}}"#,
+            ],
+            None,
+        );
+        assert!(out.status.success());
+    }
+    for name in &names {
+        let alert = format!(
+            "Application {name} was changed outside Git and self-heal reverted it: ConfigMap {name}/config: data.key (by kubectl-patch)"
+        );
+        env.eventually("the self-heal alert", async || {
+            (requests("/audit", &alert).len() == 1).then_some(())
+        })
+        .await;
+        env.eventually("the change reverted", async || {
+            let out = env.kubectl(
+                &[
+                    "-n",
+                    name,
+                    "get",
+                    "configmap",
+                    "config",
+                    "-o",
+                    "jsonpath={.data.key}",
+                ],
+                None,
+            );
+            (String::from_utf8_lossy(&out.stdout) != "by-hand").then_some(())
+        })
+        .await;
+    }
+
+    // Deleted: the ConfigMap's subscription (selected by label) reports it.
+    let out = env.kubectl(
+        &[
+            "-n",
+            "argocd",
+            "delete",
+            "application",
+            &names[0],
+            "--wait=false",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    env.eventually("the deletion notice", async || {
+        let found = requests(
+            "/audit",
+            &format!("Application {} has been deleted.", names[0]),
+        );
+        (found.len() == 1).then_some(())
+    })
+    .await;
+    // Nothing was sent twice.
+    for name in &names {
+        assert_eq!(
+            requests("/api/chat.postMessage", &format!("\"title\":\"{name}\"")).len(),
+            1
+        );
+    }
 }

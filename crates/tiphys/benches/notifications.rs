@@ -1,0 +1,239 @@
+//! Notification benchmark: what evaluating notifications adds to the controller's CPU.
+//!
+//! Two runs in fresh local clusters with the same N Applications (one ConfigMap each, the
+//! paths shared so reconciles are cheap — the shape where the notifier's share is largest),
+//! all created before the controller starts: with no subscriptions; with three per app that are
+//! evaluated on every look but never fire; and with three of which two fire once per app
+//! (`on-sync-succeeded`, `on-deployed`: a state write and two deliveries per app, to a webhook
+//! that a local HTTP server receives). Each run ends when every app is Synced and
+//! Healthy, every due notification has arrived, and the controller has gone idle; the
+//! controller's CPU time (user + system, from /proc) is compared.
+//!
+//! `cargo bench -p tiphys --bench notifications` (TIPHYS_BENCH_APPS=N, default 1000).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use tiphys_local_cluster::{Config, LocalCluster};
+use tiphys_model::Application;
+
+mod support;
+use support::{all_synced, cpu_seconds, git, kubeconfig_client};
+
+const PATHS: usize = 10;
+/// Three subscriptions of which two fire once per app (a sync succeeded, deployed).
+const FIRING: [&str; 3] = ["on-sync-succeeded", "on-deployed", "on-health-degraded"];
+/// Three subscriptions that are evaluated on every look and never fire.
+const QUIET: [&str; 3] = [
+    "on-health-degraded",
+    "on-sync-failed",
+    "on-sync-status-unknown",
+];
+
+/// A webhook receiver counting what it gets; it keeps connections open, as the services do.
+fn receiver() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut length = 0;
+                    let mut lines = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        lines += 1;
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    if lines == 0 {
+                        continue;
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    if reader
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+struct Run {
+    cpu: f64,
+    wall: Duration,
+    sent: usize,
+}
+
+async fn run(dir: &Path, repo: &Path, n: usize, label: &str, triggers: &[&str]) -> Run {
+    let cluster = LocalCluster::start(Config {
+        simulate: Some(Duration::from_millis(10)),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let kc = dir.join(format!("kubeconfig-{label}"));
+    cluster.write_kubeconfig(&kc).unwrap();
+    let tiphys = env!("CARGO_BIN_EXE_tiphys");
+    let installed = Command::new(tiphys)
+        .args(["install", "--kubeconfig"])
+        .arg(&kc)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(installed.success());
+    let client = kubeconfig_client(&kc).await;
+    let (port, received) = receiver();
+    let configs: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "argocd");
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "argocd-notifications-cm", "namespace": "argocd"},
+        "data": {"service.webhook.hook": format!("url: http://127.0.0.1:{port}/\n")}
+    }))
+    .unwrap();
+    configs.create(&PostParams::default(), &cm).await.unwrap();
+    // Every app exists before the controller starts, as after a restart.
+    let apps: Api<Application> = Api::namespaced(client.clone(), "argocd");
+    for i in 0..n {
+        let annotations: serde_json::Map<String, serde_json::Value> = triggers
+            .iter()
+            .map(|t| {
+                (
+                    format!("notifications.argoproj.io/subscribe.{t}.hook"),
+                    serde_json::json!("team"),
+                )
+            })
+            .collect();
+        let app = serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": format!("bench-{i}"), "namespace": "argocd", "annotations": annotations},
+            "spec": {"project": "default",
+                "source": {"repoURL": format!("file://{}", repo.display()), "targetRevision": "HEAD", "path": format!("apps/app-{}", i % PATHS)},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("bench-{i}")},
+                "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}},
+        });
+        apps.patch(
+            &format!("bench-{i}"),
+            &PatchParams::apply("bench"),
+            &Patch::Apply(&app),
+        )
+        .await
+        .unwrap();
+    }
+    let listen = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = Instant::now();
+    let mut controller = Command::new(tiphys)
+        .args(["controller", "--app-resync", "3600", "--listen"])
+        .arg(listen.to_string())
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .env("TIPHYS_CACHE_DIR", dir.join(format!("cache-{label}")))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    // Due: each app's sync succeeded and deployed (health-degraded never fires).
+    let due = if triggers == FIRING { 2 * n } else { 0 };
+    while !(all_synced(&apps, n).await && received.load(Ordering::SeqCst) >= due) {
+        assert!(Instant::now() < deadline, "{label}: did not converge");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let wall = started.elapsed();
+    // Then idle: no CPU used for a second.
+    let mut cpu = cpu_seconds(controller.id());
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_seconds(controller.id());
+        if now - cpu < 0.02 {
+            break;
+        }
+        cpu = now;
+    }
+    let _ = controller.kill();
+    let _ = controller.wait();
+    Run {
+        cpu,
+        wall,
+        sent: received.load(Ordering::SeqCst),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("TIPHYS_BENCH_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    for p in 0..PATHS {
+        let d = repo.join(format!("apps/app-{p}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("config.yaml"),
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config\ndata:\n  path: \"{p}\"\n"),
+        )
+        .unwrap();
+    }
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "bench"]);
+
+    let without = run(dir.path(), &repo, n, "none", &[]).await;
+    let quiet = run(dir.path(), &repo, n, "quiet", &QUIET).await;
+    let firing = run(dir.path(), &repo, n, "firing", &FIRING).await;
+    let added = |r: &Run| {
+        format!(
+            "{:+.1} % ({:.0} µs per app)",
+            (r.cpu - without.cpu) / without.cpu * 100.0,
+            (r.cpu - without.cpu) / n as f64 * 1e6
+        )
+    };
+    println!("apps: {n}, cold start, 10 shared paths, one webhook service");
+    println!(
+        "controller CPU, no subscriptions:                 {:>7.2} s  (all synced in {:.1} s)",
+        without.cpu,
+        without.wall.as_secs_f64()
+    );
+    println!(
+        "controller CPU, 3 subscriptions, none fire:       {:>7.2} s  {}",
+        quiet.cpu,
+        added(&quiet)
+    );
+    println!(
+        "controller CPU, 3 subscriptions, 2 fire per app:  {:>7.2} s  {}  ({} delivered)",
+        firing.cpu,
+        added(&firing),
+        firing.sent
+    );
+}

@@ -1,0 +1,80 @@
+//! What the controller benchmarks share: a git repository of manifests, a client from a
+//! kubeconfig, waiting for apps, and reading the controller's memory and CPU from /proc.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+use kube::Api;
+use tiphys_model::Application;
+use tiphys_model::application::{HealthStatusCode, SyncStatusCode};
+
+pub fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args([
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@b",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) a process has used, seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) — utime and stime are 14th and 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Linux reports in clock ticks of 1/100 s on every platform this runs on.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+pub async fn kubeconfig_client(path: &Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(path).unwrap();
+    kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+pub async fn all_synced(apps: &Api<Application>, n: usize) -> bool {
+    let Ok(list) = apps.list(&Default::default()).await else {
+        return false;
+    };
+    list.items
+        .iter()
+        .filter(|a| {
+            let s = a.status.clone().unwrap_or_default();
+            s.sync.status == SyncStatusCode::Synced
+                && s.health.status == HealthStatusCode::Healthy
+                && a.operation.is_none()
+        })
+        .count()
+        == n
+}
