@@ -174,6 +174,12 @@ impl Notifier {
         false
     }
 
+    /// Look at `app` again next time, whatever it looks like.
+    fn unsee(&self, app: &str) {
+        let mut evaluated = self.evaluated.lock().unwrap_or_else(|p| p.into_inner());
+        evaluated.remove(app);
+    }
+
     /// True when `problems` were not the last thing reported for `app`.
     fn news(&self, app: &str, problems: &str) -> bool {
         let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
@@ -232,10 +238,6 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
         app.spec.project.as_str()
     };
     let project = c.projects.get(&ObjectRef::new(project_name).within(ns));
-    let project_json = project
-        .as_deref()
-        .and_then(|p| serde_json::to_value(p).ok())
-        .unwrap_or(Value::Null);
     let project_annotations = project
         .as_ref()
         .and_then(|p| p.metadata.annotations.clone())
@@ -248,24 +250,15 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
     }
     let name = app.metadata.name.clone().unwrap_or_default();
     let drift = c.notifier.drift_of(&name);
-    let inputs = format!(
-        "{}|{}|{:p}|{}",
-        app.metadata.resource_version.as_deref().unwrap_or_default(),
-        drift.as_ref().map_or("", |d| d.id.as_str()),
-        Arc::as_ptr(&config),
-        project
-            .as_ref()
-            .and_then(|p| p.metadata.resource_version.as_deref())
-            .unwrap_or_default()
-    );
-    if !deleted && c.notifier.seen(&name, inputs) {
-        return;
-    }
     let now = Timestamp::now();
     let mut app_json = serde_json::to_value(app).unwrap_or(Value::Null);
     if deleted && app_json["metadata"]["deletionTimestamp"].is_null() {
         app_json["metadata"]["deletionTimestamp"] = json!(crate::reconcile::now());
     }
+    let project_json = project
+        .as_deref()
+        .and_then(|p| serde_json::to_value(p).ok())
+        .unwrap_or(Value::Null);
     let subject = Subject {
         app: &app_json,
         labels: app.metadata.labels.as_ref().unwrap_or(&empty),
@@ -279,6 +272,19 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
         pause: pause_facts(app, now, config.paused_too_long),
         now: now.as_second(),
     };
+    // Skipped when nothing a condition reads has changed since the last look (most status
+    // writes: reconciledAt, resources, a step of an operation already reported).
+    let inputs = match tiphys_notify::digest(&config, &subject) {
+        Some(digest) => format!("{digest:x}|{:p}", Arc::as_ptr(&config)),
+        None => format!(
+            "{}|{:p}",
+            app.metadata.resource_version.as_deref().unwrap_or_default(),
+            Arc::as_ptr(&config)
+        ),
+    };
+    if !deleted && c.notifier.seen(&name, inputs) {
+        return;
+    }
     let plan = tiphys_notify::plan(&config, &subject);
     let mut problems: Vec<String> = config.problems.iter().map(ToString::to_string).collect();
     problems.extend(plan.problems.iter().cloned());
@@ -298,6 +304,7 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
             .await
         {
             c.notifier.own_writes.forget(&name);
+            c.notifier.unsee(&name);
             // Another writer came first: the next look at the app decides again.
             tracing::debug!(app = %name, error = %e, "notification state not written");
             return;

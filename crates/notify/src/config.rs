@@ -51,6 +51,56 @@ pub struct Config {
     /// The bulky parts of an Application no trigger or template mentions, left out of what
     /// they see: the expression and template engines copy a value each time it is named.
     pub unused_bulk: Vec<&'static [&'static str]>,
+    /// The fields of the app the conditions read (JSON pointers), when that can be told from
+    /// their text; none when one reads the app as a whole or the clock.
+    pub reads: Option<Vec<String>>,
+}
+
+/// The member chains `app.a.b` / `app?.a?.b` in `source` as JSON pointers; none when `app` is
+/// used otherwise (indexed, passed whole) or the clock is read.
+fn app_reads(source: &str) -> Option<Vec<String>> {
+    if source.contains("now(") || source.contains("time.") {
+        return None;
+    }
+    let bytes = source.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(found) = source[i..].find("app") {
+        let start = i + found;
+        let end = start + 3;
+        i = end;
+        let before = start.checked_sub(1).map(|b| bytes[b]);
+        if before.is_some_and(|b| word(b) || b == b'.' || b == b'\'' || b == b'"')
+            || bytes.get(end).copied().is_some_and(word)
+        {
+            continue; // part of another name, a member, or a string
+        }
+        let mut pointer = String::new();
+        let mut j = end;
+        loop {
+            let rest = &source[j..];
+            let skip = if rest.starts_with("?.") {
+                2
+            } else if rest.starts_with('.') {
+                1
+            } else {
+                break;
+            };
+            let name_len = rest[skip..].bytes().take_while(|b| word(*b)).count();
+            if name_len == 0 {
+                break;
+            }
+            pointer.push('/');
+            pointer.push_str(&rest[skip..skip + name_len]);
+            j += skip + name_len;
+        }
+        if pointer.is_empty() {
+            return None; // `app` as a whole
+        }
+        out.push(pointer);
+    }
+    Some(out)
 }
 
 /// Parts of an Application that grow with the app (and the word that gives their use away).
@@ -141,6 +191,7 @@ impl Config {
                 });
             }
         }
+        config.reads = config.condition_reads();
         config.unused_bulk = BULK
             .iter()
             .filter(|(word, _)| {
@@ -150,6 +201,21 @@ impl Config {
             .map(|(_, path)| *path)
             .collect();
         config
+    }
+
+    fn condition_reads(&self) -> Option<Vec<String>> {
+        let mut reads = Vec::new();
+        for trigger in self.triggers.values() {
+            for c in &trigger.conditions {
+                reads.extend(app_reads(&c.when.source)?);
+                if let Some(once) = &c.once_per {
+                    reads.extend(app_reads(&once.source)?);
+                }
+            }
+        }
+        reads.sort();
+        reads.dedup();
+        Some(reads)
     }
 
     /// `app` as triggers and templates see it: the bulk they do not use left out.
@@ -274,6 +340,26 @@ mod tests {
             panic!("not a webhook")
         };
         assert_eq!(hook.headers[0].value, "Bearer t0k");
+    }
+
+    #[test]
+    fn what_conditions_read_of_the_app() {
+        assert_eq!(
+            app_reads("app.status.operationState != nil and app?.status?.health.status in ['x'] and 'app.x' == y").unwrap(),
+            ["/status/operationState", "/status/health/status"]
+        );
+        assert_eq!(
+            app_reads("myapp.x and apps.y").unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(app_reads("toJSON(app) == ''").is_none());
+        assert!(app_reads("time.Now().Sub(time.Parse(app.x)).Minutes() > 1").is_none());
+        let config = read(&[], &[]);
+        let reads = config.reads.unwrap();
+        assert!(
+            reads.contains(&"/status/operationState".to_string()),
+            "{reads:?}"
+        );
     }
 
     #[test]

@@ -23,5 +23,5 @@ pub mod template;
 pub mod trigger;
 
 pub use config::{Config, NOTIFICATIONS_CM, NOTIFICATIONS_SECRET, PAUSED_TOO_LONG, Problem};
-pub use plan::{NOTIFIED, Notified, Outgoing, Plan, Subject, plan};
+pub use plan::{NOTIFIED, Notified, Outgoing, Plan, Subject, digest, plan};
 pub use service::{Delivery, DeliveryError, Service};

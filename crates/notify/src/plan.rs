@@ -75,6 +75,30 @@ pub fn subscriptions(config: &Config, subject: &Subject) -> (Vec<Subscription>, 
     (subs, problems)
 }
 
+/// A digest of everything in `subject` a plan depends on — the fields of the app the
+/// conditions read, its annotations and labels, the project's annotations, the drift, whether
+/// a pause is due — or none when that cannot be told (a condition reads the whole app or the
+/// clock, or a pause is on). Equal digests plan the same, so a look can be skipped.
+pub fn digest(config: &Config, subject: &Subject) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let reads = config.reads.as_ref()?;
+    if subject.pause["paused"] == json!(true) {
+        return None;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for pointer in reads {
+        match subject.app.pointer(pointer) {
+            Some(v) => v.to_string().hash(&mut hasher),
+            None => 0u8.hash(&mut hasher),
+        }
+    }
+    subject.annotations.hash(&mut hasher);
+    subject.labels.hash(&mut hasher);
+    subject.project_annotations.hash(&mut hasher);
+    subject.drift.to_string().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 pub fn plan(config: &Config, subject: &Subject) -> Plan {
     let notified = notified(subject.annotations);
     let (subs, mut problems) = subscriptions(config, subject);
@@ -286,6 +310,35 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn digests_change_with_what_conditions_read_only() {
+        let config = config(&[]);
+        let empty = BTreeMap::new();
+        let digest_of = |app: &Value| {
+            digest(
+                &config,
+                &Subject {
+                    app,
+                    labels: &empty,
+                    annotations: &empty,
+                    project_annotations: &empty,
+                    project: &Value::Null,
+                    drift: json!({"detected": false}),
+                    pause: json!({"paused": false}),
+                    now: 100,
+                },
+            )
+            .unwrap()
+        };
+        let app = synced("Succeeded", "t1");
+        let mut refreshed = app.clone();
+        refreshed["status"]["reconciledAt"] = json!("later");
+        assert_eq!(digest_of(&app), digest_of(&refreshed));
+        let mut degraded = app.clone();
+        degraded["status"]["health"]["status"] = json!("Degraded");
+        assert_ne!(digest_of(&app), digest_of(&degraded));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tiphys_local_cluster::{Config, LocalCluster};
 use tiphys_model::Application;
 
 mod support;
-use support::{all_synced, git, kubeconfig_client, rss_kib};
+use support::{all_synced, commit_all, kubeconfig_client, rss_kib};
 
 const PATHS: usize = 10;
 
@@ -40,9 +40,7 @@ async fn main() {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("all.yaml"), manifests(p)).unwrap();
     }
-    git(&repo, &["init", "-q"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "bench"]);
+    commit_all(&repo);
 
     // The peer: kubectl apply of the same objects into a fresh cluster.
     let peer = LocalCluster::start(Config {

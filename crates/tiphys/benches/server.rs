@@ -20,16 +20,10 @@ use tiphys_local_cluster::{Config, LocalCluster};
 use tiphys_model::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const PROJECTS: usize = 100;
+mod support;
+use support::rss_kib;
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
+const PROJECTS: usize = 100;
 
 /// One request over a fresh connection; the status and body.
 async fn request(
