@@ -309,7 +309,10 @@ impl Controller {
                     match c.apps.get(&ObjectRef::new(&name).within(&notify_ns)) {
                         Some(_) if everything => {}
                         Some(current) => notify::evaluate(&c, &current, false).await,
-                        None => notify::evaluate(&c, &last_seen, true).await,
+                        None => {
+                            notify::evaluate(&c, &last_seen, true).await;
+                            c.notifier.forget(&name);
+                        }
                     }
                 }
             }

@@ -174,6 +174,17 @@ impl Notifier {
         false
     }
 
+    /// Forget a deleted app.
+    pub fn forget(&self, app: &str) {
+        let lock = |m: &Mutex<HashMap<String, String>>| {
+            m.lock().unwrap_or_else(|p| p.into_inner()).remove(app);
+        };
+        lock(&self.evaluated);
+        lock(&self.reported);
+        let mut drift = self.drift.lock().unwrap_or_else(|p| p.into_inner());
+        drift.remove(app);
+    }
+
     /// Look at `app` again next time, whatever it looks like.
     fn unsee(&self, app: &str) {
         let mut evaluated = self.evaluated.lock().unwrap_or_else(|p| p.into_inner());

@@ -356,9 +356,16 @@ impl Cluster {
             } else {
                 (patch_value(rt, current.clone(), &patch_doc, format)?, true)
             };
-            let pinned = patched["metadata"]["resourceVersion"]
-                .as_str()
-                .and_then(|s| s.parse::<u64>().ok());
+            // Pinned only when the patch itself names a version (the patched object always
+            // carries the current one, which must not turn a merge patch into a guarded write
+            // that fails instead of retrying).
+            let version = |v: &Value| {
+                v.pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<u64>().ok())
+            };
+            let pinned = version(&patch_doc)
+                .or_else(|| version(&patched).filter(|rv| *rv != current_stored.rv));
             let expected = match pinned {
                 Some(rv) if rv != current_stored.rv => {
                     return Err(ApiError::conflict(&gr_display(rt), name));
