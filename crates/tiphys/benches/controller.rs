@@ -16,7 +16,7 @@ use tiphys_local_cluster::{Config, LocalCluster};
 use tiphys_model::Application;
 
 mod support;
-use support::{all_synced, commit_all, kubeconfig_client, rss_kib};
+use support::{all_synced, bench_apps, commit_all, kubeconfig_client, rss_kib};
 
 const PATHS: usize = 10;
 
@@ -28,10 +28,7 @@ fn manifests(i: usize) -> String {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("TIPHYS_BENCH_APPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n = bench_apps(1000);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();

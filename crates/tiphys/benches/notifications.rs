@@ -25,7 +25,7 @@ use tiphys_local_cluster::{Config, LocalCluster};
 use tiphys_model::Application;
 
 mod support;
-use support::{all_synced, commit_all, cpu_seconds, kubeconfig_client};
+use support::{all_synced, bench_apps, commit_all, cpu_seconds, kubeconfig_client};
 
 const PATHS: usize = 10;
 /// Three subscriptions of which two fire once per app (a sync succeeded, deployed).
@@ -190,10 +190,7 @@ async fn run(dir: &Path, repo: &Path, n: usize, label: &str, triggers: &[&str]) 
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("TIPHYS_BENCH_APPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n = bench_apps(1000);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     for p in 0..PATHS {

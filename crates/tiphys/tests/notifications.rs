@@ -78,29 +78,6 @@ fn receiver() -> (u16, Arc<Mutex<Vec<Received>>>) {
     (port, got)
 }
 
-/// What someone does by hand: a field of the app's ConfigMap changed with kubectl.
-fn change_by_hand(env: &Env, namespace: &str) {
-    let patch = r#"{"data":{"key":"by-hand"}}"#;
-    let out = env.kubectl(
-        &[
-            "-n",
-            namespace,
-            "patch",
-            "configmap",
-            "config",
-            "--type=merge",
-            "-p",
-            patch,
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const APPS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -169,7 +146,7 @@ async fn subscribed_apps_are_notified_once_per_state() {
 
     // Drift made by hand: one alert per app, naming the object.
     for name in &names {
-        change_by_hand(&env, name);
+        env.change_config_by_hand(name, "by-hand");
     }
     for name in &names {
         env.wait_app(name, "OutOfSync", |a| {
@@ -464,7 +441,7 @@ stringData:
     // Changed by hand under self-heal: put back, and reported as reverted, naming the field
     // and who changed it.
     for name in &names {
-        change_by_hand(&env, name);
+        env.change_config_by_hand(name, "by-hand");
     }
     for name in &names {
         let alert = format!(

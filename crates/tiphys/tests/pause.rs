@@ -14,27 +14,6 @@ use tiphys_model::pause::{PAUSED_BY, PAUSED_REASON, PAUSED_UNTIL};
 
 const APPS: usize = 4;
 
-fn hand_edit(env: &Env, namespace: &str) {
-    let out = env.kubectl(
-        &[
-            "-n",
-            namespace,
-            "patch",
-            "configmap",
-            "config",
-            "--type=merge",
-            "-p",
-            r#"{"data":{"key":"changed-during-the-incident"}}"#,
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn value(env: &Env, namespace: &str) -> Option<String> {
     let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), namespace);
     configs.get("config").await.ok()?.data?.get("key").cloned()
@@ -111,7 +90,7 @@ async fn paused_apps_keep_their_drift_until_the_pause_ends_then_heal() {
         );
     }
     for name in &names {
-        hand_edit(&env, name);
+        env.change_config_by_hand(name, "changed-during-the-incident");
     }
 
     // Visible everywhere while it lasts: the object, a condition, the CLI, the metrics; the
@@ -193,7 +172,7 @@ async fn paused_apps_keep_their_drift_until_the_pause_ends_then_heal() {
     );
     let (ok, out) = env.tiphys_text(&["app", "pause", "paused-0", "--for", "2h"]);
     assert!(ok, "{out}");
-    hand_edit(&env, "paused-0");
+    env.change_config_by_hand("paused-0", "changed-during-the-incident");
     env.wait_app("paused-0", "the drift shown", |a| {
         status(a).sync.status == SyncStatusCode::OutOfSync
     })
@@ -272,7 +251,7 @@ async fn an_applicationset_leaves_the_pause_of_an_app_it_generated() {
         .await;
     assert!(paused(&app), "{:?}", app.spec.sync_policy);
     assert_eq!(app.pause().unwrap().reason, "hotfix");
-    hand_edit(&env, "web-staging");
+    env.change_config_by_hand("web-staging", "changed-during-the-incident");
     env.wait_app("web-staging", "the drift shown, not healed", |a| {
         status(a).sync.status == SyncStatusCode::OutOfSync && paused(a)
     })

@@ -27,6 +27,14 @@ pub fn git(dir: &Path, args: &[&str]) {
     assert!(ok, "git {args:?}");
 }
 
+/// How many apps a benchmark runs: TIPHYS_BENCH_APPS, else `default`.
+pub fn bench_apps(default: usize) -> usize {
+    std::env::var("TIPHYS_BENCH_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Make `dir` a git repository with everything in it committed.
 pub fn commit_all(dir: &Path) {
     git(dir, &["init", "-q"]);

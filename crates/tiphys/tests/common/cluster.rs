@@ -244,6 +244,30 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
+    /// What someone does by hand: `data.key` of the ConfigMap `config` in `namespace` set to
+    /// `value` with `kubectl patch`.
+    pub fn change_config_by_hand(&self, namespace: &str, value: &str) {
+        let patch = serde_json::json!({"data": {"key": value}}).to_string();
+        let out = self.kubectl(
+            &[
+                "-n",
+                namespace,
+                "patch",
+                "configmap",
+                "config",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn apply(&self, yaml: &str) {
         let out = self.kubectl(&["apply", "-f", "-"], Some(yaml));
         assert!(
