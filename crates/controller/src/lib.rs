@@ -228,7 +228,13 @@ impl Controller {
         }
         let controller = Arc::new(Controller {
             clusters: clusters::Clusters::new(client.clone(), tracking, wake_tx),
-            repo: Arc::new(manifests::RepoServer::new(settings.cache_dir.clone())),
+            repo: {
+                let repo = manifests::RepoServer::new(settings.cache_dir.clone());
+                // A chart repository's index is asked for once per refresh interval, however
+                // many apps use it.
+                repo.charts.set_max_age(settings.resync);
+                Arc::new(repo)
+            },
             settings,
             client,
             apps,

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tiphys_model::application::ApplicationSource;
-use tiphys_render::{CacheKey, Manifest, RenderCache, RenderError};
+use tiphys_render::{CacheKey, Manifest, RenderCache, RenderError, ValueRefs};
+use tiphys_source::charts::{ChartCache, ChartRef};
 use tiphys_source::credentials::{RepoSecret, SecretKind, secret_for};
-use tiphys_source::{GitCache, SourceError, remote_base};
+use tiphys_source::{Access, GitCache, SourceError, remote_base};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -26,22 +27,40 @@ pub enum ManifestError {
         #[source]
         source: Box<RenderError>,
     },
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("{}", chart_message(chart, repo, source))]
+    Chart {
+        chart: String,
+        repo: String,
+        #[source]
+        source: Box<SourceError>,
+    },
+}
+
+/// A chart error that names the chart once: errors about the chart itself already do.
+fn chart_message(chart: &str, repo: &str, source: &SourceError) -> String {
+    match source {
+        SourceError::ChartNotFound { .. } | SourceError::ChartVersionNotFound { .. } => {
+            source.to_string()
+        }
+        other => format!("chart {chart:?} from {repo}: {other}"),
+    }
 }
 
 /// The desired state of an app at a revision.
 #[derive(Debug, Default)]
 pub struct Generated {
-    /// The resolved commit of each source, in order.
+    /// The resolved revision of each source, in order: a commit, or a chart version.
     pub revisions: Vec<String>,
+    /// Each source's type (`Helm`, `Kustomize`, `Directory`; empty for a `ref`-only source).
     pub source_types: Vec<String>,
     pub manifests: Vec<Manifest>,
 }
 
-/// Repository access, git cache and render cache: what Argo CD calls the repo server.
+/// Repository access, git and chart caches and render cache: what Argo CD calls the repo
+/// server.
 pub struct RepoServer {
     pub git: GitCache,
+    pub charts: ChartCache,
     pub renders: RenderCache,
 }
 
@@ -57,23 +76,45 @@ pub struct RenderSettings {
     pub capabilities: Option<Arc<tiphys_render::Capabilities>>,
 }
 
+/// The access the repository Secrets give to `url`.
+pub fn access_for(url: &str, secrets: &RepoSecrets) -> Access {
+    secret_for(url, secrets)
+        .map(RepoSecret::access)
+        .unwrap_or_default()
+}
+
+/// A source that only lends its tree to others (`ref` without `path` or `chart`): it is
+/// resolved, never rendered.
+pub fn is_ref_only(source: &ApplicationSource) -> bool {
+    !source.reference.is_empty() && source.path.is_empty() && source.chart.is_empty()
+}
+
 impl RepoServer {
     pub fn new(cache_dir: impl Into<PathBuf>) -> RepoServer {
+        let cache_dir = cache_dir.into();
         RepoServer {
+            charts: ChartCache::new(cache_dir.join("charts")),
             git: GitCache::new(cache_dir),
-            renders: RenderCache::new(512),
+            // Enough entries for every app of a large installation (a Helm app's render is its
+            // own: the release name is the app's); the byte budget bounds the memory.
+            renders: RenderCache::new(20_000),
         }
     }
 
-    /// The commit `source` points at now (one ls-remote).
+    /// The revision `source` points at now: a commit (one ls-remote), or the chart version
+    /// its `targetRevision` selects from the repository's index.
     pub fn resolve(
         &self,
         source: &ApplicationSource,
         secrets: &RepoSecrets,
     ) -> Result<String, ManifestError> {
-        let access = secret_for(&source.repo_url, secrets)
-            .map(RepoSecret::access)
-            .unwrap_or_default();
+        let access = access_for(&source.repo_url, secrets);
+        if !source.chart.is_empty() {
+            return self
+                .charts
+                .resolve(chart_ref(source, &access), &source.target_revision)
+                .map_err(|e| chart_error(source, e));
+        }
         self.git
             .resolve(&source.repo_url, source.revision(), &access)
             .map_err(|source_error| ManifestError::Source {
@@ -82,7 +123,26 @@ impl RepoServer {
             })
     }
 
-    /// Render every source at the given commits (`revisions[i]` for `sources[i]`).
+    /// Whether a repository answers with `access`: a git remote's ref advertisement, a Helm
+    /// repository's index, an OCI registry's API (`kind` is the Secret's `type`).
+    pub fn check_connection(
+        &self,
+        url: &str,
+        kind: &str,
+        access: &Access,
+    ) -> Result<(), SourceError> {
+        if kind == "helm" || tiphys_source::charts::is_oci(url, access) {
+            return self.charts.check(ChartRef {
+                repo_url: url,
+                chart: "",
+                access,
+            });
+        }
+        self.git.ls_remote(url, access).map(|_| ())
+    }
+
+    /// Render every source at the given revisions (`revisions[i]` for `sources[i]`), `$ref`
+    /// value files read from the trees of the `ref` sources.
     pub fn generate(
         &self,
         app_name: &str,
@@ -92,16 +152,47 @@ impl RepoServer {
         secrets: &RepoSecrets,
         settings: &RenderSettings,
     ) -> Result<Generated, ManifestError> {
-        let mut out = Generated::default();
+        let git_error = |source: &ApplicationSource, e| ManifestError::Source {
+            repo: source.repo_url.clone(),
+            source: Box::new(e),
+        };
+        let mut refs = ValueRefs::new();
+        // What the refs are at, for the render cache: a source reading `$ref` files renders
+        // anew when one of them moves.
+        let mut refs_key = String::new();
         for (source, commit) in sources.iter().zip(revisions) {
-            if !source.chart.is_empty() {
-                return Err(ManifestError::Unsupported(format!(
-                    "{}: Helm chart repositories (spec.source.chart) are not supported yet",
-                    source.repo_url
-                )));
+            if !source.reference.is_empty() && source.chart.is_empty() {
+                let tree = self
+                    .git
+                    .tree(&source.repo_url, commit)
+                    .map_err(|e| git_error(source, e))?;
+                refs.insert(source.reference.clone(), tree);
+                refs_key.push_str(&format!("+{}={commit}", source.reference));
+            }
+        }
+        let mut out = Generated::default();
+        for (source, revision) in sources.iter().zip(revisions) {
+            out.revisions.push(revision.clone());
+            if is_ref_only(source) {
+                out.source_types.push(String::new());
+                continue;
+            }
+            let access = access_for(&source.repo_url, secrets);
+            let chart = !source.chart.is_empty();
+            let mut content = if chart {
+                format!(
+                    "chart:{}:{}@{revision}",
+                    tiphys_source::normalize(&source.repo_url),
+                    source.chart
+                )
+            } else {
+                revision.clone()
+            };
+            if reads_refs(source) {
+                content.push_str(&refs_key);
             }
             let key = CacheKey::new(
-                commit,
+                &content,
                 source,
                 app_name,
                 namespace,
@@ -109,32 +200,39 @@ impl RepoServer {
                 settings.capabilities.as_deref(),
             );
             let render = || {
-                let tree =
+                let tree = if chart {
+                    self.charts
+                        .chart(chart_ref(source, &access), revision)
+                        .map_err(|e| chart_error(source, e))?
+                } else {
                     self.git
-                        .tree(&source.repo_url, commit)
-                        .map_err(|e| ManifestError::Source {
-                            repo: source.repo_url.clone(),
-                            source: Box::new(e),
-                        })?;
+                        .tree(&source.repo_url, revision)
+                        .map_err(|e| git_error(source, e))?
+                };
                 self.renders
                     .get_or_render(key.clone(), || {
                         render_tree(
-                            &tree, source, app_name, namespace, &self.git, secrets, settings,
+                            &tree, source, app_name, namespace, &self.git, secrets, settings, &refs,
                         )
                     })
                     .map_err(|e| ManifestError::Render {
                         repo: source.repo_url.clone(),
-                        path: source.path.clone(),
+                        path: if chart {
+                            format!("chart {} {revision}", source.chart)
+                        } else {
+                            source.path.clone()
+                        },
                         source: Box::new(e),
                     })
             };
             // A render that fails may have read a damaged cached tree (a path missing): the
             // tree is checked, and when it was damaged, exported again and rendered again.
             let rendered = match render() {
-                Err(ManifestError::Render { .. }) if self.git.recheck_tree(commit) => render(),
+                Err(ManifestError::Render { .. }) if !chart && self.git.recheck_tree(revision) => {
+                    render()
+                }
                 other => other,
             }?;
-            out.revisions.push(commit.clone());
             out.source_types
                 .push(rendered.source_type.as_str().to_string());
             out.manifests.extend(rendered.manifests.iter().cloned());
@@ -151,7 +249,33 @@ impl RepoServer {
     }
 }
 
-/// Render one source from a checked-out tree, fetching Kustomize remote bases through `git`.
+fn chart_ref<'a>(source: &'a ApplicationSource, access: &'a Access) -> ChartRef<'a> {
+    ChartRef {
+        repo_url: &source.repo_url,
+        chart: &source.chart,
+        access,
+    }
+}
+
+fn chart_error(source: &ApplicationSource, e: SourceError) -> ManifestError {
+    ManifestError::Chart {
+        chart: source.chart.clone(),
+        repo: source.repo_url.clone(),
+        source: Box::new(e),
+    }
+}
+
+/// Whether a source's Helm value files name another source's tree (`$ref/…`).
+fn reads_refs(source: &ApplicationSource) -> bool {
+    source
+        .helm
+        .as_ref()
+        .is_some_and(|h| h.value_files.iter().any(|f| f.starts_with('$')))
+}
+
+/// Render one source from a checked-out tree (or an unpacked chart), fetching Kustomize
+/// remote bases through `git`.
+#[allow(clippy::too_many_arguments)]
 pub fn render_tree(
     tree: &Path,
     source: &ApplicationSource,
@@ -160,6 +284,7 @@ pub fn render_tree(
     git: &GitCache,
     secrets: &RepoSecrets,
     settings: &RenderSettings,
+    value_refs: &ValueRefs,
 ) -> Result<tiphys_render::Rendered, RenderError> {
     let remotes = GitRemotes {
         cache: git,
@@ -173,6 +298,7 @@ pub fn render_tree(
         remote: Some(&remotes),
         kustomize_options: settings.kustomize,
         capabilities: settings.capabilities.as_deref(),
+        value_refs,
     })
 }
 
@@ -185,9 +311,7 @@ pub struct GitRemotes<'a> {
 impl tiphys_kustomize::RemoteLoader for GitRemotes<'_> {
     fn load(&self, url: &str) -> Result<PathBuf, String> {
         let base = remote_base::parse(url).ok_or_else(|| "not a remote base URL".to_string())?;
-        let access = secret_for(&base.repo, self.secrets)
-            .map(RepoSecret::access)
-            .unwrap_or_default();
+        let access = access_for(&base.repo, self.secrets);
         let commit = self
             .cache
             .resolve(&base.repo, &base.revision, &access)

@@ -523,6 +523,7 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
     };
     if hard {
         c.repo.renders.clear();
+        c.repo.charts.forget_listings();
     }
     let remove_refresh = annotation_refresh.is_some();
     let desired = desired_state(c, app, None, refresh).await;

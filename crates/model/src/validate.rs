@@ -120,8 +120,24 @@ pub fn application(app: &Application) -> Vec<FieldError> {
         )),
         (Some(s), true) => check_source(s, "spec.source", &mut out),
         (_, false) => {
+            let mut refs = std::collections::BTreeSet::new();
             for (i, s) in spec.sources.iter().enumerate() {
                 check_source(s, &format!("spec.sources[{i}]"), &mut out);
+                if s.reference.is_empty() {
+                    continue;
+                }
+                if !s.chart.is_empty() {
+                    out.push(err(
+                        format!("spec.sources[{i}].ref"),
+                        "a chart source cannot be a ref (it has no tree to lend)",
+                    ));
+                }
+                if !refs.insert(s.reference.as_str()) {
+                    out.push(err(
+                        format!("spec.sources[{i}].ref"),
+                        format!("{:?} names two sources", s.reference),
+                    ));
+                }
             }
         }
     }
@@ -196,5 +212,18 @@ mod tests {
         assert!(validate_sync_option("CreateNamespace").is_err());
         assert!(validate_sync_option("Bogus=true").is_err());
         assert!(validate_sync_option("Prune=maybe").is_err());
+    }
+
+    #[test]
+    fn refs_name_one_git_source_each() {
+        let app = crate::Application::from_yaml(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec:\n  destination: {server: https://kubernetes.default.svc}\n  sources:\n  - {repoURL: https://charts.example.com, chart: web, ref: values}\n  - {repoURL: https://git.example.com/a, ref: values}\n",
+            "app.yaml",
+        )
+        .unwrap();
+        let problems: Vec<String> = application(&app).iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("spec.sources[0].ref"), "{problems:?}");
+        assert!(problems[1].contains("names two sources"), "{problems:?}");
     }
 }

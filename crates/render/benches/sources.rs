@@ -96,6 +96,7 @@ fn main() {
         for s in &sources {
             render(&Request {
                 repo_root: &tree,
+                value_refs: &Default::default(),
                 source: s,
                 app_name: "app",
                 namespace: "ns",
@@ -119,6 +120,7 @@ fn main() {
                     .get_or_render(key, || {
                         render(&Request {
                             repo_root: root,
+                            value_refs: &Default::default(),
                             source: s,
                             app_name: "app",
                             namespace: "ns",

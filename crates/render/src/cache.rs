@@ -51,20 +51,41 @@ impl CacheKey {
 struct Entry {
     value: Arc<Rendered>,
     last_used: u64,
+    /// The size of its manifests as JSON text: what the byte budget counts.
+    bytes: usize,
 }
 
-/// A bounded map from [`CacheKey`] to rendered manifests.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<CacheKey, Entry>,
+    clock: u64,
+    bytes: usize,
+}
+
+/// A map from [`CacheKey`] to rendered manifests, bounded both in entries and in bytes (so a
+/// few huge renders cannot take the memory many small ones would fit in); the least recently
+/// used entries go first.
 pub struct RenderCache {
     capacity: usize,
-    inner: Mutex<(HashMap<CacheKey, Entry>, u64)>,
+    budget: usize,
+    inner: Mutex<Entries>,
     renders: std::sync::atomic::AtomicU64,
 }
 
+/// The default byte budget: manifests as JSON text (parsed, they take a few times that).
+pub const DEFAULT_BUDGET: usize = 32 << 20;
+
 impl RenderCache {
+    /// At most `capacity` renders and [`DEFAULT_BUDGET`] bytes of manifests.
     pub fn new(capacity: usize) -> Self {
+        Self::with_budget(capacity, DEFAULT_BUDGET)
+    }
+
+    pub fn with_budget(capacity: usize, budget: usize) -> Self {
         RenderCache {
             capacity: capacity.max(1),
-            inner: Mutex::new((HashMap::new(), 0)),
+            budget,
+            inner: Mutex::default(),
             renders: Default::default(),
         }
     }
@@ -78,10 +99,10 @@ impl RenderCache {
     ) -> Result<Arc<Rendered>, RenderError> {
         {
             let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let (map, clock) = &mut *guard;
-            *clock += 1;
-            let now = *clock;
-            if let Some(entry) = map.get_mut(&key) {
+            let entries = &mut *guard;
+            entries.clock += 1;
+            let now = entries.clock;
+            if let Some(entry) = entries.map.get_mut(&key) {
                 entry.last_used = now;
                 return Ok(entry.value.clone());
             }
@@ -89,21 +110,43 @@ impl RenderCache {
         let value = Arc::new(render()?);
         self.renders
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bytes: usize = value
+            .manifests
+            .iter()
+            .map(|m| serde_json::to_vec(&m.object).map_or(0, |v| v.len()))
+            .sum();
+        if bytes > self.budget {
+            // Larger than the whole budget: used, never kept.
+            return Ok(value);
+        }
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, clock) = &mut *guard;
-        if map.len() >= self.capacity
-            && let Some(oldest) = map
+        let entries = &mut *guard;
+        if let Some(previous) = entries.map.remove(&key) {
+            entries.bytes -= previous.bytes;
+        }
+        while !entries.map.is_empty()
+            && (entries.map.len() >= self.capacity || entries.bytes + bytes > self.budget)
+        {
+            let Some(oldest) = entries
+                .map
                 .iter()
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
+            else {
+                break;
+            };
+            if let Some(evicted) = entries.map.remove(&oldest) {
+                entries.bytes -= evicted.bytes;
+            }
         }
-        map.insert(
+        entries.bytes += bytes;
+        let last_used = entries.clock;
+        entries.map.insert(
             key,
             Entry {
                 value: value.clone(),
-                last_used: *clock,
+                last_used,
+                bytes,
             },
         );
         Ok(value)
@@ -111,11 +154,9 @@ impl RenderCache {
 
     /// Forget every render (a hard refresh).
     pub fn clear(&self) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .clear();
+        let mut entries = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        entries.map.clear();
+        entries.bytes = 0;
     }
 
     /// How many renders actually ran (cache misses).
@@ -201,5 +242,47 @@ mod tests {
         assert_eq!(cache.renders(), 4);
         let other_ns = CacheKey::new("a", &source, "app", "other", &opts, None);
         assert_ne!(other_ns, key("a"), "options are part of the key");
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_too() {
+        let object = serde_json::json!({"kind": "ConfigMap", "data": {"k": "x".repeat(80)}});
+        let size = serde_json::to_vec(&object).unwrap().len();
+        let cache = RenderCache::with_budget(100, 2 * size);
+        let source = ApplicationSource::default();
+        let opts = tiphys_kustomize::BuildOptions::default();
+        let key = |c: &str| CacheKey::new(c, &source, "app", "ns", &opts, None);
+        let render = |n: usize| {
+            let object = object.clone();
+            move || {
+                Ok(Rendered {
+                    source_type: SourceType::Directory,
+                    manifests: (0..n)
+                        .map(|_| crate::Manifest {
+                            object: object.clone(),
+                            origin: crate::Origin {
+                                file: "f".into(),
+                                document: 0,
+                                line: 1,
+                            },
+                        })
+                        .collect(),
+                })
+            }
+        };
+        cache.get_or_render(key("a"), render(1)).unwrap();
+        cache.get_or_render(key("b"), render(1)).unwrap();
+        cache.get_or_render(key("c"), render(1)).unwrap(); // over budget: a goes
+        cache.get_or_render(key("b"), render(1)).unwrap();
+        cache.get_or_render(key("c"), render(1)).unwrap();
+        assert_eq!(cache.renders(), 3);
+        cache.get_or_render(key("a"), render(1)).unwrap();
+        assert_eq!(cache.renders(), 4);
+        // Bigger than the whole budget: rendered every time, never kept.
+        cache.get_or_render(key("huge"), render(3)).unwrap();
+        cache.get_or_render(key("huge"), render(3)).unwrap();
+        assert_eq!(cache.renders(), 6);
+        cache.get_or_render(key("a"), render(1)).unwrap();
+        assert_eq!(cache.renders(), 6, "the huge one evicted nothing");
     }
 }

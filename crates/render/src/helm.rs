@@ -44,9 +44,7 @@ pub fn render(
         .arg("--namespace")
         .arg(namespace);
     for file in &helm.value_files {
-        // Value files are relative to the chart, and may not leave the repository.
-        let rel = format!("{chart_rel}/{file}");
-        match resolve_inside(root, &rel) {
+        match value_file(root, &chart_rel, file, req.value_refs) {
             Ok(path) => {
                 cmd.arg("--values").arg(path);
             }
@@ -98,6 +96,9 @@ pub fn render(
     if helm.skip_tests {
         cmd.arg("--skip-tests");
     }
+    if helm.skip_schema_validation {
+        cmd.arg("--skip-schema-validation");
+    }
     // The source's own settings win over what the destination cluster reports.
     let cluster = req.capabilities.cloned().unwrap_or_default();
     let kube_version = if helm.kube_version.is_empty() {
@@ -138,6 +139,26 @@ pub fn render(
             from_document(d, &file)
         })
         .collect())
+}
+
+/// Where a value file is: `$ref/path` in the tree of the source with that `ref` (multi-source
+/// Applications), anything else relative to the chart. Neither may leave its repository.
+fn value_file(
+    root: &Path,
+    chart_rel: &str,
+    file: &str,
+    refs: &crate::ValueRefs,
+) -> Result<PathBuf, RenderError> {
+    let Some(reference) = file.strip_prefix('$') else {
+        return resolve_inside(root, &format!("{chart_rel}/{file}"));
+    };
+    let (name, path) = reference.split_once('/').unwrap_or((reference, ""));
+    let tree = refs.get(name).ok_or_else(|| RenderError::ToolFailed {
+        tool: "helm".into(),
+        path: chart_rel.to_string(),
+        message: format!("value file {file}: no source of the Application has ref {name:?}"),
+    })?;
+    resolve_inside(tree, path)
 }
 
 /// The repository path of a template helm names `<chart name>/<path in the chart>`.

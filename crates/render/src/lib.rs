@@ -141,7 +141,12 @@ pub struct Request<'a> {
     pub kustomize_options: tiphys_kustomize::BuildOptions,
     /// The destination cluster's capabilities, when known (Helm's `.Capabilities`).
     pub capabilities: Option<&'a Capabilities>,
+    /// The trees of the Application's `ref` sources, for `$ref/…` Helm value files.
+    pub value_refs: &'a ValueRefs,
 }
+
+/// `ref` name → that source's tree.
+pub type ValueRefs = std::collections::BTreeMap<String, PathBuf>;
 
 /// The rendered manifests of a source.
 #[derive(Debug)]

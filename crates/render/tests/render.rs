@@ -25,6 +25,7 @@ fn source(path: &str) -> ApplicationSource {
 fn run(root: &Path, source: &ApplicationSource) -> Result<tiphys_render::Rendered, RenderError> {
     render(&Request {
         repo_root: root,
+        value_refs: &Default::default(),
         source,
         app_name: "demo",
         namespace: "apps",
@@ -297,6 +298,7 @@ fn kustomization_is_detected_and_built() {
     assert!(err.contains("is not in or below"), "{err}");
     let open = render(&Request {
         repo_root: root,
+        value_refs: &Default::default(),
         source: &source("gen"),
         app_name: "demo",
         namespace: "apps",
@@ -363,6 +365,60 @@ fn helm_chart_with_argo_options() {
     assert!(run(root, &s).is_err());
     s.helm.as_mut().unwrap().ignore_missing_value_files = true;
     assert!(run(root, &s).is_ok());
+}
+
+#[test]
+fn helm_value_files_from_a_ref_source() {
+    with_helm();
+    let charts = tempfile::tempdir().unwrap();
+    let values = tempfile::tempdir().unwrap();
+    write(
+        charts.path(),
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+    );
+    write(charts.path(), "chart/values.yaml", "color: red\n");
+    write(
+        charts.path(),
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  color: {{ .Values.color | quote }}\n",
+    );
+    write(values.path(), "envs/prod/values.yaml", "color: green\n");
+    write(charts.path(), "secret.yaml", "color: leaked\n");
+    let mut s = source("chart");
+    s.helm = Some(ApplicationSourceHelm {
+        value_files: vec!["$values/envs/prod/values.yaml".into()],
+        ..Default::default()
+    });
+    let refs =
+        tiphys_render::ValueRefs::from([("values".to_string(), values.path().to_path_buf())]);
+    let with_refs = |s: &ApplicationSource| {
+        render(&Request {
+            repo_root: charts.path(),
+            value_refs: &refs,
+            source: s,
+            app_name: "demo",
+            namespace: "apps",
+            remote: None,
+            kustomize_options: Default::default(),
+            capabilities: None,
+        })
+    };
+    let r = with_refs(&s).unwrap();
+    assert_eq!(r.manifests[0].object["data"]["color"], "green");
+    // An unknown ref, and a path that climbs out of the ref's tree, are refused.
+    s.helm.as_mut().unwrap().value_files = vec!["$other/values.yaml".into()];
+    let err = with_refs(&s).unwrap_err().to_string();
+    assert!(
+        err.contains("no source of the Application has ref \"other\""),
+        "{err}"
+    );
+    s.helm.as_mut().unwrap().value_files = vec![
+        "$values/../".to_string()
+            + &charts.path().file_name().unwrap().to_string_lossy()
+            + "/secret.yaml",
+    ];
+    assert!(with_refs(&s).is_err());
 }
 
 #[test]
@@ -457,6 +513,7 @@ fn helm_dependencies_are_built_and_capabilities_come_from_the_cluster() {
     let render_with = |capabilities| {
         render(&Request {
             repo_root: root,
+            value_refs: &Default::default(),
             source: &source("charts/web"),
             app_name: "shop",
             namespace: "apps",

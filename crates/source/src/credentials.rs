@@ -26,6 +26,16 @@ pub struct RepoSecret {
     pub tls_client_cert_data: String,
     pub tls_client_cert_key: String,
     pub project: String,
+    /// `type`: `git` (the default) or `helm`.
+    pub repo_type: String,
+    /// `enableOCI`: a Helm repository that is an OCI registry (its URL without `oci://`).
+    pub enable_oci: bool,
+    /// `forceHttpBasicAuth`: send Basic credentials without waiting to be asked.
+    pub force_http_basic_auth: bool,
+    /// `passCredentials`: send the credentials to chart URLs on other hosts too.
+    pub pass_credentials: bool,
+    /// `insecureOCIForceHttp`: talk plain HTTP to the OCI registry.
+    pub insecure_oci_force_http: bool,
 }
 
 impl RepoSecret {
@@ -51,8 +61,45 @@ impl RepoSecret {
             tls_client_cert_data: get("tlsClientCertData"),
             tls_client_cert_key: get("tlsClientCertKey"),
             project: get("project"),
+            repo_type: get("type"),
+            enable_oci: get("enableOCI") == "true",
+            force_http_basic_auth: get("forceHttpBasicAuth") == "true",
+            pass_credentials: get("passCredentials") == "true",
+            insecure_oci_force_http: get("insecureOCIForceHttp") == "true",
         };
         (!secret.url.is_empty()).then_some((kind, secret))
+    }
+
+    /// The Secret's `stringData` for these fields, in Argo CD's keys (the inverse of
+    /// [`RepoSecret::from_secret`]; empty and false fields are left out).
+    pub fn string_data(&self) -> BTreeMap<String, String> {
+        let mut data = BTreeMap::new();
+        for (key, value) in [
+            ("url", self.url.as_str()),
+            ("type", self.repo_type.as_str()),
+            ("project", self.project.as_str()),
+            ("username", self.username.as_str()),
+            ("password", self.password.as_str()),
+            ("sshPrivateKey", self.ssh_private_key.as_str()),
+            ("tlsClientCertData", self.tls_client_cert_data.as_str()),
+            ("tlsClientCertKey", self.tls_client_cert_key.as_str()),
+        ] {
+            if !value.is_empty() {
+                data.insert(key.to_string(), value.to_string());
+            }
+        }
+        for (key, on) in [
+            ("insecure", self.insecure),
+            ("enableOCI", self.enable_oci),
+            ("forceHttpBasicAuth", self.force_http_basic_auth),
+            ("passCredentials", self.pass_credentials),
+            ("insecureOCIForceHttp", self.insecure_oci_force_http),
+        ] {
+            if on {
+                data.insert(key.to_string(), "true".to_string());
+            }
+        }
+        data
     }
 
     pub fn credentials(&self) -> Option<Credentials> {
@@ -77,8 +124,22 @@ impl RepoSecret {
             tls_client_cert: cert,
             ssh_private_key: (!self.ssh_private_key.is_empty())
                 .then(|| self.ssh_private_key.clone()),
+            pass_credentials: self.pass_credentials,
+            plain_http: self.insecure_oci_force_http,
+            oci: self.enable_oci,
         }
     }
+}
+
+/// The name of the Secret holding `url`'s repository (`prefix` `repo` or `creds`), stable for
+/// every spelling of the URL.
+pub fn secret_name(prefix: &str, url: &str) -> String {
+    let mut h: u32 = 0x811c9dc5;
+    for b in normalize(url).bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    format!("{prefix}-{h}")
 }
 
 /// The Secret that applies to `url`: an exact `repository` match, else the `repo-creds`
@@ -147,6 +208,30 @@ mod tests {
                 .unwrap()
                 .password,
             "pw"
+        );
+    }
+
+    #[test]
+    fn string_data_reads_back_as_the_same_secret() {
+        let secret = RepoSecret {
+            name: "s".into(),
+            url: "https://charts.example.com".into(),
+            username: "u".into(),
+            password: "p".into(),
+            repo_type: "helm".into(),
+            enable_oci: true,
+            pass_credentials: true,
+            ..Default::default()
+        };
+        let labels = BTreeMap::from([(SECRET_TYPE_LABEL.to_string(), "repository".to_string())]);
+        let data = secret.string_data();
+        assert_eq!(data["enableOCI"], "true");
+        assert!(!data.contains_key("insecure"));
+        let (_, read) = RepoSecret::from_secret("s", &labels, &data).unwrap();
+        assert_eq!(read, secret);
+        assert_eq!(
+            secret_name("repo", "https://Charts.example.com/"),
+            secret_name("repo", "https://charts.example.com")
         );
     }
 

@@ -12,6 +12,7 @@
 //! needs); any other commit deepens the cache to full history first.
 #![forbid(unsafe_code)]
 
+pub mod charts;
 pub mod credentials;
 mod entry;
 pub mod remote_base;
@@ -45,6 +46,22 @@ pub enum SourceError {
     Unreachable { url: String, message: String },
     #[error("{url}: {message}")]
     Git { url: String, message: String },
+    #[error("{url}: chart {chart:?} not found in the repository")]
+    ChartNotFound { url: String, chart: String },
+    #[error("{url}: chart {chart:?} has no version matching {constraint:?}{available}")]
+    ChartVersionNotFound {
+        url: String,
+        chart: String,
+        constraint: String,
+        /// `" (it has: …)"`, or empty.
+        available: String,
+    },
+    #[error("{url}: digest mismatch: the index says sha256 {expected}, the download is {actual}")]
+    DigestMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -69,6 +86,12 @@ pub struct Access {
     pub tls_client_cert: Option<(String, String)>,
     /// A private key for ssh remotes (`sshPrivateKey`).
     pub ssh_private_key: Option<String>,
+    /// Helm: send the credentials to chart archives on other hosts too (`passCredentials`).
+    pub pass_credentials: bool,
+    /// Helm OCI: plain HTTP to the registry (`insecureOCIForceHttp`).
+    pub plain_http: bool,
+    /// Helm: the repository is an OCI registry though its URL lacks `oci://` (`enableOCI`).
+    pub oci: bool,
 }
 
 impl Access {
@@ -235,7 +258,7 @@ impl GitCache {
         let root = root.into();
         // Staging and trash directories of writers that died long ago (kill -9 mid-export):
         // entries are cleaned when next written, these would otherwise stay forever.
-        for dir in ["trees", "repos"] {
+        for dir in ["trees", "repos", "charts"] {
             entry::remove_abandoned(&root.join(dir), GRACE);
         }
         GitCache {

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use tiphys_source::{Access, GitCache, SourceError};
 
+#[path = "support/tls.rs"]
+mod tls;
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
@@ -234,40 +237,12 @@ fn smart_http_with_basic_auth() {
 
 #[test]
 fn https_with_insecure_and_a_client_certificate() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let tmp = tempfile::tempdir().unwrap();
     let work = make_repo(tmp.path());
     bare(tmp.path(), &work);
-
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    // Distinct subjects: a certificate whose subject equals its issuer's looks self-signed.
-    let params = |name: &str| {
-        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
-        p.distinguished_name.push(rcgen::DnType::CommonName, name);
-        p
-    };
-    let server = params("127.0.0.1").signed_by(&server_key, &issuer).unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let client = params("tiphys").signed_by(&client_key, &issuer).unwrap();
-    let file = |name: &str, text: String| {
-        let path = tmp.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let (cert, key, ca_file) = (
-        file("server.crt", server.pem()),
-        file("server.key", server_key.serialize_pem()),
-        file("ca.crt", ca.pem()),
-    );
-    let (_server, port) = serve(tmp.path(), &[&cert, &key, &ca_file]);
+    let pki = tls::pki(tmp.path());
+    let (cert, key, ca_file) = (&pki.server_cert, &pki.server_key, &pki.ca);
+    let (_server, port) = serve(tmp.path(), &[cert, key, ca_file]);
     let url = format!("https://127.0.0.1:{port}/repo.git");
     let cache = GitCache::new(tmp.path().join("cache"));
     let main = git(&work, &["rev-parse", "main"]);
@@ -289,7 +264,7 @@ fn https_with_insecure_and_a_client_certificate() {
         "the server requires a client certificate"
     );
 
-    access.tls_client_cert = Some((client.pem(), client_key.serialize_pem()));
+    access.tls_client_cert = Some(pki.client.clone());
     assert_eq!(cache.resolve(&url, "HEAD", &access).unwrap(), main);
 }
 

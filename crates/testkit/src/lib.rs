@@ -4,6 +4,9 @@
 //! [`tool`]; it never skips or fails because the machine lacks it.
 #![forbid(unsafe_code)]
 
+mod charts;
+pub use charts::{ChartRepo, Registry, ServerTls, helm};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -17,9 +20,10 @@ pub fn tools_dir() -> PathBuf {
     home.join(".cache").join("tiphys-tools")
 }
 
-/// The path of `name` (`kubectl`, `helm`, `sshd`, `curl`, `chromium`): the `KUBECTL`/`HELM`
-/// variable when set, the program on `PATH`, the cached install, or a fresh install into the
-/// cache (`sshd`, `curl` and `chromium` come from Debian's packages). Panics (failing the
+/// The path of `name` (`kubectl`, `helm`, `sshd`, `curl`, `chromium`, `docker-registry`): the
+/// `KUBECTL`/`HELM` variable when set, the program on `PATH`, the cached install, or a fresh
+/// install into the cache (`sshd`, `curl`, `chromium` and `docker-registry` come from Debian's
+/// packages). Panics (failing the
 /// test) only when installing fails, with the installer's output.
 pub fn tool(name: &str) -> PathBuf {
     // One install at a time in this process; the installer locks against other processes.
@@ -35,6 +39,7 @@ pub fn tool(name: &str) -> PathBuf {
         "sshd" => PathBuf::from("/usr/sbin/sshd"),
         "curl" => PathBuf::from("/usr/bin/curl"),
         "chromium" => PathBuf::from("/usr/bin/chromium"),
+        "docker-registry" => PathBuf::from("/usr/bin/docker-registry"),
         _ => tools_dir().join("bin").join(name),
     };
     let _guard = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());

@@ -14,18 +14,18 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use tiphys_local_cluster::{Config, LocalCluster};
 use tiphys_model::Application;
 
 mod support;
-use support::{all_synced, bench_apps, commit_all, cpu_seconds, kubeconfig_client};
+use support::{
+    all_synced, bench_apps, commit_all, installed_cluster, settled_cpu, spawn_controller,
+};
 
 const PATHS: usize = 10;
 /// Three subscriptions of which two fire once per app (a sync succeeded, deployed).
@@ -93,23 +93,7 @@ struct Run {
 }
 
 async fn run(dir: &Path, repo: &Path, n: usize, label: &str, triggers: &[&str]) -> Run {
-    let cluster = LocalCluster::start(Config {
-        simulate: Some(Duration::from_millis(10)),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let kc = dir.join(format!("kubeconfig-{label}"));
-    cluster.write_kubeconfig(&kc).unwrap();
-    let tiphys = env!("CARGO_BIN_EXE_tiphys");
-    let installed = Command::new(tiphys)
-        .args(["install", "--kubeconfig"])
-        .arg(&kc)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(installed.success());
-    let client = kubeconfig_client(&kc).await;
+    let (_cluster, kc, client) = installed_cluster(dir, label).await;
     let (port, received) = receiver();
     let configs: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(client.clone(), "argocd");
@@ -147,20 +131,8 @@ async fn run(dir: &Path, repo: &Path, n: usize, label: &str, triggers: &[&str]) 
         .await
         .unwrap();
     }
-    let listen = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let started = Instant::now();
-    let mut controller = Command::new(tiphys)
-        .args(["controller", "--app-resync", "3600", "--listen"])
-        .arg(listen.to_string())
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .env("TIPHYS_CACHE_DIR", dir.join(format!("cache-{label}")))
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let mut controller = spawn_controller(&kc, &dir.join(format!("cache-{label}")), 3600);
     let deadline = Instant::now() + Duration::from_secs(3600);
     // Due: each app's sync succeeded and deployed (health-degraded never fires).
     let due = if triggers == FIRING { 2 * n } else { 0 };
@@ -169,16 +141,7 @@ async fn run(dir: &Path, repo: &Path, n: usize, label: &str, triggers: &[&str]) 
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let wall = started.elapsed();
-    // Then idle: no CPU used for a second.
-    let mut cpu = cpu_seconds(controller.id());
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = cpu_seconds(controller.id());
-        if now - cpu < 0.02 {
-            break;
-        }
-        cpu = now;
-    }
+    let cpu = settled_cpu(controller.id()).await;
     let _ = controller.kill();
     let _ = controller.wait();
     Run {

@@ -13,6 +13,7 @@ mod local_cluster;
 mod proj;
 mod remote;
 mod render;
+mod repo;
 mod server;
 mod table;
 mod up;
@@ -63,6 +64,8 @@ enum Command {
     Proj(proj::Args),
     /// Your account through the API server: user info, can-i, password, API tokens.
     Account(account::Args),
+    /// Repositories (git, Helm chart repositories, OCI registries): add, list, rm.
+    Repo(repo::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
             Command::Appset(args) => appset::run(args).await,
             Command::Proj(args) => proj::run(args).await,
             Command::Account(args) => account::run(args).await,
+            Command::Repo(args) => repo::run(args).await,
             Command::App(args) => {
                 let code = app::run(args).await?;
                 if code != 0 {

@@ -1,14 +1,15 @@
-//! `tiphys render -f APPLICATION.yaml` / `tiphys render --repo URL --revision REV --path PATH`:
-//! fetch, resolve and render, then print the desired manifests as a YAML stream.
+//! `tiphys render -f APPLICATION.yaml` / `tiphys render --repo URL --revision REV --path PATH`
+//! (or `--chart NAME` for a Helm chart repository): fetch, resolve and render every source as
+//! the controller does, then print the desired manifests as a YAML stream.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use tiphys_controller::manifests::render_tree;
+use tiphys_controller::manifests::{RepoServer, render_tree};
 use tiphys_model::Application;
 use tiphys_model::application::ApplicationSource;
 use tiphys_source::GitCache;
-use tiphys_source::credentials::{RepoSecret, SECRET_TYPE_LABEL, SecretKind, secret_for};
+use tiphys_source::credentials::{RepoSecret, SECRET_TYPE_LABEL, SecretKind};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["file", "repo"])))]
@@ -23,8 +24,12 @@ pub struct Args {
     #[arg(long, default_value = "HEAD", requires = "repo")]
     revision: String,
     /// The path inside the repository.
-    #[arg(long, default_value = ".", requires = "repo")]
+    #[arg(long, default_value = ".", requires = "repo", conflicts_with = "chart")]
     path: String,
+    /// A chart of the Helm chart repository (HTTP or `oci://`) given with --repo; --revision is
+    /// then a version or a range (`1.x`).
+    #[arg(long, requires = "repo")]
+    chart: Option<String>,
     /// Render from this checked-out tree instead of fetching the Application's repoURL.
     #[arg(long)]
     repo_root: Option<PathBuf>,
@@ -122,48 +127,67 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         }
         None => {
-            let source = ApplicationSource {
-                repo_url: args.repo.clone().unwrap_or_default(),
-                target_revision: args.revision.clone(),
-                path: args.path.clone(),
-                ..Default::default()
+            let source = match &args.chart {
+                Some(chart) => ApplicationSource {
+                    repo_url: args.repo.clone().unwrap_or_default(),
+                    target_revision: args.revision.clone(),
+                    chart: chart.clone(),
+                    ..Default::default()
+                },
+                None => ApplicationSource {
+                    repo_url: args.repo.clone().unwrap_or_default(),
+                    target_revision: args.revision.clone(),
+                    path: args.path.clone(),
+                    ..Default::default()
+                },
             };
             (vec![source], args.name.clone(), args.namespace.clone())
         }
     };
-    let cache = GitCache::new(cache_dir(args.cache_dir.clone()));
     let secrets = repository_secrets(&args)?;
-    let mut all = Vec::new();
-    for source in &sources {
-        if !source.chart.is_empty() {
-            bail!(
-                "{}: Helm chart repositories (spec.source.chart) are not supported yet",
-                source.repo_url
-            );
+    let all = match &args.repo_root {
+        // A checked-out tree stands in for the (one) source's repository.
+        Some(root) => {
+            let [source] = sources.as_slice() else {
+                bail!("--repo-root renders an application of one source");
+            };
+            let cache = GitCache::new(cache_dir(args.cache_dir.clone()));
+            render_tree(
+                root,
+                source,
+                &name,
+                &namespace,
+                &cache,
+                &secrets,
+                &Default::default(),
+                &Default::default(),
+            )
+            .with_context(|| format!("rendering {} path {:?}", source.repo_url, source.path))?
+            .manifests
         }
-        let root = match &args.repo_root {
-            Some(root) => root.clone(),
-            None => {
-                let access = secret_for(&source.repo_url, &secrets)
-                    .map(RepoSecret::access)
-                    .unwrap_or_default();
-                let commit = cache.resolve(&source.repo_url, source.revision(), &access)?;
-                tracing::info!(repo = %source.repo_url, revision = source.revision(), %commit, "resolved");
-                cache.tree(&source.repo_url, &commit)?
-            }
-        };
-        let rendered = render_tree(
-            &root,
-            source,
-            &name,
-            &namespace,
-            &cache,
-            &secrets,
-            &Default::default(),
-        )
-        .with_context(|| format!("rendering {} path {:?}", source.repo_url, source.path))?;
-        all.extend(rendered.manifests);
-    }
+        // What the controller does: resolve every source, then render them together (charts,
+        // `$ref` value files).
+        None => {
+            let repo = RepoServer::new(cache_dir(args.cache_dir.clone()));
+            let revisions = sources
+                .iter()
+                .map(|source| {
+                    let revision = repo.resolve(source, &secrets)?;
+                    tracing::info!(repo = %source.repo_url, target = source.revision(), %revision, "resolved");
+                    Ok(revision)
+                })
+                .collect::<Result<Vec<_>, tiphys_controller::manifests::ManifestError>>()?;
+            repo.generate(
+                &name,
+                &namespace,
+                &sources,
+                &revisions,
+                &secrets,
+                &Default::default(),
+            )?
+            .manifests
+        }
+    };
     tiphys_render::check_objects(&all)?;
     print!("{}", tiphys_render::to_yaml_stream(&all));
     Ok(())

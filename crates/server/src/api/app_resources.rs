@@ -143,7 +143,9 @@ pub(crate) async fn render(
 /// repository that does not answer is not.
 fn source_error(e: tiphys_source::SourceError) -> ApiError {
     match e {
-        tiphys_source::SourceError::RevisionNotFound { .. } => {
+        tiphys_source::SourceError::RevisionNotFound { .. }
+        | tiphys_source::SourceError::ChartNotFound { .. }
+        | tiphys_source::SourceError::ChartVersionNotFound { .. } => {
             ApiError::new(Code::NotFound, e.to_string())
         }
         other => ApiError::new(Code::Unavailable, other.to_string()),
@@ -152,10 +154,11 @@ fn source_error(e: tiphys_source::SourceError) -> ApiError {
 
 fn manifest_error(e: ManifestError) -> ApiError {
     match e {
-        ManifestError::Source { source, .. } => source_error(*source),
+        ManifestError::Source { source, .. } | ManifestError::Chart { source, .. } => {
+            source_error(*source)
+        }
         // The app's own sources do not render: nothing the server can do about it.
         ManifestError::Render { .. } => ApiError::new(Code::FailedPrecondition, e.to_string()),
-        ManifestError::Unsupported(message) => ApiError::invalid(message),
     }
 }
 
@@ -186,9 +189,7 @@ async fn revision_metadata(
         ));
     }
     let url = source.repo_url.clone();
-    let access = tiphys_source::credentials::secret_for(&url, &state.repo_secrets())
-        .map(|s| s.access())
-        .unwrap_or_default();
+    let access = tiphys_controller::manifests::access_for(&url, &state.repo_secrets());
     let repo = state.repo.clone();
     let found =
         tokio::task::spawn_blocking(move || repo.git.commit_metadata(&url, &revision, &access))

@@ -14,7 +14,7 @@ use kube::api::PostParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_source::Access;
-use tiphys_source::credentials::{RepoSecret, SECRET_TYPE_LABEL, SecretKind};
+use tiphys_source::credentials::{RepoSecret, SECRET_TYPE_LABEL, SecretKind, secret_name};
 
 use crate::api::{Body, enforce};
 use crate::auth::Caller;
@@ -56,6 +56,7 @@ fn shape(repo: &RepoSecret, secret: &Secret, state: Option<Value>) -> Value {
         "name": data.get("name").cloned().unwrap_or_default(),
         "project": repo.project,
         "insecure": repo.insecure,
+        "enableOCI": repo.enable_oci,
         "inheritedCreds": false,
     });
     if let Some(s) = state {
@@ -64,22 +65,20 @@ fn shape(repo: &RepoSecret, secret: &Secret, state: Option<Value>) -> Value {
     out
 }
 
-/// Ask the repository for its refs with `access` (on the blocking pool).
-async fn connect(
-    state: &State,
-    url: &str,
-    access: Access,
-) -> Result<Vec<tiphys_source::RemoteRef>, String> {
+/// Whether the repository answers with `access` (on the blocking pool); `kind` is its
+/// `type` (`git` or `helm`).
+async fn connect(state: &State, url: &str, kind: &str, access: Access) -> Result<(), String> {
     let repo = state.repo.clone();
-    let url = url.to_string();
+    let (url, kind) = (url.to_string(), kind.to_string());
     tokio::task::spawn_blocking(move || {
-        repo.git.ls_remote(&url, &access).map_err(|e| e.to_string())
+        repo.check_connection(&url, &kind, &access)
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())?
 }
 
-fn connection_state(result: &Result<Vec<tiphys_source::RemoteRef>, String>) -> Value {
+fn connection_state(result: &Result<(), String>) -> Value {
     let at = crate::auth::now_rfc3339();
     match result {
         Ok(_) => json!({"status": "Successful", "message": "", "attemptedAt": at}),
@@ -126,9 +125,9 @@ async fn list(
     // Connection states are checked in parallel; the list answers with all of them.
     let checks = visible.iter().map(|(r, _)| {
         let state = state.clone();
-        let url = r.url.clone();
+        let (url, kind) = (r.url.clone(), r.repo_type.clone());
         let access = r.access();
-        async move { connection_state(&connect(&state, &url, access).await) }
+        async move { connection_state(&connect(&state, &url, &kind, access).await) }
     });
     let states: Vec<Value> = if q.force_refresh || visible.len() <= 50 {
         futures::future::join_all(checks).await
@@ -160,7 +159,7 @@ async fn get_one(
 ) -> ApiResult<Json<Value>> {
     let (repo, secret) = find(&state, &url).ok_or_else(ApiError::denied)?;
     enforce(&state, &caller, "repositories", "get", &object(&repo))?;
-    let result = connect(&state, &repo.url, repo.access()).await;
+    let result = connect(&state, &repo.url, &repo.repo_type, repo.access()).await;
     Ok(Json(shape(&repo, &secret, Some(connection_state(&result)))))
 }
 
@@ -195,6 +194,12 @@ pub(crate) struct RepoRequest {
     #[serde(default, rename = "enableOCI")]
     enable_oci: bool,
     #[serde(default)]
+    force_http_basic_auth: bool,
+    #[serde(default)]
+    pass_credentials: bool,
+    #[serde(default, rename = "insecureOCIForceHttp")]
+    insecure_oci_force_http: bool,
+    #[serde(default)]
     proxy: String,
     #[serde(default)]
     connection_state: Option<Value>,
@@ -203,57 +208,42 @@ pub(crate) struct RepoRequest {
 }
 
 impl RepoRequest {
-    fn access(&self) -> Access {
-        let secret = RepoSecret {
+    /// The repository Secret this request describes, for `url`.
+    fn secret(&self, url: &str) -> RepoSecret {
+        RepoSecret {
+            url: url.to_string(),
             username: self.username.clone(),
             password: self.password.clone(),
             ssh_private_key: self.ssh_private_key.clone(),
             insecure: self.insecure,
             tls_client_cert_data: self.tls_client_cert_data.clone(),
             tls_client_cert_key: self.tls_client_cert_key.clone(),
+            project: self.project.clone(),
+            repo_type: self.kind.clone(),
+            enable_oci: self.enable_oci,
+            force_http_basic_auth: self.force_http_basic_auth,
+            pass_credentials: self.pass_credentials,
+            insecure_oci_force_http: self.insecure_oci_force_http,
             ..Default::default()
-        };
-        secret.access()
+        }
+    }
+
+    fn access(&self) -> Access {
+        self.secret("").access()
     }
 
     fn data(&self, url: &str) -> BTreeMap<String, String> {
-        let mut data = BTreeMap::new();
-        let mut put = |k: &str, v: &str| {
-            if !v.is_empty() {
-                data.insert(k.to_string(), v.to_string());
+        let mut data = self.secret(url).string_data();
+        for (key, value) in [("name", &self.name), ("proxy", &self.proxy)] {
+            if !value.is_empty() {
+                data.insert(key.to_string(), value.clone());
             }
-        };
-        put("url", url);
-        put("username", &self.username);
-        put("password", &self.password);
-        put("sshPrivateKey", &self.ssh_private_key);
-        put("tlsClientCertData", &self.tls_client_cert_data);
-        put("tlsClientCertKey", &self.tls_client_cert_key);
-        put("type", &self.kind);
-        put("name", &self.name);
-        put("project", &self.project);
-        put("proxy", &self.proxy);
-        if self.insecure {
-            put("insecure", "true");
         }
         if self.enable_lfs {
-            put("enableLfs", "true");
-        }
-        if self.enable_oci {
-            put("enableOCI", "true");
+            data.insert("enableLfs".into(), "true".into());
         }
         data
     }
-}
-
-/// A Secret name per URL and kind, stable (as Argo CD derives `repo-<hash>`).
-fn secret_name(prefix: &str, url: &str) -> String {
-    let mut h: u32 = 0x811c9dc5;
-    for b in tiphys_source::normalize(url).bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x01000193);
-    }
-    format!("{prefix}-{h}")
 }
 
 async fn write_secret(
@@ -321,7 +311,7 @@ async fn create(
         } else {
             req.access()
         };
-        if let Err(e) = connect(&state, &req.repo, access).await {
+        if let Err(e) = connect(&state, &req.repo, &req.kind, access).await {
             return Err(ApiError::invalid(format!(
                 "Unable to connect to repository: {e}"
             )));
@@ -435,9 +425,11 @@ async fn refs(
 ) -> ApiResult<Json<Value>> {
     let (repo, _) = find(&state, &url).ok_or_else(ApiError::denied)?;
     enforce(&state, &caller, "repositories", "get", &object(&repo))?;
-    let listed = connect(&state, &repo.url, repo.access())
+    let (repo_server, url, access) = (state.repo.clone(), repo.url.clone(), repo.access());
+    let listed = tokio::task::spawn_blocking(move || repo_server.git.ls_remote(&url, &access))
         .await
-        .map_err(|e| ApiError::new(Code::Unavailable, e))?;
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::new(Code::Unavailable, e.to_string()))?;
     let pick = |prefix: &str| -> Vec<String> {
         let mut out: Vec<String> = listed
             .iter()
@@ -464,7 +456,7 @@ async fn validate(
         ..Default::default()
     };
     enforce(&state, &caller, "repositories", "create", &object(&probe))?;
-    connect(&state, &url, req.access())
+    connect(&state, &url, &req.kind, req.access())
         .await
         .map_err(|e| ApiError::invalid(format!("Unable to connect to repository: {e}")))?;
     Ok(Json(json!({})))

@@ -93,3 +93,69 @@ pub async fn all_synced(apps: &Api<Application>, n: usize) -> bool {
         .count()
         == n
 }
+
+/// A fresh local cluster (workloads simulated) with Tiphys installed: the cluster, its
+/// kubeconfig (`dir/kubeconfig-<label>`) and a client.
+pub async fn installed_cluster(
+    dir: &Path,
+    label: &str,
+) -> (
+    tiphys_local_cluster::LocalCluster,
+    std::path::PathBuf,
+    kube::Client,
+) {
+    let cluster = tiphys_local_cluster::LocalCluster::start(tiphys_local_cluster::Config {
+        simulate: Some(std::time::Duration::from_millis(10)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let kc = dir.join(format!("kubeconfig-{label}"));
+    cluster.write_kubeconfig(&kc).unwrap();
+    let installed = Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["install", "--kubeconfig"])
+        .arg(&kc)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(installed.success());
+    let client = kubeconfig_client(&kc).await;
+    (cluster, kc, client)
+}
+
+/// `tiphys controller` against `kubeconfig`, refreshing every `resync` seconds, its cache in
+/// `cache` (cold when new), logging warnings only.
+pub fn spawn_controller(kubeconfig: &Path, cache: &Path, resync: u64) -> std::process::Child {
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args([
+            "controller",
+            "--app-resync",
+            &resync.to_string(),
+            "--listen",
+        ])
+        .arg(listen.to_string())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("TIPHYS_CACHE_DIR", cache)
+        .env("HELM", tiphys_testkit::tool("helm"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until the process has used no CPU for a second; its CPU time then.
+pub async fn settled_cpu(pid: u32) -> f64 {
+    let mut cpu = cpu_seconds(pid);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = cpu_seconds(pid);
+        if now - cpu < 0.02 {
+            return now;
+        }
+        cpu = now;
+    }
+}

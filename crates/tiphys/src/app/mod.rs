@@ -632,6 +632,7 @@ async fn render_local(
             &cache,
             &Vec::new(),
             &Default::default(),
+            &Default::default(),
         )
         .with_context(|| format!("rendering {}", dir.display()))?;
         tiphys_render::check_objects(&rendered.manifests)?;

@@ -1,0 +1,286 @@
+//! Helm chart repositories against real ones: charts packaged and indexed by the real `helm`,
+//! served over HTTP (Basic auth, ETags) and HTTPS with a client certificate, and pushed to the
+//! CNCF distribution registry over OCI.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tiphys_source::charts::{ChartCache, ChartRef};
+use tiphys_source::{Access, SourceError};
+use tiphys_testkit::{ChartRepo, Registry, ServerTls};
+
+#[path = "support/tls.rs"]
+mod tls;
+
+/// A chart named `name` at `version` whose one ConfigMap says which version it is.
+fn chart(root: &Path, name: &str, version: &str) -> PathBuf {
+    let dir = root
+        .join("src")
+        .join(format!("{name}-{version}"))
+        .join(name);
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "greeting: hello\n").unwrap();
+    std::fs::write(
+        dir.join("templates/cm.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}\ndata:\n  version: \"{version}\"\n  greeting: {{{{ .Values.greeting | quote }}}}\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn version_in(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("Chart.yaml")).unwrap()
+}
+
+#[test]
+fn http_repository_versions_credentials_caching_and_digests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = ChartRepo::start(&tmp.path().join("repo"), Some(("alice", "s3cret")), None);
+    repo.publish(&chart(tmp.path(), "web", "1.0.0"));
+    repo.publish(&chart(tmp.path(), "web", "1.1.0"));
+    let cache = ChartCache::new(tmp.path().join("cache"));
+    let good = Access::basic("alice", "s3cret");
+    let web = ChartRef {
+        repo_url: &repo.url,
+        chart: "web",
+        access: &good,
+    };
+
+    assert_eq!(cache.resolve(web, "1.x").unwrap(), "1.1.0");
+    assert_eq!(cache.resolve(web, "1.0.0").unwrap(), "1.0.0");
+    assert_eq!(cache.resolve(web, ">=1.0.0 <1.1.0").unwrap(), "1.0.0");
+    assert_eq!(
+        repo.requests("/index.yaml"),
+        (1, 0),
+        "one index fetch serves them all"
+    );
+
+    let dir = cache.chart(web, "1.0.0").unwrap();
+    assert!(
+        version_in(&dir).contains("version: 1.0.0"),
+        "{}",
+        dir.display()
+    );
+    assert_eq!(cache.chart(web, "1.0.0").unwrap(), dir, "downloaded once");
+    assert_eq!(cache.downloads(), 1);
+
+    // A new version is seen once the listing is asked for again: conditionally.
+    repo.publish(&chart(tmp.path(), "web", "1.2.0"));
+    assert_eq!(
+        cache.resolve(web, "1.x").unwrap(),
+        "1.1.0",
+        "within the max age"
+    );
+    cache.forget_listings();
+    assert_eq!(cache.resolve(web, "1.x").unwrap(), "1.2.0");
+    cache.forget_listings();
+    assert_eq!(cache.resolve(web, "1.x").unwrap(), "1.2.0");
+    assert_eq!(repo.requests("/index.yaml"), (2, 1), "unchanged index: 304");
+
+    // What goes wrong names the chart and the cause.
+    let err = cache
+        .resolve(
+            ChartRef {
+                chart: "nope",
+                ..web
+            },
+            "1.x",
+        )
+        .unwrap_err();
+    assert!(matches!(err, SourceError::ChartNotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("\"nope\""), "{err}");
+    let err = cache.resolve(web, "^2").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no version matching \"^2\" (it has: 1.2.0, 1.1.0, 1.0.0)"),
+        "{err}"
+    );
+    let bad = Access::basic("alice", "wrong");
+    let fresh = ChartCache::new(tmp.path().join("cache-2"));
+    let err = fresh
+        .resolve(
+            ChartRef {
+                access: &bad,
+                ..web
+            },
+            "1.x",
+        )
+        .unwrap_err();
+    assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
+    let err = fresh
+        .resolve(
+            ChartRef {
+                repo_url: "http://127.0.0.1:9",
+                ..web
+            },
+            "1.x",
+        )
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
+
+    // An archive that is not the one the index describes is refused, and nothing is kept.
+    let archive = repo.dir.join("web-1.1.0.tgz");
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    tiphys_testkit::helm(
+        &["package", "--destination"],
+        &[
+            &other,
+            &chart(tmp.path(), "web", "1.1.0")
+                .parent()
+                .unwrap()
+                .join("web"),
+        ],
+    );
+    let mut bytes = std::fs::read(other.join("web-1.1.0.tgz")).unwrap();
+    bytes.extend_from_slice(b"\0");
+    std::fs::write(&archive, bytes).unwrap();
+    let err = fresh.chart(web, "1.1.0").unwrap_err();
+    assert!(matches!(err, SourceError::DigestMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("web-1.1.0.tgz"), "{err}");
+    assert!(fresh.chart(web, "1.1.0").is_err(), "still refused");
+}
+
+#[test]
+fn concurrent_resolutions_share_one_index_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = ChartRepo::start(&tmp.path().join("repo"), None, None);
+    repo.publish(&chart(tmp.path(), "web", "2.0.0"));
+    let cache = Arc::new(ChartCache::new(tmp.path().join("cache")));
+    let url = Arc::new(repo.url.clone());
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (cache, url) = (cache.clone(), url.clone());
+            std::thread::spawn(move || {
+                let access = Access::default();
+                let at = ChartRef {
+                    repo_url: &url,
+                    chart: "web",
+                    access: &access,
+                };
+                let version = cache.resolve(at, "*").unwrap();
+                version_in(&cache.chart(at, &version).unwrap())
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().unwrap().contains("2.0.0"));
+    }
+    assert_eq!(repo.requests("/index.yaml"), (1, 0));
+    assert_eq!(repo.requests("/web-2.0.0.tgz"), (1, 0));
+}
+
+#[test]
+fn https_repository_with_a_client_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tls::pki(tmp.path());
+    let repo = ChartRepo::start(
+        &tmp.path().join("repo"),
+        None,
+        Some(ServerTls {
+            cert: &pki.server_cert,
+            key: &pki.server_key,
+            client_ca: &pki.ca,
+        }),
+    );
+    repo.publish(&chart(tmp.path(), "web", "1.0.0"));
+    let cache = ChartCache::new(tmp.path().join("cache"));
+    let untrusted = Access::default();
+    let at = |access| ChartRef {
+        repo_url: &repo.url,
+        chart: "web",
+        access,
+    };
+    let err = cache.resolve(at(&untrusted), "1.0.0").unwrap_err();
+    assert!(matches!(err, SourceError::Tls { .. }), "{err:?}");
+    let no_client_cert = Access {
+        insecure: true,
+        ..Default::default()
+    };
+    assert!(cache.resolve(at(&no_client_cert), "1.0.0").is_err());
+    let with_cert = Access {
+        insecure: true,
+        tls_client_cert: Some(pki.client.clone()),
+        ..Default::default()
+    };
+    assert_eq!(cache.resolve(at(&with_cert), "1.0.0").unwrap(), "1.0.0");
+    let dir = cache.chart(at(&with_cert), "1.0.0").unwrap();
+    assert!(version_in(&dir).contains("1.0.0"));
+}
+
+#[test]
+fn oci_registry_tags_are_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start(tmp.path());
+    registry.push(&chart(tmp.path(), "web", "0.1.0"), "charts");
+    registry.push(&chart(tmp.path(), "web", "0.2.0+build.7"), "charts");
+    let cache = ChartCache::new(tmp.path().join("cache"));
+    let access = Access {
+        plain_http: true,
+        ..Default::default()
+    };
+    let url = format!("oci://{}/charts", registry.host);
+    let web = ChartRef {
+        repo_url: &url,
+        chart: "web",
+        access: &access,
+    };
+    assert_eq!(cache.resolve(web, "0.x").unwrap(), "0.2.0+build.7");
+    assert_eq!(cache.resolve(web, "0.1.0").unwrap(), "0.1.0");
+    let dir = cache.chart(web, "0.2.0+build.7").unwrap();
+    assert!(version_in(&dir).contains("0.2.0+build.7"));
+    assert!(version_in(&cache.chart(web, "0.1.0").unwrap()).contains("0.1.0"));
+    // Without the oci:// prefix the repository Secret's enableOCI says it.
+    let flagged = Access {
+        oci: true,
+        ..access.clone()
+    };
+    let bare_url = format!("{}/charts", registry.host);
+    assert_eq!(
+        cache
+            .resolve(
+                ChartRef {
+                    repo_url: &bare_url,
+                    chart: "web",
+                    access: &flagged,
+                },
+                "~0.1"
+            )
+            .unwrap(),
+        "0.1.0"
+    );
+
+    let err = cache
+        .resolve(
+            ChartRef {
+                chart: "nope",
+                ..web
+            },
+            "0.x",
+        )
+        .unwrap_err();
+    assert!(matches!(err, SourceError::ChartNotFound { .. }), "{err:?}");
+    let err = cache.chart(web, "9.9.9").unwrap_err();
+    assert!(
+        matches!(err, SourceError::ChartVersionNotFound { .. }),
+        "{err:?}"
+    );
+    let unreachable = "oci://127.0.0.1:9/charts".to_string();
+    let err = cache
+        .resolve(
+            ChartRef {
+                repo_url: &unreachable,
+                ..web
+            },
+            "0.x",
+        )
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
+}

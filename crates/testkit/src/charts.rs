@@ -1,0 +1,190 @@
+//! A Helm chart repository and an OCI registry to test chart sources against, built with the
+//! real `helm` and Debian's `docker-registry`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tool;
+
+/// A Helm chart repository for tests: charts packaged with the real `helm` into a directory
+/// indexed by `helm repo index`, served over HTTP (optionally behind Basic auth, or over
+/// HTTPS requiring a client certificate) by `support/chart_repo_server.py`.
+pub struct ChartRepo {
+    pub dir: PathBuf,
+    pub url: String,
+    log: PathBuf,
+    child: std::process::Child,
+}
+
+/// Server certificate, key, and the CA client certificates must chain to (PEM files).
+pub struct ServerTls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub client_ca: &'a Path,
+}
+
+impl ChartRepo {
+    /// Serve `dir` (created when missing); `basic` is the user and password it requires.
+    pub fn start(dir: &Path, basic: Option<(&str, &str)>, tls: Option<ServerTls<'_>>) -> ChartRepo {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let state = tempfile_dir(dir, "server");
+        let port_file = state.join("port");
+        let log = state.join("requests.log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/chart_repo_server.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script).arg(dir).arg(&port_file).arg(&log);
+        let (user, password) = basic.unwrap_or(("-", "-"));
+        cmd.args([user, password]);
+        if let Some(t) = &tls {
+            cmd.arg(t.cert).arg(t.key).arg(t.client_ca);
+        }
+        let child = cmd
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the chart repository: {e}"));
+        let port = wait_for_file(&port_file, "the chart repository");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        ChartRepo {
+            dir: dir.to_path_buf(),
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            log,
+            child,
+        }
+    }
+
+    /// Package the chart in `chart_dir` into the repository and index it again.
+    pub fn publish(&self, chart_dir: &Path) {
+        helm(&["package", "--destination"], &[&self.dir, chart_dir]);
+        helm(&["repo", "index"], &[&self.dir]);
+    }
+
+    /// How many requests for `path` (`/index.yaml`) got each status so far: (200s, 304s).
+    pub fn requests(&self, path: &str) -> (usize, usize) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let count = |status: &str| {
+            log.lines()
+                .filter(|l| l.split_once(' ') == Some((status, path)))
+                .count()
+        };
+        (count("200"), count("304"))
+    }
+}
+
+impl Drop for ChartRepo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CNCF distribution registry (Debian's `docker-registry`, installed when missing) on a
+/// free port of 127.0.0.1, plain HTTP, storing under a directory of its own.
+pub struct Registry {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    child: std::process::Child,
+}
+
+impl Registry {
+    pub fn start(dir: &Path) -> Registry {
+        let program = tool("docker-registry");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let state = tempfile_dir(dir, "registry");
+        let config = state.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                state.join("data").display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        let child = Command::new(program)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting docker-registry: {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Registry {
+            host: format!("127.0.0.1:{port}"),
+            child,
+        }
+    }
+
+    /// Package `chart_dir` and `helm push` it to `oci://HOST/<path>`.
+    pub fn push(&self, chart_dir: &Path, path: &str) {
+        let out = tempfile_dir(chart_dir.parent().unwrap_or(chart_dir), "packaged");
+        helm(&["package", "--destination"], &[&out, chart_dir]);
+        for archive in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+            let target = format!("oci://{}/{path}", self.host);
+            helm(
+                &["push", "--plain-http"],
+                &[&archive.path(), Path::new(&target)],
+            );
+            let _ = std::fs::remove_file(archive.path());
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run the real `helm` with `args` then `paths`, with its configuration and caches kept out
+/// of the user's home; panics with its output when it fails.
+pub fn helm(args: &[&str], paths: &[&Path]) -> String {
+    let home = std::env::temp_dir().join(format!("tiphys-helm-home-{}", std::process::id()));
+    let out = Command::new(tool("helm"))
+        .args(args)
+        .args(paths)
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap_or_else(|e| panic!("running helm: {e}"));
+    assert!(
+        out.status.success(),
+        "helm {args:?} {paths:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A fresh directory `<parent>/.<what>-<n>`.
+fn tempfile_dir(parent: &Path, what: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = parent.join(format!(".{what}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// Wait (bounded) for a server to write its port into `file`.
+fn wait_for_file(file: &Path, what: &str) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(port) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return port;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

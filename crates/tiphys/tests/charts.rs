@@ -1,0 +1,301 @@
+//! Helm charts from chart repositories, end to end against the local cluster and a `tiphys
+//! controller` process: charts packaged by the real `helm`, served from an HTTP repository
+//! behind Basic auth and pushed to the CNCF distribution registry, each with values from a
+//! `ref` git source — several apps at once; a new version picked up by a semver range; a
+//! missing chart or version failing the comparison without pruning; `tiphys render` against
+//! `helm template`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::cluster::*;
+use common::write;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use tiphys_testkit::{ChartRepo, Registry};
+
+/// A chart whose ConfigMap carries its version and the `greeting` value.
+fn chart(root: &Path, version: &str) -> PathBuf {
+    let dir = root.join(format!("chart-src-{version}")).join("web");
+    write(
+        &dir,
+        "Chart.yaml",
+        &format!("apiVersion: v2\nname: web\nversion: {version}\n"),
+    );
+    write(&dir, "values.yaml", "greeting: from-chart\n");
+    write(
+        &dir,
+        "templates/cm.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  labels:\n    release: {{{{ .Release.Name }}}}\ndata:\n  version: \"{version}\"\n  greeting: {{{{ .Values.greeting | quote }}}}\n"
+        ),
+    );
+    dir
+}
+
+/// A multi-source app: the chart, with value files from the git repository's `ref` source.
+fn chart_app(name: &str, repo_url: &str, revision: &str, values_repo: &Path) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+spec:
+  project: default
+  sources:
+  - repoURL: {repo_url}
+    chart: web
+    targetRevision: \"{revision}\"
+    helm:
+      valueFiles:
+      - $values/envs/prod/values.yaml
+  - repoURL: file://{}
+    targetRevision: HEAD
+    ref: values
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: {name}
+  syncPolicy:
+{AUTOMATED}",
+        values_repo.display()
+    )
+}
+
+async fn config(env: &Env, namespace: &str) -> Option<(String, String)> {
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), namespace);
+    let data = cms.get("web").await.ok()?.data?;
+    Some((data.get("version")?.clone(), data.get("greeting")?.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn charts_from_http_and_oci_with_values_from_git() {
+    let env = Env::start().await;
+    let root = env.dir.path();
+    let charts = ChartRepo::start(&root.join("charts"), Some(("alice", "s3cret")), None);
+    charts.publish(&chart(root, "1.0.0"));
+    let registry = Registry::start(root);
+    registry.push(&chart(root, "1.0.0"), "charts");
+    let values = new_repo(root, &[("envs/prod/values.yaml", "greeting: from-git\n")]);
+    let oci_url = format!("oci://{}/charts", registry.host);
+    // The repositories, added as a user would: a wrong password is refused by the check.
+    let (ok, text) = env.tiphys_text(&[
+        "repo",
+        "add",
+        &charts.url,
+        "--type",
+        "helm",
+        "--name",
+        "team-charts",
+        "--username",
+        "alice",
+        "--password",
+        "wrong",
+    ]);
+    assert!(!ok && text.contains("authentication failed"), "{text}");
+    let (ok, text) = env.tiphys_text(&[
+        "repo",
+        "add",
+        &charts.url,
+        "--type",
+        "helm",
+        "--name",
+        "team-charts",
+        "--username",
+        "alice",
+        "--password",
+        "s3cret",
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = env.tiphys_text(&[
+        "repo",
+        "add",
+        &oci_url,
+        "--type",
+        "helm",
+        "--enable-oci",
+        "--insecure-oci-force-http",
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = env.tiphys_text(&["repo", "list"]);
+    assert!(ok, "{text}");
+    assert_eq!(text.matches("Successful").count(), 2, "{text}");
+    assert!(text.contains("team-charts"), "{text}");
+    let (index_fetches_before, _) = charts.requests("/index.yaml");
+
+    let http_apps: Vec<String> = (0..4).map(|i| format!("chart-http-{i}")).collect();
+    let oci_apps: Vec<String> = (0..2).map(|i| format!("chart-oci-{i}")).collect();
+    for name in &http_apps {
+        env.apply(&chart_app(name, &charts.url, "1.x", &values));
+    }
+    for name in &oci_apps {
+        env.apply(&chart_app(name, &oci_url, "~1.0", &values));
+    }
+    let all: Vec<String> = http_apps.iter().chain(&oci_apps).cloned().collect();
+    env.wait_all(
+        &all,
+        "synced and healthy",
+        std::time::Duration::from_secs(120),
+        synced_and_healthy,
+    )
+    .await;
+    for name in &all {
+        assert_eq!(
+            config(&env, name).await,
+            Some(("1.0.0".into(), "from-git".into())),
+            "{name}: the chart's version with the values from git"
+        );
+        let app = env.apps().get(name).await.unwrap();
+        let sync = status(&app).sync;
+        assert_eq!(sync.revisions.len(), 2, "{name}: {sync:?}");
+        assert_eq!(sync.revisions[0], "1.0.0");
+        assert_eq!(sync.revisions[1].len(), 40, "the values source's commit");
+        assert_eq!(
+            status(&app).source_types,
+            vec!["Helm".to_string(), String::new()]
+        );
+    }
+    let (index_fetches, _) = charts.requests("/index.yaml");
+    assert_eq!(
+        index_fetches - index_fetches_before,
+        1,
+        "four apps, one index fetch"
+    );
+    assert_eq!(charts.requests("/web-1.0.0.tgz"), (1, 0), "one download");
+
+    // A new version in the index, and a values change in git: a hard refresh picks up both.
+    charts.publish(&chart(root, "1.1.0"));
+    write(
+        &values,
+        "envs/prod/values.yaml",
+        "greeting: changed-in-git\n",
+    );
+    commit(&values, "new greeting");
+    for name in &http_apps {
+        let out = env.kubectl(
+            &[
+                "annotate",
+                "application",
+                "-n",
+                "argocd",
+                name,
+                "argocd.argoproj.io/refresh=hard",
+                "--overwrite",
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for name in &http_apps {
+        env.eventually("the new chart version deployed", async || {
+            (config(&env, name).await? == ("1.1.0".into(), "changed-in-git".into())).then_some(())
+        })
+        .await;
+    }
+
+    // A version that does not exist: a ComparisonError naming the chart; nothing is pruned.
+    let broken = &http_apps[0];
+    env.apply(&chart_app(broken, &charts.url, "^7", &values));
+    let app = env
+        .wait_app(broken, "a comparison error", |a| {
+            condition(a, "ComparisonError").is_some_and(|m| m.contains("\"web\""))
+        })
+        .await;
+    let message = condition(&app, "ComparisonError")
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("no version matching \"^7\""), "{message}");
+    let missing = &oci_apps[0];
+    env.apply(
+        &chart_app(missing, &oci_url, "9.9.9", &values).replace("chart: web", "chart: absent"),
+    );
+    let app = env
+        .wait_app(missing, "a comparison error", |a| {
+            condition(a, "ComparisonError").is_some_and(|m| m.contains("absent"))
+        })
+        .await;
+    assert!(condition(&app, "ComparisonError").is_some());
+    assert!(config(&env, broken).await.is_some(), "nothing pruned");
+    assert!(config(&env, missing).await.is_some(), "nothing pruned");
+
+    let (ok, text) = env.tiphys_text(&["repo", "rm", &oci_url]);
+    assert!(ok, "{text}");
+    let (_, text) = env.tiphys_text(&["repo", "list"]);
+    assert!(
+        !text.contains(&registry.host) && text.contains("team-charts"),
+        "{text}"
+    );
+}
+
+#[test]
+fn render_of_a_chart_source_is_what_helm_template_makes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let charts = ChartRepo::start(&tmp.path().join("charts"), None, None);
+    let dir = chart(tmp.path(), "2.0.0");
+    charts.publish(&dir);
+    let app = format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: rendered
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: {}
+    chart: web
+    targetRevision: 2.0.0
+    helm:
+      releaseName: edge
+      parameters:
+      - name: greeting
+        value: set-here
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: web-ns
+",
+        charts.url
+    );
+    let file = tmp.path().join("app.yaml");
+    std::fs::write(&file, app).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tiphys"))
+        .args(["render", "-f"])
+        .arg(&file)
+        .env("TIPHYS_CACHE_DIR", tmp.path().join("cache"))
+        .env("HELM", tiphys_testkit::tool("helm"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = String::from_utf8_lossy(&out.stdout).into_owned();
+    let helm = tiphys_testkit::helm(
+        &[
+            "template",
+            "edge",
+            "--namespace",
+            "web-ns",
+            "--set",
+            "greeting=set-here",
+            "--include-crds",
+        ],
+        &[&dir],
+    );
+    let objects = |text: &str| {
+        tiphys_render::yaml::parse_documents(text)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.value)
+            .filter(|v| !v.is_null())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(objects(&ours), objects(&helm));
+    assert!(ours.contains("greeting: set-here"), "{ours}");
+}
