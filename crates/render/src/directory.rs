@@ -1,20 +1,26 @@
-//! Directory sources: every YAML and JSON file under the path (recursively with `recurse`),
-//! filtered by `include`/`exclude` globs; other files are not manifests and are skipped.
+//! Directory sources: every YAML, JSON and Jsonnet file under the path (recursively with
+//! `recurse`), filtered by `include`/`exclude` globs; other files (`.libsonnet` libraries too)
+//! are not manifests and are skipped.
 
 use std::path::Path;
 
 use tiphys_model::application::ApplicationSourceDirectory;
 
+use crate::jsonnet::BuildEnv;
 use crate::{Manifest, RenderError, glob, relative};
 
 fn is_manifest(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")
+    name.ends_with(".yaml")
+        || name.ends_with(".yml")
+        || name.ends_with(".json")
+        || name.ends_with(".jsonnet")
 }
 
 pub fn render(
     root: &Path,
     dir: &Path,
     options: Option<&ApplicationSourceDirectory>,
+    env: &BuildEnv<'_>,
 ) -> Result<Vec<Manifest>, RenderError> {
     let recurse = options.is_some_and(|o| o.recurse);
     let include = options
@@ -31,6 +37,11 @@ pub fn render(
         if include.is_some_and(|p| !glob::matches(p, &rel_to_app))
             || exclude.is_some_and(|p| glob::matches(p, &rel_to_app))
         {
+            continue;
+        }
+        if rel_to_app.ends_with(".jsonnet") {
+            let jsonnet = options.and_then(|o| o.jsonnet.as_ref());
+            manifests.extend(crate::jsonnet::render(root, dir, &file, jsonnet, env)?);
             continue;
         }
         let rel = relative(root, &file);
@@ -79,11 +90,6 @@ fn collect(
             if recurse {
                 collect(root, &path, recurse, out)?;
             }
-        } else if name.ends_with(".jsonnet") || name.ends_with(".libsonnet") {
-            return Err(RenderError::Unsupported(format!(
-                "{}: Jsonnet is not supported",
-                relative(root, &path)
-            )));
         } else if is_manifest(&name) {
             out.push(path);
         }

@@ -16,6 +16,7 @@ pub mod cache;
 mod directory;
 pub mod glob;
 mod helm;
+mod jsonnet;
 mod kustomize;
 mod objects;
 
@@ -225,7 +226,16 @@ pub fn render(req: &Request<'_>) -> Result<Rendered, RenderError> {
         })?;
     let source_type = detect(&dir, req.source);
     let manifests = match source_type {
-        SourceType::Directory => directory::render(&root, &dir, req.source.directory.as_ref())?,
+        SourceType::Directory => {
+            let env = jsonnet::BuildEnv {
+                app_name: req.app_name,
+                namespace: req.namespace,
+                repo_url: &req.source.repo_url,
+                path,
+                target_revision: &req.source.target_revision,
+            };
+            directory::render(&root, &dir, req.source.directory.as_ref(), &env)?
+        }
         SourceType::Kustomize => {
             kustomize::render(&root, &dir, req.source.kustomize.as_ref(), req)?
         }

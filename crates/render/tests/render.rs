@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use tiphys_model::application::{
-    ApplicationSource, ApplicationSourceDirectory, ApplicationSourceHelm, HelmParameter,
+    ApplicationSource, ApplicationSourceDirectory, ApplicationSourceHelm, ApplicationSourceJsonnet,
+    HelmParameter, JsonnetVar,
 };
 use tiphys_render::{RenderError, Request, SourceType, render};
 
@@ -541,4 +542,199 @@ fn helm_dependencies_are_built_and_capabilities_come_from_the_cluster() {
     );
     let r = render_with(None).unwrap();
     assert_eq!(r.manifests[0].object["data"]["rollouts"], "false");
+}
+
+/// Jsonnet files in the shapes of Argo CD's jsonnet-guestbook (a file importing its
+/// parameters) and jsonnet-guestbook-tla (a function of top-level arguments), with a library
+/// directory, external variables and a plain YAML file beside them; the source to render them.
+fn jsonnet_fixture(root: &Path) -> ApplicationSource {
+    // The shape of Argo CD's jsonnet-guestbook: a file importing its parameters.
+    write(
+        root,
+        "app/params.libsonnet",
+        "{ name: 'ui', port: 80, replicas: 2 }\n",
+    );
+    write(
+        root,
+        "app/main.jsonnet",
+        r#"local params = import 'params.libsonnet';
+local labels = import 'labels.libsonnet';
+[
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: params.name, labels: labels },
+    spec: { ports: [{ port: params.port }], selector: { app: params.name } } },
+  { apiVersion: 'apps/v1', kind: 'Deployment',
+    metadata: { name: params.name, annotations: { env: std.extVar('env'), team: std.extVar('team') } },
+    spec: { replicas: params.replicas * std.extVar('scale') } },
+]
+"#,
+    );
+    // A library directory named in `libs`, relative to the repository.
+    write(root, "vendor/labels.libsonnet", "{ tier: 'web' }\n");
+    // The shape of jsonnet-guestbook-tla: a function of top-level arguments.
+    write(
+        root,
+        "app/tla.jsonnet",
+        "function(name, replicas=1, enabled) { apiVersion: 'v1', kind: 'ConfigMapList', items: [\n  { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: name + '-' + i }, data: { enabled: std.toString(enabled) } }\n  for i in std.range(1, replicas)\n] }\n",
+    );
+    write(root, "app/plain.yaml", &cm("plain"));
+    let mut s = source("app");
+    s.directory = Some(ApplicationSourceDirectory {
+        jsonnet: Some(ApplicationSourceJsonnet {
+            ext_vars: vec![
+                JsonnetVar {
+                    name: "env".into(),
+                    value: "prod-$ARGOCD_APP_NAME".into(),
+                    code: false,
+                },
+                JsonnetVar {
+                    name: "scale".into(),
+                    value: "3".into(),
+                    code: true,
+                },
+                JsonnetVar {
+                    name: "team".into(),
+                    value: "${ARGOCD_APP_NAMESPACE}".into(),
+                    code: false,
+                },
+            ],
+            tlas: vec![
+                JsonnetVar {
+                    name: "name".into(),
+                    value: "cfg".into(),
+                    code: false,
+                },
+                JsonnetVar {
+                    name: "replicas".into(),
+                    value: "2".into(),
+                    code: true,
+                },
+                JsonnetVar {
+                    name: "enabled".into(),
+                    value: "true".into(),
+                    code: true,
+                },
+            ],
+            libs: vec!["vendor".into()],
+        }),
+        ..Default::default()
+    });
+    s
+}
+
+#[test]
+fn jsonnet_files_with_imports_libraries_ext_vars_and_tlas() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    let s = jsonnet_fixture(root);
+    let r = run(root, &s).unwrap();
+    let kinds: Vec<String> = r
+        .manifests
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m.object["kind"].as_str().unwrap(),
+                m.object["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Service/ui",
+            "Deployment/ui",
+            "ConfigMap/plain",
+            "ConfigMap/cfg-1",
+            "ConfigMap/cfg-2"
+        ]
+    );
+    let deployment = &r.manifests[1].object;
+    assert_eq!(deployment["spec"]["replicas"], 6);
+    assert_eq!(deployment["metadata"]["annotations"]["env"], "prod-demo");
+    assert_eq!(deployment["metadata"]["annotations"]["team"], "apps");
+    assert_eq!(r.manifests[0].object["metadata"]["labels"]["tier"], "web");
+    assert_eq!(r.manifests[3].object["data"]["enabled"], "true");
+    assert_eq!(r.manifests[0].origin.file, "app/main.jsonnet");
+
+    // Errors name the file; an import may not leave the repository.
+    write(root, "bad/broken.jsonnet", "{ a: }\n");
+    let err = run(root, &source("bad")).unwrap_err().to_string();
+    assert!(err.contains("bad/broken.jsonnet"), "{err}");
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.libsonnet", "{ leaked: true }\n");
+    write(
+        root,
+        "escape/x.jsonnet",
+        &format!(
+            "(import '{}') + {{ apiVersion: 'v1', kind: 'ConfigMap', metadata: {{ name: 'x' }} }}\n",
+            outside.path().join("secret.libsonnet").display()
+        ),
+    );
+    let err = run(root, &source("escape")).unwrap_err().to_string();
+    assert!(err.contains("leaves the repository"), "{err}");
+    write(root, "escape/x.jsonnet", "(import '../../etc/passwd')\n");
+    assert!(run(root, &source("escape")).is_err());
+}
+
+/// What the reference implementation (the official jsonnet, from PyPI) makes of the same
+/// files, with the same variables, libraries and arguments.
+#[test]
+fn jsonnet_agrees_with_the_reference_implementation() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path().canonicalize().unwrap();
+    let s = jsonnet_fixture(&root);
+    let ours = run(&root, &s).unwrap();
+    let options = s.directory.unwrap().jsonnet.unwrap();
+    // What Argo CD substitutes, for the app `demo` in `apps`.
+    let substitute = |v: &str| {
+        v.replace("$ARGOCD_APP_NAME", "demo")
+            .replace("${ARGOCD_APP_NAMESPACE}", "apps")
+    };
+    let split = |vars: &[JsonnetVar], code: bool| -> serde_json::Value {
+        vars.iter()
+            .filter(|v| v.code == code)
+            .map(|v| (v.name.clone(), serde_json::json!(substitute(&v.value))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let python = tiphys_testkit::pip_package("jsonnet==0.22.0", "python");
+    let mut reference = Vec::new();
+    for file in ["main.jsonnet", "tla.jsonnet"] {
+        let out = std::process::Command::new(&python)
+            .arg("-c")
+            .arg("import _jsonnet, json, sys; a = json.loads(sys.argv[2]); print(_jsonnet.evaluate_file(sys.argv[1], jpathdir=a['jpath'], ext_vars=a['ext_vars'], ext_codes=a['ext_codes'], tla_vars=a['tla_vars'], tla_codes=a['tla_codes']))")
+            .arg(root.join("app").join(file))
+            .arg(
+                serde_json::json!({
+                    "jpath": [root.join("app"), root.join("vendor")],
+                    "ext_vars": split(&options.ext_vars, false),
+                    "ext_codes": split(&options.ext_vars, true),
+                    "tla_vars": split(&options.tlas, false),
+                    "tla_codes": split(&options.tlas, true),
+                })
+                .to_string(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        match value {
+            serde_json::Value::Array(items) => reference.extend(items),
+            list if list["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
+                reference.extend(list["items"].as_array().cloned().unwrap_or_default())
+            }
+            other => reference.push(other),
+        }
+    }
+    let ours: Vec<serde_json::Value> = ours
+        .manifests
+        .iter()
+        .filter(|m| m.origin.file.ends_with(".jsonnet"))
+        .map(|m| m.object.clone())
+        .collect();
+    assert_eq!(ours, reference);
 }

@@ -255,3 +255,47 @@ fn kustomize_needs_no_tools_and_missing_helm_is_named() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Argo CD's jsonnet-guestbook-tla shape through `tiphys render -f`: a Jsonnet function of
+/// top-level arguments in a git repository, arguments from the Application.
+#[test]
+fn jsonnet_with_top_level_arguments_from_the_application() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    write(
+        &repo,
+        "guestbook/guestbook.jsonnet",
+        "function(name, port=80, replicas=1) [\n  { apiVersion: 'v1', kind: 'Service', metadata: { name: name }, spec: { ports: [{ port: port }] } },\n  { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: name }, spec: { replicas: replicas } },\n]\n",
+    );
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "jsonnet"]);
+    let app = tmp.path().join("app.yaml");
+    std::fs::write(
+        &app,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: jsonnet-guestbook-tla\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: file://{}\n    targetRevision: HEAD\n    path: guestbook\n    directory:\n      jsonnet:\n        tlas:\n        - name: name\n          value: $ARGOCD_APP_NAME\n        - name: replicas\n          value: \"3\"\n          code: true\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: default\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let out = tiphys(
+        &["render", "-f", app.to_str().unwrap()],
+        &tmp.path().join("cache"),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("kind: Service") && text.contains("kind: Deployment"),
+        "{text}"
+    );
+    assert!(text.contains("name: jsonnet-guestbook-tla"), "{text}");
+    assert!(
+        text.contains("replicas: 3") && text.contains("port: 80"),
+        "{text}"
+    );
+}
