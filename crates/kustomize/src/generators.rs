@@ -35,10 +35,10 @@ fn invalid(k: &Kustomization, field: &str, message: impl Into<String>) -> Kustom
     }
 }
 
-/// `KEY=VALUE`, with surrounding quotes removed from the value as kustomize does.
+/// `KEY=VALUE`, with surrounding quotes removed from the value as kustomize does; the value
+/// is not trimmed (a literal ending in a newline keeps it).
 fn split_literal(s: &str) -> Option<(String, String)> {
     let (k, v) = s.split_once('=')?;
-    let v = v.trim();
     let unquoted = if v.len() >= 2
         && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
     {
@@ -306,10 +306,17 @@ pub fn content_hash(object: &Value) -> String {
     let mut m: BTreeMap<&str, Value> = BTreeMap::new();
     m.insert("kind", object["kind"].clone());
     m.insert("name", json!(""));
-    m.insert(
-        "data",
-        sorted(object.get("data").cloned().unwrap_or(json!({}))),
-    );
+    // kustomize encodes a ConfigMap without data as `"data":""` (a Secret as `{}`).
+    let data = object
+        .get("data")
+        .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
+        .cloned();
+    let empty = if object["kind"] == "ConfigMap" {
+        json!("")
+    } else {
+        json!({})
+    };
+    m.insert("data", data.map_or(empty, sorted));
     if object["kind"] == "Secret" {
         m.insert("type", object["type"].clone());
     }

@@ -65,6 +65,7 @@ pub struct Kustomization {
 
 impl Kustomization {
     pub fn load(dir: &Path) -> Result<Kustomization, KustomizeError> {
+        crate::check_one_kustomization_file(dir)?;
         let file = kustomization_file(dir)
             .ok_or_else(|| KustomizeError::NoKustomization { path: display(dir) })?;
         let text = std::fs::read_to_string(&file).map_err(io(&file))?;

@@ -107,8 +107,37 @@ pub struct Resource {
     pub(crate) label_specs: Vec<(String, std::sync::Arc<config::FieldSpec>)>,
 }
 
+/// Annotation values are strings; kustomize reads a YAML number or boolean there as its text
+/// (`replicas: 3` becomes `"3"`), and so does this.
+fn stringify_annotations(object: &mut Value) {
+    let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for value in annotations.values_mut() {
+        match value {
+            Value::Bool(b) => *value = Value::String(b.to_string()),
+            Value::Number(n) => *value = Value::String(n.to_string()),
+            _ => {}
+        }
+    }
+}
+
+/// `config.kubernetes.io/local-config`: an object the build reads but does not output. Any
+/// value but `"false"` marks it, as in kustomize.
+const LOCAL_CONFIG: &str = "config.kubernetes.io/local-config";
+
+fn is_local_config(object: &Value) -> bool {
+    object["metadata"]["annotations"]
+        .get(LOCAL_CONFIG)
+        .is_some_and(|v| v != "false")
+}
+
 impl Resource {
-    fn new(object: Value, source: Source) -> Resource {
+    fn new(mut object: Value, source: Source) -> Resource {
+        stringify_annotations(&mut object);
         let origin_name = object["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -284,7 +313,11 @@ pub fn build_edited(
     names::fix_references(&mut resources, &config)?;
     vars::resolve(&vars, &mut resources, &config.var_reference)?;
     build_metadata::apply(&top, dir, &mut resources)?;
-    let mut objects: Vec<Value> = resources.into_iter().map(|r| r.object).collect();
+    let mut objects: Vec<Value> = resources
+        .into_iter()
+        .map(|r| r.object)
+        .filter(|o| !is_local_config(o))
+        .collect();
     // The top kustomization's sortOptions decide the output order.
     let sort = top.spec["sortOptions"].clone();
     if sort["order"] != "fifo" {
@@ -309,10 +342,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KustomizeError + '_ {
     }
 }
 
-/// The kustomization file in `dir`, if any.
+/// The kustomization file in `dir`, if any (the first of the names kustomize accepts; see
+/// [`check_one_kustomization_file`] for a directory with several).
 pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
     ["kustomization.yaml", "kustomization.yml", "Kustomization"]
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
+}
+
+/// kustomize refuses a directory with more than one kustomization file.
+pub fn check_one_kustomization_file(dir: &Path) -> Result<(), KustomizeError> {
+    let found = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+        .iter()
+        .filter(|n| dir.join(n).is_file())
+        .count();
+    if found > 1 {
+        return Err(KustomizeError::Invalid {
+            path: display(dir),
+            field: "(directory)".into(),
+            message: format!("Found multiple kustomization files under: {}", display(dir)),
+        });
+    }
+    Ok(())
 }

@@ -34,7 +34,8 @@ impl Renamed {
             }
             // A namespaced referrer means objects of its own namespace, or cluster-scoped.
             Scope::Referrer(namespace) => {
-                is_cluster_scoped(&self.kind) || effective(&self.namespace) == effective(namespace)
+                is_cluster_scoped(&self.group, &self.kind)
+                    || effective(&self.namespace) == effective(namespace)
             }
         }
     }
@@ -105,7 +106,8 @@ pub fn fix_references(
         })
         .collect();
     for r in resources.iter_mut() {
-        let namespace = (!is_cluster_scoped(r.kind())).then(|| r.namespace().to_string());
+        let namespace =
+            (!is_cluster_scoped(r.group(), r.kind())).then(|| r.namespace().to_string());
         let (group, version, kind) = (
             r.group().to_string(),
             r.version().to_string(),

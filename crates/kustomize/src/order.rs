@@ -88,12 +88,16 @@ pub fn legacy_sort(objects: &mut Vec<Value>, custom: &Value) {
         };
         format!("{}|{}", field("namespace", "~X"), field("name", "~N"))
     };
-    let mut order: Vec<(usize, usize, String, usize)> = objects
+    // Among kinds named Namespace, the core one comes first (kubectl kustomize prints it
+    // before any custom Namespace kind, though `~G` otherwise sorts after named groups).
+    let custom_namespace = |v: &Value| v["kind"] == "Namespace" && v["apiVersion"] != "v1";
+    let mut order: Vec<(usize, bool, usize, String, usize)> = objects
         .iter()
         .enumerate()
         .map(|(i, v)| {
             (
                 rank(v["kind"].as_str().unwrap_or_default(), &first, &last),
+                custom_namespace(v),
                 distinct
                     .binary_search(&gvk_strings[i].as_str())
                     .unwrap_or(0),

@@ -34,8 +34,11 @@ const CLUSTER_SCOPED: &[&str] = &[
     "ClusterRoleBindingList",
 ];
 
-pub fn is_cluster_scoped(kind: &str) -> bool {
-    CLUSTER_SCOPED.contains(&kind)
+/// Whether objects of `group`/`kind` have no namespace. Only the built-in groups' kinds: a
+/// custom `example.com/Namespace` is a namespaced kind like any other custom one.
+pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
+    let built_in = group.is_empty() || group.ends_with(".k8s.io") || group == "policy";
+    built_in && CLUSTER_SCOPED.contains(&kind)
 }
 
 /// Which ServiceAccount subjects of (Cluster)RoleBindings follow the namespace.
@@ -71,7 +74,9 @@ pub fn namespace_with(
     };
     let unset = |field: &Value| field.is_null() || field == "";
     for r in resources.iter_mut() {
-        if r.kind() == "Namespace" {
+        // The core Namespace object becomes the namespace; a custom kind named Namespace is
+        // just namespaced.
+        if r.kind() == "Namespace" && r.group().is_empty() {
             r.object["metadata"]["name"] = json!(ns);
             continue;
         }
@@ -94,7 +99,7 @@ pub fn namespace_with(
                 }
             }
         }
-        let cluster_scoped = is_cluster_scoped(r.kind());
+        let cluster_scoped = is_cluster_scoped(r.group(), r.kind());
         for spec in &config.namespace {
             if !spec.gvk.selects_resource(r) {
                 continue;

@@ -247,6 +247,14 @@ fn every_refusal_names_the_place() {
         e.contains("configurations") && e.contains("nameReferences"),
         "{e}"
     );
+    // kustomize refuses a directory with two kustomization files, naming it.
+    write(root, "two-files/kustomization.yaml", "resources: []\n");
+    write(root, "two-files/Kustomization", "resources: []\n");
+    let e = err("two-files").to_string();
+    assert!(
+        e.contains("Found multiple kustomization files under") && e.contains("two-files"),
+        "{e}"
+    );
 }
 
 #[test]
