@@ -425,7 +425,8 @@ fn builtin() -> TransformerConfig {
 }
 
 /// Where `$(VAR)` is expanded: container commands, arguments, env values and mount paths in
-/// pod specs, Ingress hosts and TLS secrets, Service ports, and labels everywhere.
+/// pod specs, Ingress hosts and TLS secrets, Service ports, and labels and annotations
+/// everywhere.
 fn builtin_var_references() -> Vec<FieldSpec> {
     let mut specs = Vec::new();
     for (kind, prefix) in [
@@ -457,6 +458,11 @@ fn builtin_var_references() -> Vec<FieldSpec> {
         specs.push(FieldSpec::new(Gvk::kind(kind), path, false));
     }
     specs.push(FieldSpec::new(Gvk::default(), "metadata/labels", false));
+    specs.push(FieldSpec::new(
+        Gvk::default(),
+        "metadata/annotations",
+        false,
+    ));
     specs
 }
 
@@ -678,6 +684,14 @@ fn builtin_name_references() -> Vec<NameReference> {
         NameReference {
             target: target("PriorityClass", "v1").with_group("scheduling.k8s.io"),
             referrers: unpinned(in_pods(&account_holders, &["priorityClassName"])),
+        },
+        NameReference {
+            target: Gvk::kind("ValidatingAdmissionPolicy")
+                .with_group("admissionregistration.k8s.io"),
+            referrers: vec![fs(
+                Gvk::kind("ValidatingAdmissionPolicyBinding"),
+                "spec/policyName",
+            )],
         },
         // kustomize's table also lists IngressClass, under the group "networking.k8s.io/v1",
         // which no object has: renamed IngressClasses are not followed, so not listed here.

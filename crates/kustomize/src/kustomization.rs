@@ -88,13 +88,38 @@ impl Kustomization {
                 message: "expected a mapping".into(),
             });
         };
-        for key in map.keys() {
-            if !SUPPORTED.contains(&key.as_str()) {
-                return Err(KustomizeError::Unsupported {
-                    path: display(&file),
-                    field: key.clone(),
-                });
+        // kustomize reads the file through Go's JSON decoding, which matches field names
+        // regardless of case (`nameprefix` is `namePrefix`); an exact name wins.
+        let mut fields = serde_json::Map::new();
+        for (key, value) in map {
+            let canonical = if SUPPORTED.contains(&key.as_str()) {
+                key.as_str()
+            } else {
+                match SUPPORTED.iter().find(|f| f.eq_ignore_ascii_case(key)) {
+                    Some(field) => field,
+                    None => {
+                        return Err(KustomizeError::Unsupported {
+                            path: display(&file),
+                            field: key.clone(),
+                        });
+                    }
+                }
+            };
+            if canonical == key || !map.contains_key(canonical) {
+                fields.insert(canonical.to_string(), value.clone());
             }
+        }
+        let spec = Value::Object(fields);
+        if spec["kind"] == "Component"
+            && spec["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v != COMPONENT_API_VERSION)
+        {
+            return Err(KustomizeError::Invalid {
+                path: display(&file),
+                field: "apiVersion".into(),
+                message: format!("apiVersion for Component should be {COMPONENT_API_VERSION}"),
+            });
         }
         if spec["sortOptions"]["order"]
             .as_str()
@@ -249,7 +274,9 @@ fn build_level(
     }
     k.restricted = ctx.restricted;
     load_openapi(&k, ctx)?;
-    if k.is_component() != as_component {
+    // A Component is built directly when it is the top of the build, as kustomize does.
+    let top = ctx.stack.len() == 1;
+    if k.is_component() != as_component && !(top && k.is_component()) {
         let message = if as_component {
             "components must have kind: Component"
         } else {
@@ -285,6 +312,12 @@ fn build_level(
     Ok(())
 }
 
+/// The only apiVersion kustomize accepts for a Component.
+const COMPONENT_API_VERSION: &str = "kustomize.config.k8s.io/v1alpha1";
+
+/// The one OpenAPI version kustomize v5.5 builds in.
+const BUILTIN_OPENAPI_VERSION: &str = "v1.21.2";
+
 /// `openapi`: a custom schema for strategic merge (`path`, local or a URL); `version` picks
 /// among kustomize's built-in schemas, which here are one.
 fn load_openapi(k: &Kustomization, ctx: &mut Context<'_>) -> Result<(), KustomizeError> {
@@ -304,6 +337,23 @@ fn load_openapi(k: &Kustomization, ctx: &mut Context<'_>) -> Result<(), Kustomiz
             &format!("openapi.{key}"),
             "not an openapi field".into(),
         ));
+    }
+    // kustomize's messages: one built-in version, and a custom schema excludes it.
+    if let Some(version) = map.get("version").and_then(Value::as_str) {
+        if map.contains_key("path") {
+            return Err(invalid(
+                "openapi",
+                "builtin version and custom schema provided, cannot use both".into(),
+            ));
+        }
+        if version != BUILTIN_OPENAPI_VERSION {
+            return Err(invalid(
+                "openapi.version",
+                format!(
+                    "the specified OpenAPI version is not built in (kustomize has {BUILTIN_OPENAPI_VERSION})"
+                ),
+            ));
+        }
     }
     let Some(path) = map.get("path").and_then(Value::as_str) else {
         return Ok(());

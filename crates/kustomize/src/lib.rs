@@ -109,7 +109,7 @@ pub struct Resource {
 
 /// Annotation values are strings; kustomize reads a YAML number or boolean there as its text
 /// (`replicas: 3` becomes `"3"`), and so does this.
-fn stringify_annotations(object: &mut Value) {
+pub(crate) fn stringify_annotations(object: &mut Value) {
     let Some(annotations) = object
         .pointer_mut("/metadata/annotations")
         .and_then(Value::as_object_mut)

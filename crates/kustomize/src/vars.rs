@@ -112,7 +112,7 @@ pub fn resolve(
     if vars.is_empty() {
         return Ok(());
     }
-    let mut values: Vec<(&str, String)> = Vec::new();
+    let mut values: Vec<(&str, Value)> = Vec::new();
     for var in vars {
         let unmapped = |message: String| KustomizeError::Invalid {
             path: var.declared_in.clone(),
@@ -137,14 +137,27 @@ pub fn resolve(
     }
     for r in resources.iter_mut() {
         visit_specs(r, var_reference, &mut |field| expand_value(field, &values));
+        // A number a var put into an annotation is still written as a string.
+        crate::stringify_annotations(&mut r.object);
     }
     Ok(())
 }
 
-/// Expand the strings of a field: a string, the strings of a list, or a map's values.
-fn expand_value(field: &mut Value, values: &[(&str, String)]) {
+/// Expand the strings of a field: a string, the strings of a list, or a map's values. A
+/// string that is exactly one `$(NAME)` takes the var's value with its type (`8080`, not
+/// `"8080"`), as kustomize's expansion does.
+fn expand_value(field: &mut Value, values: &[(&str, Value)]) {
     match field {
-        Value::String(s) => *s = expand(s, values),
+        Value::String(s) => {
+            let whole = s
+                .strip_prefix("$(")
+                .and_then(|rest| rest.strip_suffix(')'))
+                .and_then(|name| values.iter().find(|(n, _)| *n == name));
+            match whole {
+                Some((_, value)) => *field = value.clone(),
+                None => *s = expand(s, values),
+            }
+        }
         Value::Array(items) => items
             .iter_mut()
             .filter(|i| i.is_string())
@@ -159,7 +172,7 @@ fn expand_value(field: &mut Value, values: &[(&str, String)]) {
 
 /// Kubernetes' `$(VAR)` expansion: known vars are replaced, unknown ones kept as written,
 /// `$$` is a literal `$`.
-fn expand(input: &str, values: &[(&str, String)]) -> String {
+fn expand(input: &str, values: &[(&str, Value)]) -> String {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(dollar) = rest.find('$') {
@@ -174,7 +187,8 @@ fn expand(input: &str, values: &[(&str, String)]) -> String {
                 Some(close) => {
                     let name = &after[1..close];
                     match values.iter().find(|(n, _)| *n == name) {
-                        Some((_, value)) => out.push_str(value),
+                        Some((_, Value::String(text))) => out.push_str(text),
+                        Some((_, value)) => out.push_str(&value.to_string()),
                         None => {
                             out.push_str("$(");
                             out.push_str(name);
@@ -198,9 +212,9 @@ fn expand(input: &str, values: &[(&str, String)]) -> String {
     out
 }
 
-/// The value at a dotted field path (`spec.ports[0].port`), as text. (kustomize reads list
-/// items by index only.)
-fn field_value(object: &Value, path: &str) -> Option<String> {
+/// The scalar at a dotted field path (`spec.ports[0].port`). (kustomize reads list items by
+/// index only.)
+fn field_value(object: &Value, path: &str) -> Option<Value> {
     let mut current = object;
     for part in path.split('.') {
         let (key, selectors) = match part.find('[') {
@@ -219,9 +233,8 @@ fn field_value(object: &Value, path: &str) -> Option<String> {
         }
     }
     match current {
-        Value::String(s) => Some(s.clone()),
         Value::Null | Value::Object(_) | Value::Array(_) => None,
-        other => Some(other.to_string()),
+        scalar => Some(scalar.clone()),
     }
 }
 
@@ -232,8 +245,18 @@ mod tests {
 
     #[test]
     fn expansion_follows_kubernetes_rules() {
-        let values = [("SVC", "prod-web".to_string())];
-        assert_eq!(expand("http://$(SVC):80", &values), "http://prod-web:80");
+        let values = [("SVC", json!("prod-web")), ("PORT", json!(8080))];
+        assert_eq!(
+            expand("http://$(SVC):$(PORT)", &values),
+            "http://prod-web:8080"
+        );
+        let mut whole = json!(["$(PORT)", "--port=$(PORT)"]);
+        expand_value(&mut whole, &values);
+        assert_eq!(
+            whole,
+            json!([8080, "--port=8080"]),
+            "a whole reference keeps its type"
+        );
         assert_eq!(
             expand("$(OTHER) $$(SVC) $$HOME $", &values),
             "$(OTHER) $(SVC) $HOME $"
@@ -244,10 +267,7 @@ mod tests {
     #[test]
     fn field_paths_index_and_select() {
         let obj = json!({"spec": {"ports": [{"name": "http", "port": 80}]}});
-        assert_eq!(
-            field_value(&obj, "spec.ports[0].port").as_deref(),
-            Some("80")
-        );
+        assert_eq!(field_value(&obj, "spec.ports[0].port"), Some(json!(80)));
         assert_eq!(field_value(&obj, "spec.ports[name=http].port"), None);
         assert_eq!(field_value(&obj, "spec.missing"), None);
     }

@@ -247,6 +247,46 @@ fn every_refusal_names_the_place() {
         e.contains("configurations") && e.contains("nameReferences"),
         "{e}"
     );
+    // A Component must say kustomize.config.k8s.io/v1alpha1.
+    write(root, "wrong-component/cm.yaml", CM);
+    write(
+        root,
+        "wrong-component/kustomization.yaml",
+        "resources: [cm.yaml]\ncomponents: [comp]\n",
+    );
+    write(
+        root,
+        "wrong-component/comp/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\nnamePrefix: x-\n",
+    );
+    let e = err("wrong-component").to_string();
+    assert!(
+        e.contains("apiVersion for Component should be kustomize.config.k8s.io/v1alpha1"),
+        "{e}"
+    );
+
+    // openapi: a custom schema and a built-in version exclude each other; one version is
+    // built in.
+    write(
+        root,
+        "openapi-both/kustomization.yaml",
+        "openapi:\n  path: s.json\n  version: v1.21.2\n",
+    );
+    write(
+        root,
+        "openapi-both/s.json",
+        "{\"swagger\": \"2.0\", \"definitions\": {}}\n",
+    );
+    let e = err("openapi-both").to_string();
+    assert!(e.contains("cannot use both"), "{e}");
+    write(
+        root,
+        "openapi-version/kustomization.yaml",
+        "openapi:\n  version: v1.27.1\n",
+    );
+    let e = err("openapi-version").to_string();
+    assert!(e.contains("not built in"), "{e}");
+
     // kustomize refuses a directory with two kustomization files, naming it.
     write(root, "two-files/kustomization.yaml", "resources: []\n");
     write(root, "two-files/Kustomization", "resources: []\n");
