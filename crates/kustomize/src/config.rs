@@ -106,6 +106,9 @@ pub struct TransformerConfig {
     pub namespace: Vec<FieldSpec>,
     pub common_labels: Vec<FieldSpec>,
     pub template_labels: Vec<FieldSpec>,
+    /// Extra fields for the `labels` field's pairs (a `configurations` file's `labels:`;
+    /// `commonLabels` does not use them, as in kustomize).
+    pub labels: Vec<FieldSpec>,
     pub common_annotations: Vec<FieldSpec>,
     pub name_reference: Vec<NameReference>,
     pub images: Vec<FieldSpec>,
@@ -136,6 +139,7 @@ impl TransformerConfig {
         add(&mut self.namespace, &other.namespace);
         add(&mut self.common_labels, &other.common_labels);
         add(&mut self.template_labels, &other.template_labels);
+        add(&mut self.labels, &other.labels);
         add(&mut self.common_annotations, &other.common_annotations);
         add(&mut self.images, &other.images);
         add(&mut self.replicas, &other.replicas);
@@ -165,6 +169,7 @@ impl TransformerConfig {
                 "namespace" => &mut config.namespace,
                 "commonLabels" => &mut config.common_labels,
                 "templateLabels" => &mut config.template_labels,
+                "labels" => &mut config.labels,
                 "commonAnnotations" => &mut config.common_annotations,
                 "images" => &mut config.images,
                 "replicas" => &mut config.replicas,
@@ -412,6 +417,8 @@ fn builtin() -> TransformerConfig {
                 false,
             ),
         ],
+        // Only what `configurations` add: the `labels` field's defaults are chosen per entry.
+        labels: Vec::new(),
         common_labels,
         template_labels,
         common_annotations: template_annotations,

@@ -148,12 +148,12 @@ impl Out {
             return self.plain(s, indent, !is_key);
         }
         if !multiline && !resolves_to_string(s) {
-            return self.double_quoted(s);
+            return self.double_quoted(s, indent, !is_key);
         }
         if analysis.single_allowed && !multiline {
             return self.single_quoted(s, indent, !is_key);
         }
-        self.double_quoted(s)
+        self.double_quoted(s, indent, !is_key)
     }
 
     fn plain(&mut self, s: &str, indent: usize, allow_breaks: bool) {
@@ -194,24 +194,50 @@ impl Out {
         self.write(&s[start..]);
     }
 
-    fn double_quoted(&mut self, s: &str) {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                '\0' => out.push_str("\\0"),
-                c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                    out.push_str(&format!("\\x{:02X}", c as u32))
+    /// A double-quoted scalar, folded as go-yaml folds it: past column 80, a single space
+    /// (not the first or last character) becomes a line break and indentation — and a space
+    /// that follows such a break is kept by writing `\` before it.
+    fn double_quoted(&mut self, s: &str, indent: usize, allow_breaks: bool) {
+        self.write("\"");
+        let chars: Vec<char> = s.chars().collect();
+        let mut after_space = false;
+        for (i, &c) in chars.iter().enumerate() {
+            let escaped = match c {
+                '"' => Some("\\\"".to_string()),
+                '\\' => Some("\\\\".to_string()),
+                '\n' => Some("\\n".to_string()),
+                '\t' => Some("\\t".to_string()),
+                '\r' => Some("\\r".to_string()),
+                '\0' => Some("\\0".to_string()),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => Some(format!("\\x{:02X}", c as u32)),
+                _ => None,
+            };
+            if let Some(text) = escaped {
+                self.write(&text);
+                after_space = false;
+            } else if c == ' ' {
+                let fold = allow_breaks
+                    && !after_space
+                    && self.column > BEST_WIDTH
+                    && i != 0
+                    && i != chars.len() - 1;
+                if fold {
+                    self.newline();
+                    self.indent(indent);
+                    if chars.get(i + 1) == Some(&' ') {
+                        self.write("\\");
+                    }
+                } else {
+                    self.write(" ");
                 }
-                c => out.push(c),
+                after_space = true;
+            } else {
+                let mut buf = [0u8; 4];
+                self.write(c.encode_utf8(&mut buf));
+                after_space = false;
             }
         }
-        out.push('"');
-        self.write(&out);
+        self.write("\"");
     }
 
     fn literal(&mut self, s: &str, indent: usize) {

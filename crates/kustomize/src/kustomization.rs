@@ -131,6 +131,15 @@ impl Kustomization {
                 message: "must be legacy or fifo".into(),
             });
         }
+        if spec["sortOptions"]["order"] == "fifo"
+            && !spec["sortOptions"]["legacySortOptions"].is_null()
+        {
+            return Err(KustomizeError::Invalid {
+                path: display(&file),
+                field: "sortOptions.legacySortOptions".into(),
+                message: "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'".into(),
+            });
+        }
         Ok(Kustomization {
             dir: dir.to_path_buf(),
             file,

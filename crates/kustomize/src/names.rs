@@ -53,7 +53,8 @@ enum Scope<'a> {
 }
 
 /// An empty namespace is `default`.
-fn effective(namespace: &str) -> &str {
+/// A namespace as kustomize compares them: empty is `default`.
+pub(crate) fn effective(namespace: &str) -> &str {
     if namespace.is_empty() {
         "default"
     } else {

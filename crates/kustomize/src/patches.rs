@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::kustomization::Kustomization;
+use crate::names::effective;
 use crate::select::Selector;
 use crate::yaml::parse_documents;
 use crate::{KustomizeError, Resource, io};
@@ -165,15 +166,36 @@ fn apply_by_identity(
 ) -> Result<(), KustomizeError> {
     let kind = patch["kind"].as_str().unwrap_or_default();
     let name = patch["metadata"]["name"].as_str().unwrap_or_default();
-    let ns = patch["metadata"]["namespace"].as_str();
-    let index = resources.iter().position(|r| {
-        r.kind() == kind && r.has_had_name(name) && ns.is_none_or(|n| n == r.namespace())
-    });
-    let Some(i) = index else {
-        return Err(patch_error(
-            k,
-            format!("{at}: no resource matches {kind} {name}"),
-        ));
+    // As kustomize matches a patch's id: any name and namespace the resource has had, a
+    // missing namespace being `default`; more than one match is an error, not a guess.
+    let ns = effective(patch["metadata"]["namespace"].as_str().unwrap_or_default());
+    let matching: Vec<usize> = resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.kind() == kind
+                && r.has_had_name(name)
+                && (effective(r.namespace()) == ns || effective(&r.origin_namespace) == ns)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let i = match matching.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(patch_error(
+                k,
+                format!("{at}: no resource matches {kind} {name} in namespace {ns}"),
+            ));
+        }
+        many => {
+            return Err(patch_error(
+                k,
+                format!(
+                    "{at}: failed to find unique target for patch {kind} {name}: {} resources match",
+                    many.len()
+                ),
+            ));
+        }
     };
     if !apply_strategic(&mut resources[i], patch, options, k.openapi)
         .map_err(|e| patch_error(k, format!("{at}: {e}")))?

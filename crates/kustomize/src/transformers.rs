@@ -198,7 +198,7 @@ pub fn labels(
         } else {
             vec![FieldSpec::new(Gvk::default(), "metadata/labels", true)]
         };
-        for spec in defaults {
+        for spec in defaults.into_iter().chain(config.labels.iter().cloned()) {
             if !specs.contains(&spec) {
                 specs.push(spec);
             }

@@ -287,6 +287,43 @@ fn every_refusal_names_the_place() {
     let e = err("openapi-version").to_string();
     assert!(e.contains("not built in"), "{e}");
 
+    // A strategic merge patch must name one resource: two namespaces' ConfigMaps of one
+    // name, and a patch without a namespace (`default`), match none; with a namespace, one.
+    write(
+        root,
+        "two-targets/cms.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: b}\n",
+    );
+    write(
+        root,
+        "two-targets/patch.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {b: \"2\"}\n",
+    );
+    write(
+        root,
+        "two-targets/kustomization.yaml",
+        "resources: [cms.yaml]\npatchesStrategicMerge: [patch.yaml]\n",
+    );
+    let e = err("two-targets").to_string();
+    assert!(e.contains("no resource matches ConfigMap cm"), "{e}");
+    write(
+        root,
+        "two-targets/patch.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: b}\ndata: {b: \"2\"}\n",
+    );
+    let built = build(&root.join("two-targets")).unwrap();
+    assert_eq!(built[1]["data"]["b"], "2");
+    assert!(built[0].get("data").is_none());
+
+    // fifo order with legacy options is kustomize's refusal too.
+    write(
+        root,
+        "fifo-legacy/kustomization.yaml",
+        "sortOptions:\n  order: fifo\n  legacySortOptions:\n    orderFirst: [Namespace]\n",
+    );
+    let e = err("fifo-legacy").to_string();
+    assert!(e.contains("selected sort order is 'fifo'"), "{e}");
+
     // kustomize refuses a directory with two kustomization files, naming it.
     write(root, "two-files/kustomization.yaml", "resources: []\n");
     write(root, "two-files/Kustomization", "resources: []\n");
