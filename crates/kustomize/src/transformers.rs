@@ -170,10 +170,6 @@ pub fn labels(
     config: &TransformerConfig,
 ) -> Result<(), KustomizeError> {
     let mut sets: Vec<(Map<String, Value>, Vec<FieldSpec>)> = Vec::new();
-    let common = string_map(&k.spec["commonLabels"]);
-    if !common.is_empty() {
-        sets.push((common, config.common_labels.clone()));
-    }
     for (i, l) in k.spec["labels"]
         .as_array()
         .into_iter()
@@ -205,6 +201,11 @@ pub fn labels(
         }
         sets.push((string_map(&l["pairs"]), specs));
     }
+    // `commonLabels` is applied after `labels`: on a key both set, it wins (as in kustomize).
+    let common = string_map(&k.spec["commonLabels"]);
+    if !common.is_empty() {
+        sets.push((common, config.common_labels.clone()));
+    }
     for (pairs, specs) in sets {
         // Remembered per resource and key (shared, not copied); metadata/labels is not
         // remembered, since every label transformer writes there anyway.
@@ -218,17 +219,36 @@ pub fn labels(
             if !r.label_specs.is_empty() {
                 follow_earlier_labels(r, &pairs);
             }
-            merge_pairs(r, &specs, &pairs);
             let (group, version, kind) = (
                 r.group().to_string(),
                 r.version().to_string(),
                 r.kind().to_string(),
             );
-            for spec in tracked
+            let selected: Vec<&Arc<FieldSpec>> = tracked
                 .iter()
                 .filter(|s| s.gvk.selects(&group, &version, &kind))
-            {
+                .collect();
+            // Only keys this transformer adds to a field are followed later: kustomize leaves
+            // a key it overwrote (the field had it already) alone.
+            let existing: Vec<(usize, String)> = selected
+                .iter()
+                .enumerate()
+                .flat_map(|(i, spec)| {
+                    let mut found = Vec::new();
+                    visit(&mut r.object, &spec.path, false, &mut |field| {
+                        if let Value::Object(map) = field {
+                            found.extend(pairs.keys().filter(|k| map.contains_key(*k)).cloned());
+                        }
+                    });
+                    found.into_iter().map(move |k| (i, k))
+                })
+                .collect();
+            merge_pairs(r, &specs, &pairs);
+            for (i, spec) in selected.into_iter().enumerate() {
                 for key in pairs.keys() {
+                    if existing.iter().any(|(j, k)| *j == i && k == key) {
+                        continue;
+                    }
                     let known = r
                         .label_specs
                         .iter()
