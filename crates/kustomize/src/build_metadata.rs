@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::kustomization::Kustomization;
-use crate::{KustomizeError, Resource, Source};
+use crate::{KustomizeError, Resource, Source, Transformation};
 
 /// What kubectl's vendored kustomize reports as its version.
 const MANAGED_BY: &str = "kustomize-(devel)";
@@ -89,8 +89,21 @@ pub fn record_transformers(k: &Kustomization, resources: &mut [Resource]) {
     }
     for r in resources.iter_mut() {
         r.transformations
-            .extend(kinds.iter().map(|kind| (k.file.clone(), *kind)));
+            .extend(kinds.iter().map(|kind| Transformation {
+                file: k.file.clone(),
+                kind: kind.to_string(),
+                name: None,
+            }));
     }
+}
+
+/// `configuredBy` as kustomize writes it, indented by `indent` spaces.
+fn configured_by(kind: &str, name: Option<&str>, indent: &str) -> String {
+    let mut out = format!("{indent}apiVersion: builtin\n{indent}kind: {kind}\n");
+    if let Some(name) = name {
+        out.push_str(&format!("{indent}name: {name}\n"));
+    }
+    out
 }
 
 pub fn apply(
@@ -120,9 +133,11 @@ pub fn apply(
                         Source::Generated {
                             kustomization,
                             generator,
+                            name,
                         } => format!(
-                            "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {generator}\n",
-                            relative(top, kustomization)
+                            "configuredIn: {}\nconfiguredBy:\n{}",
+                            relative(top, kustomization),
+                            configured_by(generator, name.as_deref(), "  ")
                         ),
                     };
                     let meta = &mut r.object["metadata"];
@@ -138,10 +153,11 @@ pub fn apply(
                     .filter(|r| !r.transformations.is_empty())
                 {
                     let mut list = String::new();
-                    for (file, kind) in &r.transformations {
+                    for t in &r.transformations {
                         list.push_str(&format!(
-                            "- configuredIn: {}\n  configuredBy:\n    apiVersion: builtin\n    kind: {kind}\n",
-                            relative(top, file)
+                            "- configuredIn: {}\n  configuredBy:\n{}",
+                            relative(top, &t.file),
+                            configured_by(&t.kind, t.name.as_deref(), "    ")
                         ));
                     }
                     let meta = &mut r.object["metadata"];

@@ -200,6 +200,7 @@ fn generate(
                 crate::Source::Generated {
                     kustomization: k.file.clone(),
                     generator,
+                    name: k.plugin.clone(),
                 },
             );
             r.hash_suffix = !disable_hash;

@@ -81,6 +81,7 @@ pub fn run(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), Kusto
         let source = crate::Source::Generated {
             kustomization: k.file.clone(),
             generator: "HelmChartInflationGenerator",
+            name: k.plugin.clone(),
         };
         resources.extend(read_manifests_text(
             &text,

@@ -61,6 +61,9 @@ pub struct Kustomization {
     pub restricted: bool,
     /// The custom OpenAPI schema in effect for its strategic merge patches (`openapi`).
     pub openapi: Option<&'static Schema>,
+    /// When this carries a plugin's configuration (`generators`/`transformers`): the
+    /// plugin's `metadata.name`, for build metadata (`file` is then where it is configured).
+    pub plugin: Option<String>,
 }
 
 impl Kustomization {
@@ -146,6 +149,7 @@ impl Kustomization {
             spec,
             restricted: true,
             openapi: None,
+            plugin: None,
         })
     }
 
@@ -211,6 +215,16 @@ impl Kustomization {
             spec,
             restricted: self.restricted,
             openapi: self.openapi,
+            plugin: self.plugin.clone(),
+        }
+    }
+
+    /// This level running a plugin configured in `file` (named `name`) with `spec`.
+    pub fn with_plugin(&self, spec: Value, file: PathBuf, name: Option<String>) -> Kustomization {
+        Kustomization {
+            file,
+            plugin: name,
+            ..self.with_spec(spec)
         }
     }
 

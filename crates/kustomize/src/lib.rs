@@ -76,11 +76,23 @@ pub enum Source {
     File(PathBuf),
     /// A remote manifest file (its URL).
     Remote(String),
-    /// Made by a generator configured in a kustomization file (absolute path).
+    /// Made by a generator configured in a kustomization file or a plugin configuration file
+    /// (absolute path); `name` is the plugin configuration's.
     Generated {
         kustomization: PathBuf,
         generator: &'static str,
+        name: Option<String>,
     },
+}
+
+/// A transformer that ran over a resource, for `buildMetadata: [transformerAnnotations]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transformation {
+    /// Where it is configured (absolute path).
+    pub file: PathBuf,
+    pub kind: String,
+    /// A plugin configuration's `metadata.name`.
+    pub name: Option<String>,
 }
 
 /// A resource and the name it had before transformations (for name references).
@@ -95,7 +107,7 @@ pub struct Resource {
     pub source: Source,
     /// The transformers that ran over this resource, for
     /// `buildMetadata: [transformerAnnotations]`: `(kustomization file, transformer kind)`.
-    pub transformations: Vec<(PathBuf, &'static str)>,
+    pub transformations: Vec<Transformation>,
     /// Every name it had before its current one, oldest first (kustomize matches replicas,
     /// patches and name references against any of them).
     pub previous_names: Vec<String>,

@@ -16,8 +16,12 @@ pub fn generate(
     resources: &mut Vec<Resource>,
     ctx: &mut Context<'_>,
 ) -> Result<(), KustomizeError> {
-    for (at, config) in configs(k, "generators", ctx)? {
+    for (at, file, config) in configs(k, "generators", ctx)? {
         let kind = plugin(k, &at, &config)?;
+        if kind == "IAMPolicyGenerator" {
+            resources.push(iam_service_account(k, &at, file, &config)?);
+            continue;
+        }
         let entry = generator_entry(&config);
         let spec = match kind {
             "ConfigMapGenerator" => json!({ "configMapGenerator": [entry] }),
@@ -25,7 +29,7 @@ pub fn generate(
             "HelmChartInflationGenerator" => json!({ "helmCharts": [entry] }),
             other => return Err(unsupported(k, &at, &format!("built-in plugin {other}"))),
         };
-        let level = k.with_spec(spec);
+        let level = k.with_plugin(spec, file, plugin_name(&config));
         generators::run(&level, resources)?;
         helm::run(&level, resources)?;
     }
@@ -38,7 +42,7 @@ pub fn transform(
     resources: &mut Vec<Resource>,
     ctx: &mut Context<'_>,
 ) -> Result<(), KustomizeError> {
-    for (at, config) in configs(k, "transformers", ctx)? {
+    for (at, file, config) in configs(k, "transformers", ctx)? {
         let kind = plugin(k, &at, &config)?;
         let specs = field_specs(k, &at, &config)?;
         let only = |set: fn(&mut TransformerConfig) -> &mut Vec<FieldSpec>| {
@@ -139,17 +143,89 @@ pub fn transform(
             }
             other => return Err(unsupported(k, &at, &format!("built-in plugin {other}"))),
         }
+        if ctx.record_transformers {
+            let done = crate::Transformation {
+                file,
+                kind: kind.to_string(),
+                name: plugin_name(&config),
+            };
+            for r in resources.iter_mut() {
+                r.transformations.push(done.clone());
+            }
+        }
     }
     Ok(())
 }
 
+/// IAMPolicyGenerator: the Kubernetes ServiceAccount bound to a cloud service account (GKE
+/// Workload Identity, the one cloud kustomize supports).
+fn iam_service_account(
+    k: &Kustomization,
+    at: &str,
+    file: std::path::PathBuf,
+    config: &Value,
+) -> Result<Resource, KustomizeError> {
+    let invalid = |field: &str, message: String| KustomizeError::Invalid {
+        path: k.path(),
+        field: format!("{at}.{field}"),
+        message,
+    };
+    let cloud = config["cloud"].as_str().unwrap_or_default();
+    if cloud != "gke" {
+        return Err(invalid(
+            "cloud",
+            format!("cloud provider {cloud:?} not supported yet (only gke)"),
+        ));
+    }
+    let text = |pointer: &str| {
+        config
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (account, project, name) = (
+        text("/serviceAccount/name"),
+        text("/serviceAccount/projectId"),
+        text("/kubernetesService/name"),
+    );
+    for (value, field) in [
+        (account, "serviceAccount.name"),
+        (project, "serviceAccount.projectId"),
+        (name, "kubernetesService.name"),
+    ] {
+        if value.is_empty() {
+            return Err(invalid(field, "is required".into()));
+        }
+    }
+    let mut metadata = json!({
+        "annotations": {"iam.gke.io/gcp-service-account": format!("{account}@{project}.iam.gserviceaccount.com")},
+        "name": name,
+    });
+    let namespace = text("/kubernetesService/namespace");
+    if !namespace.is_empty() {
+        metadata["namespace"] = json!(namespace);
+    }
+    Ok(Resource::new(
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}),
+        crate::Source::Generated {
+            kustomization: file,
+            generator: "IAMPolicyGenerator",
+            name: plugin_name(config),
+        },
+    ))
+}
+
+fn plugin_name(config: &Value) -> Option<String> {
+    config["metadata"]["name"].as_str().map(str::to_string)
+}
+
 /// The plugin configurations a field lists: inline YAML, files, or kustomization
-/// directories whose resources are configurations.
+/// directories whose resources are configurations; each with the file it is written in.
 fn configs(
     k: &Kustomization,
     field: &str,
     ctx: &mut Context<'_>,
-) -> Result<Vec<(String, Value)>, KustomizeError> {
+) -> Result<Vec<(String, std::path::PathBuf, Value)>, KustomizeError> {
     let mut out = Vec::new();
     for (i, entry) in k.strings(field)?.into_iter().enumerate() {
         let at = format!("{field}[{i}]");
@@ -159,7 +235,13 @@ fn configs(
         } else {
             load_entry(k, &entry, ctx)?.resources
         };
-        out.extend(objects.into_iter().map(|r| (at.clone(), r.object)));
+        out.extend(objects.into_iter().map(|r| {
+            let file = match r.source {
+                crate::Source::File(path) => path,
+                _ => k.file.clone(),
+            };
+            (at.clone(), file, r.object)
+        }));
     }
     Ok(out)
 }
