@@ -108,6 +108,10 @@ pub struct Resource {
     /// The transformers that ran over this resource, for
     /// `buildMetadata: [transformerAnnotations]`: `(kustomization file, transformer kind)`.
     pub transformations: Vec<Transformation>,
+    /// Every prefix and suffix given to its name, in order (`prefix:a-`, `suffix:-top`): when a
+    /// reference could mean several renamed objects, the one named alike wins, as in
+    /// kustomize (a base reused under two prefixes).
+    pub affixes: Vec<String>,
     /// Every name it had before its current one, oldest first (kustomize matches replicas,
     /// patches and name references against any of them).
     pub previous_names: Vec<String>,
@@ -169,6 +173,7 @@ impl Resource {
             hash_suffix: false,
             source,
             transformations: Vec::new(),
+            affixes: Vec::new(),
         }
     }
 

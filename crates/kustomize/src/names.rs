@@ -21,6 +21,7 @@ struct Renamed {
     /// The names it had before (its name, when only its namespace changed).
     old: Vec<String>,
     new: String,
+    affixes: Vec<String>,
 }
 
 impl Renamed {
@@ -82,6 +83,7 @@ pub fn fix_references(
                 old_namespace: r.origin_namespace.clone(),
                 old,
                 new: r.name().to_string(),
+                affixes: r.affixes.clone(),
             }
         })
         .collect();
@@ -114,6 +116,7 @@ pub fn fix_references(
             r.version().to_string(),
             r.kind().to_string(),
         );
+        let affixes = r.affixes.clone();
         let mut error = None;
         for (reference, candidates) in &active {
             for spec in &reference.referrers {
@@ -126,6 +129,7 @@ pub fn fix_references(
                 let referrer = Referrer {
                     candidates,
                     namespace: namespace.as_deref(),
+                    affixes: &affixes,
                 };
                 // A binding's roleRef says whether it means a Role or a ClusterRole; kustomize
                 // checks no other `kind` next to a name (an HPA's scaleTargetRef follows a
@@ -162,6 +166,8 @@ type Candidates<'a> = HashMap<&'a str, Vec<&'a Renamed>>;
 struct Referrer<'a> {
     candidates: &'a Candidates<'a>,
     namespace: Option<&'a str>,
+    /// The referrer's own prefixes and suffixes.
+    affixes: &'a [String],
 }
 
 impl Referrer<'_> {
@@ -215,9 +221,30 @@ impl Referrer<'_> {
         let Some(named) = self.candidates.get(name) else {
             return Ok(None);
         };
-        let mut matches = named
+        let all: Vec<&Renamed> = named
             .iter()
-            .filter(|c| kind.is_none_or(|k| k == c.kind) && c.in_namespace(scope));
+            .copied()
+            .filter(|c| kind.is_none_or(|k| k == c.kind) && c.in_namespace(scope))
+            .collect();
+        // Several objects had this name (a base reused under different prefixes): the one
+        // whose name got the referrer's prefixes and suffixes is meant.
+        let alike: Vec<&Renamed> = all
+            .iter()
+            .copied()
+            .filter(|c| c.affixes == self.affixes)
+            .collect();
+        let distinct = |list: &[&Renamed]| {
+            list.iter()
+                .map(|c| c.new.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        };
+        let chosen = if distinct(&all) > 1 && distinct(&alike) == 1 {
+            alike
+        } else {
+            all
+        };
+        let mut matches = chosen.into_iter();
         let Some(first) = matches.next() else {
             return Ok(None);
         };

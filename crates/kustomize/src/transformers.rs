@@ -147,6 +147,10 @@ pub fn prefix_suffix(k: &Kustomization, resources: &mut [Resource], config: &Tra
             // The name between prefix and suffix is a name the object had (replicas and
             // references may use it).
             r.note_rename();
+            r.affixes.push(format!(
+                "{}{affix}",
+                if at_end { "suffix:" } else { "prefix:" }
+            ));
         }
     }
 }
