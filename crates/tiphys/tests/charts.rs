@@ -163,6 +163,15 @@ async fn charts_from_http_and_oci_with_values_from_git() {
         "four apps, one index fetch"
     );
     assert_eq!(charts.requests("/web-1.0.0.tgz"), (1, 0), "one download");
+    // `app diff` (its own process, so after the counts) renders multi-source apps as the controller does: nothing differs.
+    let out = env.tiphys(&["app", "diff", &http_apps[1]]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A new version in the index, and a values change in git: a hard refresh picks up both.
     charts.publish(&chart(root, "1.1.0"));
