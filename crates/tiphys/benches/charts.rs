@@ -11,13 +11,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use tiphys_model::Application;
 use tiphys_testkit::ChartRepo;
 
 mod support;
 use support::{
-    all_synced, bench_apps, commit_all, cpu_seconds, installed_cluster, spawn_controller,
+    bench_apps, commit_all, cpu_seconds, create_app, installed_cluster, spawn_controller,
+    wait_all_synced,
 };
 
 const VERSIONS: usize = 10;
@@ -53,28 +53,17 @@ async fn run(
     let (_cluster, kc, client) = installed_cluster(dir, label).await;
     let apps: Api<Application> = Api::namespaced(client.clone(), "argocd");
     for i in 0..n {
-        let app = serde_json::json!({
-            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-            "metadata": {"name": format!("bench-{i}"), "namespace": "argocd"},
-            "spec": {"project": "default", "source": source(i),
-                "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("bench-{i}")},
-                "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}},
-        });
-        apps.patch(
+        create_app(
+            &apps,
             &format!("bench-{i}"),
-            &PatchParams::apply("bench"),
-            &Patch::Apply(&app),
+            source(i),
+            serde_json::json!({}),
         )
-        .await
-        .unwrap();
+        .await;
     }
     let started = Instant::now();
     let mut controller = spawn_controller(&kc, &dir.join(format!("cache-{label}")), RESYNC);
-    let deadline = Instant::now() + Duration::from_secs(3600);
-    while !all_synced(&apps, n).await {
-        assert!(Instant::now() < deadline, "{label}: did not converge");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_all_synced(&apps, n, Duration::from_secs(3600), label).await;
     let wall = started.elapsed();
     // At convergence: with a short refresh interval the controller never goes quite idle.
     let cpu = cpu_seconds(controller.id());

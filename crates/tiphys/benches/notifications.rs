@@ -19,12 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use tiphys_model::Application;
 
 mod support;
 use support::{
-    all_synced, bench_apps, commit_all, installed_cluster, settled_cpu, spawn_controller,
+    all_synced, bench_apps, commit_all, create_app, installed_cluster, settled_cpu,
+    spawn_controller,
 };
 
 const PATHS: usize = 10;
@@ -115,21 +116,13 @@ async fn run(dir: &Path, repo: &Path, n: usize, label: &str, triggers: &[&str]) 
                 )
             })
             .collect();
-        let app = serde_json::json!({
-            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-            "metadata": {"name": format!("bench-{i}"), "namespace": "argocd", "annotations": annotations},
-            "spec": {"project": "default",
-                "source": {"repoURL": format!("file://{}", repo.display()), "targetRevision": "HEAD", "path": format!("apps/app-{}", i % PATHS)},
-                "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("bench-{i}")},
-                "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}},
-        });
-        apps.patch(
+        create_app(
+            &apps,
             &format!("bench-{i}"),
-            &PatchParams::apply("bench"),
-            &Patch::Apply(&app),
+            serde_json::json!({"repoURL": format!("file://{}", repo.display()), "targetRevision": "HEAD", "path": format!("apps/app-{}", i % PATHS)}),
+            serde_json::Value::Object(annotations),
         )
-        .await
-        .unwrap();
+        .await;
     }
     let started = Instant::now();
     let mut controller = spawn_controller(&kc, &dir.join(format!("cache-{label}")), 3600);

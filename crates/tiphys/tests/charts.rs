@@ -80,33 +80,24 @@ async fn charts_from_http_and_oci_with_values_from_git() {
     let values = new_repo(root, &[("envs/prod/values.yaml", "greeting: from-git\n")]);
     let oci_url = format!("oci://{}/charts", registry.host);
     // The repositories, added as a user would: a wrong password is refused by the check.
-    let (ok, text) = env.tiphys_text(&[
-        "repo",
-        "add",
-        &charts.url,
-        "--type",
-        "helm",
-        "--name",
-        "team-charts",
-        "--username",
-        "alice",
-        "--password",
-        "wrong",
-    ]);
+    let add_charts = |password: &str| {
+        env.tiphys_text(&[
+            "repo",
+            "add",
+            &charts.url,
+            "--type",
+            "helm",
+            "--name",
+            "team-charts",
+            "--username",
+            "alice",
+            "--password",
+            password,
+        ])
+    };
+    let (ok, text) = add_charts("wrong");
     assert!(!ok && text.contains("authentication failed"), "{text}");
-    let (ok, text) = env.tiphys_text(&[
-        "repo",
-        "add",
-        &charts.url,
-        "--type",
-        "helm",
-        "--name",
-        "team-charts",
-        "--username",
-        "alice",
-        "--password",
-        "s3cret",
-    ]);
+    let (ok, text) = add_charts("s3cret");
     assert!(ok, "{text}");
     let (ok, text) = env.tiphys_text(&[
         "repo",

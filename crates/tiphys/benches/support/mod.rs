@@ -159,3 +159,44 @@ pub async fn settled_cpu(pid: u32) -> f64 {
         cpu = now;
     }
 }
+
+/// Create (server-side apply) the automated Application `name` with `source`, its own
+/// namespace created on sync, and `annotations`.
+pub async fn create_app(
+    apps: &Api<Application>,
+    name: &str,
+    source: serde_json::Value,
+    annotations: serde_json::Value,
+) {
+    let app = serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": "argocd", "annotations": annotations},
+        "spec": {"project": "default", "source": source,
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
+            "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}},
+    });
+    apps.patch(
+        name,
+        &kube::api::PatchParams::apply("bench"),
+        &kube::api::Patch::Apply(&app),
+    )
+    .await
+    .unwrap();
+}
+
+/// Poll until all `n` apps are Synced and Healthy (panics after `limit`).
+pub async fn wait_all_synced(
+    apps: &Api<Application>,
+    n: usize,
+    limit: std::time::Duration,
+    what: &str,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !all_synced(apps, n).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: did not converge"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
