@@ -63,6 +63,27 @@ spec:
     )
 }
 
+/// Ask for a hard refresh, as `argocd app get --hard-refresh` does.
+fn hard_refresh(env: &Env, name: &str) {
+    let out = env.kubectl(
+        &[
+            "annotate",
+            "application",
+            "-n",
+            "argocd",
+            name,
+            "argocd.argoproj.io/refresh=hard",
+            "--overwrite",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn config(env: &Env, namespace: &str) -> Option<(String, String)> {
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), namespace);
     let data = cms.get("web").await.ok()?.data?;
@@ -173,23 +194,7 @@ async fn charts_from_http_and_oci_with_values_from_git() {
     );
     commit(&values, "new greeting");
     for name in &http_apps {
-        let out = env.kubectl(
-            &[
-                "annotate",
-                "application",
-                "-n",
-                "argocd",
-                name,
-                "argocd.argoproj.io/refresh=hard",
-                "--overwrite",
-            ],
-            None,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        hard_refresh(&env, name);
     }
     for name in &http_apps {
         env.eventually("the new chart version deployed", async || {
@@ -223,11 +228,46 @@ async fn charts_from_http_and_oci_with_values_from_git() {
     assert!(config(&env, broken).await.is_some(), "nothing pruned");
     assert!(config(&env, missing).await.is_some(), "nothing pruned");
 
+    // An archive that is not the one the index describes (its digest), and a registry that
+    // is gone: refused naming the chart and the cause; nothing is pruned.
+    charts.publish(&chart(root, "1.2.0"));
+    let archive = charts.dir.join("web-1.2.0.tgz");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes.push(0);
+    std::fs::write(&archive, bytes).unwrap();
+    let tampered = &http_apps[2];
+    env.apply(&chart_app(tampered, &charts.url, "1.2.0", &values));
+    hard_refresh(&env, tampered);
+    let app = env
+        .wait_app(tampered, "a digest mismatch", |a| {
+            condition(a, "ComparisonError").is_some_and(|m| m.contains("digest mismatch"))
+        })
+        .await;
+    let message = condition(&app, "ComparisonError").unwrap_or_default();
+    assert!(
+        message.contains("chart \"web\"") && message.contains("web-1.2.0.tgz"),
+        "{message}"
+    );
+    let registry_host = registry.host.clone();
+    drop(registry);
+    let stranded = &oci_apps[1];
+    env.apply(&chart_app(stranded, &oci_url, "~1.5", &values));
+    hard_refresh(&env, stranded);
+    let app = env
+        .wait_app(stranded, "an unreachable registry", |a| {
+            condition(a, "ComparisonError").is_some_and(|m| m.contains("unreachable"))
+        })
+        .await;
+    let message = condition(&app, "ComparisonError").unwrap_or_default();
+    assert!(message.contains("chart \"web\""), "{message}");
+    assert!(config(&env, tampered).await.is_some(), "nothing pruned");
+    assert!(config(&env, stranded).await.is_some(), "nothing pruned");
+
     let (ok, text) = env.tiphys_text(&["repo", "rm", &oci_url]);
     assert!(ok, "{text}");
     let (_, text) = env.tiphys_text(&["repo", "list"]);
     assert!(
-        !text.contains(&registry.host) && text.contains("team-charts"),
+        !text.contains(&registry_host) && text.contains("team-charts"),
         "{text}"
     );
 }
