@@ -40,8 +40,10 @@ const MAX_INDEX: u64 = 256 << 20;
 const MAX_ARCHIVE: u64 = 100 << 20;
 
 struct CachedListing {
-    /// None once forgotten (a hard refresh): the next ask goes to the repository.
-    fetched: Option<Instant>,
+    fetched: Instant,
+    /// The cache's generation when fetched: a hard refresh starts a new one, and older
+    /// listings are asked for again.
+    generation: u64,
     etag: Option<String>,
     listing: Arc<Listing>,
 }
@@ -57,6 +59,7 @@ pub struct ChartCache {
     clients: http::Clients,
     tokens: oci::Tokens,
     max_age_ms: AtomicU64,
+    generation: AtomicU64,
     listing_requests: AtomicU64,
     downloads: AtomicU64,
 }
@@ -97,6 +100,7 @@ impl ChartCache {
             clients: http::Clients::default(),
             tokens: oci::Tokens::default(),
             max_age_ms: AtomicU64::new(DEFAULT_MAX_AGE.as_millis() as u64),
+            generation: AtomicU64::new(0),
             listing_requests: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
         }
@@ -108,20 +112,10 @@ impl ChartCache {
             .store(age.as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Make the next resolution of every repository ask it again (a hard refresh).
+    /// Make the next resolution of every repository ask it again (a hard refresh). Never
+    /// waits, not even for a listing being fetched: callers may be on an async runtime.
     pub fn forget_listings(&self) {
-        let slots: Vec<Slot> = self
-            .listings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for slot in slots {
-            if let Some(cached) = slot.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                cached.fetched = None;
-            }
-        }
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests for listings (index.yaml or tags) made so far, including 304 answers.
@@ -215,9 +209,11 @@ impl ChartCache {
             .or_default()
             .clone();
         let mut cached = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.generation.load(Ordering::Relaxed);
         if let Some(c) = cached.as_ref()
             && !always_ask
-            && c.fetched.is_some_and(|t| t.elapsed() < self.max_age())
+            && c.generation == generation
+            && c.fetched.elapsed() < self.max_age()
         {
             return Ok(c.listing.clone());
         }
@@ -249,7 +245,8 @@ impl ChartCache {
             if status == reqwest::StatusCode::NOT_MODIFIED
                 && let Some(c) = cached.as_mut()
             {
-                c.fetched = Some(Instant::now());
+                c.fetched = Instant::now();
+                c.generation = generation;
                 return Ok(c.listing.clone());
             }
             if status.as_u16() == 404 {
@@ -271,7 +268,8 @@ impl ChartCache {
             (Arc::new(index::parse(&url, &text)?), etag)
         };
         *cached = Some(CachedListing {
-            fetched: Some(Instant::now()),
+            fetched: Instant::now(),
+            generation,
             etag,
             listing: listing.clone(),
         });
