@@ -43,7 +43,34 @@ pub fn render(
         .arg(&chart)
         .arg("--namespace")
         .arg(namespace);
-    for file in &helm.value_files {
+    for (i, file) in helm.value_files.iter().enumerate() {
+        // A URL is fetched (one GET, through the caller's loader) into the scratch directory.
+        if file.starts_with("https://") || file.starts_with("http://") {
+            let fetched = req
+                .remote
+                .map(|loader| loader.fetch_file(file))
+                .transpose()
+                .map_err(|message| RenderError::ToolFailed {
+                    tool: "helm".into(),
+                    path: chart_rel.clone(),
+                    message: format!("value file {file}: {message}"),
+                })?
+                .flatten();
+            let Some(text) = fetched else {
+                return Err(RenderError::ToolFailed {
+                    tool: "helm".into(),
+                    path: chart_rel.clone(),
+                    message: format!("value file {file}: remote value files cannot be read here"),
+                });
+            };
+            let path = scratch.path().join(format!("remote-values-{i}.yaml"));
+            std::fs::write(&path, text).map_err(|source| RenderError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            cmd.arg("--values").arg(&path);
+            continue;
+        }
         match value_file(root, &chart_rel, file, req.value_refs) {
             Ok(path) => {
                 cmd.arg("--values").arg(path);

@@ -738,3 +738,56 @@ fn jsonnet_agrees_with_the_reference_implementation() {
         .collect();
     assert_eq!(ours, reference);
 }
+
+/// A remote value file (`valueFiles: [https://…]`) is fetched through the caller's loader.
+#[test]
+fn helm_value_files_from_a_url() {
+    struct Files;
+    impl tiphys_kustomize::RemoteLoader for Files {
+        fn load(&self, url: &str) -> Result<std::path::PathBuf, String> {
+            Err(format!("{url}: not a base"))
+        }
+        fn fetch_file(&self, url: &str) -> Result<Option<String>, String> {
+            match url {
+                "https://config.example.com/prod.yaml" => Ok(Some("color: from-url\n".into())),
+                _ => Err(format!("{url}: HTTP 404")),
+            }
+        }
+    }
+    with_helm();
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(
+        root,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+    );
+    write(root, "chart/values.yaml", "color: red\n");
+    write(
+        root,
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  color: {{ .Values.color | quote }}\n",
+    );
+    let mut s = source("chart");
+    s.helm = Some(ApplicationSourceHelm {
+        value_files: vec!["https://config.example.com/prod.yaml".into()],
+        ..Default::default()
+    });
+    let with_loader = |s: &ApplicationSource| {
+        render(&Request {
+            repo_root: root,
+            value_refs: &Default::default(),
+            source: s,
+            app_name: "demo",
+            namespace: "apps",
+            remote: Some(&Files),
+            kustomize_options: Default::default(),
+            capabilities: None,
+        })
+    };
+    let r = with_loader(&s).unwrap();
+    assert_eq!(r.manifests[0].object["data"]["color"], "from-url");
+    s.helm.as_mut().unwrap().value_files = vec!["https://config.example.com/gone.yaml".into()];
+    let err = with_loader(&s).unwrap_err().to_string();
+    assert!(err.contains("gone.yaml") && err.contains("404"), "{err}");
+}
