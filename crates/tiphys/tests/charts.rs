@@ -263,6 +263,41 @@ async fn charts_from_http_and_oci_with_values_from_git() {
     assert!(config(&env, tampered).await.is_some(), "nothing pruned");
     assert!(config(&env, stranded).await.is_some(), "nothing pruned");
 
+    // Credentials the repository refuses (the Secret changed by hand): the same.
+    let secret = tiphys_source::credentials::secret_name("repo", &charts.url);
+    let out = env.kubectl(
+        &[
+            "patch",
+            "secret",
+            &secret,
+            "-n",
+            "argocd",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"stringData":{"password":"wrong"}}"#,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refused = &http_apps[3];
+    let message = env
+        .eventually("the repository refusing the credentials", async || {
+            // Asked again until the controller has seen the changed Secret.
+            hard_refresh(&env, refused);
+            let app = env.apps().get(refused).await.ok()?;
+            condition(&app, "ComparisonError")
+                .filter(|m| m.contains("authentication failed"))
+                .map(str::to_string)
+        })
+        .await;
+    assert!(message.contains("chart \"web\""), "{message}");
+    assert!(config(&env, refused).await.is_some(), "nothing pruned");
+
     let (ok, text) = env.tiphys_text(&["repo", "rm", &oci_url]);
     assert!(ok, "{text}");
     let (_, text) = env.tiphys_text(&["repo", "list"]);
