@@ -368,22 +368,27 @@ fn helm_chart_with_argo_options() {
     assert!(run(root, &s).is_ok());
 }
 
+/// A chart at `chart/` whose ConfigMap `cfg` carries the value `color` (red by default).
+fn color_chart(root: &Path) {
+    write(
+        root,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+    );
+    write(root, "chart/values.yaml", "color: red\n");
+    write(
+        root,
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  color: {{ .Values.color | quote }}\n",
+    );
+}
+
 #[test]
 fn helm_value_files_from_a_ref_source() {
     with_helm();
     let charts = tempfile::tempdir().unwrap();
     let values = tempfile::tempdir().unwrap();
-    write(
-        charts.path(),
-        "chart/Chart.yaml",
-        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
-    );
-    write(charts.path(), "chart/values.yaml", "color: red\n");
-    write(
-        charts.path(),
-        "chart/templates/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  color: {{ .Values.color | quote }}\n",
-    );
+    color_chart(charts.path());
     write(values.path(), "envs/prod/values.yaml", "color: green\n");
     write(charts.path(), "secret.yaml", "color: leaked\n");
     let mut s = source("chart");
@@ -757,17 +762,7 @@ fn helm_value_files_from_a_url() {
     with_helm();
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
-    write(
-        root,
-        "chart/Chart.yaml",
-        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
-    );
-    write(root, "chart/values.yaml", "color: red\n");
-    write(
-        root,
-        "chart/templates/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  color: {{ .Values.color | quote }}\n",
-    );
+    color_chart(root);
     let mut s = source("chart");
     s.helm = Some(ApplicationSourceHelm {
         value_files: vec!["https://config.example.com/prod.yaml".into()],
