@@ -96,7 +96,18 @@ impl Writer {
     async fn server_side(&self, obj: &Value, options: WriteOptions) -> Result<String, WriteError> {
         let (api, _) = self.api_for(obj).await?;
         let name = name_of(obj);
-        let before = api.get_opt(&name).await.map_err(|e| failure(&e))?;
+        let key = ObjectKey::of(obj);
+        // A real write is told apart by the version alone, which the watch usually knows; a
+        // dry run needs the object itself.
+        let known = if options.dry_run {
+            None
+        } else {
+            self.cluster.cache.version_of(&key)
+        };
+        let before = match &known {
+            Some(_) => None,
+            None => api.get_opt(&name).await.map_err(|e| failure(&e))?,
+        };
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = options.dry_run;
         params.field_validation = Some(validation(options));
@@ -104,7 +115,23 @@ impl Writer {
             .patch(&name, &params, &Patch::Apply(obj))
             .await
             .map_err(|e| failure(&e))?;
-        Ok(verb(before.as_ref(), &after, options.dry_run))
+        let after_version = after.metadata.resource_version.clone().unwrap_or_default();
+        if !options.dry_run {
+            self.cluster.cache.note_applied(
+                &key,
+                crate::compare::content_hash(obj),
+                after_version.clone(),
+            );
+        }
+        let Some(version) = known else {
+            return Ok(verb(before.as_ref(), &after, options.dry_run));
+        };
+        Ok(match version {
+            None => "created",
+            Some(v) if v == after_version => "unchanged",
+            Some(_) => "configured",
+        }
+        .into())
     }
 
     async fn client_side(&self, obj: &Value, options: WriteOptions) -> Result<String, WriteError> {

@@ -121,6 +121,24 @@ impl Compact {
 struct Objects {
     by_key: HashMap<ObjectKey, (String, Compact)>,
     by_app: HashMap<String, HashSet<ObjectKey>>,
+    /// Objects of the watched kinds that no app tracks, by kind, as hashes of their keys:
+    /// enough to know an object does *not* exist without asking the API server, for a few
+    /// bytes each.
+    untracked: HashMap<(String, String), HashSet<u64>>,
+    /// What this controller's last server-side apply of an object produced: the hash of
+    /// what it applied and the resourceVersion the apply returned.
+    applied: HashMap<ObjectKey, (u64, String)>,
+}
+
+fn key_hash(key: &ObjectKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+fn kind_of(key: &ObjectKey) -> (String, String) {
+    (key.group.clone(), key.kind.clone())
 }
 
 impl Objects {
@@ -250,10 +268,78 @@ impl LiveCache {
         self.len() == 0
     }
 
+    /// Whether an object of a watched kind may exist at `key`: false only when its kind's
+    /// watch has listed it and neither an app nor anything else has an object there.
+    pub fn may_exist(&self, key: &ObjectKey) -> bool {
+        if !self.is_ready(key) {
+            return true;
+        }
+        let objects = self.objects.read().unwrap_or_else(|p| p.into_inner());
+        objects.by_key.contains_key(key)
+            || objects
+                .untracked
+                .get(&kind_of(key))
+                .is_some_and(|set| set.contains(&key_hash(key)))
+    }
+
+    /// The resourceVersion of the object at `key` as far as the watch knows: `Some(None)`
+    /// when it does not exist, `None` when the cache cannot tell (kind not listed, or an
+    /// object no app tracks).
+    pub fn version_of(&self, key: &ObjectKey) -> Option<Option<String>> {
+        if !self.is_ready(key) {
+            return None;
+        }
+        let objects = self.objects.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, obj)) = objects.by_key.get(key) {
+            return obj
+                .value()
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(|rv| Some(rv.to_string()));
+        }
+        let untracked = objects
+            .untracked
+            .get(&kind_of(key))
+            .is_some_and(|set| set.contains(&key_hash(key)));
+        (!untracked).then_some(None)
+    }
+
+    /// Remember that a server-side apply of content `hash` to `key` produced `version`.
+    pub fn note_applied(&self, key: &ObjectKey, hash: u64, version: String) {
+        self.objects
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .applied
+            .insert(key.clone(), (hash, version));
+    }
+
+    /// Whether the object at `key`, at `version`, is what applying content `hash` produced
+    /// (taken: each record answers once, then lives in the app's own memo).
+    pub fn take_applied(&self, key: &ObjectKey, hash: u64, version: &str) -> bool {
+        let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
+        match objects.applied.remove(key) {
+            Some((h, v)) => h == hash && v == version,
+            None => false,
+        }
+    }
+
+    fn is_ready(&self, key: &ObjectKey) -> bool {
+        let kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        kinds
+            .get(&(key.group.clone(), key.kind.clone()))
+            .is_some_and(|rx| *rx.borrow() == KindState::Ready)
+    }
+
     fn apply(&self, obj: Value) {
         let key = ObjectKey::of(&obj);
         let app = self.tracking.app_of(&obj);
         let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
+        let set = objects.untracked.entry(kind_of(&key)).or_default();
+        if app.is_some() {
+            set.remove(&key_hash(&key));
+        } else {
+            set.insert(key_hash(&key));
+        }
         let previous = match app {
             Some(app) => {
                 let previous = objects.insert(key, app.clone(), Compact::new(&strip(obj)));
@@ -269,21 +355,28 @@ impl LiveCache {
 
     fn delete(&self, obj: &Value) {
         let key = ObjectKey::of(obj);
-        let removed = self
-            .objects
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+        let removed = {
+            let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(set) = objects.untracked.get_mut(&kind_of(&key)) {
+                set.remove(&key_hash(&key));
+            }
+            objects.applied.remove(&key);
+            objects.remove(&key)
+        };
         if let Some(app) = removed {
             let _ = self.wake.send(app);
         }
     }
 
-    /// Replace every object of (group, kind) after a (re)list.
-    fn replace_kind(&self, group: &str, kind: &str, listed: Vec<Value>) {
+    /// Replace every object of (group, kind) after a (re)list; `untracked` are the hashes
+    /// of the listed objects no app tracks.
+    fn replace_kind(&self, group: &str, kind: &str, listed: Vec<Value>, untracked: HashSet<u64>) {
         let mut woken = HashSet::new();
         {
             let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
+            objects
+                .untracked
+                .insert((group.to_string(), kind.to_string()), untracked);
             let stale: Vec<ObjectKey> = objects
                 .by_key
                 .keys()
@@ -324,6 +417,7 @@ async fn run_watch(
         .default_backoff()
         .boxed();
     let mut buffer: Vec<Value> = Vec::new();
+    let mut untracked: HashSet<u64> = HashSet::new();
     while let Some(event) = stream.next().await {
         let Some(cache) = cache.upgrade() else {
             return;
@@ -337,15 +431,25 @@ async fn run_watch(
             v
         };
         match event {
-            Ok(watcher::Event::Init) => buffer.clear(),
+            Ok(watcher::Event::Init) => {
+                buffer.clear();
+                untracked.clear();
+            }
             Ok(watcher::Event::InitApply(o)) => {
                 let v = to_value(o);
                 if cache.tracking.app_of(&v).is_some() {
                     buffer.push(strip(v));
+                } else {
+                    untracked.insert(key_hash(&ObjectKey::of(&v)));
                 }
             }
             Ok(watcher::Event::InitDone) => {
-                cache.replace_kind(&resource.group, &resource.kind, std::mem::take(&mut buffer));
+                cache.replace_kind(
+                    &resource.group,
+                    &resource.kind,
+                    std::mem::take(&mut buffer),
+                    std::mem::take(&mut untracked),
+                );
                 state.send_replace(KindState::Ready);
             }
             Ok(watcher::Event::Apply(o)) => cache.apply(to_value(o)),

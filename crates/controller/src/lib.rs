@@ -19,12 +19,13 @@ pub mod clusters;
 pub mod compare;
 pub mod discovery;
 pub mod drift;
-mod events;
+pub mod events;
 pub mod manifests;
 pub mod metrics;
 pub mod notify;
 mod operation;
 pub mod pause;
+mod poll;
 pub mod project;
 pub mod queue;
 mod reconcile;
@@ -75,6 +76,8 @@ pub struct Controller {
     pub notify_configs: Store<ConfigMap>,
     pub notify_secrets: Store<Secret>,
     pub notifier: notify::Notifier,
+    /// Kubernetes Events, posted in the background.
+    pub events: events::Recorder,
     /// Has the notifier look at an app (or all of them).
     pub notify_wake: tokio::sync::mpsc::UnboundedSender<notify::Wake>,
     /// The Application watch; `serve` runs as long as it does.
@@ -106,7 +109,11 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff())
+    // managedFields are never read here, and they are most of an object's memory.
+    let objects = watcher(api, config)
+        .default_backoff()
+        .modify(|o| o.meta_mut().managed_fields = None);
+    let stream = reflector::reflector(writer, objects)
         .touched_objects()
         .for_each(move |event| {
             if let Ok(object) = event {
@@ -143,10 +150,17 @@ impl Controller {
         // The notifier's own writes of its sent state wake nothing.
         let own_writes = notify::OwnWrites::default();
         let notifier_writes = own_writes.clone();
+        // Which version of each app the store holds: the copies this controller wrote are let
+        // go once the store has caught up with them.
+        let (stored_tx, mut stored_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         let (apps, apps_task) = spawn_reflector(
             Api::<Application>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
             move |app: &Application| {
+                if let (Some(name), Some(rv)) = (&app.metadata.name, &app.metadata.resource_version)
+                {
+                    let _ = stored_tx.send((name.clone(), rv.clone()));
+                }
                 if let Some(name) = &app.metadata.name
                     && !notifier_writes.is_ours(app)
                 {
@@ -226,6 +240,7 @@ impl Controller {
                 });
             }
         }
+        let events = events::Recorder::new(client.clone());
         let controller = Arc::new(Controller {
             clusters: clusters::Clusters::new(client.clone(), tracking, wake_tx),
             repo: {
@@ -249,6 +264,7 @@ impl Controller {
             notify_configs,
             notify_secrets,
             notifier: notify::Notifier::new(own_writes),
+            events,
             notify_wake: notify_tx,
             watches: Mutex::new(Some(apps_task)),
             _background: AbortOnDrop(vec![
@@ -323,6 +339,16 @@ impl Controller {
                 }
             }
         });
+        let weak = Arc::downgrade(&controller);
+        tokio::spawn(async move {
+            while let Some((app, rv)) = stored_rx.recv().await {
+                let Some(c) = weak.upgrade() else { return };
+                let mut memory = c.memory.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(m) = memory.get_mut(&app) {
+                    m.freshest.stored(&rv);
+                }
+            }
+        });
         // Live-object changes wake their app.
         let weak = Arc::downgrade(&controller);
         tokio::spawn(async move {
@@ -357,7 +383,8 @@ impl Controller {
                 me.appset_queue.promote_due();
             }
         });
-        let mut tasks = AbortOnDrop(vec![ticker.abort_handle()]);
+        let poller = tokio::spawn(poll::run(Arc::downgrade(&self)));
+        let mut tasks = AbortOnDrop(vec![ticker.abort_handle(), poller.abort_handle()]);
         for _ in 0..self.settings.workers.max(1) {
             let me = self.clone();
             tasks.0.push(
@@ -397,13 +424,21 @@ impl Controller {
         })
     }
 
-    /// Ask for a refresh of `app` (webhook, CLI): the next reconcile re-resolves its revision.
+    /// Ask for a refresh of `app` (webhook, CLI): the next reconcile re-resolves its revision
+    /// from the repositories as they are now.
     pub fn refresh(&self, app: &str, hard: bool) {
+        self.refresh_since(app, hard, std::time::Instant::now());
+    }
+
+    /// Ask for a refresh of `app` that must see the repositories as they were at `since` or
+    /// later (the repository poller passes the moment of the advertisement it saw).
+    pub fn refresh_since(&self, app: &str, hard: bool, since: std::time::Instant) {
         {
             let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
             let m = memory.entry(app.to_string()).or_default();
             m.refresh_requested = true;
             m.hard_refresh |= hard;
+            m.refs_since = Some(m.refs_since.map_or(since, |t| t.max(since)));
         }
         self.queue.add(app);
     }

@@ -108,6 +108,18 @@ impl RepoServer {
         source: &ApplicationSource,
         secrets: &RepoSecrets,
     ) -> Result<String, ManifestError> {
+        self.resolve_since(source, secrets, std::time::Instant::now())
+    }
+
+    /// [`RepoServer::resolve`] from a git ref advertisement that started at or after `since`,
+    /// shared with every other asker of the repository (chart listings have their own max
+    /// age).
+    pub fn resolve_since(
+        &self,
+        source: &ApplicationSource,
+        secrets: &RepoSecrets,
+        since: std::time::Instant,
+    ) -> Result<String, ManifestError> {
         let access = access_for(&source.repo_url, secrets);
         if !source.chart.is_empty() {
             return self
@@ -116,7 +128,7 @@ impl RepoServer {
                 .map_err(|e| chart_error(source, e));
         }
         self.git
-            .resolve(&source.repo_url, source.revision(), &access)
+            .resolve_since(&source.repo_url, source.revision(), &access, since)
             .map_err(|source_error| ManifestError::Source {
                 repo: source.repo_url.clone(),
                 source: Box::new(source_error),

@@ -302,7 +302,8 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
     let problems = problems.join("; ");
     if c.notifier.news(&name, &problems) {
         tracing::warn!(app = %name, %problems, "notifications");
-        crate::events::record(&c.client, app, true, "NotificationConfigError", &problems).await;
+        c.events
+            .record(app, true, "NotificationConfigError", &problems);
     }
     let remembered = tiphys_notify::plan::notified(annotations);
     if plan.state != remembered && !deleted {
@@ -350,7 +351,7 @@ async fn deliver(
             "{what}: no service {:?} in {NOTIFICATIONS_CM} (service.<type>.{0} or service.{0})",
             outgoing.service
         );
-        crate::events::record(&c.client, app, true, "NotificationFailed", &message).await;
+        c.events.record(app, true, "NotificationFailed", &message);
         return;
     }
     let Ok(_permit) = c.notifier.sending.clone().acquire_owned().await else {
@@ -372,7 +373,7 @@ async fn deliver(
         }
         Ok(Err(e)) => {
             let message = format!("{what}: {e}");
-            crate::events::record(&c.client, app, true, "NotificationFailed", &message).await;
+            c.events.record(app, true, "NotificationFailed", &message);
         }
         Err(e) => tracing::warn!(app = %name, error = %e, "notification task failed"),
     }

@@ -45,9 +45,9 @@ impl Effects {
         });
     }
 
-    pub async fn emit(self, c: &Controller, app: &Application) {
+    pub fn emit(self, c: &Controller, app: &Application) {
         for (warning, reason, message) in &self.events {
-            crate::events::record(&c.client, app, *warning, reason, message).await;
+            c.events.record(app, *warning, reason, message);
         }
         if let Some(phase) = self.finished {
             c.metrics.sync_finished(app, phase);
@@ -324,7 +324,7 @@ pub async fn step(
             None => None,
         };
         match resolved {
-            Some(commit) => match desired_state(c, &pinned_app, Some(&[commit]), false).await {
+            Some(commit) => match desired_state(c, &pinned_app, Some(&[commit]), None).await {
                 Ok(p) => {
                     pinned = p;
                     &pinned

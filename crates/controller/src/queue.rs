@@ -14,6 +14,16 @@ struct State {
     dirty: HashSet<String>,
     /// Delayed wake-ups: app → when.
     later: HashMap<String, Instant>,
+    /// Apps put in the queue since it was made.
+    adds: u64,
+}
+
+/// How busy a queue is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub depth: usize,
+    pub running: usize,
+    pub adds: u64,
 }
 
 pub struct Queue {
@@ -43,6 +53,7 @@ impl Queue {
         if state.running.contains(app) {
             state.dirty.insert(app.to_string());
         } else if state.queued.insert(app.to_string()) {
+            state.adds += 1;
             let _ = self.tx.send(app.to_string());
         }
     }
@@ -107,6 +118,16 @@ impl Queue {
         self.lock().queued.len()
     }
 
+    /// Waiting, being reconciled, and ever added (the `workqueue_*` metrics).
+    pub fn counts(&self) -> QueueCounts {
+        let state = self.lock();
+        QueueCounts {
+            depth: state.queued.len(),
+            running: state.running.len(),
+            adds: state.adds,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -130,5 +151,13 @@ mod tests {
         q.done("b");
         assert_eq!(q.next().await.as_deref(), Some("a"));
         assert!(q.is_empty());
+        assert_eq!(
+            q.counts(),
+            QueueCounts {
+                depth: 0,
+                running: 1,
+                adds: 3
+            }
+        );
     }
 }

@@ -19,12 +19,14 @@ use crate::Controller;
 use crate::apply::Writer;
 use crate::clusters::{ClusterHandle, ClusterSecret};
 use crate::compare::{self, Compared, Problem, Subject};
-use crate::events;
 use crate::manifests::{Generated, RenderSettings};
 use crate::operation::{self, Effects};
 use crate::status;
 
 pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+/// How old `status.reconciledAt` may get before a periodic refresh that found nothing new
+/// writes it anyway.
+const RECONCILED_AT_MAX_AGE: Duration = Duration::from_secs(30 * 60);
 const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 
 /// What the controller remembers about an app between reconciles (not persisted: everything
@@ -37,11 +39,21 @@ pub struct AppMemory {
     resolved_at: Option<Instant>,
     next_refresh: Option<Instant>,
     pub refresh_requested: bool,
+    /// The newest moment a requested refresh must see the repositories at (a refresh asked
+    /// for at T never resolves from a ref advertisement made before T).
+    pub refs_since: Option<Instant>,
     pub hard_refresh: bool,
     memo: compare::Memo,
     pub(crate) retry_at: Option<Instant>,
     /// The newest copy of the Application this controller wrote or read.
     pub(crate) freshest: crate::status::Freshest,
+}
+
+impl AppMemory {
+    /// The revision (commit or chart version) each source was last resolved to.
+    pub(crate) fn resolved_revisions(&self) -> &[String] {
+        &self.revisions
+    }
 }
 
 pub fn now() -> String {
@@ -100,7 +112,7 @@ pub struct Desired {
 
 /// Resolve, render and compare `app` now (what `tiphys app diff` shows).
 pub async fn compare_app(c: &Arc<Controller>, app: &Application) -> Result<Desired, Problem> {
-    desired_state(c, app, None, true).await
+    desired_state(c, app, None, Some(Instant::now())).await
 }
 
 fn sources_of(app: &Application) -> Vec<ApplicationSource> {
@@ -227,12 +239,14 @@ async fn target_of(
     Ok((project, cluster))
 }
 
-/// Resolve, render and compare: everything up to the verdict.
+/// Resolve, render and compare: everything up to the verdict. `refresh`: resolve the
+/// revisions again, from ref advertisements started at or after that moment (otherwise the
+/// ones resolved last are used, when there are any).
 pub(crate) async fn desired_state(
     c: &Arc<Controller>,
     app: &Application,
     pinned: Option<&[String]>,
-    refresh: bool,
+    refresh: Option<Instant>,
 ) -> Result<Desired, Problem> {
     let (project, cluster) = target_of(c, app).await?;
     let sources = sources_of(app);
@@ -248,16 +262,17 @@ pub(crate) async fn desired_state(
             .map(|m| m.revisions.clone())
     };
     let repo = c.repo.clone();
-    let revisions = match (pinned, remembered) {
-        (Some(p), _) => p.to_vec(),
-        (None, Some(r)) if !refresh => r,
-        _ => {
+    let revisions = match (pinned, remembered, refresh) {
+        (Some(p), _, _) => p.to_vec(),
+        (None, Some(r), None) => r,
+        (None, _, since) => {
             let started = Instant::now();
+            let since = since.unwrap_or(started);
             let (repo2, sources2, secrets2) = (repo.clone(), sources.clone(), secrets.clone());
             let resolved = tokio::task::spawn_blocking(move || {
                 sources2
                     .iter()
-                    .map(|s| repo2.resolve(s, &secrets2))
+                    .map(|s| repo2.resolve_since(s, &secrets2, since))
                     .collect::<Result<Vec<String>, _>>()
             })
             .await
@@ -498,15 +513,27 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
         Err(e) => tracing::debug!(app = %name, error = %e, "pause left as it is"),
     }
 
-    let (refresh, hard) = {
+    let (refresh, hard, asked) = {
         let mut memory = c.memory.lock().unwrap_or_else(|p| p.into_inner());
         let m = memory.entry(name.clone()).or_default();
+        let asked = m.refresh_requested || annotation_refresh.is_some();
         let periodic = m.next_refresh.is_some_and(|t| Instant::now() >= t);
         let refresh = m.refresh_requested
             || periodic
             || annotation_refresh.is_some()
             || m.resolved_at.is_none();
         let hard = m.hard_refresh || annotation_refresh.as_deref() == Some("hard");
+        // How fresh the repositories' answer must be: as fresh as whoever asked for the
+        // refresh needs; a refresh nobody asked for (periodic, the first) takes an answer
+        // as old as the polling interval, shared with every other app of the repository.
+        let requested = m.refs_since.take();
+        let since = refresh.then(|| match requested {
+            _ if annotation_refresh.is_some() => Instant::now(),
+            Some(t) => t,
+            None => Instant::now()
+                .checked_sub(c.settings.repo_poll)
+                .unwrap_or_else(Instant::now),
+        });
         m.refresh_requested = false;
         m.hard_refresh = false;
         if refresh {
@@ -519,7 +546,7 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
             };
             m.next_refresh = Some(Instant::now() + resync + jitter);
         }
-        (refresh, hard)
+        (since, hard, asked)
     };
     if hard {
         c.repo.renders.clear();
@@ -616,7 +643,19 @@ async fn reconcile_app(c: &Arc<Controller>, app: &Application) -> Result<(), kub
         }
     }
     status.conditions = merge_conditions(&previous.conditions, conditions);
-    if refresh || status.reconciled_at.is_none() {
+    // `reconciledAt` records a refresh someone asked for, or one that found something new;
+    // a periodic refresh that changes nothing writes nothing (at 10,000 apps those writes
+    // would be most of the controller's work) unless the recorded time is getting old.
+    let changed = status != previous || !matches!(change, OperationChange::Keep);
+    let stale = previous
+        .reconciled_at
+        .as_deref()
+        .and_then(parse_time)
+        .is_none_or(|t| {
+            Timestamp::now().duration_since(t)
+                > RECONCILED_AT_MAX_AGE.try_into().unwrap_or_default()
+        });
+    if refresh.is_some() && (asked || changed || stale) {
         status.reconciled_at = Some(now());
     }
     if status.health.status != previous.health.status {
@@ -899,12 +938,12 @@ async fn write(
         }
         status::patch(c, app, ops).await?;
     }
-    effects.emit(c, app).await;
-    announce_changes(c, app, previous, status).await;
+    effects.emit(c, app);
+    announce_changes(c, app, previous, status);
     Ok(())
 }
 
-async fn announce_changes(
+fn announce_changes(
     c: &Controller,
     app: &Application,
     previous: &tiphys_model::application::ApplicationStatus,
@@ -925,7 +964,7 @@ async fn announce_changes(
     for (what, before, after) in transitions {
         if before != after {
             let message = format!("Updated {what} status: {before} -> {after}");
-            events::record(&c.client, app, false, "ResourceUpdated", &message).await;
+            c.events.record(app, false, "ResourceUpdated", &message);
         }
     }
     for condition in &status.conditions {
@@ -934,7 +973,8 @@ async fn announce_changes(
             .iter()
             .any(|p| p.kind == condition.kind && p.message == condition.message)
         {
-            events::record(&c.client, app, true, &condition.kind, &condition.message).await;
+            c.events
+                .record(app, true, &condition.kind, &condition.message);
         }
     }
 }

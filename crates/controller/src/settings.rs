@@ -30,6 +30,11 @@ pub struct Settings {
     pub refuse_secrets_in_git: bool,
     /// How often a running operation is advanced when nothing else wakes it.
     pub operation_poll: Duration,
+    /// How often each git repository the apps use is asked whether a ref moved (one ref
+    /// advertisement per repository; apps whose revision moved are refreshed). Zero turns
+    /// polling off. Refreshes that nobody asked for (periodic, first) accept an answer this
+    /// old.
+    pub repo_poll: Duration,
 }
 
 impl Default for Settings {
@@ -43,6 +48,7 @@ impl Default for Settings {
             workers: 8,
             refuse_secrets_in_git: false,
             operation_poll: Duration::from_secs(1),
+            repo_poll: Duration::from_secs(10),
         }
     }
 }

@@ -40,17 +40,24 @@ impl Freshest {
     /// The copy to reconcile from: `stored` unless it is a version this controller already
     /// replaced.
     fn choose(&mut self, stored: Arc<Application>) -> Arc<Application> {
-        let Some(mine) = &self.copy else {
-            return stored;
-        };
         let stored_rv = stored.metadata.resource_version.as_deref().unwrap_or("");
-        if self.superseded.contains(stored_rv) {
-            return mine.clone();
+        match self.stored(stored_rv) {
+            Some(mine) => mine,
+            None => stored,
         }
-        // The store caught up with (or went past) what this controller wrote.
+    }
+
+    /// The store now holds version `rv`: once that is not a version this controller
+    /// replaced, the store caught up with (or went past) what it wrote, and the written copy
+    /// is let go. Returns the written copy while it is still the newer one.
+    pub fn stored(&mut self, rv: &str) -> Option<Arc<Application>> {
+        let mine = self.copy.as_ref()?;
+        if self.superseded.contains(rv) {
+            return Some(mine.clone());
+        }
         self.copy = None;
         self.superseded.clear();
-        stored
+        None
     }
 }
 
@@ -100,9 +107,30 @@ pub async fn patch(
     let patch: json_patch::Patch =
         serde_json::from_value(Value::Array(ops)).map_err(kube::Error::SerdeError)?;
     let api: Api<Application> = Api::namespaced(c.client.clone(), &c.settings.namespace);
-    let written = api
+    let mut written = match api
         .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
-        .await?;
+        .await
+    {
+        // A patch computed from an outdated copy can fail before the version check does
+        // (removing an `.operation` someone already removed): when the Application moved
+        // on, that is a conflict like any other, and the reconcile is redone.
+        Err(kube::Error::Api(status)) if status.code == 422 => {
+            let current = api.get_opt(&name).await?;
+            let moved = current.is_some_and(|a| a.metadata.resource_version != version);
+            return Err(kube::Error::Api(if moved {
+                Box::new(kube::core::Status {
+                    code: 409,
+                    reason: "Conflict".into(),
+                    message: format!("Application {name} changed: {}", status.message),
+                    ..Default::default()
+                })
+            } else {
+                status
+            }));
+        }
+        other => other?,
+    };
+    written.metadata.managed_fields = None;
     let mut memory = c.memory.lock().unwrap_or_else(|p| p.into_inner());
     memory
         .entry(name)

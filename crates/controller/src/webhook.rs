@@ -315,7 +315,12 @@ async fn metrics(
         .iter()
         .map(|c| c.cache.len())
         .sum();
-    let text = controller.metrics.render(&controller.applications(), live);
+    let text = controller.metrics.render(
+        &controller.applications(),
+        live,
+        &controller.repo.git.request_counts(),
+        controller.queue.counts(),
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -50,6 +50,8 @@ pub struct ApplicationSpec {
     pub source_hydrator: Option<Value>,
 }
 
+/// The tool-specific parts are boxed: an Application holds several copies of its source
+/// (spec, `comparedTo`, the operation, its result, history), and most set none of them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSource {
@@ -60,13 +62,13 @@ pub struct ApplicationSource {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub target_revision: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub helm: Option<ApplicationSourceHelm>,
+    pub helm: Option<Box<ApplicationSourceHelm>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kustomize: Option<ApplicationSourceKustomize>,
+    pub kustomize: Option<Box<ApplicationSourceKustomize>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub directory: Option<ApplicationSourceDirectory>,
+    pub directory: Option<Box<ApplicationSourceDirectory>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<ApplicationSourcePlugin>,
+    pub plugin: Option<Box<ApplicationSourcePlugin>>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub chart: String,
     #[serde(rename = "ref", default, skip_serializing_if = "String::is_empty")]

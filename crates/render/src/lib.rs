@@ -234,10 +234,10 @@ pub fn render(req: &Request<'_>) -> Result<Rendered, RenderError> {
                 path,
                 target_revision: &req.source.target_revision,
             };
-            directory::render(&root, &dir, req.source.directory.as_ref(), &env)?
+            directory::render(&root, &dir, req.source.directory.as_deref(), &env)?
         }
         SourceType::Kustomize => {
-            kustomize::render(&root, &dir, req.source.kustomize.as_ref(), req)?
+            kustomize::render(&root, &dir, req.source.kustomize.as_deref(), req)?
         }
         SourceType::Helm => helm::render(&root, &dir, req)?,
     };

@@ -91,26 +91,26 @@ fn directory_reads_yaml_json_lists_and_skips_other_files() {
     );
 
     let mut recursive = source("app");
-    recursive.directory = Some(ApplicationSourceDirectory {
+    recursive.directory = Some(Box::new(ApplicationSourceDirectory {
         recurse: true,
         ..Default::default()
-    });
+    }));
     assert_eq!(
         names(&run(root, &recursive).unwrap()),
         ["a1", "a2", "b", "in-list", "deep"]
     );
 
-    recursive.directory = Some(ApplicationSourceDirectory {
+    recursive.directory = Some(Box::new(ApplicationSourceDirectory {
         recurse: true,
         include: "{*.json,sub/*}".into(),
         ..Default::default()
-    });
+    }));
     assert_eq!(names(&run(root, &recursive).unwrap()), ["b", "deep"]);
-    recursive.directory = Some(ApplicationSourceDirectory {
+    recursive.directory = Some(Box::new(ApplicationSourceDirectory {
         recurse: true,
         exclude: "{a.yaml,list.yml}".into(),
         ..Default::default()
-    });
+    }));
     assert_eq!(names(&run(root, &recursive).unwrap()), ["b", "deep"]);
 }
 
@@ -245,12 +245,14 @@ fn kustomization_is_detected_and_built() {
         "resources:\n- cm.yaml\n- deploy.yaml\n",
     );
     let mut s = source("overlay");
-    s.kustomize = Some(tiphys_model::application::ApplicationSourceKustomize {
-        name_suffix: "-blue".into(),
-        images: vec!["nginx=registry.example.com/nginx:1.28".into()],
-        common_labels: [("team".to_string(), "web".to_string())].into(),
-        ..Default::default()
-    });
+    s.kustomize = Some(Box::new(
+        tiphys_model::application::ApplicationSourceKustomize {
+            name_suffix: "-blue".into(),
+            images: vec!["nginx=registry.example.com/nginx:1.28".into()],
+            common_labels: [("team".to_string(), "web".to_string())].into(),
+            ..Default::default()
+        },
+    ));
     let r = run(root, &s).unwrap();
     assert_eq!(names(&r), ["prod-settings-blue", "prod-web-blue"]);
     // The Application's namePrefix replaces the kustomization's own (Argo CD runs
@@ -341,7 +343,7 @@ fn helm_chart_with_argo_options() {
         "a path in the repository, not a line of helm's output"
     );
 
-    s.helm = Some(ApplicationSourceHelm {
+    s.helm = Some(Box::new(ApplicationSourceHelm {
         release_name: "rel".into(),
         value_files: vec!["values-prod.yaml".into()],
         parameters: vec![HelmParameter {
@@ -352,7 +354,7 @@ fn helm_chart_with_argo_options() {
         values_object: Some(serde_json::json!({"size": "large"})),
         namespace: "other".into(),
         ..Default::default()
-    });
+    }));
     let r = run(root, &s).unwrap();
     let cm = &r.manifests[0].object;
     assert_eq!(cm["metadata"]["name"], "rel-cfg");
@@ -392,10 +394,10 @@ fn helm_value_files_from_a_ref_source() {
     write(values.path(), "envs/prod/values.yaml", "color: green\n");
     write(charts.path(), "secret.yaml", "color: leaked\n");
     let mut s = source("chart");
-    s.helm = Some(ApplicationSourceHelm {
+    s.helm = Some(Box::new(ApplicationSourceHelm {
         value_files: vec!["$values/envs/prod/values.yaml".into()],
         ..Default::default()
-    });
+    }));
     let refs =
         tiphys_render::ValueRefs::from([("values".to_string(), values.path().to_path_buf())]);
     let with_refs = |s: &ApplicationSource| {
@@ -449,7 +451,7 @@ fn helm_crds_capabilities_values_and_file_parameters() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n  monitoring: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1\" | quote }}\n  motd: {{ .Values.motd | quote }}\n  tier: {{ .Values.tier | default \"none\" | quote }}\n",
     );
     let mut s = source("chart");
-    s.helm = Some(ApplicationSourceHelm {
+    s.helm = Some(Box::new(ApplicationSourceHelm {
         kube_version: "1.29.0".into(),
         api_versions: vec!["monitoring.coreos.com/v1".into()],
         values: "tier: gold\n".into(),
@@ -458,7 +460,7 @@ fn helm_crds_capabilities_values_and_file_parameters() {
             path: "files/motd.txt".into(),
         }],
         ..Default::default()
-    });
+    }));
     let r = run(root, &s).unwrap();
     let kinds: Vec<&str> = r
         .manifests
@@ -583,7 +585,7 @@ local labels = import 'labels.libsonnet';
     );
     write(root, "app/plain.yaml", &cm("plain"));
     let mut s = source("app");
-    s.directory = Some(ApplicationSourceDirectory {
+    s.directory = Some(Box::new(ApplicationSourceDirectory {
         jsonnet: Some(ApplicationSourceJsonnet {
             ext_vars: vec![
                 JsonnetVar {
@@ -622,7 +624,7 @@ local labels = import 'labels.libsonnet';
             libs: vec!["vendor".into()],
         }),
         ..Default::default()
-    });
+    }));
     s
 }
 
@@ -764,10 +766,10 @@ fn helm_value_files_from_a_url() {
     let root = repo.path();
     color_chart(root);
     let mut s = source("chart");
-    s.helm = Some(ApplicationSourceHelm {
+    s.helm = Some(Box::new(ApplicationSourceHelm {
         value_files: vec!["https://config.example.com/prod.yaml".into()],
         ..Default::default()
-    });
+    }));
     let with_loader = |s: &ApplicationSource| {
         render(&Request {
             repo_root: root,

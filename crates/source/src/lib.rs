@@ -12,6 +12,7 @@
 //! needs); any other commit deepens the cache to full history first.
 #![forbid(unsafe_code)]
 
+mod adverts;
 pub mod charts;
 pub mod credentials;
 mod entry;
@@ -27,10 +28,13 @@ use std::sync::atomic::AtomicBool;
 use entry::{EntryLocks, staging_name};
 use trees::{Item, TreeError, Trees};
 
+pub use adverts::RequestKind;
 pub use url::normalize;
 
 /// Why a source operation failed; the variants tell an operator what to fix.
-#[derive(Debug, thiserror::Error)]
+/// Cloneable (an I/O error is shared behind an `Arc`): one failed request answers every
+/// caller that waited for it.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{url}: authentication failed: {message}")]
     AuthFailed { url: String, message: String },
@@ -65,7 +69,7 @@ pub enum SourceError {
     #[error("{path}: {source}")]
     Io {
         path: String,
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
 }
 
@@ -227,7 +231,7 @@ mod classify_tests {
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
     move |source| SourceError::Io {
         path: path.display().to_string(),
-        source,
+        source: Arc::new(source),
     }
 }
 
@@ -245,6 +249,12 @@ pub struct GitCache {
     /// One writer per repository (init, fetch); different repositories proceed in parallel.
     repo_locks: Arc<EntryLocks>,
     trees: Trees,
+    adverts: adverts::Adverts,
+    requests: adverts::RequestCounts,
+    /// Commits known to be in the cache repository (`<cache key>@<sha>`): resolving to one
+    /// of them needs no opening of the repository, which at thousands of resolutions a
+    /// minute would be most of their cost.
+    present: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The marker of a repository whose initialisation finished (inside the published entry).
@@ -265,7 +275,45 @@ impl GitCache {
             trees: Trees::new(root.join("trees")),
             root,
             repo_locks: Arc::default(),
+            adverts: Default::default(),
+            requests: Default::default(),
+            present: Default::default(),
         }
+    }
+
+    /// Whether `commit` is known to be in the cache repository of `url` (and the repository
+    /// is still there, marked as used).
+    fn known_present(&self, url: &str, commit: &str) -> bool {
+        let key = format!("{}@{commit}", url::cache_key(url));
+        let known = self
+            .present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key);
+        let dir = self.repo_dir(url);
+        if known && dir.join(REPO_READY).exists() {
+            touch(&dir);
+            return true;
+        }
+        false
+    }
+
+    fn note_present(&self, url: &str, commit: &str) {
+        let mut present = self.present.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: forgetting only costs opening the repository once more.
+        if present.len() >= 100_000 {
+            present.clear();
+        }
+        present.insert(format!("{}@{commit}", url::cache_key(url)));
+    }
+
+    /// The repository of `url` is being made anew: what it held is no longer known.
+    fn forget_present(&self, url: &str) {
+        let prefix = format!("{}@", url::cache_key(url));
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k| !k.starts_with(&prefix));
     }
 
     /// Where the bare cache repository for `url` lives.
@@ -279,6 +327,7 @@ impl GitCache {
             touch(&dir);
             return gix::open(&dir).map_err(|e| classify(url, e));
         }
+        self.forget_present(url);
         let repos = self.root.join("repos");
         let key = url::cache_key(url);
         let _guard = self.repo_locks.lock(&repos, &key).map_err(io(&repos))?;
@@ -365,6 +414,7 @@ impl GitCache {
                 )
             })
             .map_err(|e| classify(url, e))?;
+        self.requests.add(url, RequestKind::LsRemote);
         let connection = connect(&repo, &remote, url, access)?;
         let (ref_map, _) = connection
             .ref_map(gix::progress::Discard, Default::default())
@@ -442,6 +492,7 @@ impl GitCache {
                 )
             })
             .map_err(|e| classify(url, e))?;
+        self.requests.add(url, RequestKind::Fetch);
         let connection = connect(&repo, &remote, url, access)?;
         connection
             .prepare_fetch(gix::progress::Discard, Default::default())
@@ -452,12 +503,43 @@ impl GitCache {
         Ok(())
     }
 
-    /// Resolve `revision` (HEAD, branch, tag, full ref, full or abbreviated SHA) to a commit.
+    /// The references the remote advertises, from an advertisement that started at or after
+    /// `since`: concurrent askers of one repository share one request (see `adverts.rs`).
+    pub fn advertised(
+        &self,
+        url: &str,
+        access: &Access,
+        since: std::time::Instant,
+    ) -> Result<Arc<Vec<RemoteRef>>, SourceError> {
+        self.adverts.get(&url::cache_key(url), access, since, || {
+            self.ls_remote(url, access)
+        })
+    }
+
+    /// Requests made to each remote so far (`argocd_git_request_total`).
+    pub fn request_counts(&self) -> Vec<(String, RequestKind, u64)> {
+        self.requests.snapshot()
+    }
+
+    /// Resolve `revision` (HEAD, branch, tag, full ref, full or abbreviated SHA) to a commit,
+    /// asking the remote now.
     pub fn resolve(
         &self,
         url: &str,
         revision: &str,
         access: &Access,
+    ) -> Result<String, SourceError> {
+        self.resolve_since(url, revision, access, std::time::Instant::now())
+    }
+
+    /// [`GitCache::resolve`] from a ref advertisement that started at or after `since`
+    /// (shared with every other asker of the repository).
+    pub fn resolve_since(
+        &self,
+        url: &str,
+        revision: &str,
+        access: &Access,
+        since: std::time::Instant,
     ) -> Result<String, SourceError> {
         let wanted = if revision.is_empty() {
             "HEAD"
@@ -473,16 +555,9 @@ impl GitCache {
         {
             return Ok(found);
         }
-        let refs = self.ls_remote(url, access)?;
-        let candidates = [
-            wanted.to_string(),
-            format!("refs/heads/{wanted}"),
-            format!("refs/tags/{wanted}"),
-        ];
-        for candidate in &candidates {
-            if let Some(r) = refs.iter().find(|r| &r.name == candidate) {
-                return self.commit_of(url, r, access);
-            }
+        let refs = self.advertised(url, access, since)?;
+        if let Some(r) = find_advertised(&refs, wanted) {
+            return self.commit_of(url, r, access);
         }
         let is_hex = wanted.len() >= 4
             && wanted.len() <= 40
@@ -528,10 +603,18 @@ impl GitCache {
         advertised: &RemoteRef,
         access: &Access,
     ) -> Result<String, SourceError> {
+        if self.known_present(url, &advertised.commit) {
+            return Ok(advertised.commit.clone());
+        }
         let lookup = |repo: &gix::Repository| -> Option<String> {
             let id = gix::ObjectId::from_hex(advertised.commit.as_bytes()).ok()?;
             let commit = repo.find_object(id).ok()?.peel_to_commit().ok()?;
-            Some(commit.id.to_string())
+            let sha = commit.id.to_string();
+            // Only a ref that names the commit itself (not an annotated tag) is remembered.
+            if sha == advertised.commit {
+                self.note_present(url, &sha);
+            }
+            Some(sha)
         };
         if let Some(sha) = lookup(&self.open_or_init(url)?) {
             return Ok(sha);
@@ -567,7 +650,7 @@ impl GitCache {
         exported.map_err(|e| match e {
             TreeError::Io(path, source) => SourceError::Io {
                 path: path.display().to_string(),
-                source,
+                source: Arc::new(source),
             },
             TreeError::Export(e) => e,
         })
@@ -588,7 +671,8 @@ impl GitCache {
         revision: &str,
         access: &Access,
     ) -> Result<CommitMetadata, SourceError> {
-        let sha = self.resolve(url, revision, access)?;
+        let asked = std::time::Instant::now();
+        let sha = self.resolve_since(url, revision, access, asked)?;
         let repo = self.open_or_init(url)?;
         let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| classify(url, e))?;
         let commit = repo
@@ -603,8 +687,8 @@ impl GitCache {
             .map_err(|e| classify(url, e))?
             .to_string();
         let tags = self
-            .ls_remote(url, access)?
-            .into_iter()
+            .advertised(url, access, asked)?
+            .iter()
             .filter(|r| r.commit == sha)
             .filter_map(|r| r.name.strip_prefix("refs/tags/").map(str::to_string))
             .collect();
@@ -616,6 +700,23 @@ impl GitCache {
             tags,
         })
     }
+}
+
+/// The advertised ref `revision` names (`HEAD`, a branch, a tag or a full ref name), as git
+/// looks them up.
+pub fn find_advertised<'r>(refs: &'r [RemoteRef], revision: &str) -> Option<&'r RemoteRef> {
+    let wanted = if revision.is_empty() {
+        "HEAD"
+    } else {
+        revision
+    };
+    [
+        wanted.to_string(),
+        format!("refs/heads/{wanted}"),
+        format!("refs/tags/{wanted}"),
+    ]
+    .iter()
+    .find_map(|candidate| refs.iter().find(|r| &r.name == candidate))
 }
 
 /// Remove git's `*.lock` files inside a repository (outside its objects). Only for a caller
@@ -652,6 +753,11 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 impl GitCache {
     fn evict_repos(&self) {
         evict_least_recently_used(&self.root.join("repos"), MAX_REPOS);
+        // Some may be gone now.
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 

@@ -172,7 +172,7 @@ impl ChartCache {
             .map_err(|e| match e {
                 TreeError::Io(path, source) => SourceError::Io {
                     path: path.display().to_string(),
-                    source,
+                    source: Arc::new(source),
                 },
                 TreeError::Export(e) => e,
             })?;

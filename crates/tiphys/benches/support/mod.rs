@@ -52,7 +52,8 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time (user + system) a process has used, seconds.
+/// CPU time (user + system) a process has used, with that of the children it waited for
+/// (`git-upload-pack` for local repositories, `helm`), seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command (which may hold spaces) — utime and stime are 14th and 15th.
@@ -65,7 +66,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     // Linux reports in clock ticks of 1/100 s on every platform this runs on.
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(11) + ticks(12) + ticks(13) + ticks(14)) / 100.0
 }
 
 pub async fn kubeconfig_client(path: &Path) -> kube::Client {
@@ -79,19 +80,7 @@ pub async fn kubeconfig_client(path: &Path) -> kube::Client {
 }
 
 pub async fn all_synced(apps: &Api<Application>, n: usize) -> bool {
-    let Ok(list) = apps.list(&Default::default()).await else {
-        return false;
-    };
-    list.items
-        .iter()
-        .filter(|a| {
-            let s = a.status.clone().unwrap_or_default();
-            s.sync.status == SyncStatusCode::Synced
-                && s.health.status == HealthStatusCode::Healthy
-                && a.operation.is_none()
-        })
-        .count()
-        == n
+    count_synced(apps).await == n
 }
 
 /// A fresh local cluster (workloads simulated) with Tiphys installed: the cluster, its
@@ -199,4 +188,72 @@ pub async fn wait_all_synced(
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// `tiphys controller` with extra flags; also returns its metrics address.
+pub fn spawn_controller_with(
+    kubeconfig: &Path,
+    cache: &Path,
+    flags: &[&str],
+) -> (std::process::Child, std::net::SocketAddr) {
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // TIPHYS_BENCH_WRAP runs the controller under a profiler ("heaptrack", "perf record -g").
+    let wrap = std::env::var("TIPHYS_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(env!("CARGO_BIN_EXE_tiphys"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_tiphys")),
+    };
+    let child = command
+        .arg("controller")
+        .args(flags)
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("TIPHYS_CACHE_DIR", cache)
+        .env("HELM", tiphys_testkit::tool("helm"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    (child, listen)
+}
+
+/// The sum of every sample of metric `name` the controller at `addr` exports (0 when absent
+/// or unreachable).
+pub async fn metric_sum(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let Ok(response) = reqwest::get(format!("http://{addr}/metrics")).await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// How many of the apps are Synced and Healthy with no operation pending.
+pub async fn count_synced(apps: &Api<Application>) -> usize {
+    let Ok(list) = apps.list(&Default::default()).await else {
+        return 0;
+    };
+    list.items
+        .iter()
+        .filter(|a| {
+            let s = a.status.clone().unwrap_or_default();
+            s.sync.status == SyncStatusCode::Synced
+                && s.health.status == HealthStatusCode::Healthy
+                && a.operation.is_none()
+        })
+        .count()
 }

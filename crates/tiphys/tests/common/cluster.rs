@@ -34,6 +34,9 @@ pub struct Env {
     pub client: kube::Client,
     pub controller: Option<Child>,
     pub port: u16,
+    /// `--repo-poll-interval` of the controllers this Env starts: 0 (off) unless a test
+    /// turns it on, so that tests of webhooks and refreshes see no other cause.
+    pub repo_poll: u64,
 }
 
 pub fn free_port() -> u16 {
@@ -127,6 +130,7 @@ impl Env {
             client,
             controller: None,
             port: free_port(),
+            repo_poll: 0,
         };
         let out = env.tiphys(&["install"]);
         assert!(
@@ -153,7 +157,9 @@ impl Env {
                 "0",
                 "--self-heal-timeout",
                 "1",
+                "--repo-poll-interval",
             ])
+            .arg(self.repo_poll.to_string())
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--kubeconfig")
