@@ -95,8 +95,8 @@ async fn a_push_is_found_by_polling_and_refreshes_only_the_apps_of_that_reposito
         .await;
     }
     // Every app of a repository that moved was compared at its new commit.
-    for r in 0..2 {
-        let commit = head(&repos[r]);
+    for (r, repo) in repos.iter().enumerate().take(2) {
+        let commit = head(repo);
         let of_repo: Vec<String> = (0..APPS_PER_REPO)
             .map(|a| format!("poll-{}", r * APPS_PER_REPO + a))
             .collect();
