@@ -35,15 +35,6 @@ async fn config_uids(env: &Env, namespace: &str) -> BTreeMap<String, String> {
     uids(&api.list(&Default::default()).await.unwrap().items)
 }
 
-fn head(repo: &std::path::Path) -> String {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_git_outage_keeps_the_last_state_prunes_nothing_and_recovers() {
     let env = Env::start().await;

@@ -21,15 +21,6 @@ fn config(i: usize, greeting: &str) -> String {
     )
 }
 
-fn head(repo: &std::path::Path) -> String {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_is_found_by_polling_and_refreshes_only_the_apps_of_that_repository() {
     let mut env = Env::without_controller(Duration::from_millis(50)).await;

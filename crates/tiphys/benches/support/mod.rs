@@ -115,25 +115,7 @@ pub async fn installed_cluster(
 /// `tiphys controller` against `kubeconfig`, refreshing every `resync` seconds, its cache in
 /// `cache` (cold when new), logging warnings only.
 pub fn spawn_controller(kubeconfig: &Path, cache: &Path, resync: u64) -> std::process::Child {
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_tiphys"))
-        .args([
-            "controller",
-            "--app-resync",
-            &resync.to_string(),
-            "--listen",
-        ])
-        .arg(listen.to_string())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env("TIPHYS_CACHE_DIR", cache)
-        .env("HELM", tiphys_testkit::tool("helm"))
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap()
+    spawn_controller_with(kubeconfig, cache, &["--app-resync", &resync.to_string()]).0
 }
 
 /// Wait until the process has used no CPU for a second; its CPU time then.

@@ -480,6 +480,16 @@ pub fn new_repo(root: &Path, files: &[(&str, &str)]) -> PathBuf {
     repo
 }
 
+/// The commit `repo`'s HEAD is at.
+pub fn head(repo: &Path) -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn commit(repo: &Path, message: &str) {
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", message]);
