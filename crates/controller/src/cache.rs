@@ -313,14 +313,19 @@ impl LiveCache {
             .insert(key.clone(), (hash, version));
     }
 
-    /// Whether the object at `key`, at `version`, is what applying content `hash` produced
-    /// (taken: each record answers once, then lives in the app's own memo).
+    /// Whether the object at `key`, at `version`, is what applying content `hash` produced.
+    /// A record that answers yes is taken (the app's memo keeps the verdict from then on);
+    /// one that does not stays, since the watch may not have delivered that version yet.
     pub fn take_applied(&self, key: &ObjectKey, hash: u64, version: &str) -> bool {
         let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
-        match objects.applied.remove(key) {
-            Some((h, v)) => h == hash && v == version,
-            None => false,
+        let matches = objects
+            .applied
+            .get(key)
+            .is_some_and(|(h, v)| *h == hash && v == version);
+        if matches {
+            objects.applied.remove(key);
         }
+        matches
     }
 
     fn is_ready(&self, key: &ObjectKey) -> bool {
