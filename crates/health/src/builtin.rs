@@ -278,7 +278,9 @@ fn pod(v: &Value) -> Health {
                 .unwrap_or_default();
             Health::new(Degraded, why)
         }
-        "Running" if !restarts => Health::new(Progressing, message),
+        // A Pod that does not restart is a hook or a Job's, done only when it ends — unless
+        // an operator owns its life and asks (by annotation) to be judged like any other.
+        "Running" if !restarts && !judged_as_always(v) => Health::new(Progressing, message),
         "Running" => {
             if condition_is(v, "Ready", "True") {
                 Health::new(Healthy, message)
@@ -293,6 +295,16 @@ fn pod(v: &Value) -> Health {
         }
         _ => Health::new(Unknown, message),
     }
+}
+
+/// `argocd.argoproj.io/ignore-restart-policy: "true"`: a running Pod with restart policy
+/// Never or OnFailure that is not a hook (KubeVirt's launchers, Flink's task managers) gets
+/// its health from readiness like a Pod that restarts.
+fn judged_as_always(v: &Value) -> bool {
+    text(
+        v,
+        "/metadata/annotations/argocd.argoproj.io~1ignore-restart-policy",
+    ) == "true"
 }
 
 /// Why a container of a failed Pod failed: its message, OOMKilled, or a non-zero exit code.
@@ -314,6 +326,9 @@ fn failure_message(container: &Value) -> Option<String> {
     })
 }
 
+/// A Job by its conditions, as the job controller writes them: Failed, else Complete, else
+/// Suspended (a suspended Job's `Suspended` condition; `spec.suspend` alone, before the
+/// controller saw it, is still Progressing, as in Argo CD), else running.
 fn job(v: &Value) -> Health {
     if condition_is(v, "Failed", "True") {
         let message = condition_message(v, "Failed");
@@ -330,8 +345,16 @@ fn job(v: &Value) -> Health {
         let message = condition_message(v, "Complete");
         return Health::new(Healthy, message);
     }
-    if v.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
-        return Health::new(Suspended, "Job is suspended");
+    if condition_is(v, "Suspended", "True") {
+        let message = condition_message(v, "Suspended");
+        return Health::new(
+            Suspended,
+            if message.is_empty() {
+                "Job suspended".to_string()
+            } else {
+                message
+            },
+        );
     }
     Health::new(Progressing, "Job is running")
 }
@@ -501,6 +524,19 @@ mod tests {
             )),
             Degraded
         );
+        // Suspended by the job controller's condition, with its message.
+        let h = assess(&job(
+            json!([{"type": "Suspended", "status": "True", "reason": "JobSuspended", "message": "Job suspended"}]),
+        ))
+        .unwrap();
+        assert_eq!((h.status, h.message.as_str()), (Suspended, "Job suspended"));
+        // Resumed: running again until it completes.
+        assert_eq!(
+            code(job(
+                json!([{"type": "Suspended", "status": "False", "reason": "JobResumed"}])
+            )),
+            Progressing
+        );
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
         assert_eq!(code(pod), Degraded);
@@ -599,6 +635,17 @@ mod tests {
         assert_eq!(pod("Always", running("False")).status, Progressing);
         assert_eq!(pod("Never", running("True")).status, Progressing);
         assert_eq!(pod("OnFailure", running("True")).status, Progressing);
+        // An operator's long-running Pod asks to be judged by readiness.
+        let mut launcher = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "virt-launcher",
+            "annotations": {"argocd.argoproj.io/ignore-restart-policy": "true"}},
+            "spec": {"restartPolicy": "Never"}, "status": running("True")});
+        assert_eq!(code(launcher.clone()), Healthy);
+        launcher["status"] = running("False");
+        assert_eq!(code(launcher.clone()), Progressing);
+        launcher["metadata"]["annotations"] =
+            json!({"argocd.argoproj.io/ignore-restart-policy": "false"});
+        launcher["status"] = running("True");
+        assert_eq!(code(launcher), Progressing);
         // Not ready after a container terminated: it is crashing.
         let crashed = json!({"phase": "Running", "conditions": ready("False"),
             "containerStatuses": [{"name": "a", "lastState": {"terminated": {"exitCode": 1}}}]});

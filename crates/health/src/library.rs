@@ -30,7 +30,181 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             Health::new(Suspended, "autoscaling is paused"),
             "KEDA: paused annotation",
         )),
-        _ => generic(live),
+        ("keda.sh", "ScaledObject" | "ScaledJob")
+            if find(conditions(live), "Fallback").is_some_and(|c| text(c, "/status") == "True") =>
+        {
+            Some((
+                Health::new(Degraded, condition_message(live, "Fallback")),
+                "KEDA: Fallback condition",
+            ))
+        }
+        ("kubevirt.io", "VirtualMachine") if !text(live, "/status/printableStatus").is_empty() => {
+            Some((virtual_machine(live), "KubeVirt: printableStatus"))
+        }
+        ("postgresql.cnpg.io", "Cluster") if live.get("status").is_some() => {
+            Some((postgres_cluster(live), "CloudNativePG: hibernation, phase"))
+        }
+        ("cert-manager.io", "Certificate") if certificate_issuing(live) => Some((
+            Health::new(Progressing, issuing_message(live)),
+            "cert-manager: issuing",
+        )),
+        (group, kind) if crossplane(group) && crossplane_configuration(kind) => {
+            generic(live).or(Some((
+                Health::new(Healthy, "configuration has no status to wait for"),
+                "Crossplane: configuration kind",
+            )))
+        }
+        (group, kind) => generic(live).or_else(|| {
+            publishes_status(group).then(|| {
+                (
+                    Health::new(Progressing, format!("waiting for the {kind} controller")),
+                    "controller has not reported yet",
+                )
+            })
+        }),
+    }
+}
+
+/// A KubeVirt VirtualMachine by the state KubeVirt prints for it (`kubectl get vm`): stopped
+/// or paused on purpose is Suspended, on its way is Progressing, an error state Degraded.
+fn virtual_machine(v: &Value) -> Health {
+    let state = text(v, "/status/printableStatus");
+    let status = match state {
+        "Running" => Healthy,
+        "Stopped" | "Paused" => Suspended,
+        "Provisioning"
+        | "Starting"
+        | "Stopping"
+        | "Terminating"
+        | "Migrating"
+        | "WaitingForVolumeBinding"
+        | "WaitingForReceiver" => Progressing,
+        _ => Degraded,
+    };
+    Health::new(status, state)
+}
+
+/// A CloudNativePG Cluster: hibernated or with reconciliation disabled is Suspended; else its
+/// phase — "Cluster in healthy state" is Healthy, a failover or a failure Degraded, any other
+/// phase (setting up, upgrading, switching over…) Progressing.
+fn postgres_cluster(v: &Value) -> Health {
+    let annotation = |k: &str| {
+        text(
+            v,
+            &format!("/metadata/annotations/{}", k.replace('/', "~1")),
+        )
+    };
+    if annotation("cnpg.io/hibernation") == "on"
+        || find(conditions(v), "cnpg.io/hibernation").is_some_and(|c| text(c, "/status") == "True")
+    {
+        return Health::new(Suspended, "Cluster has been hibernated");
+    }
+    if annotation("cnpg.io/reconciliation") == "disabled" {
+        return Health::new(Suspended, "Cluster reconciliation is suspended");
+    }
+    let phase = text(v, "/status/phase");
+    let reason = text(v, "/status/phaseReason");
+    let message = if reason.is_empty() { phase } else { reason };
+    let lower = phase.to_ascii_lowercase();
+    if phase == "Cluster in healthy state" {
+        Health::new(Healthy, "")
+    } else if lower.contains("failing over")
+        || lower.contains("unable")
+        || lower.contains("cannot")
+        || lower.contains("failed")
+        || lower.contains("error")
+    {
+        Health::new(Degraded, message)
+    } else {
+        Health::new(Progressing, message)
+    }
+}
+
+/// Groups whose controllers always publish a status: an object of theirs that has none
+/// (or none of the conventions) yet is waiting for the controller, not without health.
+fn publishes_status(group: &str) -> bool {
+    const GROUPS: &[&str] = &[
+        "cert-manager.io",
+        "acme.cert-manager.io",
+        "external-secrets.io",
+        "generators.external-secrets.io",
+        "bitnami.com",
+        "keda.sh",
+        "serving.knative.dev",
+        "eventing.knative.dev",
+        "sources.knative.dev",
+        "kafka.strimzi.io",
+        "core.strimzi.io",
+        "cluster.x-k8s.io",
+        "kubevirt.io",
+        "cdi.kubevirt.io",
+        "postgresql.cnpg.io",
+        "argoproj.io",
+    ];
+    GROUPS.contains(&group)
+        || group.ends_with(".toolkit.fluxcd.io")
+        || group.ends_with(".cluster.x-k8s.io")
+        || crossplane(group)
+}
+
+/// Crossplane's own groups and its providers' (`*.crossplane.io`, `*.upbound.io`).
+fn crossplane(group: &str) -> bool {
+    group == "crossplane.io" || group.ends_with(".crossplane.io") || group.ends_with(".upbound.io")
+}
+
+/// Crossplane kinds that are configuration only: nothing ever writes conditions on them.
+fn crossplane_configuration(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Composition"
+            | "CompositionRevision"
+            | "EnvironmentConfig"
+            | "ImageConfig"
+            | "DeploymentRuntimeConfig"
+            | "ControllerConfig"
+            | "StoreConfig"
+            | "ProviderConfig"
+            | "ClusterProviderConfig"
+            | "ProviderConfigUsage"
+            | "ClusterProviderConfigUsage"
+    )
+}
+
+fn condition_message(v: &Value, kind: &str) -> String {
+    find(conditions(v), kind)
+        .map(|c| {
+            let m = text(c, "/message");
+            if m.is_empty() { text(c, "/reason") } else { m }
+        })
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+/// A cert-manager Certificate being (re)issued: its `Issuing` condition, or a `Ready=False`
+/// that cert-manager writes while issuing (before the `Issuing` condition appears).
+fn certificate_issuing(v: &Value) -> bool {
+    let c = conditions(v);
+    let ready = find(c, "Ready");
+    if ready.is_some_and(|r| text(r, "/status") == "True") {
+        return false;
+    }
+    find(c, "Issuing").is_some_and(|i| text(i, "/status") == "True")
+        || ready.is_some_and(|r| {
+            text(r, "/status") == "False"
+                && matches!(
+                    text(r, "/reason"),
+                    "Issuing" | "DoesNotExist" | "InProgress"
+                )
+        })
+}
+
+fn issuing_message(v: &Value) -> String {
+    let issuing = condition_message(v, "Issuing");
+    if issuing.is_empty() {
+        condition_message(v, "Ready")
+    } else {
+        issuing
     }
 }
 
@@ -62,10 +236,12 @@ fn keda_paused(v: &Value) -> bool {
         || get("autoscaling.keda.sh/paused-replicas").is_some()
 }
 
-/// The generic rule, in order: a newer spec not yet observed is Progressing; kstatus'
-/// `Stalled` is Degraded and `Reconciling` Progressing; `Ready` (else `Available`, else
-/// `Synced`) True is Healthy, False Degraded, Unknown Progressing — with Crossplane's
-/// `Synced=False` Degraded whatever `Ready` says; else a `status.phase` of the common words.
+/// The generic rule, in order: a newer spec not yet observed is Progressing; `Paused=True`
+/// is Suspended; kstatus' `Stalled` (and Strimzi's `NotReady`) True is Degraded;
+/// `Reconciling=True` is Progressing unless `Ready` is False (Flux's "failed, retrying");
+/// Crossplane's `Synced=False` is Degraded whatever `Ready` says; then the first of `Ready`,
+/// `Available`, `Synced`, `Healthy`, `RevisionHealthy`, `Established`: True is Healthy, False
+/// Degraded, Unknown Progressing; else a `status.phase` of the common words.
 pub fn generic(v: &Value) -> Option<(Health, Rule)> {
     let generation = v.pointer("/metadata/generation").and_then(Value::as_i64);
     let observed = v
@@ -84,22 +260,27 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
     }
     let conditions = conditions(v);
     let is_true = |kind: &str| find(conditions, kind).is_some_and(|c| text(c, "/status") == "True");
-    let message = |kind: &str| {
-        find(conditions, kind)
-            .map(|c| {
-                let m = text(c, "/message");
-                if m.is_empty() { text(c, "/reason") } else { m }
-            })
-            .unwrap_or_default()
-            .to_string()
-    };
+    let message = |kind: &str| condition_message(v, kind);
+    if is_true("Paused") {
+        return Some((
+            Health::new(Suspended, message("Paused")),
+            "generic: Paused condition",
+        ));
+    }
     if is_true("Stalled") {
         return Some((
             Health::new(Degraded, message("Stalled")),
             "generic: Stalled condition",
         ));
     }
-    if is_true("Reconciling") {
+    if is_true("NotReady") {
+        return Some((
+            Health::new(Degraded, message("NotReady")),
+            "generic: NotReady condition",
+        ));
+    }
+    let ready_failed = find(conditions, "Ready").is_some_and(|c| text(c, "/status") == "False");
+    if is_true("Reconciling") && !ready_failed {
         return Some((
             Health::new(Progressing, message("Reconciling")),
             "generic: Reconciling condition",
@@ -113,7 +294,14 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
             "generic: Synced condition",
         ));
     }
-    for kind in ["Ready", "Available", "Synced"] {
+    for kind in [
+        "Ready",
+        "Available",
+        "Synced",
+        "Healthy",
+        "RevisionHealthy",
+        "Established",
+    ] {
         let Some(c) = find(conditions, kind) else {
             continue;
         };
@@ -125,7 +313,9 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         let rule = match kind {
             "Ready" => "generic: Ready condition",
             "Available" => "generic: Available condition",
-            _ => "generic: Synced condition",
+            "Synced" => "generic: Synced condition",
+            "Healthy" | "RevisionHealthy" => "generic: Healthy condition",
+            _ => "generic: Established condition",
         };
         return Some((Health::new(status, message(kind)), rule));
     }
@@ -258,14 +448,47 @@ mod tests {
             ),
             Some(Healthy)
         );
-        // kstatus before Ready.
+        // kstatus before Ready — but a failed Ready while retrying is a failure (Flux).
         assert_eq!(
             status(
                 "x.io",
                 "Thing",
-                with_conditions(json!([c("Ready", "False"), c("Reconciling", "True")]))
+                with_conditions(json!([c("Ready", "Unknown"), c("Reconciling", "True")]))
             ),
             Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "helm.toolkit.fluxcd.io",
+                "HelmRelease",
+                with_conditions(json!([c("Reconciling", "True"), c("Ready", "False")]))
+            ),
+            Some(Degraded)
+        );
+        // Paused is Suspended; Strimzi's NotReady is a failure; Crossplane packages' Healthy.
+        assert_eq!(
+            status(
+                "keda.sh",
+                "ScaledObject",
+                with_conditions(json!([c("Ready", "True"), c("Paused", "True")]))
+            ),
+            Some(Suspended)
+        );
+        assert_eq!(
+            status(
+                "kafka.strimzi.io",
+                "Kafka",
+                with_conditions(json!([c("NotReady", "True")]))
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status(
+                "pkg.crossplane.io",
+                "Provider",
+                with_conditions(json!([c("Healthy", "False"), c("Installed", "True")]))
+            ),
+            Some(Degraded)
         );
         assert_eq!(
             status(
@@ -307,6 +530,36 @@ mod tests {
         assert_eq!(
             status("x.io", "Thing", json!({"status": {"phase": "Pending"}})),
             Some(Progressing)
+        );
+        // A controller that always reports has not yet: waiting for it.
+        for (group, kind) in [
+            ("cert-manager.io", "Certificate"),
+            ("bitnami.com", "SealedSecret"),
+            ("kafka.strimzi.io", "Kafka"),
+            ("apiextensions.crossplane.io", "CompositeResourceDefinition"),
+        ] {
+            assert_eq!(
+                status(group, kind, json!({"spec": {}})),
+                Some(Progressing),
+                "{kind}"
+            );
+        }
+        // Crossplane configuration has no status at all and is ready as it is.
+        assert_eq!(
+            status(
+                "apiextensions.crossplane.io",
+                "Composition",
+                json!({"spec": {}})
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "helm.m.crossplane.io",
+                "ProviderConfig",
+                json!({"status": {"conditions": []}})
+            ),
+            Some(Healthy)
         );
         // Nothing recognisable: no health (it does not count, as a ConfigMap does not).
         assert_eq!(status("x.io", "Thing", json!({"spec": {}})), None);
@@ -363,6 +616,86 @@ mod tests {
         );
         let keda = json!({"metadata": {"annotations": {"autoscaling.keda.sh/paused": "true"}}});
         assert_eq!(status("keda.sh", "ScaledObject", keda), Some(Suspended));
+        let falling_back = json!({"status": {"conditions": [{"type": "Ready", "status": "True"},
+            {"type": "Fallback", "status": "True", "message": "a trigger is falling back"}]}});
+        assert_eq!(
+            status("keda.sh", "ScaledObject", falling_back),
+            Some(Degraded)
+        );
+
+        // KubeVirt: stopped on purpose, starting, running.
+        let vm = |state: &str| json!({"status": {"printableStatus": state, "conditions": [{"type": "Ready", "status": "False"}]}});
+        assert_eq!(
+            status("kubevirt.io", "VirtualMachine", vm("Stopped")),
+            Some(Suspended)
+        );
+        assert_eq!(
+            status("kubevirt.io", "VirtualMachine", vm("Starting")),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status("kubevirt.io", "VirtualMachine", vm("Running")),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status("kubevirt.io", "VirtualMachine", vm("ErrImagePull")),
+            Some(Degraded)
+        );
+
+        // CloudNativePG: hibernated, setting up, failing over.
+        let pg = |annotations: Value, phase: &str| {
+            json!({"metadata": {"annotations": annotations},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "False"}]}})
+        };
+        assert_eq!(
+            status(
+                "postgresql.cnpg.io",
+                "Cluster",
+                pg(
+                    json!({"cnpg.io/hibernation": "on"}),
+                    "Cluster in healthy state"
+                )
+            ),
+            Some(Suspended)
+        );
+        assert_eq!(
+            status(
+                "postgresql.cnpg.io",
+                "Cluster",
+                pg(json!({}), "Setting up primary")
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "postgresql.cnpg.io",
+                "Cluster",
+                pg(json!({}), "Failing over")
+            ),
+            Some(Degraded)
+        );
+
+        // cert-manager: a Certificate being issued is on its way, not failed.
+        let issuing = json!({"status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": "DoesNotExist", "message": "Secret does not exist"},
+            {"type": "Issuing", "status": "True", "message": "Issuing certificate as Secret does not exist"}]}});
+        let (h, _) = library("cert-manager.io", "Certificate", &issuing).unwrap();
+        assert_eq!(
+            (h.status, h.message.as_str()),
+            (Progressing, "Issuing certificate as Secret does not exist")
+        );
+        let early = json!({"status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": "Issuing", "message": "Issuing certificate"}]}});
+        assert_eq!(
+            status("cert-manager.io", "Certificate", early),
+            Some(Progressing)
+        );
+        let refused = json!({"status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": "ConfigError", "message": "bad spec"}]}});
+        assert_eq!(
+            status("cert-manager.io", "Certificate", refused),
+            Some(Degraded)
+        );
 
         let route = |parents: Value| json!({"status": {"parents": parents}});
         let accepted = json!([{"conditions": [{"type": "Accepted", "status": "True"}, {"type": "ResolvedRefs", "status": "True"}]}]);

@@ -4,12 +4,13 @@
 //! entries. The script sees the live object as the global `obj` and returns a table with
 //! `status` (Healthy, Progressing, Degraded, Suspended, Missing, Unknown) and `message`.
 //!
-//! Scripts run in a fresh interpreter with only the `table`, `string` and `math` libraries, an
-//! `os` table holding just `time` and `date`, and an instruction budget, so a bad script cannot
-//! hang the controller or touch the host. Argo CD's scripts are written for Lua 5.1 (gopher-lua)
-//! and its JSON decoding; the interpreter here is 5.4, so it is made to behave like that one
-//! where scripts notice: JSON `null` is `nil`, `table.getn`/`table.maxn`/`unpack` exist, a
-//! whole float prints without `.0`, and an error is one line.
+//! Scripts run in a fresh Lua 5.1 interpreter — the dialect of gopher-lua, which Argo CD
+//! embeds, so `table.getn`, `unpack`, number printing (`4/2` is `2`, also in `..`) and the
+//! rest behave as Argo's scripts expect — with only the `table`, `string` and `math`
+//! libraries, an `os` table holding just `time` and `date`, an instruction budget and a
+//! memory limit, so a bad script cannot hang the controller, exhaust its memory or touch the
+//! host. JSON `null` reaches a script as `nil`, as Argo's decoding gives it, and an error is
+//! one line.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,8 @@ use crate::Health;
 
 /// Instructions a script may run per call.
 const BUDGET: u64 = 10_000_000;
+/// Memory a script's interpreter may hold (the object it judges included).
+const MEMORY_LIMIT: usize = 64 << 20;
 const PREFIX: &str = "resource.customizations.health.";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -143,6 +146,8 @@ pub fn run(script: &str, obj: &Value) -> Result<Health, String> {
         LuaOptions::default(),
     )
     .map_err(|e| e.to_string())?;
+    lua.set_memory_limit(MEMORY_LIMIT)
+        .map_err(|e| one_line(&e))?;
     let spent = std::sync::atomic::AtomicU64::new(0);
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(10_000),
@@ -209,32 +214,12 @@ fn one_line(e: &mlua::Error) -> String {
         .to_string()
 }
 
-/// What Argo CD's Lua 5.1 gives scripts and 5.4 lacks or does differently.
+/// Argo CD's `os`: only `time` and `date`, in UTC — nothing that reaches the host.
 mod compat {
     use k8s_openapi::jiff;
     use mlua::{Lua, Table, Value};
 
-    const PRELUDE: &str = r#"
-table.getn = function(t) return #t end
-table.maxn = function(t)
-  local max = 0
-  for k in pairs(t) do
-    if type(k) == "number" and k > max then max = k end
-  end
-  return max
-end
-unpack = table.unpack
-local tostring54 = tostring
-tostring = function(v)
-  if math.type(v) == "float" and v == math.floor(v) and v > -1e15 and v < 1e15 then
-    return string.format("%d", v)
-  end
-  return tostring54(v)
-end
-"#;
-
     pub fn install(lua: &Lua) -> mlua::Result<()> {
-        lua.load(PRELUDE).set_name("compat").exec()?;
         let os = lua.create_table()?;
         os.set("time", lua.create_function(time)?)?;
         os.set("date", lua.create_function(date)?)?;
@@ -431,9 +416,21 @@ return {status = "Degraded"}
 local t = {10, 20, 30}
 t[7] = 70
 local a, b = unpack({1, 2})
-return {status = "Healthy", message = table.getn({1, 2, 3}) .. " " .. table.maxn(t) .. " " .. a + b .. " " .. tostring(4/2) .. " " .. tostring(2.5) .. " " .. tostring(7)}
+return {status = "Healthy", message = table.getn({1, 2, 3}) .. " " .. table.maxn(t) .. " " .. a + b .. " " .. tostring(4/2) .. " " .. tostring(2.5) .. " " .. tostring(7) .. " " .. 4/2 .. " " .. obj.n / 4}
 "#;
-        assert_eq!(status_of(script, json!({})).1, "3 7 3 2 2.5 7");
+        assert_eq!(status_of(script, json!({"n": 10})).1, "3 7 3 2 2.5 7 2 2.5");
+    }
+
+    #[test]
+    fn a_script_that_allocates_without_bound_is_stopped() {
+        let err = run("local s = 'x'; while true do s = s .. s end", &json!({})).unwrap_err();
+        assert!(err.contains("memory"), "{err}");
+        let err = run(
+            "local t = {}; local i = 0; while true do i = i + 1; t[i] = {i} end",
+            &json!({}),
+        )
+        .unwrap_err();
+        assert!(err.contains("memory") || err.contains("budget"), "{err}");
     }
 
     #[test]

@@ -117,7 +117,12 @@ fn settled(resource: &str, v: &Value) -> bool {
                         .is_string())
         }
         // A suspended Job runs no pods, as in a real cluster: it waits until resumed.
-        "jobs" if v["spec"]["suspend"] == true => true,
+        "jobs" if v["spec"]["suspend"] == true => {
+            status["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Suspended" && c["status"] == "True")
+            })
+        }
         "jobs" => status["conditions"].as_array().is_some_and(|c| {
             c.iter().any(|c| {
                 (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
@@ -196,6 +201,11 @@ fn progress(cluster: &Arc<Cluster>, group: &str, resource: &str, seen: &Value) {
             "daemonsets" => {
                 v["status"] = json!({"observedGeneration": generation, "currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberAvailable": 1,
                     "numberMisscheduled": 0, "numberReady": 1, "updatedNumberScheduled": 1});
+            }
+            "jobs" if v["spec"]["suspend"] == true => {
+                // What the job controller writes for a Job created suspended.
+                v["status"] = json!({"conditions": [{"type": "Suspended", "status": "True", "lastProbeTime": now,
+                    "lastTransitionTime": now, "reason": "JobSuspended", "message": "Job suspended"}]});
             }
             "jobs" => {
                 let fail = v["metadata"]["annotations"][SIMULATE_ANNOTATION] == "fail";

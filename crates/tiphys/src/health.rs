@@ -13,6 +13,10 @@ pub struct Args {
     /// An argocd-cm ConfigMap whose health scripts (and library settings) apply.
     #[arg(long)]
     argocd_cm: Option<PathBuf>,
+    /// `text`, or `json`: one JSON object per line with kind, name, status (null when no
+    /// check applies), message and check — for scripts.
+    #[arg(short = 'o', long, default_value = "text", value_parser = ["text", "json"])]
+    output: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -36,7 +40,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             object["kind"].as_str().unwrap_or("?"),
             object["metadata"]["name"].as_str().unwrap_or("?")
         );
-        match tiphys_health::explain(object, &custom) {
+        let verdict = tiphys_health::explain(object, &custom);
+        if args.output == "json" {
+            let (status, message, check) = match &verdict {
+                Some((health, source)) => (
+                    serde_json::to_value(health.status)?,
+                    health.message.as_str(),
+                    source.to_string(),
+                ),
+                None => (serde_json::Value::Null, "", String::new()),
+            };
+            let line = serde_json::json!({"kind": object["kind"], "name": object["metadata"]["name"],
+                "status": status, "message": message, "check": check});
+            println!("{line}");
+            continue;
+        }
+        match verdict {
             Some((health, source)) => {
                 let message = if health.message.is_empty() {
                     String::new()

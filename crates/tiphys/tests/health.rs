@@ -42,10 +42,14 @@ data:
 "#;
 
 fn health(dir: &std::path::Path, with_cm: bool) -> Vec<String> {
+    health_with(dir, with_cm, &[])
+}
+
+fn health_with(dir: &std::path::Path, with_cm: bool, extra: &[&str]) -> Vec<String> {
     let objects = dir.join("objects.yaml");
     std::fs::write(&objects, OBJECTS).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_tiphys"));
-    command.arg("health").arg("-f").arg(&objects);
+    command.arg("health").arg("-f").arg(&objects).args(extra);
     if with_cm {
         let cm = dir.join("argocd-cm.yaml");
         std::fs::write(&cm, ARGOCD_CM).unwrap();
@@ -82,4 +86,23 @@ fn each_object_gets_a_health_and_the_check_that_decided_it() {
         "Rollout/api: Suspended (from my script) — argocd-cm script resource.customizations.health.argoproj.io_Rollout"
     );
     assert!(with_cm[4].starts_with("Widget/w: no health"), "{with_cm:?}");
+}
+
+#[test]
+fn json_output_is_one_object_per_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<serde_json::Value> = health_with(dir.path(), false, &["-o", "json"])
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0]["kind"], "Certificate");
+    assert_eq!(lines[0]["status"], "Degraded");
+    assert_eq!(lines[0]["message"], "issuer letsencrypt not found");
+    assert_eq!(
+        lines[0]["check"],
+        "health library: generic: Ready condition"
+    );
+    assert_eq!(lines[3]["name"], "settings");
+    assert!(lines[3]["status"].is_null(), "{}", lines[3]);
 }
