@@ -8,7 +8,9 @@
 //! `tiphys.health.library.disabled` (group/Kind globs) turns the library off per kind.
 
 use serde_json::Value;
-use tiphys_model::application::HealthStatusCode::{Degraded, Healthy, Progressing, Suspended};
+use tiphys_model::application::HealthStatusCode::{
+    Degraded, Healthy, Progressing, Suspended, Unknown,
+};
 
 use crate::Health;
 
@@ -19,6 +21,18 @@ pub type Rule = &'static str;
 pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> {
     match (group, kind) {
         ("argoproj.io", "Rollout") => Some((rollout(live), "Argo Rollouts Rollout")),
+        ("argoproj.io", "ApplicationSet") if live.get("status").is_some() => {
+            Some((application_set(live), "Argo CD ApplicationSet conditions"))
+        }
+        ("route.openshift.io", "Route") => {
+            Some((route_admission(live), "OpenShift Route admission"))
+        }
+        (group, _) if group.ends_with(".k8s.elastic.co") => {
+            Some((elastic(live), "Elastic (ECK) health and phase"))
+        }
+        ("argoproj.io", "AnalysisRun" | "Experiment") if live.get("status").is_some() => {
+            Some((analysis(live), "Argo Rollouts analysis phase"))
+        }
         ("gateway.networking.k8s.io", kind) if kind.ends_with("Route") => {
             Some((route(live), "Gateway API route (status.parents)"))
         }
@@ -40,6 +54,9 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
         }
         ("kubevirt.io", "VirtualMachine") if !text(live, "/status/printableStatus").is_empty() => {
             Some((virtual_machine(live), "KubeVirt: printableStatus"))
+        }
+        ("cdi.kubevirt.io", "DataVolume") if live.get("status").is_some() => {
+            Some((data_volume(live), "KubeVirt CDI DataVolume phase"))
         }
         ("postgresql.cnpg.io", "Cluster") if live.get("status").is_some() => {
             Some((postgres_cluster(live), "CloudNativePG: hibernation, phase"))
@@ -65,6 +82,103 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
     }
 }
 
+/// An ApplicationSet by the conditions its controller writes: an error is Degraded, a
+/// progressive rollout or applications not yet up to date Progressing, up to date Healthy.
+fn application_set(v: &Value) -> Health {
+    let c = conditions(v);
+    let is = |kind: &str, status: &str| find(c, kind).is_some_and(|x| text(x, "/status") == status);
+    if is("ErrorOccurred", "True") {
+        return Health::new(Degraded, condition_message(v, "ErrorOccurred"));
+    }
+    if is("RolloutProgressing", "True") {
+        return Health::new(Progressing, condition_message(v, "RolloutProgressing"));
+    }
+    if is("ResourcesUpToDate", "True") {
+        return Health::new(Healthy, condition_message(v, "ResourcesUpToDate"));
+    }
+    let message = condition_message(v, "ResourcesUpToDate");
+    Health::new(
+        Progressing,
+        if message.is_empty() {
+            "waiting for the ApplicationSet controller".into()
+        } else {
+            message
+        },
+    )
+}
+
+/// An OpenShift Route by each router's `Admitted` condition: refused by one is Degraded,
+/// admitted by all Healthy, otherwise still being admitted.
+fn route_admission(v: &Value) -> Health {
+    let admitted: Vec<&str> = v
+        .pointer("/status/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|ingress| {
+            ingress
+                .get("conditions")
+                .and_then(Value::as_array)
+                .and_then(|c| find(c, "Admitted"))
+                .map_or("", |c| text(c, "/status"))
+        })
+        .collect();
+    if admitted.contains(&"False") {
+        Health::new(Degraded, "a router refused the route")
+    } else if !admitted.is_empty() && admitted.iter().all(|s| *s == "True") {
+        Health::new(Healthy, "")
+    } else {
+        Health::new(Progressing, "waiting for the routers to admit the route")
+    }
+}
+
+/// An Elastic Cloud on Kubernetes resource (Elasticsearch, Kibana, …): an invalid spec is
+/// Degraded, applying changes or migrating data Progressing, fewer nodes available than
+/// asked for Progressing, then the cluster colour — green Healthy, yellow or red Degraded;
+/// no colour reported at all is Unknown, as the operator always reports one.
+fn elastic(v: &Value) -> Health {
+    let phase = text(v, "/status/phase");
+    match phase {
+        "Invalid" => return Health::new(Degraded, format!("phase is {phase}")),
+        "ApplyingChanges" | "MigratingData" => {
+            return Health::new(Progressing, format!("phase is {phase}"));
+        }
+        _ => {}
+    }
+    let wanted: i64 = v
+        .pointer("/spec/nodeSets")
+        .and_then(Value::as_array)
+        .map(|sets| sets.iter().filter_map(|s| s["count"].as_i64()).sum())
+        .unwrap_or(0);
+    let available = v.pointer("/status/availableNodes").and_then(Value::as_i64);
+    if let Some(available) = available
+        && available < wanted
+    {
+        return Health::new(
+            Progressing,
+            format!("{available} of {wanted} nodes available"),
+        );
+    }
+    match text(v, "/status/health") {
+        "green" => Health::new(Healthy, "health is green"),
+        colour @ ("yellow" | "red") => Health::new(Degraded, format!("health is {colour}")),
+        _ => Health::new(Unknown, "the operator has not reported a health yet"),
+    }
+}
+
+/// An Argo Rollouts AnalysisRun or Experiment by its phase: Successful is Healthy, Failed and
+/// Error Degraded, Inconclusive Unknown (a person has to look), anything else still running.
+fn analysis(v: &Value) -> Health {
+    let message = text(v, "/status/message").to_string();
+    let status = match text(v, "/status/phase") {
+        "Successful" => Healthy,
+        "Failed" | "Error" => Degraded,
+        "Inconclusive" => Unknown,
+        _ => Progressing,
+    };
+    Health::new(status, message)
+}
+
 /// A KubeVirt VirtualMachine by the state KubeVirt prints for it (`kubectl get vm`): stopped
 /// or paused on purpose is Suspended, on its way is Progressing, an error state Degraded.
 fn virtual_machine(v: &Value) -> Health {
@@ -82,6 +196,26 @@ fn virtual_machine(v: &Value) -> Health {
         _ => Degraded,
     };
     Health::new(status, state)
+}
+
+/// A KubeVirt CDI DataVolume by its phase (`Ready` stays False for the whole import, so it
+/// says nothing): Succeeded is Healthy, Failed or an erroring transfer pod Degraded, Paused
+/// Suspended, any other phase (scheduled, importing, cloning, uploading…) Progressing.
+fn data_volume(v: &Value) -> Health {
+    let phase = text(v, "/status/phase");
+    let running = find(conditions(v), "Running");
+    if phase == "Failed"
+        || running.is_some_and(|c| text(c, "/status") == "False" && text(c, "/reason") == "Error")
+    {
+        let message = running.map(|c| text(c, "/message")).unwrap_or_default();
+        return Health::new(Degraded, if message.is_empty() { phase } else { message });
+    }
+    let status = match phase {
+        "Succeeded" => Healthy,
+        "Paused" => Suspended,
+        _ => Progressing,
+    };
+    Health::new(status, phase)
 }
 
 /// A CloudNativePG Cluster: hibernated or with reconciliation disabled is Suspended; else its
@@ -236,12 +370,13 @@ fn keda_paused(v: &Value) -> bool {
         || get("autoscaling.keda.sh/paused-replicas").is_some()
 }
 
-/// The generic rule, in order: a newer spec not yet observed is Progressing; `Paused=True`
-/// is Suspended; kstatus' `Stalled` (and Strimzi's `NotReady`) True is Degraded;
+/// The generic rule, in order: a newer spec not yet observed is Progressing; `spec.paused`
+/// or `Paused=True` is Suspended; kstatus' `Stalled` (and Strimzi's `NotReady`) True is Degraded;
 /// `Reconciling=True` is Progressing unless `Ready` is False (Flux's "failed, retrying");
 /// Crossplane's `Synced=False` is Degraded whatever `Ready` says; then the first of `Ready`,
 /// `Available`, `Synced`, `Healthy`, `RevisionHealthy`, `Established`: True is Healthy, False
-/// Degraded, Unknown Progressing; else a `status.phase` of the common words.
+/// Degraded (Progressing with Cluster API's severity Info), Unknown Progressing; else a
+/// `status.phase` of the common words.
 pub fn generic(v: &Value) -> Option<(Health, Rule)> {
     let generation = v.pointer("/metadata/generation").and_then(Value::as_i64);
     let observed = v
@@ -256,6 +391,12 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
                 "waiting for the controller to observe the latest spec",
             ),
             "generic: status.observedGeneration",
+        ));
+    }
+    if v.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
+        return Some((
+            Health::new(Suspended, "paused (spec.paused)"),
+            "generic: spec.paused",
         ));
     }
     let conditions = conditions(v);
@@ -307,6 +448,8 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         };
         let status = match text(c, "/status") {
             "True" => Healthy,
+            // Cluster API grades a False condition: severity Info means still on its way.
+            "False" if text(c, "/severity") == "Info" => Progressing,
             "False" => Degraded,
             _ => Progressing,
         };
@@ -319,18 +462,27 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         };
         return Some((Health::new(status, message(kind)), rule));
     }
-    let phase = text(v, "/status/phase");
+    // `status.phase`, else `status.state` (cert-manager's ACME orders and challenges, others).
+    let (phase, rule) = match text(v, "/status/phase") {
+        "" => (text(v, "/status/state"), "generic: status.state"),
+        phase => (phase, "generic: status.phase"),
+    };
     let status = match phase.to_ascii_lowercase().as_str() {
         "running" | "ready" | "active" | "available" | "bound" | "healthy" | "succeeded"
-        | "completed" | "established" | "deployed" => Healthy,
-        "failed" | "error" | "degraded" | "crashloopbackoff" => Degraded,
-        "pending" | "progressing" | "provisioning" | "creating" | "initializing" | "updating"
-        | "reconciling" | "waiting" => Progressing,
+        | "successful" | "completed" | "established" | "deployed" | "valid" => Healthy,
+        "failed" | "error" | "errored" | "invalid" | "expired" | "degraded"
+        | "crashloopbackoff" => Degraded,
+        "pending" | "progressing" | "provisioning" | "processing" | "creating" | "initializing"
+        | "updating" | "reconciling" | "waiting" | "scalingup" | "scalingdown" => Progressing,
         "paused" | "suspended" => Suspended,
         _ => return None,
     };
-    let message = text(v, "/status/message").to_string();
-    Some((Health::new(status, message), "generic: status.phase"))
+    let message = match text(v, "/status/message") {
+        "" => text(v, "/status/reason"),
+        m => m,
+    }
+    .to_string();
+    Some((Health::new(status, message), rule))
 }
 
 /// An Argo Rollout: paused is Suspended; otherwise the phase the controller publishes.
@@ -621,6 +773,186 @@ mod tests {
         assert_eq!(
             status("keda.sh", "ScaledObject", falling_back),
             Some(Degraded)
+        );
+
+        // ApplicationSets by their controller's conditions.
+        let appset = |conditions: Value| json!({"status": {"conditions": conditions}});
+        let cond = |t: &str, s: &str| json!({"type": t, "status": s, "message": t});
+        assert_eq!(
+            status(
+                "argoproj.io",
+                "ApplicationSet",
+                appset(json!([
+                    cond("ErrorOccurred", "False"),
+                    cond("ResourcesUpToDate", "True")
+                ]))
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "argoproj.io",
+                "ApplicationSet",
+                appset(json!([
+                    cond("ErrorOccurred", "True"),
+                    cond("ResourcesUpToDate", "False")
+                ]))
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status(
+                "argoproj.io",
+                "ApplicationSet",
+                appset(json!([
+                    cond("ResourcesUpToDate", "True"),
+                    cond("RolloutProgressing", "True")
+                ]))
+            ),
+            Some(Progressing)
+        );
+
+        // OpenShift routes by admission; ECK by colour and phase.
+        let route = |s: &str| json!({"status": {"ingress": [{"conditions": [{"type": "Admitted", "status": s}]}]}});
+        assert_eq!(
+            status("route.openshift.io", "Route", route("True")),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status("route.openshift.io", "Route", route("False")),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status("route.openshift.io", "Route", route("Unknown")),
+            Some(Progressing)
+        );
+        let es =
+            |count: i64, st: Value| json!({"spec": {"nodeSets": [{"count": count}]}, "status": st});
+        let group = "elasticsearch.k8s.elastic.co";
+        assert_eq!(
+            status(
+                group,
+                "Elasticsearch",
+                es(
+                    3,
+                    json!({"availableNodes": 3, "health": "green", "phase": "Ready"})
+                )
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                group,
+                "Elasticsearch",
+                es(3, json!({"availableNodes": 3, "health": "yellow"}))
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status(
+                group,
+                "Elasticsearch",
+                es(5, json!({"availableNodes": 3, "health": "green"}))
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                group,
+                "Elasticsearch",
+                es(3, json!({"health": "green", "phase": "MigratingData"}))
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(group, "Elasticsearch", es(3, json!({}))),
+            Some(HealthStatusCode::Unknown)
+        );
+
+        // ACME orders and challenges publish a state, not a phase.
+        let acme = |state: &str| json!({"status": {"state": state}});
+        assert_eq!(
+            status("acme.cert-manager.io", "Order", acme("valid")),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status("acme.cert-manager.io", "Challenge", acme("pending")),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status("acme.cert-manager.io", "Order", acme("errored")),
+            Some(Degraded)
+        );
+
+        // CDI: importing with Ready False is on its way; an erroring transfer is not.
+        let dv = |phase: &str, running: Value| {
+            json!({"status": {"phase": phase, "conditions": [
+            {"type": "Ready", "status": "False"}, running]}})
+        };
+        assert_eq!(
+            status(
+                "cdi.kubevirt.io",
+                "DataVolume",
+                dv(
+                    "ImportInProgress",
+                    json!({"type": "Running", "status": "True"})
+                )
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "cdi.kubevirt.io",
+                "DataVolume",
+                dv(
+                    "ImportInProgress",
+                    json!({"type": "Running", "status": "False", "reason": "Error", "message": "404"})
+                )
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status(
+                "cdi.kubevirt.io",
+                "DataVolume",
+                dv(
+                    "Succeeded",
+                    json!({"type": "Running", "status": "False", "reason": "Completed"})
+                )
+            ),
+            Some(Healthy)
+        );
+
+        // Argo Rollouts analysis: by phase, Inconclusive needs a person.
+        let run = |phase: &str| json!({"status": {"phase": phase}});
+        assert_eq!(
+            status("argoproj.io", "AnalysisRun", run("Running")),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status("argoproj.io", "AnalysisRun", run("Successful")),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status("argoproj.io", "Experiment", run("Error")),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status("argoproj.io", "AnalysisRun", run("Inconclusive")),
+            Some(HealthStatusCode::Unknown)
+        );
+
+        // Cluster API: paused by spec; a False Ready of severity Info is still on its way.
+        let paused = json!({"spec": {"paused": true}, "status": {"phase": "Running"}});
+        assert_eq!(
+            status("cluster.x-k8s.io", "MachineDeployment", paused),
+            Some(Suspended)
+        );
+        let booting = json!({"status": {"phase": "Provisioning", "conditions": [
+            {"type": "Ready", "status": "False", "severity": "Info", "message": "1 of 2 completed"}]}});
+        assert_eq!(
+            status("cluster.x-k8s.io", "Machine", booting),
+            Some(Progressing)
         );
 
         // KubeVirt: stopped on purpose, starting, running.

@@ -129,6 +129,7 @@ async fn an_api_server_restart_and_a_controller_kill_mid_sync_lose_nothing_and_r
     }
     env.apply(&manifests.join("---\n"));
     let apps = env.apps();
+    let last_seen = std::cell::Cell::new((usize::MAX, usize::MAX));
     let progress = async || {
         let list = apps.list(&Default::default()).await.ok()?.items;
         let started = list
@@ -136,6 +137,13 @@ async fn an_api_server_restart_and_a_controller_kill_mid_sync_lose_nothing_and_r
             .filter(|a| status(a).operation_state.is_some())
             .count();
         let finished = list.iter().filter(|a| done(a)).count();
+        // Shown with the failure if a window below is never seen.
+        if last_seen.replace((started, finished)) != (started, finished) {
+            eprintln!(
+                "{} apps: {started} operations started, {finished} finished",
+                list.len()
+            );
+        }
         Some((started, finished))
     };
     // Some operations under way, most not finished: restart the API server.
