@@ -84,6 +84,9 @@ pub struct Notifier {
     /// What each app was last looked at with (its version, its drift, the configuration), so
     /// the same thing is not evaluated twice.
     evaluated: Mutex<HashMap<String, String>>,
+    /// Each AppProject as JSON, by name, with the version it was made from: a project is
+    /// shared by many apps, and serialising it for every look was a good part of a look.
+    projects: Mutex<HashMap<String, (String, Arc<Value>)>>,
     sending: Arc<tokio::sync::Semaphore>,
 }
 
@@ -95,6 +98,7 @@ impl Notifier {
             drift: Mutex::default(),
             reported: Mutex::default(),
             evaluated: Mutex::default(),
+            projects: Mutex::default(),
             sending: Arc::new(tokio::sync::Semaphore::new(SENDING_AT_ONCE)),
         }
     }
@@ -135,6 +139,24 @@ impl Notifier {
         }
         *cached = Some((key, config.clone()));
         config
+    }
+
+    /// `project` as JSON, serialised once per version.
+    fn project_json(&self, project: Option<&tiphys_model::AppProject>) -> Arc<Value> {
+        let Some(project) = project else {
+            return Arc::new(Value::Null);
+        };
+        let name = project.metadata.name.clone().unwrap_or_default();
+        let version = version(&project.metadata);
+        let mut cached = self.projects.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, json)) = cached.get(&name)
+            && *v == version
+        {
+            return json.clone();
+        }
+        let json = Arc::new(serde_json::to_value(project).unwrap_or(Value::Null));
+        cached.insert(name, (version, json.clone()));
+        json
     }
 
     /// Remember `app`'s drift; true when that is news (a new report, or the drift ended).
@@ -266,10 +288,7 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
     if deleted && app_json["metadata"]["deletionTimestamp"].is_null() {
         app_json["metadata"]["deletionTimestamp"] = json!(crate::reconcile::now());
     }
-    let project_json = project
-        .as_deref()
-        .and_then(|p| serde_json::to_value(p).ok())
-        .unwrap_or(Value::Null);
+    let project_json = c.notifier.project_json(project.as_deref());
     let subject = Subject {
         app: &app_json,
         labels: app.metadata.labels.as_ref().unwrap_or(&empty),

@@ -332,14 +332,7 @@ fn failure_message(container: &Value) -> Option<String> {
 fn job(v: &Value) -> Health {
     if condition_is(v, "Failed", "True") {
         let message = condition_message(v, "Failed");
-        return Health::new(
-            Degraded,
-            if message.is_empty() {
-                "Job failed".to_string()
-            } else {
-                message
-            },
-        );
+        return Health::new(Degraded, crate::message_or(message, "Job failed"));
     }
     if condition_is(v, "Complete", "True") {
         let message = condition_message(v, "Complete");
@@ -347,14 +340,7 @@ fn job(v: &Value) -> Health {
     }
     if condition_is(v, "Suspended", "True") {
         let message = condition_message(v, "Suspended");
-        return Health::new(
-            Suspended,
-            if message.is_empty() {
-                "Job suspended".to_string()
-            } else {
-                message
-            },
-        );
+        return Health::new(Suspended, crate::message_or(message, "Job suspended"));
     }
     Health::new(Progressing, "Job is running")
 }

@@ -36,6 +36,15 @@ impl Health {
     }
 }
 
+/// `message`, or `fallback` when it is empty.
+pub(crate) fn message_or(message: String, fallback: &str) -> String {
+    if message.is_empty() {
+        fallback.to_string()
+    } else {
+        message
+    }
+}
+
 /// The health of a live object, or None when its kind has no health check.
 ///
 /// An object being deleted is Progressing whatever its kind, as in Argo CD.

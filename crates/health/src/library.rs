@@ -99,11 +99,7 @@ fn application_set(v: &Value) -> Health {
     let message = condition_message(v, "ResourcesUpToDate");
     Health::new(
         Progressing,
-        if message.is_empty() {
-            "waiting for the ApplicationSet controller".into()
-        } else {
-            message
-        },
+        crate::message_or(message, "waiting for the ApplicationSet controller"),
     )
 }
 
@@ -493,14 +489,7 @@ fn rollout(v: &Value) -> Health {
             .and_then(Value::as_array)
             .is_some_and(|p| !p.is_empty())
     {
-        return Health::new(
-            Suspended,
-            if message.is_empty() {
-                "Rollout is paused".into()
-            } else {
-                message
-            },
-        );
+        return Health::new(Suspended, crate::message_or(message, "Rollout is paused"));
     }
     match text(v, "/status/phase") {
         "Healthy" => Health::new(Healthy, message),
@@ -508,11 +497,7 @@ fn rollout(v: &Value) -> Health {
         "Paused" => Health::new(Suspended, message),
         _ => Health::new(
             Progressing,
-            if message.is_empty() {
-                "Waiting for the rollout to progress".into()
-            } else {
-                message
-            },
+            crate::message_or(message, "Waiting for the rollout to progress"),
         ),
     }
 }

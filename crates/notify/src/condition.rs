@@ -3,12 +3,25 @@
 //! (`time.Now()`, `time.Parse(s)`, `strings.ToUpper(s)`, …); expr-lang spells the same
 //! builtins without a namespace, so a condition is rewritten to them before it is compiled.
 
-use ::expr::{Context, Program, Value};
+use ::expr::{Context, ContextProvider, Program, Value};
 
 /// A compiled expression, with its source for messages.
 pub struct Expression {
     pub source: String,
     program: Program,
+    /// The same expression with each `app.a.b` chain read as one variable, when it has such
+    /// chains and uses `app` no other way: the engine copies what every member access passes
+    /// through, so walking the chain here saves copying the app at each step.
+    flat: Option<Flat>,
+}
+
+/// A member chain below `app`: its keys, each with whether it was reached with `?.`.
+type Chain = Vec<(String, bool)>;
+
+struct Flat {
+    program: Program,
+    /// Variable `tiphys_app_<i>` is chain `i`.
+    chains: Vec<Chain>,
 }
 
 impl std::fmt::Debug for Expression {
@@ -27,12 +40,17 @@ const REWRITES: &[(&str, &str)] = &[
     ("strings.TrimSpace(", "trim("),
 ];
 
-/// `source` with Argo's namespaced functions renamed, string literals left alone.
-fn rewrite(source: &str) -> String {
+/// A copy of `source` with string literals kept as they are; outside them, `replace` is asked
+/// at each character (with the rest of the source and what was written so far) and may
+/// answer with text to write instead of that many bytes.
+fn outside_strings(
+    source: &str,
+    mut replace: impl FnMut(&str, &str) -> Option<(String, usize)>,
+) -> String {
     let mut out = String::with_capacity(source.len());
     let mut quote: Option<char> = None;
     let mut rest = source;
-    'outer: while let Some(c) = rest.chars().next() {
+    while let Some(c) = rest.chars().next() {
         match quote {
             Some(q) => {
                 if c == '\\' {
@@ -45,21 +63,12 @@ fn rewrite(source: &str) -> String {
                     quote = None;
                 }
             }
+            None if matches!(c, '\'' | '"' | '`') => quote = Some(c),
             None => {
-                if matches!(c, '\'' | '"' | '`') {
-                    quote = Some(c);
-                } else {
-                    let boundary = !out
-                        .chars()
-                        .last()
-                        .is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '.');
-                    for (argo, ours) in REWRITES {
-                        if boundary && rest.starts_with(argo) {
-                            out.push_str(ours);
-                            rest = &rest[argo.len()..];
-                            continue 'outer;
-                        }
-                    }
+                if let Some((text, used)) = replace(rest, &out) {
+                    out.push_str(&text);
+                    rest = &rest[used..];
+                    continue;
                 }
             }
         }
@@ -69,18 +78,56 @@ fn rewrite(source: &str) -> String {
     out
 }
 
+/// `source` with Argo's namespaced functions renamed, string literals left alone.
+fn rewrite(source: &str) -> String {
+    outside_strings(source, |rest, out| {
+        let boundary = !out
+            .chars()
+            .last()
+            .is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '.');
+        REWRITES
+            .iter()
+            .find(|(argo, _)| boundary && rest.starts_with(argo))
+            .map(|(argo, ours)| (ours.to_string(), argo.len()))
+    })
+}
+
 impl Expression {
     /// Compile `source`; the error is the parser's, on one line.
     pub fn compile(source: &str) -> Result<Expression, String> {
-        let program = ::expr::compile(&rewrite(source)).map_err(|e| one_line(&e.to_string()))?;
+        let rewritten = rewrite(source);
+        let program = ::expr::compile(&rewritten).map_err(|e| one_line(&e.to_string()))?;
+        let flat = flatten(&rewritten).and_then(|(text, chains)| {
+            Some(Flat {
+                program: ::expr::compile(&text).ok()?,
+                chains,
+            })
+        });
         Ok(Expression {
             source: source.to_string(),
             program,
+            flat,
         })
     }
 
     pub fn eval(&self, env: &Env) -> Result<Value, String> {
-        ::expr::run(&self.program, &env.0).map_err(|e| one_line(&e.to_string()))
+        if let (Some(flat), Some(app)) = (&self.flat, &env.app) {
+            // A chain the engine would refuse (a member of nil without `?.`) is left to the
+            // engine, so the error reads the same.
+            let chains: Option<Vec<Value>> = flat.chains.iter().map(|c| walk(app, c)).collect();
+            if let Some(chains) = chains {
+                let mut values = Context::default();
+                for (i, value) in chains.into_iter().enumerate() {
+                    values.insert(format!("{FLAT_PREFIX}{i}"), value);
+                }
+                let layered = Layered {
+                    values,
+                    parent: &env.vars,
+                };
+                return ::expr::run(&flat.program, &layered).map_err(|e| one_line(&e.to_string()));
+            }
+        }
+        ::expr::run(&self.program, &env.vars).map_err(|e| one_line(&e.to_string()))
     }
 
     /// The condition's answer: `true` or `false`, anything else is an error (as in Argo).
@@ -112,11 +159,104 @@ fn one_line(text: &str) -> String {
 
 /// The variables a condition sees (`app`, and Tiphys's `drift` and `pause`).
 #[derive(Default)]
-pub struct Env(Context);
+pub struct Env {
+    vars: Context,
+    /// `app` as JSON, for chains walked outside the engine.
+    app: Option<serde_json::Value>,
+}
 
 impl Env {
     pub fn insert(&mut self, name: &str, value: &serde_json::Value) {
-        self.0.insert(name.to_string(), from_json(value));
+        if name == "app" {
+            self.app = Some(value.clone());
+        }
+        self.vars.insert(name.to_string(), from_json(value));
+    }
+}
+
+const FLAT_PREFIX: &str = "tiphys_app_";
+
+/// `source` with every `app.a?.b` chain outside string literals replaced by a variable, and
+/// the chains; none when `app` is used otherwise (alone, indexed) or has no chain at all.
+fn flatten(source: &str) -> Option<(String, Vec<Chain>)> {
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let mut chains = Vec::new();
+    let mut whole = false;
+    let text = outside_strings(source, |rest, out| {
+        if !rest.starts_with("app")
+            || out.chars().last().is_some_and(|p| word(p) || p == '.')
+            || rest[3..].chars().next().is_some_and(word)
+        {
+            return None;
+        }
+        let mut steps = Vec::new();
+        let mut at = 3;
+        loop {
+            let tail = &rest[at..];
+            let (skip, optional) = if tail.starts_with("?.") {
+                (2, true)
+            } else if tail.starts_with('.') {
+                (1, false)
+            } else {
+                break;
+            };
+            let len: usize = tail[skip..]
+                .chars()
+                .take_while(|c| word(*c))
+                .map(char::len_utf8)
+                .sum();
+            // `.Name(` is a method call on the value, not a member.
+            if len == 0 || tail[skip + len..].starts_with('(') {
+                break;
+            }
+            steps.push((tail[skip..skip + len].to_string(), optional));
+            at += skip + len;
+        }
+        if steps.is_empty() {
+            whole = true;
+            return None;
+        }
+        chains.push(steps);
+        Some((format!("{FLAT_PREFIX}{}", chains.len() - 1), at))
+    });
+    (!whole && !chains.is_empty()).then_some((text, chains))
+}
+
+/// The value at the end of `chain` in `app`, as the engine's member accesses would give it;
+/// none where the engine would fail (a member of a non-map without `?.`).
+fn walk(app: &serde_json::Value, chain: &Chain) -> Option<Value> {
+    let mut at = Some(app);
+    for (key, optional) in chain {
+        at = match at {
+            Some(serde_json::Value::Object(map)) => map.get(key),
+            _ if *optional => None,
+            _ => return None,
+        };
+    }
+    Some(at.map_or(Value::Nil, from_json))
+}
+
+/// The chain variables of one evaluation over the environment's own.
+struct Layered<'a> {
+    values: Context,
+    parent: &'a Context,
+}
+
+impl ContextProvider for Layered<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.values.get(key).or_else(|| self.parent.get(key))
+    }
+
+    fn to_context(&self) -> Context {
+        let mut context = self.parent.clone();
+        for i in 0.. {
+            let key = format!("{FLAT_PREFIX}{i}");
+            let Some(value) = self.values.get(&key) else {
+                break;
+            };
+            context.insert(key, value.clone());
+        }
+        context
     }
 }
 
@@ -159,6 +299,51 @@ mod tests {
         assert_eq!(once.eval_key(&env).unwrap(), "abc");
         let deleted = Expression::compile("app.metadata.deletionTimestamp != nil").unwrap();
         assert!(!deleted.eval_bool(&env).unwrap());
+    }
+
+    #[test]
+    fn app_chains_are_read_outside_the_engine_with_its_answers() {
+        let (text, chains) = flatten(
+            "app.status.health.status == 'app.x' and app?.status?.sync?.status in ['Synced'] and len(app.metadata.name) > 0",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "tiphys_app_0 == 'app.x' and tiphys_app_1 in ['Synced'] and len(tiphys_app_2) > 0"
+        );
+        assert_eq!(chains[1][0], ("status".to_string(), true));
+        // `app` on its own, a method call, another name ending in app: not flattened.
+        assert!(flatten("app != nil").is_none());
+        assert_eq!(
+            flatten("myapp.x == 1 and app.status.startedAt.Sub(y) > 0")
+                .unwrap()
+                .0,
+            "myapp.x == 1 and tiphys_app_0.Sub(y) > 0"
+        );
+        // Same answers as the engine on the whole app, errors included.
+        let app = json!({"metadata": {"name": "a"}, "status": {"health": {"status": "Healthy"}}});
+        let flat = env(app.clone());
+        for source in [
+            "app.status.health.status == 'Healthy'",
+            "app.status.operationState == nil",
+            "app.status.operationState?.phase == nil",
+            "app.status.operationState.phase == nil",
+            "app.status.operationState?.syncResult.revision == nil",
+            "app.metadata.name + '!' == 'a!'",
+        ] {
+            let e = Expression::compile(source).unwrap();
+            assert!(e.flat.is_some(), "{source}");
+            let whole = ::expr::run(&e.program, &flat.vars).map(|v| v.to_string());
+            let fast = e.eval(&flat).map(|v| v.to_string());
+            assert_eq!(
+                whole.is_ok(),
+                fast.is_ok(),
+                "{source}: {whole:?} vs {fast:?}"
+            );
+            if let Ok(v) = whole {
+                assert_eq!(Ok(v), fast, "{source}");
+            }
+        }
     }
 
     #[test]

@@ -110,9 +110,17 @@ pub fn plan(config: &Config, subject: &Subject) -> Plan {
         plan.problems = problems;
         return plan;
     }
-    let view = with_skeleton(config.view_of(subject.app));
+    // Conditions see only the fields they read (when that can be told): the expression
+    // engine copies what a member access passes through, so a whole Application there would
+    // be copied at every `app.…` of every condition. Templates, rendered only when a
+    // notification fires, see the whole app.
+    let view = std::cell::OnceCell::new();
+    let full_view = || view.get_or_init(|| with_skeleton(config.view_of(subject.app)));
     let mut env = Env::default();
-    env.insert("app", &view);
+    match &config.reads {
+        Some(reads) => env.insert("app", &with_skeleton(only(subject.app, reads))),
+        None => env.insert("app", full_view()),
+    }
     env.insert("drift", &subject.drift);
     env.insert("pause", &subject.pause);
     let mut by_trigger: BTreeMap<&str, Vec<&Destination>> = BTreeMap::new();
@@ -163,7 +171,7 @@ pub fn plan(config: &Config, subject: &Subject) -> Plan {
                 }
                 let mut rendered_all = true;
                 for template_name in &f.send {
-                    match render(config, subject, &view, template_name, d) {
+                    match render(config, subject, full_view(), template_name, d) {
                         Ok(notification) => plan.sends.push(Outgoing {
                             key: key.clone(),
                             service: d.service.clone(),
@@ -192,6 +200,29 @@ pub fn plan(config: &Config, subject: &Subject) -> Plan {
     problems.dedup();
     plan.problems = problems;
     plan
+}
+
+/// The parts of `app` at `pointers` (whole subtrees), in an otherwise empty object.
+fn only(app: &Value, pointers: &[String]) -> Value {
+    let mut out = json!({});
+    for pointer in pointers {
+        let Some(value) = app.pointer(pointer) else {
+            continue;
+        };
+        let mut node = &mut out;
+        let mut keys = pointer.split('/').skip(1).peekable();
+        while let Some(key) = keys.next() {
+            let Some(map) = node.as_object_mut() else {
+                break;
+            };
+            if keys.peek().is_none() {
+                map.insert(key.to_string(), value.clone());
+                break;
+            }
+            node = map.entry(key.to_string()).or_insert_with(|| json!({}));
+        }
+    }
+    out
 }
 
 /// The app with the maps conditions reach into present even when empty — a new app has no
@@ -309,6 +340,23 @@ mod tests {
                 .sends
                 .len(),
             1
+        );
+    }
+
+    #[test]
+    fn conditions_see_only_what_they_read() {
+        let app = json!({"metadata": {"name": "a", "labels": {"x": "1"}},
+            "status": {"health": {"status": "Healthy", "message": "m"}, "resources": [1, 2]}});
+        let seen = only(
+            &app,
+            &[
+                "/status/health".to_string(),
+                "/status/sync/status".to_string(),
+            ],
+        );
+        assert_eq!(
+            seen,
+            json!({"status": {"health": {"status": "Healthy", "message": "m"}}})
         );
     }
 
