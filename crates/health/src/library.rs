@@ -707,6 +707,184 @@ mod tests {
     }
 
     #[test]
+    fn kinds_the_library_names() {
+        let conditions = |list: Value| json!({"status": {"conditions": list}});
+        let c = |t: &str, s: &str| json!({"type": t, "status": s, "message": t, "reason": "R"});
+        let es = |count: i64, status: Value| json!({"spec": {"nodeSets": [{"count": count}]}, "status": status});
+        let route = |s: &str| json!({"status": {"ingress": [{"conditions": [{"type": "Admitted", "status": s}]}]}});
+        let phase = |p: &str| json!({"status": {"phase": p}});
+        let vm = |state: &str| json!({"status": {"printableStatus": state, "conditions": [c("Ready", "False")]}});
+        let pg = |annotations: Value, phase: &str| {
+            json!({"metadata": {"annotations": annotations},
+            "status": {"phase": phase, "conditions": [c("Ready", "False")]}})
+        };
+        let dv = |phase: &str, running: Value| json!({"status": {"phase": phase, "conditions": [c("Ready", "False"), running]}});
+        let es_group = "elasticsearch.k8s.elastic.co";
+        let cases = [
+            // ApplicationSets by their controller's conditions.
+            (
+                "argoproj.io",
+                "ApplicationSet",
+                conditions(json!([
+                    c("ErrorOccurred", "False"),
+                    c("ResourcesUpToDate", "True")
+                ])),
+                Healthy,
+            ),
+            (
+                "argoproj.io",
+                "ApplicationSet",
+                conditions(json!([
+                    c("ErrorOccurred", "True"),
+                    c("ResourcesUpToDate", "False")
+                ])),
+                Degraded,
+            ),
+            (
+                "argoproj.io",
+                "ApplicationSet",
+                conditions(json!([
+                    c("ResourcesUpToDate", "True"),
+                    c("RolloutProgressing", "True")
+                ])),
+                Progressing,
+            ),
+            // OpenShift routes by admission.
+            ("route.openshift.io", "Route", route("True"), Healthy),
+            ("route.openshift.io", "Route", route("False"), Degraded),
+            ("route.openshift.io", "Route", route("Unknown"), Progressing),
+            // Elastic by phase, node count and colour.
+            (
+                es_group,
+                "Elasticsearch",
+                es(
+                    3,
+                    json!({"availableNodes": 3, "health": "green", "phase": "Ready"}),
+                ),
+                Healthy,
+            ),
+            (
+                es_group,
+                "Elasticsearch",
+                es(3, json!({"availableNodes": 3, "health": "yellow"})),
+                Degraded,
+            ),
+            (
+                es_group,
+                "Elasticsearch",
+                es(5, json!({"availableNodes": 3, "health": "green"})),
+                Progressing,
+            ),
+            (
+                es_group,
+                "Elasticsearch",
+                es(3, json!({"health": "green", "phase": "MigratingData"})),
+                Progressing,
+            ),
+            (es_group, "Elasticsearch", es(3, json!({})), Unknown),
+            // ACME orders and challenges publish a state, not a phase.
+            (
+                "acme.cert-manager.io",
+                "Order",
+                json!({"status": {"state": "valid"}}),
+                Healthy,
+            ),
+            (
+                "acme.cert-manager.io",
+                "Challenge",
+                json!({"status": {"state": "pending"}}),
+                Progressing,
+            ),
+            (
+                "acme.cert-manager.io",
+                "Order",
+                json!({"status": {"state": "errored"}}),
+                Degraded,
+            ),
+            // CDI: importing with Ready False is on its way; an erroring transfer is not.
+            (
+                "cdi.kubevirt.io",
+                "DataVolume",
+                dv("ImportInProgress", c("Running", "True")),
+                Progressing,
+            ),
+            (
+                "cdi.kubevirt.io",
+                "DataVolume",
+                dv(
+                    "ImportInProgress",
+                    json!({"type": "Running", "status": "False", "reason": "Error"}),
+                ),
+                Degraded,
+            ),
+            (
+                "cdi.kubevirt.io",
+                "DataVolume",
+                dv("Succeeded", c("Running", "False")),
+                Healthy,
+            ),
+            // Argo Rollouts analysis by phase; Inconclusive needs a person.
+            ("argoproj.io", "AnalysisRun", phase("Running"), Progressing),
+            ("argoproj.io", "AnalysisRun", phase("Successful"), Healthy),
+            ("argoproj.io", "Experiment", phase("Error"), Degraded),
+            ("argoproj.io", "AnalysisRun", phase("Inconclusive"), Unknown),
+            // Cluster API: paused by spec; a False Ready of severity Info is on its way.
+            (
+                "cluster.x-k8s.io",
+                "MachineDeployment",
+                json!({"spec": {"paused": true}, "status": {"phase": "Running"}}),
+                Suspended,
+            ),
+            (
+                "cluster.x-k8s.io",
+                "Machine",
+                json!({"status": {"phase": "Provisioning", "conditions": [
+                {"type": "Ready", "status": "False", "severity": "Info"}]}}),
+                Progressing,
+            ),
+            // KubeVirt: stopped on purpose, starting, running, failing.
+            ("kubevirt.io", "VirtualMachine", vm("Stopped"), Suspended),
+            ("kubevirt.io", "VirtualMachine", vm("Starting"), Progressing),
+            ("kubevirt.io", "VirtualMachine", vm("Running"), Healthy),
+            (
+                "kubevirt.io",
+                "VirtualMachine",
+                vm("ErrImagePull"),
+                Degraded,
+            ),
+            // CloudNativePG: hibernated, setting up, failing over.
+            (
+                "postgresql.cnpg.io",
+                "Cluster",
+                pg(
+                    json!({"cnpg.io/hibernation": "on"}),
+                    "Cluster in healthy state",
+                ),
+                Suspended,
+            ),
+            (
+                "postgresql.cnpg.io",
+                "Cluster",
+                pg(json!({}), "Setting up primary"),
+                Progressing,
+            ),
+            (
+                "postgresql.cnpg.io",
+                "Cluster",
+                pg(json!({}), "Failing over"),
+                Degraded,
+            ),
+        ];
+        for (group, kind, object, want) in cases {
+            assert_eq!(
+                status(group, kind, object.clone()),
+                Some(want),
+                "{kind}: {object}"
+            );
+        }
+    }
+
+    #[test]
     fn kinds_with_their_own_rules() {
         let rollout = |status: Value| json!({"spec": {}, "status": status});
         assert_eq!(
@@ -757,238 +935,6 @@ mod tests {
             {"type": "Fallback", "status": "True", "message": "a trigger is falling back"}]}});
         assert_eq!(
             status("keda.sh", "ScaledObject", falling_back),
-            Some(Degraded)
-        );
-
-        // ApplicationSets by their controller's conditions.
-        let appset = |conditions: Value| json!({"status": {"conditions": conditions}});
-        let cond = |t: &str, s: &str| json!({"type": t, "status": s, "message": t});
-        assert_eq!(
-            status(
-                "argoproj.io",
-                "ApplicationSet",
-                appset(json!([
-                    cond("ErrorOccurred", "False"),
-                    cond("ResourcesUpToDate", "True")
-                ]))
-            ),
-            Some(Healthy)
-        );
-        assert_eq!(
-            status(
-                "argoproj.io",
-                "ApplicationSet",
-                appset(json!([
-                    cond("ErrorOccurred", "True"),
-                    cond("ResourcesUpToDate", "False")
-                ]))
-            ),
-            Some(Degraded)
-        );
-        assert_eq!(
-            status(
-                "argoproj.io",
-                "ApplicationSet",
-                appset(json!([
-                    cond("ResourcesUpToDate", "True"),
-                    cond("RolloutProgressing", "True")
-                ]))
-            ),
-            Some(Progressing)
-        );
-
-        // OpenShift routes by admission; ECK by colour and phase.
-        let route = |s: &str| json!({"status": {"ingress": [{"conditions": [{"type": "Admitted", "status": s}]}]}});
-        assert_eq!(
-            status("route.openshift.io", "Route", route("True")),
-            Some(Healthy)
-        );
-        assert_eq!(
-            status("route.openshift.io", "Route", route("False")),
-            Some(Degraded)
-        );
-        assert_eq!(
-            status("route.openshift.io", "Route", route("Unknown")),
-            Some(Progressing)
-        );
-        let es =
-            |count: i64, st: Value| json!({"spec": {"nodeSets": [{"count": count}]}, "status": st});
-        let group = "elasticsearch.k8s.elastic.co";
-        assert_eq!(
-            status(
-                group,
-                "Elasticsearch",
-                es(
-                    3,
-                    json!({"availableNodes": 3, "health": "green", "phase": "Ready"})
-                )
-            ),
-            Some(Healthy)
-        );
-        assert_eq!(
-            status(
-                group,
-                "Elasticsearch",
-                es(3, json!({"availableNodes": 3, "health": "yellow"}))
-            ),
-            Some(Degraded)
-        );
-        assert_eq!(
-            status(
-                group,
-                "Elasticsearch",
-                es(5, json!({"availableNodes": 3, "health": "green"}))
-            ),
-            Some(Progressing)
-        );
-        assert_eq!(
-            status(
-                group,
-                "Elasticsearch",
-                es(3, json!({"health": "green", "phase": "MigratingData"}))
-            ),
-            Some(Progressing)
-        );
-        assert_eq!(
-            status(group, "Elasticsearch", es(3, json!({}))),
-            Some(HealthStatusCode::Unknown)
-        );
-
-        // ACME orders and challenges publish a state, not a phase.
-        let acme = |state: &str| json!({"status": {"state": state}});
-        assert_eq!(
-            status("acme.cert-manager.io", "Order", acme("valid")),
-            Some(Healthy)
-        );
-        assert_eq!(
-            status("acme.cert-manager.io", "Challenge", acme("pending")),
-            Some(Progressing)
-        );
-        assert_eq!(
-            status("acme.cert-manager.io", "Order", acme("errored")),
-            Some(Degraded)
-        );
-
-        // CDI: importing with Ready False is on its way; an erroring transfer is not.
-        let dv = |phase: &str, running: Value| {
-            json!({"status": {"phase": phase, "conditions": [
-            {"type": "Ready", "status": "False"}, running]}})
-        };
-        assert_eq!(
-            status(
-                "cdi.kubevirt.io",
-                "DataVolume",
-                dv(
-                    "ImportInProgress",
-                    json!({"type": "Running", "status": "True"})
-                )
-            ),
-            Some(Progressing)
-        );
-        assert_eq!(
-            status(
-                "cdi.kubevirt.io",
-                "DataVolume",
-                dv(
-                    "ImportInProgress",
-                    json!({"type": "Running", "status": "False", "reason": "Error", "message": "404"})
-                )
-            ),
-            Some(Degraded)
-        );
-        assert_eq!(
-            status(
-                "cdi.kubevirt.io",
-                "DataVolume",
-                dv(
-                    "Succeeded",
-                    json!({"type": "Running", "status": "False", "reason": "Completed"})
-                )
-            ),
-            Some(Healthy)
-        );
-
-        // Argo Rollouts analysis: by phase, Inconclusive needs a person.
-        let run = |phase: &str| json!({"status": {"phase": phase}});
-        assert_eq!(
-            status("argoproj.io", "AnalysisRun", run("Running")),
-            Some(Progressing)
-        );
-        assert_eq!(
-            status("argoproj.io", "AnalysisRun", run("Successful")),
-            Some(Healthy)
-        );
-        assert_eq!(
-            status("argoproj.io", "Experiment", run("Error")),
-            Some(Degraded)
-        );
-        assert_eq!(
-            status("argoproj.io", "AnalysisRun", run("Inconclusive")),
-            Some(HealthStatusCode::Unknown)
-        );
-
-        // Cluster API: paused by spec; a False Ready of severity Info is still on its way.
-        let paused = json!({"spec": {"paused": true}, "status": {"phase": "Running"}});
-        assert_eq!(
-            status("cluster.x-k8s.io", "MachineDeployment", paused),
-            Some(Suspended)
-        );
-        let booting = json!({"status": {"phase": "Provisioning", "conditions": [
-            {"type": "Ready", "status": "False", "severity": "Info", "message": "1 of 2 completed"}]}});
-        assert_eq!(
-            status("cluster.x-k8s.io", "Machine", booting),
-            Some(Progressing)
-        );
-
-        // KubeVirt: stopped on purpose, starting, running.
-        let vm = |state: &str| json!({"status": {"printableStatus": state, "conditions": [{"type": "Ready", "status": "False"}]}});
-        assert_eq!(
-            status("kubevirt.io", "VirtualMachine", vm("Stopped")),
-            Some(Suspended)
-        );
-        assert_eq!(
-            status("kubevirt.io", "VirtualMachine", vm("Starting")),
-            Some(Progressing)
-        );
-        assert_eq!(
-            status("kubevirt.io", "VirtualMachine", vm("Running")),
-            Some(Healthy)
-        );
-        assert_eq!(
-            status("kubevirt.io", "VirtualMachine", vm("ErrImagePull")),
-            Some(Degraded)
-        );
-
-        // CloudNativePG: hibernated, setting up, failing over.
-        let pg = |annotations: Value, phase: &str| {
-            json!({"metadata": {"annotations": annotations},
-            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "False"}]}})
-        };
-        assert_eq!(
-            status(
-                "postgresql.cnpg.io",
-                "Cluster",
-                pg(
-                    json!({"cnpg.io/hibernation": "on"}),
-                    "Cluster in healthy state"
-                )
-            ),
-            Some(Suspended)
-        );
-        assert_eq!(
-            status(
-                "postgresql.cnpg.io",
-                "Cluster",
-                pg(json!({}), "Setting up primary")
-            ),
-            Some(Progressing)
-        );
-        assert_eq!(
-            status(
-                "postgresql.cnpg.io",
-                "Cluster",
-                pg(json!({}), "Failing over")
-            ),
             Some(Degraded)
         );
 

@@ -163,7 +163,7 @@ pub fn run(script: &str, obj: &Value) -> Result<Health, String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    compat::install(&lua).map_err(|e| one_line(&e))?;
+    argo_os::install(&lua).map_err(|e| one_line(&e))?;
     // JSON null is nil, as Argo's decoding gives it (not a light userdata a script cannot test).
     let options = mlua::SerializeOptions::new()
         .serialize_none_to_null(false)
@@ -215,11 +215,15 @@ fn one_line(e: &mlua::Error) -> String {
 }
 
 /// Argo CD's `os`: only `time` and `date`, in UTC — nothing that reaches the host.
-mod compat {
+mod argo_os {
     use k8s_openapi::jiff;
     use mlua::{Lua, Table, Value};
 
     pub fn install(lua: &Lua) -> mlua::Result<()> {
+        // The base library's file readers reach the host's filesystem.
+        for reader in ["dofile", "loadfile"] {
+            lua.globals().set(reader, Value::Nil)?;
+        }
         let os = lua.create_table()?;
         os.set("time", lua.create_function(time)?)?;
         os.set("date", lua.create_function(date)?)?;
@@ -371,6 +375,12 @@ return hs
 
     #[test]
     fn scripts_cannot_reach_the_host() {
+        let readers = run(
+            "return {status = 'Healthy', message = tostring(dofile == nil and loadfile == nil)}",
+            &json!({}),
+        )
+        .unwrap();
+        assert_eq!(readers.message, "true");
         let err = run("return {status = os.getenv(\"HOME\")}", &json!({})).unwrap_err();
         assert!(err.contains("getenv"), "{err}");
         for escape in [
