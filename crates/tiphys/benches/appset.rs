@@ -18,6 +18,8 @@ use tiphys_appset::{Inputs, Repos};
 use tiphys_local_cluster::{Config, LocalCluster};
 use tiphys_model::{Application, ApplicationSet};
 
+mod support;
+
 struct NoRepos;
 
 impl Repos for NoRepos {
@@ -147,20 +149,7 @@ async fn main() {
     let apps: Api<Application> = Api::namespaced(client, "argocd");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
-    let mut child = Command::new("kubectl")
-        .args(["apply", "--server-side", "-f", "-"])
-        .env("KUBECONFIG", &kc)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    support::apply_server_side(&kc, yaml);
     while count(&apps).await < n {
         assert!(
             started.elapsed() < Duration::from_secs(600),

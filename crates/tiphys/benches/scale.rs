@@ -13,9 +13,8 @@
 //! `cargo bench -p tiphys --bench scale`
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -26,8 +25,8 @@ use tiphys_model::Application;
 
 mod support;
 use support::{
-    bench_apps, count_synced, cpu_seconds, create_app, git, installed_cluster, metric_sum, rss_kib,
-    spawn_controller_with,
+    apply_server_side, bench_apps, count_synced, cpu_seconds, create_app, git, installed_cluster,
+    metric_sum, rss_kib, spawn_controller_with,
 };
 
 /// A benchmark shape: how many apps, over how many repositories, which objects each renders.
@@ -103,20 +102,9 @@ async fn peer(dir: &Path, shape: &Shape) -> Duration {
     let (_cluster, kc, _client) = installed_cluster(dir, &format!("{}-peer", shape.label)).await;
     let stream = shape.stream();
     let started = Instant::now();
-    let mut child = Command::new(tiphys_testkit::tool("kubectl"))
-        .args(["apply", "--server-side", "-f", "-"])
-        .env("KUBECONFIG", &kc)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(stream.as_bytes()).unwrap());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    tokio::task::spawn_blocking(move || apply_server_side(&kc, stream))
         .await
         .unwrap();
-    writer.join().unwrap();
-    assert!(status.success(), "kubectl apply failed");
     started.elapsed()
 }
 
@@ -426,38 +414,34 @@ async fn main() {
     for phase in phases.split(',') {
         let run_dir = dir.path().join(phase);
         std::fs::create_dir_all(&run_dir).unwrap();
-        match phase {
-            "small" => {
-                let shape = Shape {
-                    label: "small",
-                    apps: 2000,
-                    repos: 1,
-                    objects: config_map,
-                    per_app: 1,
-                };
-                reports.push(cold_start(&run_dir, &shape).await);
-            }
-            "four" => {
-                let shape = Shape {
-                    label: "four",
-                    apps: 1000,
-                    repos: 1,
-                    objects: four_objects,
-                    per_app: 4,
-                };
-                reports.push(cold_start(&run_dir, &shape).await);
-            }
-            "large" => {
-                let shape = Shape {
-                    label: "large",
-                    apps: bench_apps(10_000),
-                    repos: 100,
-                    objects: config_map,
-                    per_app: 1,
-                };
-                large_run = Some(large(&run_dir, &shape).await);
-            }
+        let shape = match phase {
+            "small" => Shape {
+                label: "small",
+                apps: 2000,
+                repos: 1,
+                objects: config_map,
+                per_app: 1,
+            },
+            "four" => Shape {
+                label: "four",
+                apps: 1000,
+                repos: 1,
+                objects: four_objects,
+                per_app: 4,
+            },
+            "large" => Shape {
+                label: "large",
+                apps: bench_apps(10_000),
+                repos: 100,
+                objects: config_map,
+                per_app: 1,
+            },
             other => panic!("unknown phase {other}"),
+        };
+        if phase == "large" {
+            large_run = Some(large(&run_dir, &shape).await);
+        } else {
+            reports.push(cold_start(&run_dir, &shape).await);
         }
         if let Some(last) = reports.last() {
             report(last);

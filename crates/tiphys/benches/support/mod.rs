@@ -239,3 +239,22 @@ pub async fn count_synced(apps: &Api<Application>) -> usize {
         })
         .count()
 }
+
+/// `kubectl apply --server-side` of `manifests` (kubectl from the shared tool helper), fed
+/// through stdin while kubectl runs; blocks until it is done.
+pub fn apply_server_side(kubeconfig: &Path, manifests: String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(tiphys_testkit::tool("kubectl"))
+        .args(["apply", "--server-side", "-f", "-"])
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(manifests.as_bytes()).unwrap());
+    let status = child.wait().unwrap();
+    writer.join().unwrap();
+    assert!(status.success(), "kubectl apply --server-side failed");
+}
