@@ -3,7 +3,7 @@
 //! nor health needs. Every change to a tracked object wakes its app, which is how drift is
 //! seen within a second instead of at the next poll.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
@@ -120,7 +120,9 @@ impl Compact {
 #[derive(Default)]
 struct Objects {
     by_key: HashMap<ObjectKey, (String, Compact)>,
-    by_app: HashMap<String, HashSet<ObjectKey>>,
+    /// (app, key) for every tracked object, so an app's objects are one range: a set per app
+    /// would take a hash table's smallest size for each of thousands of one-object apps.
+    by_app: BTreeSet<(String, ObjectKey)>,
     /// Objects of the watched kinds that no app tracks, by kind, as hashes of their keys:
     /// enough to know an object does *not* exist without asking the API server, for a few
     /// bytes each.
@@ -143,24 +145,32 @@ fn kind_of(key: &ObjectKey) -> (String, String) {
 
 impl Objects {
     fn insert(&mut self, key: ObjectKey, app: String, obj: Compact) -> Option<String> {
+        if let Some((owner, kept)) = self.by_key.get_mut(&key)
+            && *owner == app
+        {
+            *kept = obj;
+            return Some(app);
+        }
         let previous = self.remove(&key);
-        self.by_app
-            .entry(app.clone())
-            .or_default()
-            .insert(key.clone());
+        self.by_app.insert((app.clone(), key.clone()));
         self.by_key.insert(key, (app, obj));
         previous
     }
 
     fn remove(&mut self, key: &ObjectKey) -> Option<String> {
         let (app, _) = self.by_key.remove(key)?;
-        if let Some(set) = self.by_app.get_mut(&app) {
-            set.remove(key);
-            if set.is_empty() {
-                self.by_app.remove(&app);
-            }
-        }
-        Some(app)
+        let entry = (app, key.clone());
+        self.by_app.remove(&entry);
+        Some(entry.0)
+    }
+
+    /// The keys `app` tracks.
+    fn keys_of<'a>(&'a self, app: &str) -> impl Iterator<Item = &'a ObjectKey> + 'a {
+        let app = app.to_string();
+        self.by_app
+            .range((app.clone(), ObjectKey::default())..)
+            .take_while(move |(owner, _)| *owner == app)
+            .map(|(_, key)| key)
     }
 }
 
@@ -238,10 +248,7 @@ impl LiveCache {
     pub fn objects_of(&self, app: &str) -> Vec<(ObjectKey, Arc<Value>)> {
         let objects = self.objects.read().unwrap_or_else(|p| p.into_inner());
         objects
-            .by_app
-            .get(app)
-            .into_iter()
-            .flatten()
+            .keys_of(app)
             .filter_map(|k| objects.by_key.get(k).map(|(_, o)| (k.clone(), o.value())))
             .collect()
     }
@@ -324,6 +331,12 @@ impl LiveCache {
             .is_some_and(|(h, v)| *h == hash && v == version);
         if matches {
             objects.applied.remove(key);
+            // A cold start records thousands at once; the table should not stay that size.
+            if objects.applied.capacity() > 64
+                && objects.applied.len() < objects.applied.capacity() / 4
+            {
+                objects.applied.shrink_to_fit();
+            }
         }
         matches
     }

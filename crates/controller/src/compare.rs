@@ -76,10 +76,36 @@ impl Problem {
     }
 }
 
-/// Memoised verdicts of one app.
+/// Memoised verdicts of one app: for each object, the verdict on (desired content hash, live
+/// resourceVersion). Kept sorted by key in a vector rather than a map: most apps have a few
+/// objects, and a map's smallest table is several times the size of one entry — at thousands
+/// of apps that was megabytes.
 #[derive(Default)]
 pub struct Memo {
-    verdicts: HashMap<ObjectKey, (u64, String, Comparison)>,
+    verdicts: Vec<(ObjectKey, u64, Box<str>, Comparison)>,
+}
+
+impl Memo {
+    fn get(&self, key: &ObjectKey, hash: u64, rv: &str) -> Option<&Comparison> {
+        let i = self.verdicts.binary_search_by(|v| v.0.cmp(key)).ok()?;
+        let (_, h, r, c) = &self.verdicts[i];
+        (*h == hash && &**r == rv).then_some(c)
+    }
+
+    fn insert(&mut self, key: &ObjectKey, hash: u64, rv: &str, verdict: Comparison) {
+        let entry = (key.clone(), hash, rv.into(), verdict);
+        match self.verdicts.binary_search_by(|v| v.0.cmp(key)) {
+            Ok(i) => self.verdicts[i] = entry,
+            Err(i) => self.verdicts.insert(i, entry),
+        }
+    }
+
+    /// Forget the objects the app no longer has.
+    fn keep(&mut self, items: &[CompareItem]) {
+        let current: std::collections::HashSet<&ObjectKey> = items.iter().map(|i| &i.key).collect();
+        self.verdicts.retain(|v| current.contains(&v.0));
+        self.verdicts.shrink_to_fit();
+    }
 }
 
 /// What a desired object's content is, for memoising verdicts about it.
@@ -308,11 +334,7 @@ pub async fn compare(
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                let remembered = memo
-                    .verdicts
-                    .get(&key)
-                    .filter(|(h, r, _)| *h == hash && *r == rv)
-                    .map(|(_, _, c)| c.clone());
+                let remembered = memo.get(&key, hash, &rv).cloned();
                 let comparison = match remembered {
                     Some(c) => c,
                     // Exactly what this controller's apply of this content produced: a dry
@@ -323,7 +345,7 @@ pub async fn compare(
                             diff: String::new(),
                             changed: Vec::new(),
                         };
-                        memo.verdicts.insert(key.clone(), (hash, rv, c.clone()));
+                        memo.insert(&key, hash, &rv, c.clone());
                         c
                     }
                     None => {
@@ -340,7 +362,7 @@ pub async fn compare(
                         match writer.predict(&obj).await {
                             Ok(predicted) => {
                                 let c = tiphys_diff::compare(&predicted, &live_full, subject.rules);
-                                memo.verdicts.insert(key.clone(), (hash, rv, c.clone()));
+                                memo.insert(&key, hash, &rv, c.clone());
                                 c
                             }
                             Err(e) if is_not_found(&e) => Comparison {
@@ -396,8 +418,7 @@ pub async fn compare(
             requires_pruning: true,
         });
     }
-    memo.verdicts
-        .retain(|k, _| items.iter().any(|i| &i.key == k));
+    memo.keep(&items);
     let out_of_sync = items
         .iter()
         .any(|i| !i.hook && i.status == SyncStatusCode::OutOfSync && !i.ignore_extraneous);

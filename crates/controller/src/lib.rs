@@ -240,7 +240,8 @@ impl Controller {
                 });
             }
         }
-        let events = events::Recorder::new(client.clone());
+        let metrics = metrics::Metrics::default();
+        let events = events::Recorder::new(client.clone(), metrics.events_dropped.clone());
         let controller = Arc::new(Controller {
             clusters: clusters::Clusters::new(client.clone(), tracking, wake_tx),
             repo: {
@@ -259,7 +260,7 @@ impl Controller {
             queue: queue::Queue::default(),
             appsets,
             appset_queue: queue::Queue::default(),
-            metrics: metrics::Metrics::default(),
+            metrics,
             memory: Mutex::new(Default::default()),
             notify_configs,
             notify_secrets,

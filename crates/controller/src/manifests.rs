@@ -247,7 +247,7 @@ impl RepoServer {
             }?;
             out.source_types
                 .push(rendered.source_type.as_str().to_string());
-            out.manifests.extend(rendered.manifests.iter().cloned());
+            out.manifests.extend(rendered.manifests);
         }
         tiphys_render::check_objects(&out.manifests).map_err(|e| ManifestError::Render {
             repo: sources

@@ -1,7 +1,7 @@
 //! Prometheus metrics with Argo CD's names where Argo CD has one: `argocd_app_info`,
 //! `argocd_app_sync_total`, `argocd_app_reconcile`, `argocd_git_request_duration_seconds`,
 //! `argocd_git_request_total` (by repository and `ls-remote`/`fetch`), plus
-//! `tiphys_render_duration_seconds` and `tiphys_live_objects`.
+//! `tiphys_render_duration_seconds`, `tiphys_live_objects` and `tiphys_events_dropped_total`.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +19,8 @@ pub struct Metrics {
     pub git_seconds: Histogram,
     pub render_seconds: Histogram,
     pub syncs: Family<Labels, Counter>,
+    /// Kubernetes Events dropped because too many were waiting to be posted.
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -29,6 +31,7 @@ impl Default for Metrics {
             git_seconds: buckets(),
             render_seconds: buckets(),
             syncs: Family::default(),
+            events_dropped: Counter::default(),
         }
     }
 }
@@ -129,6 +132,11 @@ impl Metrics {
             "tiphys_render_duration_seconds",
             "Manifest generation (render cache misses and hits)",
             self.render_seconds.clone(),
+        );
+        registry.register(
+            "tiphys_events_dropped",
+            "Kubernetes Events not posted because too many were already waiting",
+            self.events_dropped.clone(),
         );
         let objects: Gauge = Gauge::default();
         objects.set(live_objects as i64);

@@ -307,7 +307,7 @@ pub async fn step(
     {
         let mut pinned_app = app.clone();
         if let Some(source) = &sync.source {
-            pinned_app.spec.source = Some(source.clone());
+            pinned_app.spec.source = Some((**source).clone());
         }
         // Resolve tags and branches to commits first.
         let resolved = match pinned_app.sources().first() {
@@ -510,7 +510,7 @@ pub async fn step(
         } else {
             desired.generated.revisions.clone()
         },
-        managed_namespace_metadata: managed_ns,
+        managed_namespace_metadata: managed_ns.map(Box::new),
     });
     let done = match outcome {
         Outcome::Running(message) => {
@@ -543,10 +543,12 @@ pub async fn step(
             true
         }
         Outcome::Failed(message) => {
-            let retry = op
-                .retry
-                .clone()
-                .or_else(|| app.spec.sync_policy.as_ref().and_then(|p| p.retry.clone()));
+            let retry = op.retry.clone().or_else(|| {
+                app.spec
+                    .sync_policy
+                    .as_ref()
+                    .and_then(|p| p.retry.clone().map(Box::new))
+            });
             let attempts = state.retry_count.unwrap_or(0);
             match retry {
                 Some(retry)

@@ -34,8 +34,8 @@ const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 #[derive(Default)]
 pub struct AppMemory {
     revisions: Vec<String>,
-    /// The sources the revisions were resolved for.
-    resolved_for: String,
+    /// A hash of the sources the revisions were resolved for.
+    resolved_for: u64,
     resolved_at: Option<Instant>,
     next_refresh: Option<Instant>,
     pub refresh_requested: bool,
@@ -253,7 +253,14 @@ pub(crate) async fn desired_state(
     let dest = &app.spec.destination;
     let name = app.metadata.name.clone().unwrap_or_default();
     let secrets = repo_secrets(c);
-    let sources_key = serde_json::to_string(&sources).unwrap_or_default();
+    let sources_key = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&sources)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        hasher.finish()
+    };
     let remembered = {
         let memory = c.memory.lock().unwrap_or_else(|p| p.into_inner());
         memory
@@ -835,7 +842,7 @@ fn auto_sync_decision(
             automated: true,
         }),
         info: Vec::new(),
-        retry: policy.retry.clone(),
+        retry: policy.retry.clone().map(Box::new),
     }))
 }
 

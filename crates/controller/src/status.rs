@@ -131,12 +131,18 @@ pub async fn patch(
         other => other?,
     };
     written.metadata.managed_fields = None;
+    let stored = c
+        .apps
+        .get(&ObjectRef::new(&name).within(&c.settings.namespace))
+        .and_then(|a| a.metadata.resource_version.clone());
     let mut memory = c.memory.lock().unwrap_or_else(|p| p.into_inner());
-    memory
-        .entry(name)
-        .or_default()
-        .freshest
-        .record(version.as_deref(), written.clone());
+    let freshest = &mut memory.entry(name).or_default().freshest;
+    freshest.record(version.as_deref(), written.clone());
+    // The watch may have delivered this write before the write returned: the store then holds
+    // what was written, and a copy kept now would only be let go at the app's next reconcile.
+    if let Some(rv) = stored.filter(|rv| written.metadata.resource_version.as_ref() == Some(rv)) {
+        freshest.stored(&rv);
+    }
     Ok(written)
 }
 

@@ -647,14 +647,16 @@ impl Cluster {
         }
     }
 
-    /// Hooks after an object was written: CRDs change what is served; deletes may free work.
+    /// Hooks after an object was written: CRDs change what is served; deletions may free work.
+    /// Other writes of owned objects (a Pod's status) do not wake the collector: it passes over
+    /// every owned object, and woken on each of a rollout's thousands of status writes it was
+    /// most of the cluster's work. One owned by something already gone is found by the
+    /// periodic pass.
     pub(crate) fn after_write(&self, rt: &ResourceType, obj: &Value) {
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             crate::crd::register(self, obj);
         }
-        if obj["metadata"].get("deletionTimestamp").is_some()
-            || obj["metadata"].get("ownerReferences").is_some()
-        {
+        if obj["metadata"].get("deletionTimestamp").is_some() {
             self.lifecycle.notify_one();
         }
     }

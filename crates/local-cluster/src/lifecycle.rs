@@ -53,8 +53,7 @@ fn all_items(cluster: &Cluster) -> Vec<Item> {
             // Cheap pre-filter: only objects that can need work are parsed.
             let bytes = &s.json;
             let interesting = contains(bytes, b"\"ownerReferences\"")
-                || contains(bytes, b"\"deletionTimestamp\"")
-                || gr.resource == "namespaces";
+                || contains(bytes, b"\"deletionTimestamp\"");
             if !interesting {
                 continue;
             }
@@ -71,7 +70,7 @@ fn all_items(cluster: &Cluster) -> Vec<Item> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 fn finalizers(v: &Value) -> Vec<String> {

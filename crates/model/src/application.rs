@@ -20,8 +20,9 @@ pub struct Application {
     #[serde(default)]
     pub metadata: ObjectMeta,
     pub spec: ApplicationSpec,
+    /// Boxed: absent outside a sync, and the controller keeps every Application in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<Operation>,
+    pub operation: Option<Box<Operation>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ApplicationStatus>,
 }
@@ -374,7 +375,7 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub info: Vec<Info>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryStrategy>,
+    pub retry: Option<Box<RetryStrategy>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -399,7 +400,7 @@ pub struct SyncOperation {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<SyncOperationResource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<ApplicationSource>,
+    pub source: Option<Box<ApplicationSource>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -627,7 +628,7 @@ pub struct SyncOperationResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub managed_namespace_metadata: Option<ManagedNamespaceMetadata>,
+    pub managed_namespace_metadata: Option<Box<ManagedNamespaceMetadata>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tiphys_model::application::ApplicationSource;
 
-use crate::{RenderError, Rendered};
+use crate::{Manifest, Origin, RenderError, Rendered, SourceType};
 
 /// What a render depends on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -48,8 +48,53 @@ impl CacheKey {
     }
 }
 
+/// A render as kept: each object as compact JSON text. Parsed, a small object takes ten
+/// times its text (every map and string its own allocation), and at thousands of apps the
+/// cache would be most of the controller's memory; parsing one back costs about what the
+/// clone of a parsed one did.
+struct Compact {
+    source_type: SourceType,
+    manifests: Vec<(Box<str>, Origin)>,
+}
+
+impl Compact {
+    fn new(rendered: &Rendered) -> Compact {
+        Compact {
+            source_type: rendered.source_type,
+            manifests: rendered
+                .manifests
+                .iter()
+                .map(|m| (m.object.to_string().into_boxed_str(), m.origin.clone()))
+                .collect(),
+        }
+    }
+
+    /// The render back; None if a text does not parse (it always does: it was written by
+    /// serde_json), so the caller renders again rather than fail.
+    fn expand(&self) -> Option<Rendered> {
+        let manifests = self
+            .manifests
+            .iter()
+            .map(|(text, origin)| {
+                Some(Manifest {
+                    object: serde_json::from_str(text).ok()?,
+                    origin: origin.clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Rendered {
+            source_type: self.source_type,
+            manifests,
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        self.manifests.iter().map(|(text, _)| text.len()).sum()
+    }
+}
+
 struct Entry {
-    value: Arc<Rendered>,
+    value: Arc<Compact>,
     last_used: u64,
     /// The size of its manifests as JSON text: what the byte budget counts.
     bytes: usize,
@@ -72,7 +117,7 @@ pub struct RenderCache {
     renders: std::sync::atomic::AtomicU64,
 }
 
-/// The default byte budget: manifests as JSON text (parsed, they take a few times that).
+/// The default byte budget: manifests as JSON text, as they are kept.
 pub const DEFAULT_BUDGET: usize = 32 << 20;
 
 impl RenderCache {
@@ -96,28 +141,29 @@ impl RenderCache {
         &self,
         key: CacheKey,
         render: impl FnOnce() -> Result<Rendered, RenderError>,
-    ) -> Result<Arc<Rendered>, RenderError> {
-        {
+    ) -> Result<Rendered, RenderError> {
+        let hit = {
             let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             let entries = &mut *guard;
             entries.clock += 1;
             let now = entries.clock;
-            if let Some(entry) = entries.map.get_mut(&key) {
+            entries.map.get_mut(&key).map(|entry| {
                 entry.last_used = now;
-                return Ok(entry.value.clone());
-            }
+                entry.value.clone()
+            })
+        };
+        // Parsed outside the lock: workers rendering other apps do not wait for it.
+        if let Some(rendered) = hit.and_then(|kept| kept.expand()) {
+            return Ok(rendered);
         }
-        let value = Arc::new(render()?);
+        let rendered = render()?;
         self.renders
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let bytes: usize = value
-            .manifests
-            .iter()
-            .map(|m| serde_json::to_vec(&m.object).map_or(0, |v| v.len()))
-            .sum();
+        let value = Arc::new(Compact::new(&rendered));
+        let bytes = value.bytes();
         if bytes > self.budget {
             // Larger than the whole budget: used, never kept.
-            return Ok(value);
+            return Ok(rendered);
         }
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let entries = &mut *guard;
@@ -144,12 +190,12 @@ impl RenderCache {
         entries.map.insert(
             key,
             Entry {
-                value: value.clone(),
+                value,
                 last_used,
                 bytes,
             },
         );
-        Ok(value)
+        Ok(rendered)
     }
 
     /// Forget every render (a hard refresh).
@@ -200,7 +246,6 @@ fn normalize(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SourceType;
 
     #[test]
     fn annotation_paths_resolve_against_the_source_path() {
@@ -242,6 +287,48 @@ mod tests {
         assert_eq!(cache.renders(), 4);
         let other_ns = CacheKey::new("a", &source, "app", "other", &opts, None);
         assert_ne!(other_ns, key("a"), "options are part of the key");
+    }
+
+    #[test]
+    fn a_hit_gives_back_the_objects_as_rendered() {
+        let cache = RenderCache::new(4);
+        let source = ApplicationSource::default();
+        let opts = tiphys_kustomize::BuildOptions::default();
+        let key = || CacheKey::new("c", &source, "app", "ns", &opts, None);
+        // Key order, integers, floats, nulls and unicode survive being kept as text.
+        let object = serde_json::json!({
+            "kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "n", "labels": {"z": "1", "a": "2"}},
+            "spec": {"replicas": 3, "ratio": 0.25, "big": 9007199254740993u64, "none": null},
+            "data": {"text": "line\nzwei \u{e9}"}
+        });
+        let origin = crate::Origin {
+            file: "dir/a.yaml".into(),
+            document: 2,
+            line: 7,
+        };
+        let render = || {
+            Ok(Rendered {
+                source_type: SourceType::Kustomize,
+                manifests: vec![Manifest {
+                    object: object.clone(),
+                    origin: origin.clone(),
+                }],
+            })
+        };
+        let first = cache.get_or_render(key(), render).unwrap();
+        let again = cache
+            .get_or_render(key(), || panic!("a hit renders nothing"))
+            .unwrap();
+        assert_eq!(cache.renders(), 1);
+        assert_eq!(again.source_type, SourceType::Kustomize);
+        assert_eq!(again.manifests, first.manifests);
+        let keys: Vec<&String> = again.manifests[0].object["metadata"]["labels"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(keys, ["z", "a"], "key order as rendered");
     }
 
     #[test]

@@ -255,6 +255,12 @@ pub struct GitCache {
     /// of them needs no opening of the repository, which at thousands of resolutions a
     /// minute would be most of their cost.
     present: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Cache repositories opened before, with when each was last marked used. Opening one
+    /// reads its configuration and finds its object database: when every repository is
+    /// asked for its refs every few seconds, that was most of the cost of asking.
+    opened: std::sync::Mutex<
+        std::collections::HashMap<PathBuf, (gix::ThreadSafeRepository, std::time::Instant)>,
+    >,
 }
 
 /// The marker of a repository whose initialisation finished (inside the published entry).
@@ -278,6 +284,7 @@ impl GitCache {
             adverts: Default::default(),
             requests: Default::default(),
             present: Default::default(),
+            opened: Default::default(),
         }
     }
 
@@ -324,9 +331,9 @@ impl GitCache {
     fn open_or_init(&self, url: &str) -> Result<gix::Repository, SourceError> {
         let dir = self.repo_dir(url);
         if dir.join(REPO_READY).exists() {
-            touch(&dir);
-            return gix::open(&dir).map_err(|e| classify(url, e));
+            return self.open_ready(url, &dir);
         }
+        self.forget_opened(&dir);
         self.forget_present(url);
         let repos = self.root.join("repos");
         let key = url::cache_key(url);
@@ -353,6 +360,39 @@ impl GitCache {
         std::fs::write(&ready, "").map_err(io(&ready))?;
         std::fs::rename(&staging, &dir).map_err(io(&dir))?;
         gix::open(&dir).map_err(|e| classify(url, e))
+    }
+
+    /// The initialised cache repository at `dir`, opened once and then shared (each caller
+    /// gets its own handle: configuration set on one stays with it). Marked used at most once
+    /// a minute, which is all eviction needs.
+    fn open_ready(&self, url: &str, dir: &Path) -> Result<gix::Repository, SourceError> {
+        const MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+        let now = std::time::Instant::now();
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((repo, marked)) = opened.get_mut(dir) {
+            if now.duration_since(*marked) > MARK_EVERY {
+                touch(dir);
+                *marked = now;
+            }
+            return Ok(repo.to_thread_local());
+        }
+        drop(opened);
+        touch(dir);
+        let repo = gix::ThreadSafeRepository::open(dir).map_err(|e| classify(url, e))?;
+        let handle = repo.to_thread_local();
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dir.to_path_buf(), (repo, now));
+        Ok(handle)
+    }
+
+    /// The repository at `dir` is being made anew (or was removed).
+    fn forget_opened(&self, dir: &Path) {
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(dir);
     }
 
     /// The cache repository for `url`, configured for this access (ssh key).
@@ -755,6 +795,10 @@ impl GitCache {
         evict_least_recently_used(&self.root.join("repos"), MAX_REPOS);
         // Some may be gone now.
         self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.opened
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();

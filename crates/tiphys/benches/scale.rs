@@ -288,9 +288,14 @@ async fn large(dir: &Path, shape: &Shape) -> Large {
         controller.id()
     );
     let wall = wait_synced(&apps, addr, shape.apps, shape.label).await;
-    eprintln!("large: synced in {:.1} s; idle minute", wall.as_secs_f64());
     let cpu = cpu_seconds(controller.id());
     let rss_synced = rss_kib(controller.id());
+    eprintln!(
+        "large: synced in {:.1} s, RSS {} MiB, {} events dropped; steady state",
+        wall.as_secs_f64(),
+        rss_synced / 1024,
+        metric_sum(addr, "tiphys_events_dropped_total").await
+    );
 
     // Steady state: a whole refresh cycle (120 s plus up to 60 s of jitter), in which every
     // app is refreshed once and every repository polled every 10 s.
