@@ -3,8 +3,9 @@
 //!
 //! The controller's reconciles hand their events to a [`Recorder`] and go on: a few sender
 //! tasks post them, each app's events always through the same sender, so they arrive in the
-//! order they happened; when too many are waiting, new ones are dropped and counted. The created Event is not read back (nobody needs it, and at thousands
-//! of apps parsing every response costs more than posting).
+//! order they happened; when a sender already has too many waiting, new ones are dropped and
+//! counted. The created Event is not read back (nobody needs it, and at thousands of apps
+//! parsing every response costs more than posting).
 
 use std::hash::{Hash, Hasher};
 
