@@ -386,9 +386,15 @@ impl LiveCache {
         }
     }
 
-    /// Replace every object of (group, kind) after a (re)list; `untracked` are the hashes
-    /// of the listed objects no app tracks.
-    fn replace_kind(&self, group: &str, kind: &str, listed: Vec<Value>, untracked: HashSet<u64>) {
+    /// Replace every object of (group, kind) after a (re)list: `listed` are the tracked
+    /// objects with their apps, `untracked` the hashes of the listed objects no app tracks.
+    fn replace_kind(
+        &self,
+        group: &str,
+        kind: &str,
+        listed: Vec<(ObjectKey, String, Compact)>,
+        untracked: HashSet<u64>,
+    ) {
         let mut woken = HashSet::new();
         {
             let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
@@ -406,12 +412,9 @@ impl LiveCache {
                     woken.insert(app);
                 }
             }
-            for obj in listed {
-                if let Some(app) = self.tracking.app_of(&obj) {
-                    let key = ObjectKey::of(&obj);
-                    objects.insert(key, app.clone(), Compact::new(&strip(obj)));
-                    woken.insert(app);
-                }
+            for (key, app, compact) in listed {
+                objects.insert(key, app.clone(), compact);
+                woken.insert(app);
             }
         }
         for app in woken {
@@ -434,7 +437,10 @@ async fn run_watch(
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut buffer: Vec<Value> = Vec::new();
+    // A relist's tracked objects, kept compact until the list is complete: as parsed values,
+    // a restart's list of thousands of objects was a peak of tens of megabytes that the
+    // allocator kept.
+    let mut buffer: Vec<(ObjectKey, String, Compact)> = Vec::new();
     let mut untracked: HashSet<u64> = HashSet::new();
     while let Some(event) = stream.next().await {
         let Some(cache) = cache.upgrade() else {
@@ -455,10 +461,12 @@ async fn run_watch(
             }
             Ok(watcher::Event::InitApply(o)) => {
                 let v = to_value(o);
-                if cache.tracking.app_of(&v).is_some() {
-                    buffer.push(strip(v));
-                } else {
-                    untracked.insert(key_hash(&ObjectKey::of(&v)));
+                let key = ObjectKey::of(&v);
+                match cache.tracking.app_of(&v) {
+                    Some(app) => buffer.push((key, app, Compact::new(&strip(v)))),
+                    None => {
+                        untracked.insert(key_hash(&key));
+                    }
                 }
             }
             Ok(watcher::Event::InitDone) => {

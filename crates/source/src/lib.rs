@@ -16,6 +16,7 @@ mod adverts;
 pub mod charts;
 pub mod credentials;
 mod entry;
+mod local;
 pub mod remote_base;
 pub mod remote_file;
 mod trees;
@@ -299,7 +300,7 @@ impl GitCache {
             .contains(&key);
         let dir = self.repo_dir(url);
         if known && dir.join(REPO_READY).exists() {
-            touch(&dir);
+            self.mark_used(&dir);
             return true;
         }
         false
@@ -366,15 +367,13 @@ impl GitCache {
     /// gets its own handle: configuration set on one stays with it). Marked used at most once
     /// a minute, which is all eviction needs.
     fn open_ready(&self, url: &str, dir: &Path) -> Result<gix::Repository, SourceError> {
-        const MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
         let now = std::time::Instant::now();
-        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((repo, marked)) = opened.get_mut(dir) {
-            if now.duration_since(*marked) > MARK_EVERY {
-                touch(dir);
-                *marked = now;
-            }
-            return Ok(repo.to_thread_local());
+        let opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((repo, _)) = opened.get(dir) {
+            let handle = repo.to_thread_local();
+            drop(opened);
+            self.mark_used(dir);
+            return Ok(handle);
         }
         drop(opened);
         touch(dir);
@@ -385,6 +384,21 @@ impl GitCache {
             .unwrap_or_else(|p| p.into_inner())
             .insert(dir.to_path_buf(), (repo, now));
         Ok(handle)
+    }
+
+    /// Mark the cache repository at `dir` used, at most every [`MARK_EVERY`] once this
+    /// process has it open.
+    fn mark_used(&self, dir: &Path) {
+        let now = std::time::Instant::now();
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        match opened.get_mut(dir) {
+            Some((_, marked)) if now.duration_since(*marked) <= MARK_EVERY => {}
+            Some((_, marked)) => {
+                *marked = now;
+                touch(dir);
+            }
+            None => touch(dir),
+        }
     }
 
     /// The repository at `dir` is being made anew (or was removed).
@@ -444,6 +458,10 @@ impl GitCache {
 
     /// The references the remote advertises (branches, tags, HEAD) in one round-trip.
     pub fn ls_remote(&self, url: &str, access: &Access) -> Result<Vec<RemoteRef>, SourceError> {
+        if let Some(refs) = local::advertised_refs(url) {
+            self.requests.add(url, RequestKind::LsRemote);
+            return Ok(refs);
+        }
         let repo = self.repo_for(url, access)?;
         let remote = repo
             .remote_at(url.to_string())
@@ -828,6 +846,9 @@ fn evict_least_recently_used(dir: &Path, max: usize) {
         }
     }
 }
+
+/// How often an entry in use is marked used on disk: eviction needs no finer order.
+const MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Mark a cache entry as just used (its directory's mtime orders eviction).
 fn touch(dir: &Path) {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::MARK_EVERY;
 use crate::entry::{EntryLocks, remove_entry, remove_leftovers, staging_name};
 
 const MANIFEST: &str = "MANIFEST";
@@ -78,8 +79,16 @@ fn unescape(text: &str) -> String {
 pub struct Trees {
     dir: PathBuf,
     locks: Arc<EntryLocks>,
-    /// Commits whose entry this process checked; when a missing path last re-checked them.
-    checked: Mutex<HashMap<String, Option<Instant>>>,
+    /// Commits whose entry this process checked.
+    checked: Mutex<HashMap<String, Checked>>,
+}
+
+/// What this process knows about an entry it checked.
+struct Checked {
+    /// When a missing path last made it check the entry again.
+    rechecked: Option<Instant>,
+    /// When it last marked the entry used.
+    marked: Instant,
 }
 
 /// Why an entry could not be produced.
@@ -110,13 +119,23 @@ impl Trees {
         export: impl FnOnce(&Path) -> Result<Vec<Item>, E>,
     ) -> Result<PathBuf, TreeError<E>> {
         let entry = self.dir.join(commit);
-        let seen = self
+        let (seen, mark) = match self
             .checked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(commit);
+            .get_mut(commit)
+        {
+            Some(checked) if checked.marked.elapsed() >= MARK_EVERY => {
+                checked.marked = Instant::now();
+                (true, true)
+            }
+            Some(_) => (true, false),
+            None => (false, false),
+        };
         if seen && entry.join(MANIFEST).is_file() {
-            super::touch(&entry);
+            if mark {
+                super::touch(&entry);
+            }
             return Ok(self.files(commit));
         }
         let io = |path: &Path| {
@@ -168,7 +187,10 @@ impl Trees {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(commit.to_string())
-            .or_insert(None);
+            .or_insert_with(|| Checked {
+                rechecked: None,
+                marked: Instant::now(),
+            });
     }
 
     /// A render found a path missing in `commit`'s tree: check the entry again (at most
@@ -177,12 +199,17 @@ impl Trees {
     pub fn recheck(&self, commit: &str) -> bool {
         {
             let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(Some(at)) = checked.get(commit)
-                && at.elapsed() < RECHECK
-            {
+            let now = Instant::now();
+            let entry = checked
+                .entry(commit.to_string())
+                .or_insert_with(|| Checked {
+                    rechecked: None,
+                    marked: now,
+                });
+            if entry.rechecked.is_some_and(|at| at.elapsed() < RECHECK) {
                 return false;
             }
-            checked.insert(commit.to_string(), Some(Instant::now()));
+            entry.rechecked = Some(now);
         }
         let entry = self.dir.join(commit);
         let Ok(_guard) = self.locks.lock(&self.dir, commit) else {

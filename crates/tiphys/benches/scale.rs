@@ -205,6 +205,7 @@ struct Large {
     restart_writes: usize,
     restart_app_writes: usize,
     restart_cpu: f64,
+    rss_restarted: u64,
 }
 
 fn app_versions(list: &[Application]) -> BTreeMap<String, String> {
@@ -368,6 +369,7 @@ async fn large(dir: &Path, shape: &Shape) -> Large {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let restart_cpu = cpu_seconds(controller.id());
+    let rss_restarted = rss_kib(controller.id());
     let after = config_versions(&client).await;
     let restart_writes = changed(&before, &after);
     let apps_after = app_versions(&apps.list(&ListParams::default()).await.unwrap().items);
@@ -393,6 +395,7 @@ async fn large(dir: &Path, shape: &Shape) -> Large {
         restart_writes,
         restart_app_writes,
         restart_cpu,
+        rss_restarted,
     }
 }
 
@@ -475,9 +478,10 @@ async fn main() {
             samples.join(", ")
         );
         println!(
-            "large: restart: every app compared again, queue empty in {:.1} s (controller CPU {:.1} s); {} writes to managed objects, {} Application writes",
+            "large: restart: every app compared again, queue empty in {:.1} s (controller CPU {:.1} s, RSS {} MiB); {} writes to managed objects, {} Application writes",
             l.restart_settled.as_secs_f64(),
             l.restart_cpu,
+            l.rss_restarted / 1024,
             l.restart_writes,
             l.restart_app_writes
         );
