@@ -93,11 +93,12 @@ pub enum ControllerError {
     Kube(#[from] kube::Error),
 }
 
-/// A store kept current by a watch; `on_change` sees every object once the store has it.
+/// A store kept current by a watch; `on_change` sees every object once the store has it (or,
+/// deleted — the second argument —, no longer has it).
 fn spawn_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
-    on_change: impl Fn(&K) + Send + 'static,
+    on_change: impl Fn(&K, bool) + Send + 'static,
 ) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
@@ -113,14 +114,16 @@ where
     let objects = watcher(api, config)
         .default_backoff()
         .modify(|o| o.meta_mut().managed_fields = None);
-    let stream = reflector::reflector(writer, objects)
-        .touched_objects()
-        .for_each(move |event| {
-            if let Ok(object) = event {
-                on_change(&object);
+    let stream = reflector::reflector(writer, objects).for_each(move |event| {
+        match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                on_change(&object, false)
             }
-            futures::future::ready(())
-        });
+            Ok(watcher::Event::Delete(object)) => on_change(&object, true),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => {}
+        }
+        futures::future::ready(())
+    });
     (reader, tokio::spawn(stream))
 }
 
@@ -156,7 +159,7 @@ impl Controller {
         let (apps, apps_task) = spawn_reflector(
             Api::<Application>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
-            move |app: &Application| {
+            move |app: &Application, deleted| {
                 if let (Some(name), Some(rv)) = (&app.metadata.name, &app.metadata.resource_version)
                 {
                     let _ = stored_tx.send((name.clone(), rv.clone()));
@@ -165,7 +168,14 @@ impl Controller {
                     && !notifier_writes.is_ours(app)
                 {
                     let _ = app_wake.send(name.clone());
-                    let _ = app_notify.send(notify::Wake::App(Arc::new(app.clone())));
+                    // Only a deleted app is handed over whole (the store no longer has it);
+                    // a copy of every changed one was a second store's worth of memory
+                    // queued at a restart.
+                    let _ = app_notify.send(if deleted {
+                        notify::Wake::Deleted(Arc::new(app.clone()))
+                    } else {
+                        notify::Wake::App(name.clone())
+                    });
                 }
             },
         );
@@ -175,7 +185,7 @@ impl Controller {
             Api::<ConfigMap>::namespaced(client.clone(), &ns),
             watcher::Config::default()
                 .fields(&format!("metadata.name={}", notify::NOTIFICATIONS_CM)),
-            move |_| {
+            move |_, _| {
                 let _ = config_notify.send(notify::Wake::All);
             },
         );
@@ -184,7 +194,7 @@ impl Controller {
             Api::<Secret>::namespaced(client.clone(), &ns),
             watcher::Config::default()
                 .fields(&format!("metadata.name={}", notify::NOTIFICATIONS_SECRET)),
-            move |_| {
+            move |_, _| {
                 let _ = secret_notify.send(notify::Wake::All);
             },
         );
@@ -192,7 +202,7 @@ impl Controller {
         let (appsets, appsets_task) = spawn_reflector(
             Api::<ApplicationSet>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
-            move |set: &ApplicationSet| {
+            move |set: &ApplicationSet, _| {
                 if let Some(name) = &set.metadata.name {
                     let _ = appset_tx.send(name.clone());
                 }
@@ -203,7 +213,7 @@ impl Controller {
         let (projects, projects_task) = spawn_reflector(
             Api::<AppProject>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
-            move |project: &AppProject| {
+            move |project: &AppProject, _| {
                 if let Some(name) = &project.metadata.name {
                     let _ = project_tx.send(name.clone());
                 }
@@ -212,12 +222,12 @@ impl Controller {
         let (secrets, secrets_task) = spawn_reflector(
             Api::<Secret>::namespaced(client.clone(), &ns),
             watcher::Config::default().labels(clusters::SECRET_TYPE_LABEL),
-            |_| {},
+            |_, _| {},
         );
         let (configs, configs_task) = spawn_reflector(
             Api::<ConfigMap>::namespaced(client.clone(), &ns),
             watcher::Config::default().fields(&format!("metadata.name={}", settings::ARGOCD_CM)),
-            |_| {},
+            |_, _| {},
         );
         for (store, what) in [
             (
@@ -310,15 +320,18 @@ impl Controller {
                 // What queued up meanwhile is looked at once per app, as it is now: a busy
                 // app's many writes cost one look, not one each.
                 let mut everything = false;
-                let mut changed: std::collections::BTreeMap<String, Arc<Application>> =
+                let mut changed: std::collections::BTreeMap<String, Option<Arc<Application>>> =
                     Default::default();
                 let mut wake = Some(first);
                 while let Some(w) = wake {
                     match w {
                         notify::Wake::All => everything = true,
-                        notify::Wake::App(app) => {
+                        notify::Wake::App(name) => {
+                            changed.insert(name, None);
+                        }
+                        notify::Wake::Deleted(app) => {
                             let name = app.metadata.name.clone().unwrap_or_default();
-                            changed.insert(name, app);
+                            changed.insert(name, Some(app));
                         }
                     }
                     wake = notify_rx.try_recv().ok();
@@ -333,7 +346,9 @@ impl Controller {
                         Some(_) if everything => {}
                         Some(current) => notify::evaluate(&c, &current, false).await,
                         None => {
-                            notify::evaluate(&c, &last_seen, true).await;
+                            if let Some(last_seen) = last_seen {
+                                notify::evaluate(&c, &last_seen, true).await;
+                            }
                             c.notifier.forget(&name);
                         }
                     }

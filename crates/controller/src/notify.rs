@@ -31,8 +31,10 @@ const SENDING_AT_ONCE: usize = 8;
 /// What wakes the notifier.
 #[derive(Debug)]
 pub enum Wake {
-    /// This app changed (or was deleted: the store no longer has it).
-    App(Arc<Application>),
+    /// This app changed: the store has it as it is now.
+    App(String),
+    /// This app was deleted, as it last was (the store no longer has it).
+    Deleted(Arc<Application>),
     /// The configuration changed: look at every app.
     All,
 }
@@ -253,6 +255,79 @@ fn pause_facts(app: &Application, now: Timestamp, limit: Duration) -> Value {
     })
 }
 
+/// The commits an app is at or was last at — synced, compared, last deployed — each with
+/// the repository of its source (a single revision belongs to the first source).
+fn revisions_of(app: &Application) -> Vec<(String, String)> {
+    let sources = app.sources();
+    let mut found: Vec<(String, String)> = Vec::new();
+    let mut add = |single: &str, many: &[String]| {
+        let candidates = many
+            .iter()
+            .map(String::as_str)
+            .zip(sources.iter().copied())
+            .chain(sources.first().map(|s| (single, *s)));
+        for (revision, source) in candidates {
+            let commit = revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit());
+            let pair = (source.repo_url.clone(), revision.to_string());
+            if commit && !found.contains(&pair) {
+                found.push(pair);
+            }
+        }
+    };
+    if let Some(status) = &app.status {
+        add(&status.sync.revision, &status.sync.revisions);
+        if let Some(result) = status
+            .operation_state
+            .as_ref()
+            .and_then(|o| o.sync_result.as_ref())
+        {
+            add(&result.revision, &result.revisions);
+        }
+        if let Some(last) = status.history.last() {
+            add(&last.revision, &last.revisions);
+        }
+    }
+    found
+}
+
+/// What `call .repo.GetCommitMetadata SHA` answers for the app's revisions (a commit that
+/// cannot be read is left out: the template's call then names it).
+async fn commit_metadata(c: &Arc<Controller>, app: &Application) -> Value {
+    let wanted = revisions_of(app);
+    if wanted.is_empty() {
+        return json!({});
+    }
+    let secrets = crate::reconcile::repo_secrets(c);
+    let repo = c.repo.clone();
+    // Tags come from an advertisement as old as the polling interval, shared with the poll.
+    let since = std::time::Instant::now()
+        .checked_sub(c.settings.repo_poll)
+        .unwrap_or_else(std::time::Instant::now);
+    let found = tokio::task::spawn_blocking(move || {
+        let mut out = serde_json::Map::new();
+        for (url, sha) in wanted {
+            let access = crate::manifests::access_for(&url, &secrets);
+            match repo.git.commit_metadata_since(&url, &sha, &access, since) {
+                Ok(m) => {
+                    let date = Timestamp::from_second(m.seconds)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default();
+                    out.insert(
+                        sha,
+                        tiphys_notify::template::commit_metadata(
+                            &m.message, &m.author, &date, &m.tags,
+                        ),
+                    );
+                }
+                Err(e) => tracing::debug!(repo = %url, %sha, error = %e, "commit metadata"),
+            }
+        }
+        Value::Object(out)
+    })
+    .await;
+    found.unwrap_or(Value::Null)
+}
+
 /// Look at `app` (deleted: no longer in the store) and send what is due.
 pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
     let ns = &c.settings.namespace;
@@ -289,7 +364,7 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
         app_json["metadata"]["deletionTimestamp"] = json!(crate::reconcile::now());
     }
     let project_json = c.notifier.project_json(project.as_deref());
-    let subject = Subject {
+    let mut subject = Subject {
         app: &app_json,
         labels: app.metadata.labels.as_ref().unwrap_or(&empty),
         annotations,
@@ -300,6 +375,7 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
             |d| serde_json::to_value(d).unwrap_or_default(),
         ),
         pause: pause_facts(app, now, config.paused_too_long),
+        commits: Value::Null,
         now: now.as_second(),
     };
     // Skipped when nothing a condition reads has changed since the last look (most status
@@ -314,6 +390,10 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
     };
     if !deleted && c.notifier.seen(&name, inputs) {
         return;
+    }
+    // Looked up only for a look that is not skipped, and only when a template asks.
+    if config.wants_commit_metadata() {
+        subject.commits = commit_metadata(c, app).await;
     }
     let plan = tiphys_notify::plan(&config, &subject);
     let mut problems: Vec<String> = config.problems.iter().map(ToString::to_string).collect();

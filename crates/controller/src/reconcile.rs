@@ -901,9 +901,7 @@ async fn note_drift(
         report = crate::drift::report(items, &full, own, reverted);
     }
     if c.notifier.set_drift(&name, report) {
-        let _ = c
-            .notify_wake
-            .send(crate::notify::Wake::App(Arc::new(app.clone())));
+        let _ = c.notify_wake.send(crate::notify::Wake::App(name.clone()));
     }
     decision
 }

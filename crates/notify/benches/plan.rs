@@ -77,6 +77,7 @@ fn main() {
                     project: &Value::Null,
                     drift: json!({"detected": false}),
                     pause: json!({"paused": false}),
+                    commits: Value::Null,
                     now: 0,
                 },
             );

@@ -155,6 +155,14 @@ fn with_secrets(value: &mut Value, secret: &[(String, String)]) {
 }
 
 impl Config {
+    /// Whether a template calls `.repo.GetCommitMetadata`: only then is the metadata of an
+    /// app's revisions looked up for its notifications.
+    pub fn wants_commit_metadata(&self) -> bool {
+        self.templates
+            .values()
+            .any(|t| t.mentions("GetCommitMetadata"))
+    }
+
     /// Read the ConfigMap's and the Secret's data (either may be absent).
     pub fn read(data: &BTreeMap<String, String>, secret: &BTreeMap<String, Vec<u8>>) -> Config {
         let mut secret: Vec<(String, String)> = secret

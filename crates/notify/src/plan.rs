@@ -35,6 +35,9 @@ pub struct Subject<'a> {
     pub drift: Value,
     /// Tiphys's pause of auto-sync (`pause`).
     pub pause: Value,
+    /// What `call .repo.GetCommitMetadata SHA` answers: the metadata of the app's revisions
+    /// by SHA (see [`crate::Config::wants_commit_metadata`]), else null.
+    pub commits: Value,
     pub now: i64,
 }
 
@@ -274,7 +277,7 @@ fn render(
         "drift": subject.drift,
         "pause": subject.pause,
     });
-    template.render(&data)
+    template.render_with_commits(&data, &subject.commits)
 }
 
 #[cfg(test)]
@@ -301,6 +304,7 @@ mod tests {
                 project: &Value::Null,
                 drift: json!({"detected": false}),
                 pause: json!({"paused": false}),
+                commits: Value::Null,
                 now: 100,
             },
         )
@@ -375,6 +379,7 @@ mod tests {
                     project: &Value::Null,
                     drift: json!({"detected": false}),
                     pause: json!({"paused": false}),
+                    commits: Value::Null,
                     now: 100,
                 },
             )
@@ -408,6 +413,7 @@ mod tests {
                 project: &Value::Null,
                 drift: json!({"detected": false}),
                 pause: json!({"paused": false}),
+                commits: Value::Null,
                 now: 100,
             },
         );

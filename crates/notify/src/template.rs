@@ -1,7 +1,8 @@
 //! Templates: `template.<name>` in argocd-notifications-cm, each string field a Go template
 //! (`gtmpl`) over `.app`, `.context`, `.recipient`, `.serviceType`, Tiphys's `.drift` and
-//! `.pause`, and Argo's helper namespaces (`call .repo.RepoURLToHTTPS …`, `.strings`, `.time`),
-//! with the Sprig functions of `tiphys-gotemplate`.
+//! `.pause`, and Argo's helper namespaces (`call .repo.RepoURLToHTTPS …`, `.repo`'s commit
+//! metadata, `.sync.GetInfoItem`, `.strings`, `.time`), with the Sprig functions of
+//! `tiphys-gotemplate`.
 
 use std::collections::BTreeMap;
 
@@ -182,6 +183,22 @@ impl Template {
         }
     }
 
+    /// Render for one notification; `data` is the template's `.` as JSON, `commits` what
+    /// `call .repo.GetCommitMetadata SHA` answers (SHA → its metadata, as
+    /// [`commit_metadata`] makes it).
+    pub fn render_with_commits(
+        &self,
+        data: &serde_json::Value,
+        commits: &serde_json::Value,
+    ) -> Result<Notification, String> {
+        // gtmpl's functions are plain function pointers: what one needs beyond its arguments
+        // is lent to it for the length of the render.
+        COMMITS.with(|c| *c.borrow_mut() = tiphys_gotemplate::to_value(commits));
+        let rendered = self.render(data);
+        COMMITS.with(|c| *c.borrow_mut() = Value::Nil);
+        rendered
+    }
+
     /// Render for one notification; `data` is the template's `.` as JSON.
     pub fn render(&self, data: &serde_json::Value) -> Result<Notification, String> {
         let mut value = tiphys_gotemplate::to_value(data);
@@ -274,6 +291,89 @@ string_fn!(full_name_by_repo_url, "FullNameByRepoURL", 1, |a| {
     crate::repo_url::full_name(&a[0]).unwrap_or_default()
 });
 
+string_fn!(query_escape, "QueryEscape", 1, |a| query_escaped(&a[0]));
+
+/// Go's `url.QueryEscape`: unreserved bytes kept, space as `+`, the rest `%XX`.
+fn query_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+thread_local! {
+    /// The commit metadata lent to `GetCommitMetadata` during a render.
+    static COMMITS: std::cell::RefCell<Value> = const { std::cell::RefCell::new(Value::Nil) };
+}
+
+/// What `call .repo.GetCommitMetadata SHA` gives for a commit: Argo's `CommitMetadata`
+/// (`Message`, `Author`, `Date` — RFC 3339 here, a Go `time.Time` there —, `Tags`).
+pub fn commit_metadata(
+    message: &str,
+    author: &str,
+    date: &str,
+    tags: &[String],
+) -> serde_json::Value {
+    serde_json::json!({"Message": message, "Author": author, "Date": date, "Tags": tags})
+}
+
+fn get_commit_metadata(args: &[Value]) -> Result<Value, FuncError> {
+    let [sha] = args else {
+        return Err(FuncError::ExactlyXArgs("GetCommitMetadata".into(), 1));
+    };
+    let sha = tiphys_gotemplate::text(sha);
+    COMMITS.with(|c| match &*c.borrow() {
+        Value::Map(known) => known.get(&sha).cloned(),
+        _ => None,
+    })
+    .ok_or_else(|| {
+        FuncError::Generic(format!(
+            "GetCommitMetadata: commit {sha:?} is not a revision of the application (its synced, \
+             compared or last deployed revision)"
+        ))
+    })
+}
+
+/// Argo's `sync.GetInfoItem(app, name)`: the value of the `info` item `name` of the app's
+/// sync operation.
+fn get_info_item(args: &[Value]) -> Result<Value, FuncError> {
+    let [app, name] = args else {
+        return Err(FuncError::ExactlyXArgs("GetInfoItem".into(), 2));
+    };
+    let name = tiphys_gotemplate::text(name);
+    let field = |v: &Value, key: &str| match v {
+        Value::Map(m) => m.get(key).cloned(),
+        _ => None,
+    };
+    let operation = field(app, "status")
+        .and_then(|s| field(&s, "operationState"))
+        .and_then(|o| field(&o, "operation"))
+        .ok_or_else(|| {
+            FuncError::Generic("GetInfoItem: the application has no operation".into())
+        })?;
+    let Some(Value::Array(items)) = field(&operation, "info") else {
+        return Err(FuncError::Generic(
+            "GetInfoItem: the application's operation has no info items".into(),
+        ));
+    };
+    items
+        .iter()
+        .find(|item| field(item, "name").is_some_and(|n| tiphys_gotemplate::text(&n) == name))
+        .and_then(|item| field(item, "value"))
+        .ok_or_else(|| {
+            FuncError::Generic(format!(
+                "GetInfoItem: the application's operation has no info item {name:?}"
+            ))
+        })
+}
+
 fn now(_: &[Value]) -> Result<Value, FuncError> {
     let now = jiff::Timestamp::now();
     let whole = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
@@ -312,7 +412,13 @@ fn helpers() -> Vec<(String, Value)> {
             namespace(&[
                 ("RepoURLToHTTPS", member!(repo_url_to_https)),
                 ("FullNameByRepoURL", member!(full_name_by_repo_url)),
+                ("QueryEscape", member!(query_escape)),
+                ("GetCommitMetadata", member!(get_commit_metadata)),
             ]),
+        ),
+        (
+            "sync".into(),
+            namespace(&[("GetInfoItem", member!(get_info_item))]),
         ),
         (
             "strings".into(),
@@ -373,6 +479,37 @@ mod tests {
         assert_eq!(status.repo_url, "https://github.com/org/repo.git");
         assert_eq!(status.revision, "abc123");
         assert_eq!(status.label, "cd/a");
+    }
+
+    #[test]
+    fn commit_metadata_info_items_and_query_escape() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let data = json!({"app": {"metadata": {"name": "a"},
+            "status": {"sync": {"revision": sha}, "operationState": {"operation": {
+                "info": [{"name": "reason", "value": "hotfix 42"}, {"name": "ticket", "value": "OPS-7"}]}}}}});
+        let commits = json!({sha: commit_metadata(
+            "Fix the thing\n\nLonger text", "Jane <jane@example.com>", "2026-12-01T10:00:00Z", &["v1.2".to_string()])});
+        let spec: TemplateSpec = serde_saphyr::from_str(
+            "message: '{{with call .repo.GetCommitMetadata .app.status.sync.revision}}{{.Author}} | {{.Date}} | {{index .Tags 0}}{{end}} | {{call .sync.GetInfoItem .app \"ticket\"}} | {{call .repo.QueryEscape \"a b&c/é\"}}'\n",
+        )
+        .unwrap();
+        let template = Template::compile("t", spec).unwrap();
+        let n = template.render_with_commits(&data, &commits).unwrap();
+        assert_eq!(
+            n.message,
+            "Jane <jane@example.com> | 2026-12-01T10:00:00Z | v1.2 | OPS-7 | a+b%26c%2F%C3%A9"
+        );
+        // What is not known is an error naming it, and nothing lent stays behind.
+        let err = template.render(&data).unwrap_err();
+        assert!(err.contains("not a revision of the application"), "{err}");
+        let spec: TemplateSpec =
+            serde_saphyr::from_str("message: '{{call .sync.GetInfoItem .app \"nope\"}}'\n")
+                .unwrap();
+        let err = Template::compile("t", spec)
+            .unwrap()
+            .render(&data)
+            .unwrap_err();
+        assert!(err.contains("no info item \"nope\""), "{err}");
     }
 
     #[test]

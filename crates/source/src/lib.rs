@@ -729,7 +729,18 @@ impl GitCache {
         revision: &str,
         access: &Access,
     ) -> Result<CommitMetadata, SourceError> {
-        let asked = std::time::Instant::now();
+        self.commit_metadata_since(url, revision, access, std::time::Instant::now())
+    }
+
+    /// [`GitCache::commit_metadata`] from a ref advertisement (for the revision and the tags)
+    /// that started at or after `asked`.
+    pub fn commit_metadata_since(
+        &self,
+        url: &str,
+        revision: &str,
+        access: &Access,
+        asked: std::time::Instant,
+    ) -> Result<CommitMetadata, SourceError> {
         let sha = self.resolve_since(url, revision, access, asked)?;
         let repo = self.open_or_init(url)?;
         let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| classify(url, e))?;

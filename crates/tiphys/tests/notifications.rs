@@ -86,7 +86,7 @@ async fn subscribed_apps_are_notified_once_per_state() {
     let (port, got) = receiver();
     let closed = free_port();
     env.apply(&format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-notifications-cm\n  namespace: argocd\ndata:\n  service.webhook.hook: |\n    url: http://127.0.0.1:{port}/notify\n    headers:\n    - name: X-Token\n      value: $token\n  service.webhook.down: |\n    url: http://127.0.0.1:{closed}/notify\n  template.app-sync-succeeded: |\n    message: synced\n    webhook:\n      hook:\n        body: |\n          {{\"app\": \"{{{{.app.metadata.name}}}}\", \"revision\": \"{{{{.app.status.sync.revision}}}}\"}}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: argocd-notifications-secret\n  namespace: argocd\nstringData:\n  token: s3cret\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-notifications-cm\n  namespace: argocd\ndata:\n  service.webhook.hook: |\n    url: http://127.0.0.1:{port}/notify\n    headers:\n    - name: X-Token\n      value: $token\n  service.webhook.down: |\n    url: http://127.0.0.1:{closed}/notify\n  template.app-sync-succeeded: |\n    message: synced\n    webhook:\n      hook:\n        body: |\n          {{\"app\": \"{{{{.app.metadata.name}}}}\", \"revision\": \"{{{{.app.status.sync.revision}}}}\", \"author\": \"{{{{with call .repo.GetCommitMetadata .app.status.sync.revision}}}}{{{{.Author}}}}{{{{end}}}}\"}}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: argocd-notifications-secret\n  namespace: argocd\nstringData:\n  token: s3cret\n"
     ));
     let repo = new_repo(
         env.dir.path(),
@@ -130,7 +130,10 @@ async fn subscribed_apps_are_notified_once_per_state() {
     for name in &names {
         let app = env.wait_app(name, "synced", synced_and_healthy).await;
         let revision = status(&app).sync.revision;
-        let expected = format!("{{\"app\": \"{name}\", \"revision\": \"{revision}\"}}");
+        // The commit's author, looked up in the repository (`.repo.GetCommitMetadata`).
+        let expected = format!(
+            "{{\"app\": \"{name}\", \"revision\": \"{revision}\", \"author\": \"t <t@example.com>\"}}"
+        );
         env.eventually("the sync notification", async || {
             (count(&expected) == 1).then_some(())
         })
