@@ -76,6 +76,13 @@ pub struct RenderSettings {
     pub capabilities: Option<Arc<tiphys_render::Capabilities>>,
 }
 
+/// When a commit was made, as RFC 3339 text (revision metadata, notification templates).
+pub fn commit_date(metadata: &tiphys_source::CommitMetadata) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(metadata.seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 /// The access the repository Secrets give to `url`.
 pub fn access_for(url: &str, secrets: &RepoSecrets) -> Access {
     secret_for(url, secrets)

@@ -309,9 +309,7 @@ async fn commit_metadata(c: &Arc<Controller>, app: &Application) -> Value {
             let access = crate::manifests::access_for(&url, &secrets);
             match repo.git.commit_metadata_since(&url, &sha, &access, since) {
                 Ok(m) => {
-                    let date = Timestamp::from_second(m.seconds)
-                        .map(|t| t.to_string())
-                        .unwrap_or_default();
+                    let date = crate::manifests::commit_date(&m);
                     out.insert(
                         sha,
                         tiphys_notify::template::commit_metadata(

@@ -196,9 +196,7 @@ async fn revision_metadata(
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(source_error)?;
-    let date = k8s_openapi::jiff::Timestamp::from_second(found.seconds)
-        .map(|t| t.to_string())
-        .unwrap_or_default();
+    let date = tiphys_controller::manifests::commit_date(&found);
     Ok(Json(json!({
         "author": found.author,
         "date": date,
