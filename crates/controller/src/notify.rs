@@ -390,7 +390,7 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
         return;
     }
     // Looked up only for a look that is not skipped, and only when a template asks.
-    if config.wants_commit_metadata() {
+    if config.wants_commit_metadata {
         subject.commits = commit_metadata(c, app).await;
     }
     let plan = tiphys_notify::plan(&config, &subject);

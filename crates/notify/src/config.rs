@@ -54,6 +54,9 @@ pub struct Config {
     /// The fields of the app the conditions read (JSON pointers), when that can be told from
     /// their text; none when one reads the app as a whole or the clock.
     pub reads: Option<Vec<String>>,
+    /// Whether a template calls `.repo.GetCommitMetadata`: only then is the metadata of an
+    /// app's revisions looked up for its notifications.
+    pub wants_commit_metadata: bool,
 }
 
 /// The member chains `app.a.b` / `app?.a?.b` in `source` as JSON pointers; none when `app` is
@@ -155,14 +158,6 @@ fn with_secrets(value: &mut Value, secret: &[(String, String)]) {
 }
 
 impl Config {
-    /// Whether a template calls `.repo.GetCommitMetadata`: only then is the metadata of an
-    /// app's revisions looked up for its notifications.
-    pub fn wants_commit_metadata(&self) -> bool {
-        self.templates
-            .values()
-            .any(|t| t.mentions("GetCommitMetadata"))
-    }
-
     /// Read the ConfigMap's and the Secret's data (either may be absent).
     pub fn read(data: &BTreeMap<String, String>, secret: &BTreeMap<String, Vec<u8>>) -> Config {
         let mut secret: Vec<(String, String)> = secret
@@ -200,6 +195,10 @@ impl Config {
             }
         }
         config.reads = config.condition_reads();
+        config.wants_commit_metadata = config
+            .templates
+            .values()
+            .any(|t| t.mentions("GetCommitMetadata"));
         config.unused_bulk = BULK
             .iter()
             .filter(|(word, _)| {

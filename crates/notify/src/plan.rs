@@ -36,7 +36,7 @@ pub struct Subject<'a> {
     /// Tiphys's pause of auto-sync (`pause`).
     pub pause: Value,
     /// What `call .repo.GetCommitMetadata SHA` answers: the metadata of the app's revisions
-    /// by SHA (see [`crate::Config::wants_commit_metadata`]), else null.
+    /// by SHA (see `Config::wants_commit_metadata`), else null.
     pub commits: Value,
     pub now: i64,
 }
