@@ -34,6 +34,8 @@ pub enum ManifestError {
         #[source]
         source: Box<SourceError>,
     },
+    #[error("the application has no source to render (only `ref` sources)")]
+    NoSource,
 }
 
 /// A chart error that names the chart once: errors about the chart itself already do.
@@ -171,24 +173,7 @@ impl RepoServer {
         secrets: &RepoSecrets,
         settings: &RenderSettings,
     ) -> Result<Generated, ManifestError> {
-        let git_error = |source: &ApplicationSource, e| ManifestError::Source {
-            repo: source.repo_url.clone(),
-            source: Box::new(e),
-        };
-        let mut refs = ValueRefs::new();
-        // What the refs are at, for the render cache: a source reading `$ref` files renders
-        // anew when one of them moves.
-        let mut refs_key = String::new();
-        for (source, commit) in sources.iter().zip(revisions) {
-            if !source.reference.is_empty() && source.chart.is_empty() {
-                let tree = self
-                    .git
-                    .tree(&source.repo_url, commit)
-                    .map_err(|e| git_error(source, e))?;
-                refs.insert(source.reference.clone(), tree);
-                refs_key.push_str(&format!("+{}={commit}", source.reference));
-            }
-        }
+        let (refs, refs_key) = self.ref_trees(sources, revisions)?;
         let mut out = Generated::default();
         for (source, revision) in sources.iter().zip(revisions) {
             out.revisions.push(revision.clone());
@@ -219,15 +204,7 @@ impl RepoServer {
                 settings.capabilities.as_deref(),
             );
             let render = || {
-                let tree = if chart {
-                    self.charts
-                        .chart(chart_ref(source, &access), revision)
-                        .map_err(|e| chart_error(source, e))?
-                } else {
-                    self.git
-                        .tree(&source.repo_url, revision)
-                        .map_err(|e| git_error(source, e))?
-                };
+                let tree = self.source_tree(source, revision, &access)?;
                 self.renders
                     .get_or_render(key.clone(), || {
                         render_tree(
@@ -265,6 +242,111 @@ impl RepoServer {
             source: Box::new(e),
         })?;
         Ok(out)
+    }
+}
+
+impl RepoServer {
+    /// The trees of the `ref` sources (for `$ref/…` value files), and what they are at — for
+    /// the render cache: a source reading `$ref` files renders anew when one of them moves.
+    fn ref_trees(
+        &self,
+        sources: &[ApplicationSource],
+        revisions: &[String],
+    ) -> Result<(ValueRefs, String), ManifestError> {
+        let mut refs = ValueRefs::new();
+        let mut refs_key = String::new();
+        for (source, commit) in sources.iter().zip(revisions) {
+            if !source.reference.is_empty() && source.chart.is_empty() {
+                let tree = self
+                    .git
+                    .tree(&source.repo_url, commit)
+                    .map_err(|e| git_error(source, e))?;
+                refs.insert(source.reference.clone(), tree);
+                refs_key.push_str(&format!("+{}={commit}", source.reference));
+            }
+        }
+        Ok((refs, refs_key))
+    }
+
+    /// The checked-out tree of a git source, or the unpacked chart of a chart source.
+    fn source_tree(
+        &self,
+        source: &ApplicationSource,
+        revision: &str,
+        access: &Access,
+    ) -> Result<PathBuf, ManifestError> {
+        if source.chart.is_empty() {
+            self.git
+                .tree(&source.repo_url, revision)
+                .map_err(|e| git_error(source, e))
+        } else {
+            self.charts
+                .chart(chart_ref(source, access), revision)
+                .map_err(|e| chart_error(source, e))
+        }
+    }
+
+    /// Argo's app details (`call .repo.GetAppDetails` in notifications) of the app's first
+    /// source that renders, at the given revisions. A Kustomize source's images come from its
+    /// render, through the render cache.
+    pub fn app_details(
+        &self,
+        app_name: &str,
+        namespace: &str,
+        sources: &[ApplicationSource],
+        revisions: &[String],
+        secrets: &RepoSecrets,
+        settings: &RenderSettings,
+    ) -> Result<tiphys_render::AppDetails, ManifestError> {
+        let Some((index, source)) = sources.iter().enumerate().find(|(_, s)| !is_ref_only(s))
+        else {
+            return Err(ManifestError::NoSource);
+        };
+        let revision = revisions.get(index).ok_or(ManifestError::NoSource)?;
+        let (refs, _) = self.ref_trees(sources, revisions)?;
+        let access = access_for(&source.repo_url, secrets);
+        let tree = self.source_tree(source, revision, &access)?;
+        let remotes = GitRemotes {
+            cache: &self.git,
+            secrets,
+        };
+        let request = tiphys_render::Request {
+            repo_root: &tree,
+            source,
+            app_name,
+            namespace,
+            remote: Some(&remotes),
+            kustomize_options: settings.kustomize,
+            capabilities: settings.capabilities.as_deref(),
+            value_refs: &refs,
+        };
+        let built = || {
+            self.generate(
+                app_name,
+                namespace,
+                std::slice::from_ref(source),
+                std::slice::from_ref(revision),
+                secrets,
+                settings,
+            )
+            .map(|g| g.manifests)
+            .map_err(|e| match e {
+                ManifestError::Render { source, .. } => *source,
+                other => RenderError::Unsupported(other.to_string()),
+            })
+        };
+        tiphys_render::app_details(&request, built).map_err(|e| ManifestError::Render {
+            repo: source.repo_url.clone(),
+            path: source.path.clone(),
+            source: Box::new(e),
+        })
+    }
+}
+
+fn git_error(source: &ApplicationSource, e: SourceError) -> ManifestError {
+    ManifestError::Source {
+        repo: source.repo_url.clone(),
+        source: Box::new(e),
     }
 }
 

@@ -77,6 +77,10 @@ impl OwnWrites {
 }
 
 /// The notifier's memory.
+/// An app's source details, or why they could not be read, and the sources and revisions
+/// they were read for.
+type ReadDetails = (String, Result<Value, String>);
+
 pub struct Notifier {
     pub own_writes: OwnWrites,
     config: Mutex<Option<(String, Arc<Config>)>>,
@@ -89,6 +93,8 @@ pub struct Notifier {
     /// Each AppProject as JSON, by name, with the version it was made from: a project is
     /// shared by many apps, and serialising it for every look was a good part of a look.
     projects: Mutex<HashMap<String, (String, Arc<Value>)>>,
+    /// Each app's source details (`GetAppDetails`), with what they were read for.
+    details: Mutex<HashMap<String, ReadDetails>>,
     sending: Arc<tokio::sync::Semaphore>,
 }
 
@@ -101,6 +107,7 @@ impl Notifier {
             reported: Mutex::default(),
             evaluated: Mutex::default(),
             projects: Mutex::default(),
+            details: Mutex::default(),
             sending: Arc::new(tokio::sync::Semaphore::new(SENDING_AT_ONCE)),
         }
     }
@@ -205,8 +212,25 @@ impl Notifier {
         };
         lock(&self.evaluated);
         lock(&self.reported);
+        let mut details = self.details.lock().unwrap_or_else(|p| p.into_inner());
+        details.remove(app);
+        drop(details);
         let mut drift = self.drift.lock().unwrap_or_else(|p| p.into_inner());
         drift.remove(app);
+    }
+
+    /// The source details remembered for `app`, when they were read for `key`.
+    fn details_of(&self, app: &str, key: &str) -> Option<Result<Value, String>> {
+        let details = self.details.lock().unwrap_or_else(|p| p.into_inner());
+        details
+            .get(app)
+            .filter(|(k, _)| k == key)
+            .map(|(_, d)| d.clone())
+    }
+
+    fn remember_details(&self, app: &str, key: String, found: Result<Value, String>) {
+        let mut details = self.details.lock().unwrap_or_else(|p| p.into_inner());
+        details.insert(app.to_string(), (key, found));
     }
 
     /// Look at `app` again next time, whatever it looks like.
@@ -326,6 +350,61 @@ async fn commit_metadata(c: &Arc<Controller>, app: &Application) -> Value {
     found.unwrap_or(Value::Null)
 }
 
+/// What `GetAppDetails` answers: the details of the app's source at the revisions it was last
+/// compared at, remembered per app until the source or those revisions change.
+async fn app_details(c: &Arc<Controller>, app: &Application) -> Result<Value, String> {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let sources: Vec<_> = app.sources().into_iter().cloned().collect();
+    let sync = app.status.as_ref().map(|s| &s.sync);
+    let revisions = match sync {
+        Some(s) if !s.revisions.is_empty() => s.revisions.clone(),
+        Some(s) if !s.revision.is_empty() => vec![s.revision.clone()],
+        _ => {
+            return Err(
+                "the application has not been compared with its source yet (no revision)".into(),
+            );
+        }
+    };
+    let key = format!(
+        "{}|{}",
+        serde_json::to_string(&sources).unwrap_or_default(),
+        revisions.join(",")
+    );
+    if let Some(found) = c.notifier.details_of(&name, &key) {
+        return found;
+    }
+    let dest = &app.spec.destination;
+    let capabilities = match c
+        .clusters
+        .find(dest, &crate::reconcile::cluster_secrets(c))
+        .await
+    {
+        Ok(cluster) => cluster.resolver.capabilities().await.ok(),
+        Err(_) => None,
+    };
+    let settings = crate::manifests::RenderSettings {
+        kustomize: crate::settings::kustomize_build_options(
+            crate::reconcile::argocd_cm(c).as_deref(),
+        )
+        .unwrap_or_default(),
+        capabilities,
+    };
+    let secrets = crate::reconcile::repo_secrets(c);
+    let repo = c.repo.clone();
+    let (app_name, namespace) = (name.clone(), dest.namespace.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        repo.app_details(
+            &app_name, &namespace, &sources, &revisions, &secrets, &settings,
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()))
+    .map(|d| serde_json::to_value(d).unwrap_or_default());
+    c.notifier.remember_details(&name, key, found.clone());
+    found
+}
+
 /// Look at `app` (deleted: no longer in the store) and send what is due.
 pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
     let ns = &c.settings.namespace;
@@ -373,7 +452,7 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
             |d| serde_json::to_value(d).unwrap_or_default(),
         ),
         pause: pause_facts(app, now, config.paused_too_long),
-        commits: Value::Null,
+        lookups: Default::default(),
         now: now.as_second(),
     };
     // Skipped when nothing a condition reads has changed since the last look (most status
@@ -391,7 +470,10 @@ pub async fn evaluate(c: &Arc<Controller>, app: &Application, deleted: bool) {
     }
     // Looked up only for a look that is not skipped, and only when a template asks.
     if config.wants_commit_metadata {
-        subject.commits = commit_metadata(c, app).await;
+        subject.lookups.commits = commit_metadata(c, app).await;
+    }
+    if config.wants_app_details {
+        subject.lookups.app_details = Some(app_details(c, app).await);
     }
     let plan = tiphys_notify::plan(&config, &subject);
     let mut problems: Vec<String> = config.problems.iter().map(ToString::to_string).collect();

@@ -174,7 +174,7 @@ fn project_of(c: &Controller, app: &Application) -> Result<Arc<AppProject>, Prob
 }
 
 /// argocd-cm from the watch cache, if there is one.
-fn argocd_cm(c: &Controller) -> Option<Arc<k8s_openapi::api::core::v1::ConfigMap>> {
+pub(crate) fn argocd_cm(c: &Controller) -> Option<Arc<k8s_openapi::api::core::v1::ConfigMap>> {
     c.configs
         .get(&ObjectRef::new(crate::settings::ARGOCD_CM).within(&c.settings.namespace))
 }

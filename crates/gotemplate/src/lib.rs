@@ -8,6 +8,11 @@ use serde_json::Value;
 
 /// `text` parsed with [`functions`]; the error is the parser's.
 pub fn parse(text: &str) -> Result<Template, String> {
+    parse_with(text, &[])
+}
+
+/// `text` parsed with [`functions`] and `extra` ones.
+pub fn parse_with(text: &str, extra: &[(&str, gtmpl_value::Func)]) -> Result<Template, String> {
     // gtmpl loops forever on an action left open at the end of the text; refuse it first.
     if let Some(last) = text.rfind("{{")
         && !text[last..].contains("}}")
@@ -16,6 +21,7 @@ pub fn parse(text: &str) -> Result<Template, String> {
     }
     let mut template = Template::default();
     template.add_funcs(&functions());
+    template.add_funcs(extra);
     template.parse(text).map_err(|e| e.to_string())?;
     Ok(template)
 }

@@ -77,7 +77,7 @@ fn main() {
                     project: &Value::Null,
                     drift: json!({"detected": false}),
                     pause: json!({"paused": false}),
-                    commits: Value::Null,
+                    lookups: Default::default(),
                     now: 0,
                 },
             );

@@ -3,7 +3,7 @@
 //! (`time.Now()`, `time.Parse(s)`, `strings.ToUpper(s)`, …); expr-lang spells the same
 //! builtins without a namespace, so a condition is rewritten to them before it is compiled.
 
-use ::expr::{Context, ContextProvider, Program, Value};
+use ::expr::{Context, ContextProvider, Environment, Program, Value};
 
 /// A compiled expression, with its source for messages.
 pub struct Expression {
@@ -30,7 +30,7 @@ impl std::fmt::Debug for Expression {
     }
 }
 
-/// Argo's function namespaces, as expr-lang's builtins.
+/// Argo's function namespaces, as expr-lang's builtins or the functions of [`ENVIRONMENT`].
 const REWRITES: &[(&str, &str)] = &[
     ("time.Now(", "now("),
     ("time.Parse(", "date("),
@@ -38,7 +38,101 @@ const REWRITES: &[(&str, &str)] = &[
     ("strings.ToUpper(", "upper("),
     ("strings.ToLower(", "lower("),
     ("strings.TrimSpace(", "trim("),
+    ("repo.RepoURLToHTTPS(", "tiphys_repo_url_to_https("),
+    ("repo.FullNameByRepoURL(", "tiphys_full_name_by_repo_url("),
+    ("repo.QueryEscape(", "tiphys_query_escape("),
+    ("repo.GetCommitMetadata(", "tiphys_get_commit_metadata("),
+    ("repo.GetAppDetails(", "tiphys_get_app_details("),
+    ("sync.GetInfoItem(", "tiphys_get_info_item("),
 ];
+
+/// Methods of what Argo's functions return (expr-lang has methods only for dates): written
+/// as a call of a function taking the receiver first.
+const METHODS: &[(&str, &str)] = &[
+    (".GetParameterValueByName(", "tiphys_helm_parameter_value("),
+    (
+        ".GetFileParameterPathByName(",
+        "tiphys_helm_file_parameter_path(",
+    ),
+];
+
+/// Stands for a method call while the source is rewritten (never in a condition's text
+/// outside a string: it is a control character).
+const METHOD_MARK: char = '\u{1}';
+
+/// expr-lang's builtins and Argo's functions.
+static ENVIRONMENT: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(|| {
+    let mut env = Environment::new();
+    let strings = |name: &str, args: &[Value], n: usize| -> ::expr::Result<Vec<String>> {
+        if args.len() != n {
+            return Err(::expr::Error::ExprError(format!(
+                "{name} takes {n} argument(s), not {}",
+                args.len()
+            )));
+        }
+        Ok(args
+            .iter()
+            .map(|a| match a {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect())
+    };
+    let failed = |e: String| ::expr::Error::ExprError(e);
+    env.add_function("tiphys_repo_url_to_https", move |c| {
+        let a = strings("repo.RepoURLToHTTPS", &c.args, 1)?;
+        Ok(Value::String(crate::repo_url::to_https(&a[0])))
+    });
+    env.add_function("tiphys_full_name_by_repo_url", move |c| {
+        let a = strings("repo.FullNameByRepoURL", &c.args, 1)?;
+        Ok(Value::String(
+            crate::repo_url::full_name(&a[0]).unwrap_or_default(),
+        ))
+    });
+    env.add_function("tiphys_query_escape", move |c| {
+        let a = strings("repo.QueryEscape", &c.args, 1)?;
+        Ok(Value::String(crate::functions::query_escape(&a[0])))
+    });
+    env.add_function("tiphys_get_commit_metadata", move |c| {
+        let a = strings("repo.GetCommitMetadata", &c.args, 1)?;
+        crate::lent::commit(&a[0])
+            .map(|m| from_json(&m))
+            .map_err(failed)
+    });
+    env.add_function("tiphys_get_app_details", move |c| {
+        strings("repo.GetAppDetails", &c.args, 0)?;
+        crate::lent::app_details()
+            .map(|d| from_json(&d))
+            .map_err(failed)
+    });
+    env.add_function("tiphys_get_info_item", move |c| {
+        let [app, Value::String(name)] = c.args.as_slice() else {
+            return Err(failed(
+                "sync.GetInfoItem takes the app and an item name".into(),
+            ));
+        };
+        crate::functions::info_item(&to_json(app), name)
+            .map(|v| from_json(&v))
+            .map_err(failed)
+    });
+    for (name, list, field) in [
+        ("tiphys_helm_parameter_value", "Parameters", "Value"),
+        ("tiphys_helm_file_parameter_path", "FileParameters", "Path"),
+    ] {
+        env.add_function(name, move |c| {
+            let [helm, Value::String(wanted)] = c.args.as_slice() else {
+                return Err(failed(format!("{name}: takes one parameter name")));
+            };
+            Ok(Value::String(crate::functions::helm_parameter(
+                &to_json(helm),
+                list,
+                field,
+                wanted,
+            )))
+        });
+    }
+    env
+});
 
 /// A copy of `source` with string literals kept as they are; outside them, `replace` is asked
 /// at each character (with the rest of the source and what was written so far) and may
@@ -78,9 +172,13 @@ fn outside_strings(
     out
 }
 
-/// `source` with Argo's namespaced functions renamed, string literals left alone.
+/// `source` with Argo's namespaced functions renamed and its methods written as functions
+/// (`x.M(a)` → `f(x, a)`), string literals left alone.
 fn rewrite(source: &str) -> String {
-    outside_strings(source, |rest, out| {
+    let marked = outside_strings(source, |rest, out| {
+        if let Some(i) = METHODS.iter().position(|(argo, _)| rest.starts_with(argo)) {
+            return Some((format!("{METHOD_MARK}{i}("), METHODS[i].0.len()));
+        }
         let boundary = !out
             .chars()
             .last()
@@ -89,7 +187,20 @@ fn rewrite(source: &str) -> String {
             .iter()
             .find(|(argo, _)| boundary && rest.starts_with(argo))
             .map(|(argo, ours)| (ours.to_string(), argo.len()))
-    })
+    });
+    let mut out = marked;
+    while let Some(at) = out.find(METHOD_MARK) {
+        let start = crate::functions::receiver_start(&out[..at]);
+        let index = out[at + 1..at + 2].parse::<usize>().unwrap_or_default();
+        let function = METHODS[index].1;
+        // `RECEIVER<mark>i(` → `function(RECEIVER, `; a call with no arguments loses the comma.
+        let after = at + 3;
+        let no_args = out[after..].trim_start().starts_with(')');
+        let separator = if no_args { "" } else { ", " };
+        let call = format!("{function}{}{separator}", &out[start..at]);
+        out.replace_range(start..after, &call);
+    }
+    out
 }
 
 impl Expression {
@@ -124,10 +235,14 @@ impl Expression {
                     values,
                     parent: &env.vars,
                 };
-                return ::expr::run(&flat.program, &layered).map_err(|e| one_line(&e.to_string()));
+                return ENVIRONMENT
+                    .run(&flat.program, &layered)
+                    .map_err(|e| one_line(&e.to_string()));
             }
         }
-        ::expr::run(&self.program, &env.vars).map_err(|e| one_line(&e.to_string()))
+        ENVIRONMENT
+            .run(&self.program, &env.vars)
+            .map_err(|e| one_line(&e.to_string()))
     }
 
     /// The condition's answer: `true` or `false`, anything else is an error (as in Argo).
@@ -260,6 +375,22 @@ impl ContextProvider for Layered<'_> {
     }
 }
 
+/// A value of the engine as JSON (dates and durations as their text).
+fn to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Nil => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Integer(i) => (*i).into(),
+        Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+        }
+        Value::String(s) => s.clone().into(),
+        Value::Array(items) => items.iter().map(to_json).collect(),
+        Value::Map(map) => map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect(),
+        other => other.to_string().into(),
+    }
+}
+
 pub fn from_json(value: &serde_json::Value) -> Value {
     match value {
         serde_json::Value::Null => Value::Nil,
@@ -353,12 +484,52 @@ mod tests {
             "now().Sub(date(x)) and 'time.Now()' == y"
         );
         assert_eq!(rewrite("mytime.Now()"), "mytime.Now()");
+        assert_eq!(
+            rewrite(
+                "a and repo.GetAppDetails().Helm.GetParameterValueByName('x.GetParameterValueByName(') == 'y'"
+            ),
+            "a and tiphys_helm_parameter_value(tiphys_get_app_details().Helm, 'x.GetParameterValueByName(') == 'y'"
+        );
         let env = env(json!({"status": {"operationState": {"startedAt": "2020-01-01T00:00:00Z"}}}));
         let old = Expression::compile(
             "time.Now().Sub(time.Parse(app.status.operationState.startedAt)).Minutes() >= 5",
         )
         .unwrap();
         assert!(old.eval_bool(&env).unwrap());
+    }
+
+    #[test]
+    fn argo_repo_and_sync_functions_work_in_conditions() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let env = env(json!({
+            "spec": {"source": {"repoURL": "git@github.com:org/repo.git"}},
+            "status": {"sync": {"revision": sha}, "operationState": {"operation": {
+                "info": [{"name": "ticket", "value": "OPS-7"}]}}}}));
+        let lookups = crate::lent::Lookups {
+            commits: json!({sha: crate::functions::commit_metadata(
+                "deploy: shop 1.2", "Jane <j@example.com>", "2026-12-01T10:00:00Z", &[])}),
+            app_details: Some(Ok(json!({"type": "Helm", "helm": {
+                "parameters": [{"name": "image.tag", "value": "1.2"}],
+                "fileParameters": [{"name": "cfg", "path": "c.txt"}]}}))),
+        };
+        let _loan = crate::lent::lend(&lookups);
+        for source in [
+            "repo.GetCommitMetadata(app.status.sync.revision).Message startsWith 'deploy:'",
+            "repo.GetAppDetails().Helm.GetParameterValueByName('image.tag') == '1.2'",
+            "repo.GetAppDetails().Type == 'Helm' and repo.GetAppDetails().Helm.GetFileParameterPathByName('cfg') == 'c.txt'",
+            "repo.GetAppDetails().Helm.GetParameterValueByName('nope') == ''",
+            "sync.GetInfoItem(app, 'ticket') == 'OPS-7'",
+            "repo.RepoURLToHTTPS(app.spec.source.repoURL) == 'https://github.com/org/repo'",
+            "repo.FullNameByRepoURL(app.spec.source.repoURL) == 'org/repo'",
+            "repo.QueryEscape('a b') == 'a+b'",
+        ] {
+            let e = Expression::compile(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+            assert_eq!(e.eval_bool(&env), Ok(true), "{source}");
+        }
+        let unknown = Expression::compile("repo.GetCommitMetadata('abc').Message == ''").unwrap();
+        assert!(unknown.eval_bool(&env).unwrap_err().contains("\"abc\""));
+        let missing = Expression::compile("sync.GetInfoItem(app, 'nope') == ''").unwrap();
+        assert!(missing.eval_bool(&env).unwrap_err().contains("nope"));
     }
 
     #[test]

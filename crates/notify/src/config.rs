@@ -54,15 +54,23 @@ pub struct Config {
     /// The fields of the app the conditions read (JSON pointers), when that can be told from
     /// their text; none when one reads the app as a whole or the clock.
     pub reads: Option<Vec<String>>,
-    /// Whether a template calls `.repo.GetCommitMetadata`: only then is the metadata of an
-    /// app's revisions looked up for its notifications.
+    /// Whether a template or condition calls `GetCommitMetadata`: only then is the metadata
+    /// of an app's revisions looked up for its notifications.
     pub wants_commit_metadata: bool,
+    /// Whether a template or condition calls `GetAppDetails`: only then is the app's source
+    /// read for its notifications.
+    pub wants_app_details: bool,
 }
 
 /// The member chains `app.a.b` / `app?.a?.b` in `source` as JSON pointers; none when `app` is
 /// used otherwise (indexed, passed whole) or the clock is read.
 fn app_reads(source: &str) -> Option<Vec<String>> {
-    if source.contains("now(") || source.contains("time.") {
+    // The clock, and what the repository says of the app's revisions, change with no field
+    // of the app changing.
+    if ["now(", "time.", "GetCommitMetadata", "GetAppDetails"]
+        .iter()
+        .any(|word| source.contains(word))
+    {
         return None;
     }
     let bytes = source.as_bytes();
@@ -195,10 +203,12 @@ impl Config {
             }
         }
         config.reads = config.condition_reads();
-        config.wants_commit_metadata = config
-            .templates
-            .values()
-            .any(|t| t.mentions("GetCommitMetadata"));
+        let mentioned = |word: &str| {
+            config.templates.values().any(|t| t.mentions(word))
+                || config.triggers.values().any(|t| t.mentions(word))
+        };
+        config.wants_commit_metadata = mentioned("GetCommitMetadata");
+        config.wants_app_details = mentioned("GetAppDetails");
         config.unused_bulk = BULK
             .iter()
             .filter(|(word, _)| {

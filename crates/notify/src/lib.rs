@@ -15,6 +15,8 @@
 pub mod condition;
 pub mod config;
 mod defaults;
+mod functions;
+pub mod lent;
 pub mod plan;
 mod repo_url;
 pub mod service;
@@ -23,5 +25,6 @@ pub mod template;
 pub mod trigger;
 
 pub use config::{Config, NOTIFICATIONS_CM, NOTIFICATIONS_SECRET, PAUSED_TOO_LONG, Problem};
+pub use lent::Lookups;
 pub use plan::{NOTIFIED, Notified, Outgoing, Plan, Subject, digest, plan};
 pub use service::{Delivery, DeliveryError, Service};

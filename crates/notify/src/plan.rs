@@ -35,9 +35,8 @@ pub struct Subject<'a> {
     pub drift: Value,
     /// Tiphys's pause of auto-sync (`pause`).
     pub pause: Value,
-    /// What `call .repo.GetCommitMetadata SHA` answers: the metadata of the app's revisions
-    /// by SHA (see `Config::wants_commit_metadata`), else null.
-    pub commits: Value,
+    /// What Argo's `repo` functions answer for this app (its commits, its source's details).
+    pub lookups: crate::lent::Lookups,
     pub now: i64,
 }
 
@@ -113,6 +112,8 @@ pub fn plan(config: &Config, subject: &Subject) -> Plan {
         plan.problems = problems;
         return plan;
     }
+    // Conditions and templates call Argo's `repo` functions through plain function pointers.
+    let _loan = crate::lent::lend(&subject.lookups);
     // Conditions see only the fields they read (when that can be told): the expression
     // engine copies what a member access passes through, so a whole Application there would
     // be copied at every `app.…` of every condition. Templates, rendered only when a
@@ -277,7 +278,7 @@ fn render(
         "drift": subject.drift,
         "pause": subject.pause,
     });
-    template.render_with_commits(&data, &subject.commits)
+    template.render(&data)
 }
 
 #[cfg(test)]
@@ -304,7 +305,7 @@ mod tests {
                 project: &Value::Null,
                 drift: json!({"detected": false}),
                 pause: json!({"paused": false}),
-                commits: Value::Null,
+                lookups: Default::default(),
                 now: 100,
             },
         )
@@ -379,7 +380,7 @@ mod tests {
                     project: &Value::Null,
                     drift: json!({"detected": false}),
                     pause: json!({"paused": false}),
-                    commits: Value::Null,
+                    lookups: Default::default(),
                     now: 100,
                 },
             )
@@ -413,7 +414,7 @@ mod tests {
                 project: &Value::Null,
                 drift: json!({"detected": false}),
                 pause: json!({"paused": false}),
-                commits: Value::Null,
+                lookups: Default::default(),
                 now: 100,
             },
         );

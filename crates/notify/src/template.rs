@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 
 use gtmpl::{Func, FuncError, Value};
+
+pub use crate::functions::commit_metadata;
 use serde::Deserialize;
 
 /// A template as written in the ConfigMap.
@@ -157,8 +159,9 @@ impl Template {
             if source.is_empty() {
                 continue;
             }
-            let template =
-                tiphys_gotemplate::parse(&source).map_err(|e| format!("{field}: {e}"))?;
+            let extra: Vec<(&str, Func)> = METHODS.iter().map(|(_, f, func)| (*f, *func)).collect();
+            let template = tiphys_gotemplate::parse_with(&methods_as_functions(&source), &extra)
+                .map_err(|e| format!("{field}: {e}"))?;
             fields.insert(field, Field { source, template });
         }
         Ok(Template {
@@ -181,22 +184,6 @@ impl Template {
                 .map_err(|e| format!("template {} {field} ({:?}): {e}", self.name, f.source)),
             None => Ok(String::new()),
         }
-    }
-
-    /// Render for one notification; `data` is the template's `.` as JSON, `commits` what
-    /// `call .repo.GetCommitMetadata SHA` answers (SHA → its metadata, as
-    /// [`commit_metadata`] makes it).
-    pub fn render_with_commits(
-        &self,
-        data: &serde_json::Value,
-        commits: &serde_json::Value,
-    ) -> Result<Notification, String> {
-        // gtmpl's functions are plain function pointers: what one needs beyond its arguments
-        // is lent to it for the length of the render.
-        COMMITS.with(|c| *c.borrow_mut() = tiphys_gotemplate::to_value(commits));
-        let rendered = self.render(data);
-        COMMITS.with(|c| *c.borrow_mut() = Value::Nil);
-        rendered
     }
 
     /// Render for one notification; `data` is the template's `.` as JSON.
@@ -291,87 +278,109 @@ string_fn!(full_name_by_repo_url, "FullNameByRepoURL", 1, |a| {
     crate::repo_url::full_name(&a[0]).unwrap_or_default()
 });
 
-string_fn!(query_escape, "QueryEscape", 1, |a| query_escaped(&a[0]));
-
-/// Go's `url.QueryEscape`: unreserved bytes kept, space as `+`, the rest `%XX`.
-fn query_escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-thread_local! {
-    /// The commit metadata lent to `GetCommitMetadata` during a render.
-    static COMMITS: std::cell::RefCell<Value> = const { std::cell::RefCell::new(Value::Nil) };
-}
-
-/// What `call .repo.GetCommitMetadata SHA` gives for a commit: Argo's `CommitMetadata`
-/// (`Message`, `Author`, `Date` — RFC 3339 here, a Go `time.Time` there —, `Tags`).
-pub fn commit_metadata(
-    message: &str,
-    author: &str,
-    date: &str,
-    tags: &[String],
-) -> serde_json::Value {
-    serde_json::json!({"Message": message, "Author": author, "Date": date, "Tags": tags})
-}
+string_fn!(query_escape, "QueryEscape", 1, |a| {
+    crate::functions::query_escape(&a[0])
+});
 
 fn get_commit_metadata(args: &[Value]) -> Result<Value, FuncError> {
     let [sha] = args else {
         return Err(FuncError::ExactlyXArgs("GetCommitMetadata".into(), 1));
     };
-    let sha = tiphys_gotemplate::text(sha);
-    COMMITS.with(|c| match &*c.borrow() {
-        Value::Map(known) => known.get(&sha).cloned(),
-        _ => None,
-    })
-    .ok_or_else(|| {
-        FuncError::Generic(format!(
-            "GetCommitMetadata: commit {sha:?} is not a revision of the application (its synced, \
-             compared or last deployed revision)"
-        ))
-    })
+    crate::lent::commit(&tiphys_gotemplate::text(sha))
+        .map(|m| tiphys_gotemplate::to_value(&m))
+        .map_err(FuncError::Generic)
 }
 
-/// Argo's `sync.GetInfoItem(app, name)`: the value of the `info` item `name` of the app's
-/// sync operation.
+fn get_app_details(args: &[Value]) -> Result<Value, FuncError> {
+    if !args.is_empty() {
+        return Err(FuncError::ExactlyXArgs("GetAppDetails".into(), 0));
+    }
+    crate::lent::app_details()
+        .map(|d| tiphys_gotemplate::to_value(&d))
+        .map_err(FuncError::Generic)
+}
+
+/// Go templates call methods of the values Argo's functions return
+/// (`(call .repo.GetAppDetails).Helm.GetParameterValueByName "image.tag"`); gtmpl has no
+/// methods, so each is written as a function taking its receiver first.
+const METHODS: &[(&str, &str, Func)] = &[
+    (
+        ".GetParameterValueByName",
+        "tiphysHelmParameterValue",
+        helm_parameter_value,
+    ),
+    (
+        ".GetFileParameterPathByName",
+        "tiphysHelmFileParameterPath",
+        helm_file_parameter_path,
+    ),
+];
+
+fn helm_parameter_value(args: &[Value]) -> Result<Value, FuncError> {
+    let [helm, name] = args else {
+        return Err(FuncError::ExactlyXArgs("GetParameterValueByName".into(), 1));
+    };
+    let helm = tiphys_gotemplate::to_json_value(helm);
+    let name = tiphys_gotemplate::text(name);
+    Ok(Value::from(crate::functions::helm_parameter(
+        &helm,
+        "Parameters",
+        "Value",
+        &name,
+    )))
+}
+
+fn helm_file_parameter_path(args: &[Value]) -> Result<Value, FuncError> {
+    let [helm, name] = args else {
+        return Err(FuncError::ExactlyXArgs(
+            "GetFileParameterPathByName".into(),
+            1,
+        ));
+    };
+    let helm = tiphys_gotemplate::to_json_value(helm);
+    let name = tiphys_gotemplate::text(name);
+    Ok(Value::from(crate::functions::helm_parameter(
+        &helm,
+        "FileParameters",
+        "Path",
+        &name,
+    )))
+}
+
+/// `text` with every `RECEIVER.Method` of [`METHODS`] written `function RECEIVER`.
+fn methods_as_functions(text: &str) -> String {
+    let mut out = text.to_string();
+    for (method, function, _) in METHODS {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(method) {
+            let at = from + found;
+            let after = at + method.len();
+            if out[after..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            {
+                from = after;
+                continue; // a longer name
+            }
+            let start = crate::functions::receiver_start(&out[..at]);
+            let rewritten = format!("{function} {}", &out[start..at]);
+            out.replace_range(start..after, &rewritten);
+            from = start + rewritten.len();
+        }
+    }
+    out
+}
+
+/// Argo's `sync.GetInfoItem(app, name)`.
 fn get_info_item(args: &[Value]) -> Result<Value, FuncError> {
     let [app, name] = args else {
         return Err(FuncError::ExactlyXArgs("GetInfoItem".into(), 2));
     };
-    let name = tiphys_gotemplate::text(name);
-    let field = |v: &Value, key: &str| match v {
-        Value::Map(m) => m.get(key).cloned(),
-        _ => None,
-    };
-    let operation = field(app, "status")
-        .and_then(|s| field(&s, "operationState"))
-        .and_then(|o| field(&o, "operation"))
-        .ok_or_else(|| {
-            FuncError::Generic("GetInfoItem: the application has no operation".into())
-        })?;
-    let Some(Value::Array(items)) = field(&operation, "info") else {
-        return Err(FuncError::Generic(
-            "GetInfoItem: the application's operation has no info items".into(),
-        ));
-    };
-    items
-        .iter()
-        .find(|item| field(item, "name").is_some_and(|n| tiphys_gotemplate::text(&n) == name))
-        .and_then(|item| field(item, "value"))
-        .ok_or_else(|| {
-            FuncError::Generic(format!(
-                "GetInfoItem: the application's operation has no info item {name:?}"
-            ))
-        })
+    let app = tiphys_gotemplate::to_json_value(app);
+    crate::functions::info_item(&app, &tiphys_gotemplate::text(name))
+        .map(|v| tiphys_gotemplate::to_value(&v))
+        .map_err(FuncError::Generic)
 }
 
 fn now(_: &[Value]) -> Result<Value, FuncError> {
@@ -414,6 +423,7 @@ fn helpers() -> Vec<(String, Value)> {
                 ("FullNameByRepoURL", member!(full_name_by_repo_url)),
                 ("QueryEscape", member!(query_escape)),
                 ("GetCommitMetadata", member!(get_commit_metadata)),
+                ("GetAppDetails", member!(get_app_details)),
             ]),
         ),
         (
@@ -494,7 +504,13 @@ mod tests {
         )
         .unwrap();
         let template = Template::compile("t", spec).unwrap();
-        let n = template.render_with_commits(&data, &commits).unwrap();
+        let n = {
+            let _loan = crate::lent::lend(&crate::lent::Lookups {
+                commits,
+                app_details: None,
+            });
+            template.render(&data).unwrap()
+        };
         assert_eq!(
             n.message,
             "Jane <jane@example.com> | 2026-12-01T10:00:00Z | v1.2 | OPS-7 | a+b%26c%2F%C3%A9"
@@ -510,6 +526,47 @@ mod tests {
             .render(&data)
             .unwrap_err();
         assert!(err.contains("no info item \"nope\""), "{err}");
+    }
+
+    #[test]
+    fn app_details_and_their_methods() {
+        let details = json!({"type": "Helm", "helm": {
+            "parameters": [{"name": "image.tag", "value": "1.2"}],
+            "fileParameters": [{"name": "cfg", "path": "files/c.txt"}]}});
+        let spec: TemplateSpec = serde_saphyr::from_str(
+            "message: '{{(call .repo.GetAppDetails).Helm.GetParameterValueByName \"image.tag\"}} {{with call .repo.GetAppDetails}}{{.Type}} {{.Helm.GetFileParameterPathByName \"cfg\"}} [{{.Helm.GetParameterValueByName \"nope\"}}]{{end}} {{$d := call .repo.GetAppDetails}}{{printf \"%s\" ($d.Helm.GetParameterValueByName \"image.tag\")}}'\n",
+        )
+        .unwrap();
+        let template = Template::compile("t", spec).unwrap();
+        let data = json!({"app": {"metadata": {"name": "a"}}});
+        let lend = |details| {
+            crate::lent::lend(&crate::lent::Lookups {
+                commits: serde_json::Value::Null,
+                app_details: details,
+            })
+        };
+        {
+            let _loan = lend(Some(Ok(details)));
+            assert_eq!(
+                template.render(&data).unwrap().message,
+                "1.2 Helm files/c.txt [] 1.2"
+            );
+        }
+        let _loan = lend(Some(
+            Err("rendering r path \"p\": no such directory".into()),
+        ));
+        let err = template.render(&data).unwrap_err();
+        assert!(err.contains("GetAppDetails: rendering r"), "{err}");
+    }
+
+    #[test]
+    fn methods_are_rewritten_as_functions_of_their_receiver() {
+        assert_eq!(
+            methods_as_functions(
+                "{{ (call .repo.GetAppDetails).Helm.GetParameterValueByName \"x\" }} {{$d.Helm.GetFileParameterPathByName \"y\"}} {{.GetParameterValueByNameX}}"
+            ),
+            "{{ tiphysHelmParameterValue (call .repo.GetAppDetails).Helm \"x\" }} {{tiphysHelmFileParameterPath $d.Helm \"y\"}} {{.GetParameterValueByNameX}}"
+        );
     }
 
     #[test]

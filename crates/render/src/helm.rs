@@ -43,64 +43,22 @@ pub fn render(
         .arg(&chart)
         .arg("--namespace")
         .arg(namespace);
-    for (i, file) in helm.value_files.iter().enumerate() {
-        // A URL is fetched (one GET, through the caller's loader) into the scratch directory.
-        if file.starts_with("https://") || file.starts_with("http://") {
-            let fetched = req
-                .remote
-                .map(|loader| loader.fetch_file(file))
-                .transpose()
-                .map_err(|message| RenderError::ToolFailed {
-                    tool: "helm".into(),
-                    path: chart_rel.clone(),
-                    message: format!("value file {file}: {message}"),
-                })?
-                .flatten();
-            let Some(text) = fetched else {
-                return Err(RenderError::ToolFailed {
-                    tool: "helm".into(),
-                    path: chart_rel.clone(),
-                    message: format!("value file {file}: remote value files cannot be read here"),
-                });
-            };
-            let path = scratch.path().join(format!("remote-values-{i}.yaml"));
-            std::fs::write(&path, text).map_err(|source| RenderError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            cmd.arg("--values").arg(&path);
-            continue;
-        }
-        match value_file(root, &chart_rel, file, req.value_refs) {
-            Ok(path) => {
-                cmd.arg("--values").arg(path);
+    for (i, input) in values_inputs(root, &chart_rel, &helm, req)?
+        .into_iter()
+        .enumerate()
+    {
+        let path = match input {
+            ValuesInput::File(path) => path,
+            ValuesInput::Text(text) => {
+                let path = scratch.path().join(format!("values-{i}.yaml"));
+                std::fs::write(&path, text).map_err(|source| RenderError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                path
             }
-            Err(RenderError::MissingPath { .. }) if helm.ignore_missing_value_files => {}
-            Err(RenderError::MissingPath { .. }) => {
-                return Err(RenderError::ToolFailed {
-                    tool: "helm".into(),
-                    path: chart_rel.clone(),
-                    message: format!("value file {file} not found"),
-                });
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if !helm.values.is_empty() {
-        let path = scratch.path().join("values.yaml");
-        std::fs::write(&path, &helm.values).map_err(|source| RenderError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        cmd.arg("--values").arg(&path);
-    }
-    if let Some(object) = &helm.values_object {
-        let path = scratch.path().join("values-object.json");
-        std::fs::write(&path, object.to_string()).map_err(|source| RenderError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        cmd.arg("--values").arg(&path);
+        };
+        cmd.arg("--values").arg(path);
     }
     for p in &helm.parameters {
         let flag = if p.force_string {
@@ -166,6 +124,68 @@ pub fn render(
             from_document(d, &file)
         })
         .collect())
+}
+
+/// One `--values` input of a Helm source.
+pub(crate) enum ValuesInput {
+    /// A value file in the repository (or a `$ref` source's tree).
+    File(PathBuf),
+    /// Values given inline (`values`, `valuesObject`) or fetched from a URL.
+    Text(String),
+}
+
+/// A Helm source's values in the order helm merges them: `valueFiles` (a missing one skipped
+/// under `ignoreMissingValueFiles`, a URL fetched through the caller's loader), then `values`,
+/// then `valuesObject`. The chart's own `values.yaml` is not among them: helm reads it first.
+pub(crate) fn values_inputs(
+    root: &Path,
+    chart_rel: &str,
+    helm: &tiphys_model::application::ApplicationSourceHelm,
+    req: &Request<'_>,
+) -> Result<Vec<ValuesInput>, RenderError> {
+    let mut inputs = Vec::new();
+    for file in &helm.value_files {
+        if file.starts_with("https://") || file.starts_with("http://") {
+            let fetched = req
+                .remote
+                .map(|loader| loader.fetch_file(file))
+                .transpose()
+                .map_err(|message| RenderError::ToolFailed {
+                    tool: "helm".into(),
+                    path: chart_rel.to_string(),
+                    message: format!("value file {file}: {message}"),
+                })?
+                .flatten();
+            let Some(text) = fetched else {
+                return Err(RenderError::ToolFailed {
+                    tool: "helm".into(),
+                    path: chart_rel.to_string(),
+                    message: format!("value file {file}: remote value files cannot be read here"),
+                });
+            };
+            inputs.push(ValuesInput::Text(text));
+            continue;
+        }
+        match value_file(root, chart_rel, file, req.value_refs) {
+            Ok(path) => inputs.push(ValuesInput::File(path)),
+            Err(RenderError::MissingPath { .. }) if helm.ignore_missing_value_files => {}
+            Err(RenderError::MissingPath { .. }) => {
+                return Err(RenderError::ToolFailed {
+                    tool: "helm".into(),
+                    path: chart_rel.to_string(),
+                    message: format!("value file {file} not found"),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !helm.values.is_empty() {
+        inputs.push(ValuesInput::Text(helm.values.clone()));
+    }
+    if let Some(object) = &helm.values_object {
+        inputs.push(ValuesInput::Text(object.to_string()));
+    }
+    Ok(inputs)
 }
 
 /// Where a value file is: `$ref/path` in the tree of the source with that `ref` (multi-source

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+mod details;
 mod directory;
 pub mod glob;
 mod helm;
@@ -26,6 +27,7 @@ use serde_json::Value;
 use tiphys_model::application::ApplicationSource;
 
 pub use cache::{CacheKey, RenderCache, generate_paths};
+pub use details::{AppDetails, app_details};
 pub use objects::{check_objects, parse_texts as parse_manifest_texts};
 pub use tiphys_kustomize::yaml;
 

@@ -6,6 +6,9 @@
 //!   succeeded (a Go-template body, a header from the Secret) and drift made by hand (naming
 //!   the object, the field and the manager) — not again on later reconciles; a service that is
 //!   down is a Warning Event naming it.
+//! * Argo's `repo` functions in a trigger and a template, on Helm apps in parallel: a
+//!   condition on the synced commit's message, `oncePer` and a body on a Helm value
+//!   (`GetAppDetails().Helm.GetParameterValueByName`), overrides included, following commits.
 //! * Triggers and subscriptions from the ConfigMap (`when` expressions, a label selector),
 //!   Slack, email and GitHub commit statuses, `on-deleted`; a broken trigger is an Event naming
 //!   its key while the others keep working.
@@ -215,6 +218,158 @@ async fn subscribed_apps_are_notified_once_per_state() {
 }
 
 /// An RSA private key for a GitHub App, made by Node (which every test machine has).
+/// Conditions and templates ask the repository: a release is announced once per image tag,
+/// only for commits whose message says "release", with the tag helm renders with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repository_functions_in_triggers_and_templates() {
+    let env = Env::start().await;
+    let (port, got) = receiver();
+    env.apply(&format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-notifications-cm
+  namespace: argocd
+data:
+  service.webhook.hook: |
+    url: http://127.0.0.1:{port}/release
+  trigger.on-release: |
+    - when: app.status.sync.status == 'Synced' and repo.GetCommitMetadata(app.status.sync.revision).Message startsWith 'release'
+      oncePer: repo.GetAppDetails().Helm.GetParameterValueByName('image.tag')
+      send: [release]
+  template.release: |
+    webhook:
+      hook:
+        body: '{{"app": "{{{{.app.metadata.name}}}}", "type": "{{{{(call .repo.GetAppDetails).Type}}}}", "tag": "{{{{(call .repo.GetAppDetails).Helm.GetParameterValueByName "image.tag"}}}}"}}'
+"#
+    ));
+    let values = |tag: &str| format!("image:\n  repository: shop\n  tag: \"{tag}\"\n");
+    let repo = new_repo(
+        env.dir.path(),
+        &[
+            (
+                "chart/Chart.yaml",
+                "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+            ),
+            ("chart/values.yaml", &values("1.0")),
+            (
+                "chart/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop\ndata:\n  image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n",
+            ),
+        ],
+    );
+    let names: Vec<String> = (0..APPS).map(|i| format!("release-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        // The first app pins its tag with a Helm parameter.
+        let helm = if i == 0 {
+            "    helm:\n      parameters:\n      - name: image.tag\n        value: pinned\n"
+        } else {
+            ""
+        };
+        let yaml = application(name, &repo, "chart", name, AUTOMATED)
+            .replace(
+                "  namespace: argocd\n",
+                "  namespace: argocd\n  annotations:\n    notifications.argoproj.io/subscribe.on-release.hook: team\n",
+            )
+            .replace("    path: chart\n", &format!("    path: chart\n{helm}"));
+        env.apply(&yaml);
+    }
+    let bodies = || -> Vec<String> { got.lock().unwrap().iter().map(|r| r.body.clone()).collect() };
+    let body = |name: &str, tag: &str| {
+        format!("{{\"app\": \"{name}\", \"type\": \"Helm\", \"tag\": \"{tag}\"}}")
+    };
+    let first = head(&repo);
+    for name in &names {
+        env.wait_app(name, "synced at the first commit", |a| {
+            synced_and_healthy(a) && status(a).sync.revision == first
+        })
+        .await;
+    }
+
+    // A release commit: each app announces the tag it deploys, once.
+    std::fs::write(repo.join("chart/values.yaml"), values("2.0")).unwrap();
+    commit(&repo, "release 2.0");
+    let released = head(&repo);
+    let refresh = |name: &str| {
+        let out = env.kubectl(
+            &[
+                "-n",
+                "argocd",
+                "annotate",
+                "--overwrite",
+                "application",
+                name,
+                "argocd.argoproj.io/refresh=normal",
+            ],
+            None,
+        );
+        assert!(out.status.success());
+    };
+    for name in &names {
+        refresh(name);
+    }
+    for (i, name) in names.iter().enumerate() {
+        env.wait_app(name, "synced at the release", |a| {
+            synced_and_healthy(a) && status(a).sync.revision == released
+        })
+        .await;
+        let tag = if i == 0 { "pinned" } else { "2.0" };
+        let expected = body(name, tag);
+        env.eventually("the release notification", async || {
+            bodies().contains(&expected).then_some(())
+        })
+        .await;
+    }
+
+    // A commit that is not a release changes a tag: the condition does not hold.
+    std::fs::write(repo.join("chart/values.yaml"), values("2.1")).unwrap();
+    commit(&repo, "tidy up");
+    let tidied = head(&repo);
+    for name in &names {
+        refresh(name);
+    }
+    for name in &names {
+        env.wait_app(name, "synced at the tidy-up", |a| {
+            synced_and_healthy(a) && status(a).sync.revision == tidied
+        })
+        .await;
+    }
+    // Another release of the same tags the pinned app already announced, a new tag for the
+    // others: only those are sent.
+    std::fs::write(repo.join("chart/values.yaml"), values("3.0")).unwrap();
+    commit(&repo, "release 3.0");
+    let third = head(&repo);
+    for name in &names {
+        refresh(name);
+    }
+    for name in &names {
+        env.wait_app(name, "synced at the third release", |a| {
+            synced_and_healthy(a) && status(a).sync.revision == third
+        })
+        .await;
+    }
+    for name in names.iter().skip(1) {
+        let expected = body(name, "3.0");
+        env.eventually("the second release notification", async || {
+            bodies().contains(&expected).then_some(())
+        })
+        .await;
+    }
+    let all = bodies();
+    for (i, name) in names.iter().enumerate() {
+        let sent: Vec<&String> = all
+            .iter()
+            .filter(|b| b.contains(&format!("\"{name}\"")))
+            .collect();
+        let expected: Vec<String> = if i == 0 {
+            vec![body(name, "pinned")]
+        } else {
+            vec![body(name, "2.0"), body(name, "3.0")]
+        };
+        assert_eq!(sent, expected.iter().collect::<Vec<_>>(), "{all:#?}");
+    }
+}
+
 fn rsa_private_key() -> String {
     let out = std::process::Command::new("node")
         .args([

@@ -158,7 +158,9 @@ fn manifest_error(e: ManifestError) -> ApiError {
             source_error(*source)
         }
         // The app's own sources do not render: nothing the server can do about it.
-        ManifestError::Render { .. } => ApiError::new(Code::FailedPrecondition, e.to_string()),
+        ManifestError::Render { .. } | ManifestError::NoSource => {
+            ApiError::new(Code::FailedPrecondition, e.to_string())
+        }
     }
 }
 
