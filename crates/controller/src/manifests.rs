@@ -34,7 +34,7 @@ pub enum ManifestError {
         #[source]
         source: Box<SourceError>,
     },
-    #[error("the application has no source to render (only `ref` sources)")]
+    #[error("no source to render (only `ref` sources, or no source at the index asked for)")]
     NoSource,
 }
 
@@ -286,20 +286,25 @@ impl RepoServer {
         }
     }
 
-    /// Argo's app details (`call .repo.GetAppDetails` in notifications) of the app's first
-    /// source that renders, at the given revisions. A Kustomize source's images come from its
-    /// render, through the render cache.
+    /// Argo's app details (`call .repo.GetAppDetails` in notifications, the API server's
+    /// `appdetails`) of source `index` — none: the first source that renders — at the given
+    /// revisions. A Kustomize source's images come from its render, through the render cache.
+    #[allow(clippy::too_many_arguments)]
     pub fn app_details(
         &self,
         app_name: &str,
         namespace: &str,
         sources: &[ApplicationSource],
+        index: Option<usize>,
         revisions: &[String],
         secrets: &RepoSecrets,
         settings: &RenderSettings,
     ) -> Result<tiphys_render::AppDetails, ManifestError> {
-        let Some((index, source)) = sources.iter().enumerate().find(|(_, s)| !is_ref_only(s))
-        else {
+        let found = match index {
+            Some(i) => sources.get(i).map(|s| (i, s)),
+            None => sources.iter().enumerate().find(|(_, s)| !is_ref_only(s)),
+        };
+        let Some((index, source)) = found else {
             return Err(ManifestError::NoSource);
         };
         let revision = revisions.get(index).ok_or(ManifestError::NoSource)?;

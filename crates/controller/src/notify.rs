@@ -394,7 +394,7 @@ async fn app_details(c: &Arc<Controller>, app: &Application) -> Result<Value, St
     let (app_name, namespace) = (name.clone(), dest.namespace.clone());
     let found = tokio::task::spawn_blocking(move || {
         repo.app_details(
-            &app_name, &namespace, &sources, &revisions, &secrets, &settings,
+            &app_name, &namespace, &sources, None, &revisions, &secrets, &settings,
         )
     })
     .await

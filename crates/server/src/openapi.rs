@@ -9,7 +9,9 @@ use serde_json::{Map, Value, json};
 use tiphys_model::schema::structural;
 
 use crate::api::session;
-use crate::api::{account, applications, applicationsets, clusters, projects, repositories};
+use crate::api::{
+    account, app_resources, applications, applicationsets, clusters, projects, repositories,
+};
 
 /// An Argo CD resource as a request body: `metadata` is open, `spec` is the CRD's schema.
 fn resource<Spec: JsonSchema>(kind: &str) -> Value {
@@ -406,6 +408,12 @@ fn operations() -> Vec<Operation> {
             "Check that a repository can be reached",
         )
         .body(body_of::<repositories::RepoRequest>),
+        op(
+            "post",
+            "/api/v1/repositories/{url}/appdetails",
+            "What a source is made of: its type, Helm value files and parameters, Kustomize images",
+        )
+        .body(body_of::<app_resources::AppDetailsQuery>),
         op("get", "/api/v1/repocreds", "List credential templates"),
         op("post", "/api/v1/repocreds", "Add a credential template")
             .query(&[Param("upsert", "boolean")])

@@ -1699,7 +1699,7 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
 }
 
 /// What an app is made of, through the server: manifests at the target and at an older
-/// revision, a commit's metadata with its tag, and one live resource read, patched and
+/// revision, a commit's metadata with its tag, app details (`appdetails`), and one live resource read, patched and
 /// deleted — by the admin, and refused to a read-only token; project events.
 #[tokio::test(flavor = "multi_thread")]
 async fn manifests_revision_metadata_and_live_resources() {
@@ -1794,6 +1794,41 @@ async fn manifests_revision_metadata_and_live_resources() {
             .json()["message"],
         meta["message"]
     );
+
+    // App details: of the app's own source, of a chart for an app being created (Helm
+    // parameters as rendered, the form's question), refused where the caller may not look.
+    let repo_url = format!("file://{}", repo.display());
+    let details_path = format!(
+        "/api/v1/repositories/{}/appdetails",
+        repo_url.replace('/', "%2F").replace(':', "%3A")
+    );
+    let ask = |who: &Client, body: Value| who.call("POST", &details_path, Some(body));
+    let own = json!({"source": {"repoURL": repo_url, "path": "app", "targetRevision": "HEAD"}, "appName": "made"});
+    let answer = ask(&viewer, own.clone());
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json(), json!({"type": "Directory", "directory": {}}));
+    common::write(&repo, "chart/Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n");
+    common::write(&repo, "chart/values.yaml", "image:\n  tag: \"1.0\"\n");
+    common::write(&repo, "chart/values-prod.yaml", "image:\n  tag: \"1.1\"\n");
+    commit(&repo, "a chart");
+    let chart = json!({"source": {"repoURL": repo_url, "path": "chart", "targetRevision": "HEAD",
+        "helm": {"valueFiles": ["values-prod.yaml"], "parameters": [{"name": "replicas", "value": "3"}]}},
+        "appName": "new-one", "appProject": "default"});
+    let answer = ask(&admin, chart.clone());
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let helm = &answer.json()["helm"];
+    assert_eq!(helm["name"], "new-one");
+    assert_eq!(helm["valueFiles"], json!(["values-prod.yaml", "values.yaml"]));
+    assert_eq!(
+        helm["parameters"],
+        json!([{"name": "image.tag", "value": "1.1"}, {"name": "replicas", "value": "3"}])
+    );
+    // A read-only caller may not create apps, nor look at what "made" does not read.
+    assert_error(&ask(&viewer, chart), 403, 7);
+    let elsewhere = json!({"source": {"repoURL": repo_url, "path": "chart"}, "appName": "made"});
+    assert_error(&ask(&viewer, elsewhere), 403, 7);
+    let missing = json!({"source": {"repoURL": repo_url, "path": "nope"}, "appName": "new-one"});
+    assert_error(&ask(&admin, missing), 400, 9);
 
     // One live resource: read, patched, deleted; a read-only caller may only read.
     let which = "namespace=made&resourceName=settings&version=v1&group=&kind=ConfigMap";

@@ -208,6 +208,112 @@ async fn revision_metadata(
     })))
 }
 
+/// Argo CD's `RepoAppDetailsQuery`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AppDetailsQuery {
+    source: ApplicationSource,
+    #[serde(default)]
+    app_name: String,
+    #[serde(default)]
+    app_project: String,
+    #[serde(default)]
+    source_index: Option<usize>,
+}
+
+/// Whether two sources read the same place (repository, path, chart): what an app's details
+/// may be asked about with other revisions or render options.
+fn same_place(a: &ApplicationSource, b: &ApplicationSource) -> bool {
+    tiphys_source::normalize(&a.repo_url) == tiphys_source::normalize(&b.repo_url)
+        && a.path.trim_matches('/') == b.path.trim_matches('/')
+        && a.chart == b.chart
+}
+
+/// `POST /api/v1/repositories/{repo}/appdetails`: what a source is made of (type, Helm value
+/// files and parameters, Kustomize images) at its `targetRevision` — the app creation form's
+/// and the parameters view's question. About an existing app, whoever may see it may ask, for
+/// a place it reads or read before; about a new one, whoever may create it in that project,
+/// for a repository the project permits.
+async fn app_details(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path(url): Path<String>,
+    Body(q): Body<AppDetailsQuery>,
+) -> ApiResult<Json<Value>> {
+    if tiphys_source::normalize(&url) != tiphys_source::normalize(&q.source.repo_url) {
+        return Err(ApiError::invalid(format!(
+            "the repository in the path ({url}) is not the source's ({})",
+            q.source.repo_url
+        )));
+    }
+    let existing = (!q.app_name.is_empty())
+        .then(|| state.app(&q.app_name))
+        .flatten();
+    let (sources, index, namespace) = match existing {
+        Some(_) => {
+            let app = visible(&state, &caller, &q.app_name)?;
+            let history = app.status.iter().flat_map(|s| &s.history);
+            let known = app.sources().into_iter().cloned().chain(
+                history.flat_map(|h| h.source.iter().cloned().chain(h.sources.iter().cloned())),
+            );
+            if !known.into_iter().any(|s| same_place(&s, &q.source)) {
+                return Err(ApiError::denied());
+            }
+            // `$ref` value files are read from the app's other sources.
+            let mut sources: Vec<ApplicationSource> = app.sources().into_iter().cloned().collect();
+            let index = q.source_index.unwrap_or(0);
+            match sources.get_mut(index) {
+                Some(slot) if same_place(slot, &q.source) => *slot = q.source.clone(),
+                _ => sources = vec![q.source.clone()],
+            }
+            let index = if sources.len() == 1 { 0 } else { index };
+            (sources, index, app.spec.destination.namespace.clone())
+        }
+        None => {
+            let project_name = if q.app_project.is_empty() {
+                "default"
+            } else {
+                q.app_project.as_str()
+            };
+            enforce(
+                &state,
+                &caller,
+                "applications",
+                "create",
+                &format!("{project_name}/{}", q.app_name),
+            )?;
+            let project = state.project(project_name).ok_or_else(ApiError::denied)?;
+            if !tiphys_controller::project::source_permitted(&project, &q.source.repo_url) {
+                return Err(ApiError::denied());
+            }
+            (vec![q.source.clone()], 0, String::new())
+        }
+    };
+    let secrets = state.repo_secrets();
+    let settings = state.render_settings()?;
+    let repo = state.repo.clone();
+    let app_name = q.app_name.clone();
+    let details = tokio::task::spawn_blocking(move || {
+        let revisions = sources
+            .iter()
+            .map(|s| repo.resolve(s, &secrets))
+            .collect::<Result<Vec<_>, _>>()?;
+        repo.app_details(
+            &app_name,
+            &namespace,
+            &sources,
+            Some(index),
+            &revisions,
+            &secrets,
+            &settings,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(manifest_error)?;
+    Ok(Json(serde_json::to_value(details).unwrap_or_default()))
+}
+
 /// Which live object: Argo CD's query parameters.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -452,4 +558,8 @@ pub fn router() -> Router<Arc<State>> {
                 .delete(delete_resource),
         )
         .route("/api/v1/projects/{name}/events", get(project_events))
+        .route(
+            "/api/v1/repositories/{url}/appdetails",
+            axum::routing::post(app_details),
+        )
 }
