@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Access, Credentials, url::normalize};
+use crate::{Access, Credentials, Proxy, url::normalize};
 
 pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
 
@@ -36,6 +36,10 @@ pub struct RepoSecret {
     pub pass_credentials: bool,
     /// `insecureOCIForceHttp`: talk plain HTTP to the OCI registry.
     pub insecure_oci_force_http: bool,
+    /// `proxy`: the HTTP(S) proxy to reach the repository through.
+    pub proxy: String,
+    /// `noProxy`: hosts (comma-separated, `.domain` suffixes, CIDRs) reached directly.
+    pub no_proxy: String,
 }
 
 impl RepoSecret {
@@ -66,6 +70,8 @@ impl RepoSecret {
             force_http_basic_auth: get("forceHttpBasicAuth") == "true",
             pass_credentials: get("passCredentials") == "true",
             insecure_oci_force_http: get("insecureOCIForceHttp") == "true",
+            proxy: get("proxy"),
+            no_proxy: get("noProxy"),
         };
         (!secret.url.is_empty()).then_some((kind, secret))
     }
@@ -83,6 +89,8 @@ impl RepoSecret {
             ("sshPrivateKey", self.ssh_private_key.as_str()),
             ("tlsClientCertData", self.tls_client_cert_data.as_str()),
             ("tlsClientCertKey", self.tls_client_cert_key.as_str()),
+            ("proxy", self.proxy.as_str()),
+            ("noProxy", self.no_proxy.as_str()),
         ] {
             if !value.is_empty() {
                 data.insert(key.to_string(), value.to_string());
@@ -127,6 +135,10 @@ impl RepoSecret {
             pass_credentials: self.pass_credentials,
             plain_http: self.insecure_oci_force_http,
             oci: self.enable_oci,
+            proxy: (!self.proxy.is_empty()).then(|| Proxy {
+                url: self.proxy.clone(),
+                no_proxy: self.no_proxy.clone(),
+            }),
         }
     }
 }
@@ -221,11 +233,16 @@ mod tests {
             repo_type: "helm".into(),
             enable_oci: true,
             pass_credentials: true,
+            proxy: "http://proxy.corp:3128".into(),
+            no_proxy: ".internal,10.0.0.0/8".into(),
             ..Default::default()
         };
         let labels = BTreeMap::from([(SECRET_TYPE_LABEL.to_string(), "repository".to_string())]);
         let data = secret.string_data();
         assert_eq!(data["enableOCI"], "true");
+        assert_eq!(data["noProxy"], ".internal,10.0.0.0/8");
+        let proxy = secret.access().proxy.unwrap();
+        assert_eq!(proxy.url, "http://proxy.corp:3128");
         assert!(!data.contains_key("insecure"));
         let (_, read) = RepoSecret::from_secret("s", &labels, &data).unwrap();
         assert_eq!(read, secret);

@@ -97,6 +97,28 @@ pub struct Access {
     pub plain_http: bool,
     /// Helm: the repository is an OCI registry though its URL lacks `oci://` (`enableOCI`).
     pub oci: bool,
+    /// The HTTP(S) proxy for this repository (`proxy`, `noProxy`); without one, the
+    /// process's `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` apply, as for Argo CD.
+    pub proxy: Option<Proxy>,
+}
+
+/// A repository's proxy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Proxy {
+    pub url: String,
+    /// Hosts reached directly, as `NO_PROXY` lists them.
+    pub no_proxy: String,
+}
+
+impl Proxy {
+    /// As reqwest applies it: every scheme through `url`, except the `no_proxy` hosts.
+    pub fn for_reqwest(&self, repo_url: &str) -> Result<reqwest::Proxy, SourceError> {
+        let proxy = reqwest::Proxy::all(&self.url).map_err(|e| SourceError::Unreachable {
+            url: repo_url.to_string(),
+            message: format!("proxy {:?}: {e}", self.url),
+        })?;
+        Ok(proxy.no_proxy(reqwest::NoProxy::from_string(&self.no_proxy)))
+    }
 }
 
 impl Access {
@@ -876,7 +898,8 @@ type Connection<'a, 'repo> = gix::remote::Connection<
 >;
 
 /// Connect for fetching with the repository's access settings: credentials (never a prompt;
-/// none configured means anonymous), TLS verification and client certificate for HTTPS.
+/// none configured means anonymous), TLS verification and client certificate for HTTPS, the
+/// proxy.
 fn connect<'a, 'repo>(
     repo: &'repo gix::Repository,
     remote: &'a gix::Remote<'repo>,
@@ -908,15 +931,16 @@ fn connect<'a, 'repo>(
     }))
 }
 
-/// HTTP transport options for `insecure` and TLS client certificates, on top of what the
-/// git configuration says.
+/// HTTP transport options for `insecure`, TLS client certificates and the repository's proxy,
+/// on top of what the git configuration says.
 fn https_options(
     repo: &gix::Repository,
     url: &str,
     access: &Access,
 ) -> Result<Option<Box<dyn std::any::Any>>, SourceError> {
     use gix::protocol::transport::client::blocking_io::http;
-    if !url.starts_with("https://") || (!access.insecure && access.tls_client_cert.is_none()) {
+    let http = url.starts_with("https://") || url.starts_with("http://");
+    if !http || (!access.insecure && access.tls_client_cert.is_none() && access.proxy.is_none()) {
         return Ok(None);
     }
     let mut options: http::Options = repo
@@ -941,6 +965,12 @@ fn https_options(
         ),
         None => None,
     };
+    // gix's reqwest backend does not read `proxy` from the options either.
+    let proxy = access
+        .proxy
+        .as_ref()
+        .map(|p| p.for_reqwest(url))
+        .transpose()?;
     let backend = http::reqwest::Options {
         configure_client: Some(Box::new(move |mut builder| {
             if insecure {
@@ -948,6 +978,9 @@ fn https_options(
             }
             if let Some(identity) = &identity {
                 builder = builder.identity(identity.clone());
+            }
+            if let Some(proxy) = &proxy {
+                builder = builder.proxy(proxy.clone());
             }
             Ok(builder)
         })),

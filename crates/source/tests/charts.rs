@@ -148,6 +148,52 @@ fn http_repository_versions_credentials_caching_and_digests() {
     assert!(fresh.chart(web, "1.1.0").is_err(), "still refused");
 }
 
+/// The repository Secret's `proxy` carries the index and the archive; a proxy that does not
+/// answer is the repository being unreachable, named.
+#[test]
+fn http_repository_through_the_repositorys_proxy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = ChartRepo::start(&tmp.path().join("repo"), None, None);
+    repo.publish(&chart(tmp.path(), "web", "3.0.0"));
+    let proxy = tiphys_testkit::HttpProxy::start();
+    let via = |url: &str| Access {
+        proxy: Some(tiphys_source::Proxy {
+            url: url.to_string(),
+            no_proxy: String::new(),
+        }),
+        ..Access::default()
+    };
+    let good = via(&proxy.url);
+    let web = ChartRef {
+        repo_url: &repo.url,
+        chart: "web",
+        access: &good,
+    };
+    let cache = ChartCache::new(tmp.path().join("cache"));
+    assert_eq!(cache.resolve(web, "3.x").unwrap(), "3.0.0");
+    assert!(version_in(&cache.chart(web, "3.0.0").unwrap()).contains("3.0.0"));
+    let seen = proxy.seen();
+    for file in ["/index.yaml", "/web-3.0.0.tgz"] {
+        assert!(
+            seen.iter()
+                .any(|t| t == &format!("{}{file}", repo.url.trim_end_matches('/'))),
+            "{file}: {seen:?}"
+        );
+    }
+    let closed = via("http://127.0.0.1:9");
+    let fresh = ChartCache::new(tmp.path().join("cache-2"));
+    let err = fresh
+        .resolve(
+            ChartRef {
+                access: &closed,
+                ..web
+            },
+            "3.x",
+        )
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
+}
+
 #[test]
 fn concurrent_resolutions_share_one_index_request() {
     let tmp = tempfile::tempdir().unwrap();

@@ -235,6 +235,61 @@ fn smart_http_with_basic_auth() {
     assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
 }
 
+/// A repository Secret's `proxy`: the fetch goes through it; `noProxy` hosts are reached
+/// directly; a proxy that does not answer is an unreachable repository.
+#[test]
+fn smart_http_through_the_repositorys_proxy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = make_repo(tmp.path());
+    bare(tmp.path(), &work);
+    let (_server, port) = serve_http(tmp.path());
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let proxy = tiphys_testkit::HttpProxy::start();
+    let through = |proxy_url: &str, no_proxy: &str| Access {
+        proxy: Some(tiphys_source::Proxy {
+            url: proxy_url.to_string(),
+            no_proxy: no_proxy.to_string(),
+        }),
+        ..Access::basic("alice", "s3cret")
+    };
+    let main = git(&work, &["rev-parse", "main"]);
+
+    let cache = GitCache::new(tmp.path().join("cache"));
+    assert_eq!(
+        cache
+            .resolve(&url, "HEAD", &through(&proxy.url, ""))
+            .unwrap(),
+        main
+    );
+    assert!(
+        cache
+            .tree(&url, &main)
+            .unwrap()
+            .join("apps/web/cm.yaml")
+            .is_file()
+    );
+    let seen = proxy.seen();
+    assert!(
+        seen.iter()
+            .any(|t| t.starts_with(&format!("http://127.0.0.1:{port}/repo.git/info/refs"))),
+        "{seen:?}"
+    );
+
+    let closed = "http://127.0.0.1:9";
+    let fresh = GitCache::new(tmp.path().join("cache-2"));
+    let err = fresh
+        .resolve(&url, "HEAD", &through(closed, ""))
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
+    assert_eq!(
+        fresh
+            .resolve(&url, "HEAD", &through(closed, "127.0.0.1"))
+            .unwrap(),
+        main,
+        "noProxy hosts are reached directly"
+    );
+}
+
 #[test]
 fn https_with_insecure_and_a_client_certificate() {
     let tmp = tempfile::tempdir().unwrap();

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 mod charts;
+mod proxy;
 pub use charts::{ChartRepo, Registry, ServerTls, helm};
+pub use proxy::HttpProxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

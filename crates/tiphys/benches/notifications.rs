@@ -9,7 +9,8 @@
 //! Healthy, every due notification has arrived, and the controller has gone idle; the
 //! controller's CPU time (user + system, from /proc) is compared.
 //!
-//! `cargo bench -p tiphys --bench notifications` (TIPHYS_BENCH_APPS=N, default 1000).
+//! `cargo bench -p tiphys --bench notifications` (TIPHYS_BENCH_APPS=N, default 1000;
+//! TIPHYS_BENCH_ONLY=WORD for the baseline and the shapes labelled with WORD).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -166,6 +167,10 @@ async fn main() {
         ("3 subscriptions, none fire", &QUIET, Vec::new()),
         ("3 subscriptions, 2 fire per app", &FIRING, Vec::new()),
     ];
+    // TIPHYS_BENCH_ONLY=WORD runs only the shapes whose label has WORD, and the baseline
+    // (for profiling one shape with TIPHYS_BENCH_WRAP).
+    let only = std::env::var("TIPHYS_BENCH_ONLY").unwrap_or_default();
+    runs.retain(|(label, triggers, _)| triggers.is_empty() || label.contains(only.as_str()));
     for round in 0..2 {
         for (label, triggers, done) in runs.iter_mut() {
             let tag = format!("{}-{round}", label.replace([' ', ','], "-"));

@@ -33,7 +33,7 @@ pub struct Args {
 enum Command {
     /// Add a repository (git, a Helm chart repository, or an OCI registry) after checking
     /// that it answers with the credentials given.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List repositories with their connection state.
     List,
     /// Remove a repository.
@@ -73,6 +73,12 @@ struct AddArgs {
     /// Send the credentials to chart archives on other hosts too.
     #[arg(long)]
     pass_credentials: bool,
+    /// Reach the repository through this HTTP(S) proxy (as `argocd repo add --proxy`).
+    #[arg(long)]
+    proxy: Option<String>,
+    /// Hosts reached without the proxy, comma-separated (as `argocd repo add --no-proxy`).
+    #[arg(long)]
+    no_proxy: Option<String>,
     /// The project the repository belongs to.
     #[arg(long)]
     project: Option<String>,
@@ -102,6 +108,8 @@ impl AddArgs {
             force_http_basic_auth: self.force_http_basic_auth,
             pass_credentials: self.pass_credentials,
             insecure_oci_force_http: self.insecure_oci_force_http,
+            proxy: self.proxy.clone().unwrap_or_default(),
+            no_proxy: self.no_proxy.clone().unwrap_or_default(),
             ..Default::default()
         })
     }

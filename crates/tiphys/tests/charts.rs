@@ -100,7 +100,9 @@ async fn charts_from_http_and_oci_with_values_from_git() {
     registry.push(&chart(root, "1.0.0"), "charts");
     let values = new_repo(root, &[("envs/prod/values.yaml", "greeting: from-git\n")]);
     let oci_url = format!("oci://{}/charts", registry.host);
-    // The repositories, added as a user would: a wrong password is refused by the check.
+    // The repositories, added as a user would: a wrong password is refused by the check. The
+    // chart repository is reached through a proxy, as behind a corporate one.
+    let proxy = tiphys_testkit::HttpProxy::start();
     let add_charts = |password: &str| {
         env.tiphys_text(&[
             "repo",
@@ -114,6 +116,8 @@ async fn charts_from_http_and_oci_with_values_from_git() {
             "alice",
             "--password",
             password,
+            "--proxy",
+            &proxy.url,
         ])
     };
     let (ok, text) = add_charts("wrong");
@@ -175,6 +179,11 @@ async fn charts_from_http_and_oci_with_values_from_git() {
         "four apps, one index fetch"
     );
     assert_eq!(charts.requests("/web-1.0.0.tgz"), (1, 0), "one download");
+    let through_proxy = proxy.seen();
+    assert!(
+        through_proxy.iter().any(|t| t.ends_with("/web-1.0.0.tgz")),
+        "the controller fetched through the repository's proxy: {through_proxy:?}"
+    );
     // `app diff` (its own process, so after the counts) renders multi-source apps as the controller does: nothing differs.
     let out = env.tiphys(&["app", "diff", &http_apps[1]]);
     assert_eq!(

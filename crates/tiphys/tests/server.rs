@@ -1807,7 +1807,11 @@ async fn manifests_revision_metadata_and_live_resources() {
     let answer = ask(&viewer, own.clone());
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json(), json!({"type": "Directory", "directory": {}}));
-    common::write(&repo, "chart/Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n");
+    common::write(
+        &repo,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    );
     common::write(&repo, "chart/values.yaml", "image:\n  tag: \"1.0\"\n");
     common::write(&repo, "chart/values-prod.yaml", "image:\n  tag: \"1.1\"\n");
     commit(&repo, "a chart");
@@ -1818,7 +1822,10 @@ async fn manifests_revision_metadata_and_live_resources() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let helm = &answer.json()["helm"];
     assert_eq!(helm["name"], "new-one");
-    assert_eq!(helm["valueFiles"], json!(["values-prod.yaml", "values.yaml"]));
+    assert_eq!(
+        helm["valueFiles"],
+        json!(["values-prod.yaml", "values.yaml"])
+    );
     assert_eq!(
         helm["parameters"],
         json!([{"name": "image.tag", "value": "1.1"}, {"name": "replicas", "value": "3"}])

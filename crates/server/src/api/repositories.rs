@@ -58,11 +58,25 @@ fn shape(repo: &RepoSecret, secret: &Secret, state: Option<Value>) -> Value {
         "insecure": repo.insecure,
         "enableOCI": repo.enable_oci,
         "inheritedCreds": false,
+        "proxy": without_userinfo(&repo.proxy),
+        "noProxy": repo.no_proxy,
     });
     if let Some(s) = state {
         out["connectionState"] = s;
     }
     out
+}
+
+/// A proxy URL with any `user:password@` left out: credentials are never returned.
+fn without_userinfo(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let host_end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    match url[after_scheme..host_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..after_scheme], &url[after_scheme + at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// Whether the repository answers with `access` (on the blocking pool); `kind` is its
@@ -202,6 +216,8 @@ pub(crate) struct RepoRequest {
     #[serde(default)]
     proxy: String,
     #[serde(default)]
+    no_proxy: String,
+    #[serde(default)]
     connection_state: Option<Value>,
     #[serde(default)]
     inherited_creds: bool,
@@ -224,6 +240,8 @@ impl RepoRequest {
             force_http_basic_auth: self.force_http_basic_auth,
             pass_credentials: self.pass_credentials,
             insecure_oci_force_http: self.insecure_oci_force_http,
+            proxy: self.proxy.clone(),
+            no_proxy: self.no_proxy.clone(),
             ..Default::default()
         }
     }
@@ -234,7 +252,7 @@ impl RepoRequest {
 
     fn data(&self, url: &str) -> BTreeMap<String, String> {
         let mut data = self.secret(url).string_data();
-        for (key, value) in [("name", &self.name), ("proxy", &self.proxy)] {
+        for (key, value) in [("name", &self.name)] {
             if !value.is_empty() {
                 data.insert(key.to_string(), value.clone());
             }
@@ -528,4 +546,18 @@ pub fn router() -> Router<Arc<State>> {
             "/api/v1/repocreds/{url}",
             axum::routing::put(update_creds).delete(delete_creds),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn proxy_credentials_are_never_returned() {
+        use super::without_userinfo;
+        assert_eq!(
+            without_userinfo("http://u:p@proxy.corp:3128/x@y"),
+            "http://proxy.corp:3128/x@y"
+        );
+        assert_eq!(without_userinfo("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(without_userinfo(""), "");
+    }
 }

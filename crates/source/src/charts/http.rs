@@ -1,5 +1,5 @@
-//! HTTP for chart repositories and registries: one client per TLS setting (`insecure`, a
-//! client certificate), Basic credentials only where they belong, bodies read with a bound,
+//! HTTP for chart repositories and registries: one client per TLS and proxy setting
+//! (`insecure`, a client certificate, `proxy`/`noProxy`), Basic credentials only where they belong, bodies read with a bound,
 //! and errors that say whether the host, TLS, the credentials or the path is the problem.
 
 use std::collections::HashMap;
@@ -12,18 +12,23 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 
 use crate::{Access, SourceError};
 
-/// What a client is built for: `insecure`, and the client certificate and key.
-type TlsSetting = (bool, Option<(String, String)>);
+/// What a client is built for: `insecure`, the client certificate and key, the proxy.
+type ClientSetting = (bool, Option<(String, String)>, Option<crate::Proxy>);
 
-/// Clients by TLS configuration: building one loads the root store, so it happens once.
+/// Clients by TLS and proxy configuration: building one loads the root store, so it happens
+/// once.
 #[derive(Default)]
 pub(super) struct Clients {
-    built: Mutex<HashMap<TlsSetting, Client>>,
+    built: Mutex<HashMap<ClientSetting, Client>>,
 }
 
 impl Clients {
     pub fn client(&self, url: &str, access: &Access) -> Result<Client, SourceError> {
-        let key = (access.insecure, access.tls_client_cert.clone());
+        let key = (
+            access.insecure,
+            access.tls_client_cert.clone(),
+            access.proxy.clone(),
+        );
         let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = built.get(&key) {
             return Ok(client.clone());
@@ -44,6 +49,9 @@ impl Clients {
                     message: format!("TLS client certificate: {e}"),
                 })?;
             builder = builder.identity(identity);
+        }
+        if let Some(proxy) = &access.proxy {
+            builder = builder.proxy(proxy.for_reqwest(url)?);
         }
         let client = builder.build().map_err(|e| SourceError::Tls {
             url: url.to_string(),
