@@ -17,6 +17,7 @@ pub fn render(
     req: &Request<'_>,
 ) -> Result<Vec<Manifest>, RenderError> {
     let helm = req.source.helm.clone().unwrap_or_default();
+    check_version(&helm.version)?;
     let release = if helm.release_name.is_empty() {
         req.app_name
     } else {
@@ -124,6 +125,22 @@ pub fn render(
             from_document(d, &file)
         })
         .collect())
+}
+
+/// Argo CD's `helm.version`: `v3` (or unset) renders with Helm 3; Helm 2 is gone (Argo CD
+/// dropped it too), and saying so beats rendering with another Helm than asked for.
+fn check_version(version: &str) -> Result<(), RenderError> {
+    match version.trim() {
+        "" | "v3" | "3" => Ok(()),
+        "v2" | "2" => Err(RenderError::Unsupported(
+            "helm.version v2: Helm 2 is not supported; charts render with Helm 3 (set v3 or \
+             leave the field out)"
+                .into(),
+        )),
+        other => Err(RenderError::Unsupported(format!(
+            "helm.version {other:?}: not a Helm version (v3)"
+        ))),
+    }
 }
 
 /// One `--values` input of a Helm source.
@@ -398,6 +415,25 @@ mod tests {
             "templates/a.yaml"
         );
         assert_eq!(normalize("apps/web/../common"), "apps/common");
+    }
+
+    #[test]
+    fn helm_versions_other_than_3_are_refused_by_name() {
+        for ok in ["", "v3", "3"] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        assert!(
+            check_version("v2")
+                .unwrap_err()
+                .to_string()
+                .contains("Helm 2")
+        );
+        assert!(
+            check_version("v4")
+                .unwrap_err()
+                .to_string()
+                .contains("\"v4\"")
+        );
     }
 
     #[test]
