@@ -94,6 +94,12 @@ pub fn access_for(url: &str, secrets: &RepoSecrets) -> Access {
 
 /// A source that only lends its tree to others (`ref` without `path` or `chart`): it is
 /// resolved, never rendered.
+/// Whether a source is an OCI artifact of manifests (`repoURL: oci://…` without `chart`), as
+/// Argo CD 3 reads them: its revision is a manifest digest, its tree the artifact's layer.
+pub fn is_oci_artifact(source: &ApplicationSource) -> bool {
+    source.chart.is_empty() && source.repo_url.starts_with("oci://")
+}
+
 pub fn is_ref_only(source: &ApplicationSource) -> bool {
     !source.reference.is_empty() && source.path.is_empty() && source.chart.is_empty()
 }
@@ -136,6 +142,12 @@ impl RepoServer {
                 .resolve(chart_ref(source, &access), &source.target_revision)
                 .map_err(|e| chart_error(source, e));
         }
+        if is_oci_artifact(source) {
+            return self
+                .charts
+                .resolve_artifact(chart_ref(source, &access), &source.target_revision)
+                .map_err(|e| git_error(source, e));
+        }
         self.git
             .resolve_since(&source.repo_url, source.revision(), &access, since)
             .map_err(|source_error| ManifestError::Source {
@@ -152,7 +164,7 @@ impl RepoServer {
         kind: &str,
         access: &Access,
     ) -> Result<(), SourceError> {
-        if kind == "helm" || tiphys_source::charts::is_oci(url, access) {
+        if kind == "helm" || kind == "oci" || tiphys_source::charts::is_oci(url, access) {
             return self.charts.check(ChartRef {
                 repo_url: url,
                 chart: "",
@@ -173,7 +185,7 @@ impl RepoServer {
         secrets: &RepoSecrets,
         settings: &RenderSettings,
     ) -> Result<Generated, ManifestError> {
-        let (refs, refs_key) = self.ref_trees(sources, revisions)?;
+        let (refs, refs_key) = self.ref_trees(sources, revisions, secrets)?;
         let mut out = Generated::default();
         for (source, revision) in sources.iter().zip(revisions) {
             out.revisions.push(revision.clone());
@@ -224,7 +236,9 @@ impl RepoServer {
             // A render that fails may have read a damaged cached tree (a path missing): the
             // tree is checked, and when it was damaged, exported again and rendered again.
             let rendered = match render() {
-                Err(ManifestError::Render { .. }) if !chart && self.git.recheck_tree(revision) => {
+                Err(ManifestError::Render { .. })
+                    if !chart && !is_oci_artifact(source) && self.git.recheck_tree(revision) =>
+                {
                     render()
                 }
                 other => other,
@@ -252,15 +266,14 @@ impl RepoServer {
         &self,
         sources: &[ApplicationSource],
         revisions: &[String],
+        secrets: &RepoSecrets,
     ) -> Result<(ValueRefs, String), ManifestError> {
         let mut refs = ValueRefs::new();
         let mut refs_key = String::new();
         for (source, commit) in sources.iter().zip(revisions) {
             if !source.reference.is_empty() && source.chart.is_empty() {
-                let tree = self
-                    .git
-                    .tree(&source.repo_url, commit)
-                    .map_err(|e| git_error(source, e))?;
+                let access = access_for(&source.repo_url, secrets);
+                let tree = self.source_tree(source, commit, &access)?;
                 refs.insert(source.reference.clone(), tree);
                 refs_key.push_str(&format!("+{}={commit}", source.reference));
             }
@@ -275,7 +288,11 @@ impl RepoServer {
         revision: &str,
         access: &Access,
     ) -> Result<PathBuf, ManifestError> {
-        if source.chart.is_empty() {
+        if is_oci_artifact(source) {
+            self.charts
+                .artifact(chart_ref(source, access), revision)
+                .map_err(|e| git_error(source, e))
+        } else if source.chart.is_empty() {
             self.git
                 .tree(&source.repo_url, revision)
                 .map_err(|e| git_error(source, e))
@@ -308,7 +325,7 @@ impl RepoServer {
             return Err(ManifestError::NoSource);
         };
         let revision = revisions.get(index).ok_or(ManifestError::NoSource)?;
-        let (refs, _) = self.ref_trees(sources, revisions)?;
+        let (refs, _) = self.ref_trees(sources, revisions, secrets)?;
         let access = access_for(&source.repo_url, secrets);
         let tree = self.source_tree(source, revision, &access)?;
         let remotes = GitRemotes {

@@ -61,7 +61,9 @@ impl Normalized {
 
 /// Whether a source is a git source the poll asks about.
 fn polled(source: &ApplicationSource) -> bool {
-    source.chart.is_empty() && !source.repo_url.is_empty()
+    source.chart.is_empty()
+        && !source.repo_url.is_empty()
+        && !crate::manifests::is_oci_artifact(source)
 }
 
 /// Every repository an app that has been compared uses: normalised URL → a URL as written.

@@ -330,3 +330,73 @@ fn oci_registry_tags_are_versions() {
         .unwrap_err();
     assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
 }
+
+/// OCI artifacts of manifests (`repoURL: oci://…` without a chart): a tag, a semver range
+/// over the tags or a digest resolves to the manifest digest; the single layer is unpacked
+/// once per digest; a Helm chart pushed by `helm push` is its chart directory; a layer of
+/// another media type, or a tag that is not there, is refused by name.
+#[test]
+fn oci_artifacts_of_manifests() {
+    const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start(tmp.path());
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(files.join("apps")).unwrap();
+    let write = |text: &str| std::fs::write(files.join("apps/cm.yaml"), text).unwrap();
+    write("kind: ConfigMap\nmetadata: {name: one}\n");
+    let first = registry.push_artifact(&files, "manifests/site", "1.0.0", LAYER);
+    write("kind: ConfigMap\nmetadata: {name: two}\n");
+    let second = registry.push_artifact(&files, "manifests/site", "1.1.0", LAYER);
+    registry.push_artifact(
+        &files,
+        "manifests/site",
+        "odd",
+        "application/vnd.example.v1",
+    );
+    registry.push(&chart(tmp.path(), "web", "0.3.0"), "charts");
+
+    let access = Access {
+        plain_http: true,
+        ..Default::default()
+    };
+    let url = format!("oci://{}/manifests/site", registry.host);
+    let site = ChartRef {
+        repo_url: &url,
+        chart: "",
+        access: &access,
+    };
+    let cache = ChartCache::new(tmp.path().join("cache"));
+    assert_eq!(cache.resolve_artifact(site, "1.0.0").unwrap(), first);
+    assert_eq!(cache.resolve_artifact(site, "1.x").unwrap(), second);
+    assert_eq!(cache.resolve_artifact(site, &first).unwrap(), first);
+    let requests = cache.listing_requests();
+    assert_eq!(cache.resolve_artifact(site, "1.0.0").unwrap(), first);
+    assert_eq!(cache.listing_requests(), requests, "a tag's digest is kept");
+
+    let tree = cache.artifact(site, &first).unwrap();
+    let text = std::fs::read_to_string(tree.join("apps/cm.yaml")).unwrap();
+    assert!(text.contains("name: one"), "{text}");
+    assert_eq!(cache.artifact(site, &first).unwrap(), tree);
+    assert_eq!(cache.downloads(), 1, "unpacked once per digest");
+    let text = std::fs::read_to_string(cache.artifact(site, &second).unwrap().join("apps/cm.yaml"));
+    assert!(text.unwrap().contains("name: two"));
+
+    let err = cache.resolve_artifact(site, "9.9.9").unwrap_err();
+    assert!(
+        matches!(err, SourceError::RevisionNotFound { .. }),
+        "{err:?}"
+    );
+    let odd = cache.resolve_artifact(site, "odd").unwrap();
+    let err = cache.artifact(site, &odd).unwrap_err().to_string();
+    assert!(err.contains("application/vnd.example.v1"), "{err}");
+
+    let chart_url = format!("oci://{}/charts/web", registry.host);
+    let web = ChartRef {
+        repo_url: &chart_url,
+        chart: "",
+        access: &access,
+    };
+    let digest = cache.resolve_artifact(web, "0.3.0").unwrap();
+    let dir = cache.artifact(web, &digest).unwrap();
+    assert!(version_in(&dir).contains("0.3.0"), "{}", dir.display());
+}

@@ -43,7 +43,7 @@ enum Command {
 #[derive(clap::Args)]
 struct AddArgs {
     url: String,
-    /// `git` or `helm`.
+    /// `git`, `helm`, or `oci` (an OCI artifact of manifests).
     #[arg(long = "type", default_value = "git")]
     kind: String,
     /// A display name (Helm repositories are named in Argo CD).
@@ -117,9 +117,9 @@ impl AddArgs {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Command::Add(add) = &args.command
-        && !["git", "helm"].contains(&add.kind.as_str())
+        && !["git", "helm", "oci"].contains(&add.kind.as_str())
     {
-        bail!("--type {:?}: must be git or helm", add.kind);
+        bail!("--type {:?}: must be git, helm or oci", add.kind);
     }
     match args.connection.target().await? {
         Target::Core(client) => core(client, &args.namespace, args.command).await,

@@ -383,3 +383,93 @@ spec:
     assert_eq!(objects(&ours), objects(&helm));
     assert!(ours.contains("greeting: set-here"), "{ours}");
 }
+
+/// OCI artifacts of manifests, as Argo CD 3 reads them (`repoURL: oci://…`, no `chart`,
+/// `path` inside the artifact): pushed as `oras push` does, added with `tiphys repo add --type
+/// oci`, several apps at once on a semver range; the revision is the manifest digest; a new
+/// tag is deployed after a hard refresh; a Helm chart pushed by `helm push` renders from
+/// `path: .`.
+#[tokio::test(flavor = "multi_thread")]
+async fn oci_artifacts_of_manifests_and_charts() {
+    const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let env = Env::start().await;
+    let root = env.dir.path();
+    let registry = Registry::start(root);
+    let files = root.join("site");
+    let site_cm = |release: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  release: {release}\n"
+        )
+    };
+    write(&files, "apps/cm.yaml", &site_cm("one"));
+    write(&files, "README.md", "not a manifest\n");
+    let first = registry.push_artifact(&files, "manifests/site", "1.0.0", LAYER);
+    registry.push(&chart(root, "2.0.0"), "charts");
+    let site_url = format!("oci://{}/manifests/site", registry.host);
+    let chart_url = format!("oci://{}/charts/web", registry.host);
+    for url in [&site_url, &chart_url] {
+        let (ok, text) = env.tiphys_text(&[
+            "repo",
+            "add",
+            url,
+            "--type",
+            "oci",
+            "--insecure-oci-force-http",
+        ]);
+        assert!(ok, "{text}");
+    }
+    let app = |name: &str, url: &str, path: &str, revision: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    path: {path}\n    targetRevision: \"{revision}\"\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n  syncPolicy:\n{AUTOMATED}"
+        )
+    };
+    let sites: Vec<String> = (0..3).map(|i| format!("oci-site-{i}")).collect();
+    for name in &sites {
+        env.apply(&app(name, &site_url, "apps", "1.x"));
+    }
+    env.apply(&app("oci-web", &chart_url, ".", "2.0.0"));
+    let all: Vec<String> = sites
+        .iter()
+        .cloned()
+        .chain(["oci-web".to_string()])
+        .collect();
+    env.wait_all(
+        &all,
+        "synced and healthy",
+        std::time::Duration::from_secs(120),
+        synced_and_healthy,
+    )
+    .await;
+    let release = async |namespace: &str| {
+        let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), namespace);
+        cms.get("site").await.ok()?.data?.get("release").cloned()
+    };
+    for name in &sites {
+        let app = env.apps().get(name).await.unwrap();
+        assert_eq!(
+            status(&app).sync.revision,
+            first,
+            "{name}: the manifest digest"
+        );
+        assert_eq!(status(&app).source_type, "Directory");
+        assert_eq!(release(name).await.as_deref(), Some("one"));
+    }
+    assert_eq!(
+        config(&env, "oci-web").await,
+        Some(("2.0.0".into(), "from-chart".into()))
+    );
+
+    // A new tag in the range: deployed after a hard refresh.
+    write(&files, "apps/cm.yaml", &site_cm("two"));
+    let second = registry.push_artifact(&files, "manifests/site", "1.1.0", LAYER);
+    for name in &sites {
+        hard_refresh(&env, name);
+    }
+    for name in &sites {
+        env.wait_app(name, "the new tag deployed", |a| {
+            synced_and_healthy(a) && status(a).sync.revision == second
+        })
+        .await;
+        assert_eq!(release(name).await.as_deref(), Some("two"));
+    }
+}

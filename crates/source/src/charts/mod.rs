@@ -1,6 +1,7 @@
 //! Helm charts from chart repositories, the way `spec.source.chart` names them: an HTTP(S)
 //! repository (`index.yaml`) or an OCI registry (`oci://…`, or a repository Secret with
-//! `enableOCI`).
+//! `enableOCI`); and OCI artifacts of manifests (`repoURL: oci://…` with no `chart`, as
+//! Argo CD 3 reads them), resolved to a manifest digest and unpacked once per digest.
 //!
 //! ```text
 //!   (repo, chart, targetRevision) ──► listing (index.yaml or tags; one request per repository
@@ -58,6 +59,8 @@ pub struct ChartCache {
     listings: Mutex<HashMap<String, Slot>>,
     clients: http::Clients,
     tokens: oci::Tokens,
+    /// OCI artifact tags → manifest digest, with when and in which generation it was asked.
+    tag_digests: Mutex<HashMap<String, (Instant, u64, String)>>,
     max_age_ms: AtomicU64,
     generation: AtomicU64,
     listing_requests: AtomicU64,
@@ -99,6 +102,7 @@ impl ChartCache {
             listings: Mutex::default(),
             clients: http::Clients::default(),
             tokens: oci::Tokens::default(),
+            tag_digests: Mutex::default(),
             max_age_ms: AtomicU64::new(DEFAULT_MAX_AGE.as_millis() as u64),
             generation: AtomicU64::new(0),
             listing_requests: AtomicU64::new(0),
@@ -183,6 +187,93 @@ impl ChartCache {
                 at.chart
             ),
         })
+    }
+
+    /// The manifest digest an OCI artifact source (`repoURL: oci://registry/repo`, no `chart`)
+    /// names with `target_revision` now: a digest as it is; a tag (`latest` when empty); a
+    /// semver range, the newest tag it matches. A tag's digest is asked for once per max age
+    /// (as a listing is), so many apps on one tag cost one request per refresh.
+    pub fn resolve_artifact(
+        &self,
+        at: ChartRef<'_>,
+        target_revision: &str,
+    ) -> Result<String, SourceError> {
+        let wanted = match target_revision.trim() {
+            "" | "HEAD" => "latest",
+            other => other,
+        };
+        if wanted.starts_with("sha256:") {
+            return Ok(wanted.to_string());
+        }
+        let tag = match Constraint::parse(wanted) {
+            Ok(Constraint::Exact(_)) | Err(_) => wanted.to_string(),
+            Ok(constraint) => {
+                let listing = self.listing(at, false)?;
+                let tags = listing.get(at.chart).map(Vec::as_slice).unwrap_or_default();
+                constraint
+                    .select(tags.iter().map(|v| v.version.as_str()))
+                    .map(|v| v.replace('+', "_"))
+                    .ok_or_else(|| SourceError::RevisionNotFound {
+                        url: at.repo_url.to_string(),
+                        revision: format!("{wanted}{}", available(tags)),
+                    })?
+            }
+        };
+        let key = format!("{}:{tag}", at.listing_key());
+        let generation = self.generation.load(Ordering::Relaxed);
+        if let Some((fetched, seen_generation, digest)) = self
+            .tag_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && *seen_generation == generation
+            && fetched.elapsed() < self.max_age()
+        {
+            return Ok(digest.clone());
+        }
+        self.listing_requests.fetch_add(1, Ordering::Relaxed);
+        let client = self.clients.client(at.repo_url, at.access)?;
+        let digest = oci::artifact_digest(&client, &self.tokens, &at.location(), &tag, at.access)?;
+        self.tag_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (Instant::now(), generation, digest.clone()));
+        Ok(digest)
+    }
+
+    /// The unpacked OCI artifact with manifest `digest` (downloaded the first time): its single
+    /// layer's files, or — a Helm chart layer — the chart's directory, so `path: .` is the chart.
+    pub fn artifact(&self, at: ChartRef<'_>, digest: &str) -> Result<PathBuf, SourceError> {
+        let name = entry_name(at, digest);
+        let tree = self
+            .trees
+            .get_or_export(&name, |dir| {
+                self.downloads.fetch_add(1, Ordering::Relaxed);
+                let client = self.clients.client(at.repo_url, at.access)?;
+                let archive =
+                    oci::pull_artifact(&client, &self.tokens, &at.location(), digest, at.access)?;
+                archive::unpack(&archive, dir).map_err(|message| SourceError::Git {
+                    url: at.repo_url.to_string(),
+                    message: format!("{digest}: {message}"),
+                })
+            })
+            .map_err(|e| match e {
+                TreeError::Io(path, source) => SourceError::Io {
+                    path: path.display().to_string(),
+                    source: Arc::new(source),
+                },
+                TreeError::Export(e) => e,
+            })?;
+        // A packaged chart is one directory holding Chart.yaml; anything else is used as it is.
+        let entries: Vec<PathBuf> = std::fs::read_dir(&tree)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        match entries.as_slice() {
+            [only] if !tree.join("Chart.yaml").exists() && only.join("Chart.yaml").is_file() => {
+                Ok(only.clone())
+            }
+            _ => Ok(tree),
+        }
     }
 
     /// Whether the repository answers with these credentials (its index, or the registry).

@@ -329,6 +329,107 @@ pub fn pull(
     Ok(archive)
 }
 
+/// The layer media types an artifact of manifests may have (Argo CD's defaults): a tarball of
+/// files as `oras push` makes it, or a Helm chart.
+const ARTIFACT_LAYERS: [&str; 2] = ["application/vnd.oci.image.layer.v1.tar+gzip", CHART_LAYER];
+
+/// The manifest `reference` (a tag or a digest) names, and its digest (`sha256:…` of the
+/// manifest as served, checked against a digest reference).
+fn manifest(
+    client: &Client,
+    tokens: &Tokens,
+    at: &Location,
+    reference: &str,
+    access: &Access,
+) -> Result<(serde_json::Value, String), SourceError> {
+    let url = format!("{}/v2/{}/manifests/{reference}", at.base, at.name);
+    let response = get(client, tokens, at, &url, Some(MANIFEST_TYPES), access)?;
+    if response.status().as_u16() == 404 {
+        return Err(SourceError::RevisionNotFound {
+            url: at.repo_url.clone(),
+            revision: reference.to_string(),
+        });
+    }
+    if !response.status().is_success() {
+        return Err(status_error(&url, response.status()));
+    }
+    let bytes = body(&url, response, 4 << 20)?;
+    let digest = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
+    if reference.starts_with("sha256:") && !reference.eq_ignore_ascii_case(&digest) {
+        return Err(SourceError::DigestMismatch {
+            url,
+            expected: reference.to_string(),
+            actual: digest,
+        });
+    }
+    let manifest = serde_json::from_slice(&bytes).map_err(|e| SourceError::Git {
+        url: url.clone(),
+        message: format!("manifest: {e}"),
+    })?;
+    Ok((manifest, digest))
+}
+
+/// The digest of the manifest a tag names now.
+pub fn artifact_digest(
+    client: &Client,
+    tokens: &Tokens,
+    at: &Location,
+    tag: &str,
+    access: &Access,
+) -> Result<String, SourceError> {
+    manifest(client, tokens, at, tag, access).map(|(_, digest)| digest)
+}
+
+/// The single layer of the artifact with manifest `digest`, checked against its digest.
+pub fn pull_artifact(
+    client: &Client,
+    tokens: &Tokens,
+    at: &Location,
+    digest: &str,
+    access: &Access,
+) -> Result<Vec<u8>, SourceError> {
+    let (manifest, _) = manifest(client, tokens, at, digest, access)?;
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    let [layer] = layers.as_slice() else {
+        return Err(SourceError::Git {
+            url: at.repo_url.clone(),
+            message: format!(
+                "{}@{digest}: an artifact of manifests has exactly one layer, this one has {}",
+                at.name,
+                layers.len()
+            ),
+        });
+    };
+    let media_type = layer["mediaType"].as_str().unwrap_or_default().to_string();
+    if !ARTIFACT_LAYERS.contains(&media_type.as_str()) {
+        return Err(SourceError::Git {
+            url: at.repo_url.clone(),
+            message: format!(
+                "{}@{digest}: layer media type {media_type:?} is not one of {}",
+                at.name,
+                ARTIFACT_LAYERS.join(", ")
+            ),
+        });
+    }
+    let layer_digest = layer["digest"].as_str().unwrap_or_default();
+    let blob_url = format!("{}/v2/{}/blobs/{layer_digest}", at.base, at.name);
+    let response = get(client, tokens, at, &blob_url, None, access)?;
+    if !response.status().is_success() {
+        return Err(status_error(&blob_url, response.status()));
+    }
+    let archive = body(&blob_url, response, MAX_ARCHIVE)?;
+    let expected = layer_digest.strip_prefix("sha256:").unwrap_or(layer_digest);
+    let actual = hex(&Sha256::digest(&archive));
+    if !expected.eq_ignore_ascii_case(&actual) {
+        return Err(SourceError::DigestMismatch {
+            url: blob_url,
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(archive)
+}
+
 /// Whether the registry answers for the repository at all (`GET /v2/`).
 pub fn ping(
     client: &Client,
