@@ -65,6 +65,36 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             Health::new(Progressing, issuing_message(live)),
             "cert-manager: issuing",
         )),
+        ("core.cnrm.cloud.google.com", "ConfigConnector" | "ConfigConnectorContext") => Some((
+            config_connector(kind, live),
+            "Config Connector: status.healthy",
+        )),
+        (group, _) if group.ends_with(".cnrm.cloud.google.com") && live.get("status").is_some() => {
+            cnrm(live)
+                .map(|h| (h, "Config Connector: Ready condition reason"))
+                .or_else(|| generic(live))
+        }
+        (group, _) if group.ends_with(".services.k8s.aws") && live.get("status").is_some() => {
+            Some((
+                ack(live),
+                "AWS Controllers for Kubernetes: ACK.Terminal, Ready",
+            ))
+        }
+        ("cluster.x-k8s.io", "Cluster") if live.get("status").is_some() => {
+            Some((capi_cluster(live), "Cluster API Cluster: phase, conditions"))
+        }
+        ("controlplane.cluster.x-k8s.io", "KubeadmControlPlane") => Some((
+            kubeadm_control_plane(live),
+            "Cluster API KubeadmControlPlane: etcd, components, machines, replicas",
+        )),
+        ("apps.openshift.io", "DeploymentConfig") if live.get("status").is_some() => Some((
+            deployment_config(live),
+            "OpenShift DeploymentConfig: Progressing reason, Available",
+        )),
+        ("acid.zalan.do", "postgresql") => Some((
+            zalando_postgres(live),
+            "Zalando postgres-operator: PostgresClusterStatus",
+        )),
         (group, kind) if crossplane(group) && crossplane_configuration(kind) => {
             generic(live).or(Some((
                 Health::new(Healthy, "configuration has no status to wait for"),
@@ -250,6 +280,223 @@ fn postgres_cluster(v: &Value) -> Health {
     }
 }
 
+/// Config Connector's operator objects: the generation observed, then `status.healthy`.
+fn config_connector(kind: &str, v: &Value) -> Health {
+    if let Some((h, _)) = generic_generation(v) {
+        return h;
+    }
+    match v.pointer("/status/healthy").and_then(Value::as_bool) {
+        Some(true) => Health::new(Healthy, format!("{kind} is healthy")),
+        Some(false) => Health::new(Degraded, format!("{kind} is not healthy")),
+        None => Health::new(Progressing, format!("waiting for the {kind} controller")),
+    }
+}
+
+/// A Config Connector resource: its `Ready` condition, read by reason when False — a
+/// dependency that is not ready yet leaves it waiting (Suspended, as Argo CD shows it), an
+/// update under way is Progressing, anything else (a missing dependency, a failed update)
+/// Degraded. None without a Ready condition (the generic rule then decides).
+fn cnrm(v: &Value) -> Option<Health> {
+    if let Some((h, _)) = generic_generation(v) {
+        return Some(h);
+    }
+    let ready = find(conditions(v), "Ready")?;
+    let message = text(ready, "/message").to_string();
+    Some(match (text(ready, "/status"), text(ready, "/reason")) {
+        ("True", _) => Health::new(Healthy, message),
+        ("False", "DependencyNotReady") => Health::new(Suspended, message),
+        ("False", "Updating") => Health::new(Progressing, message),
+        ("False", _) => Health::new(Degraded, message),
+        _ => Health::new(Progressing, message),
+    })
+}
+
+/// An ACK resource: `ACK.Terminal` True is Degraded (the controller gave up); `Ready` True
+/// Healthy; anything else — Ready False while the cloud resource is created, no conditions
+/// yet — is on its way.
+fn ack(v: &Value) -> Health {
+    let c = conditions(v);
+    if let Some(terminal) = find(c, "ACK.Terminal")
+        && text(terminal, "/status") == "True"
+    {
+        return Health::new(Degraded, text(terminal, "/message"));
+    }
+    match find(c, "Ready") {
+        Some(ready) if text(ready, "/status") == "True" => {
+            Health::new(Healthy, text(ready, "/message"))
+        }
+        Some(ready) => Health::new(Progressing, text(ready, "/message")),
+        None => Health::new(Progressing, "waiting for the resource to be ready"),
+    }
+}
+
+/// A Cluster API object's conditions: `status.conditions` and, on a v1beta1 object, v1beta2's
+/// in `status.v1beta2.conditions`.
+fn capi_conditions(v: &Value) -> Vec<&Value> {
+    conditions(v)
+        .iter()
+        .chain(
+            v.pointer("/status/v1beta2/conditions")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        )
+        .collect()
+}
+
+/// A KubeadmControlPlane: an unhealthy etcd is Degraded (before anything else: it is what
+/// loses the cluster); unhealthy components, machines not ready or not up to date, a rollout,
+/// or fewer updated or ready replicas than asked for are Progressing; else Healthy.
+fn kubeadm_control_plane(v: &Value) -> Health {
+    if v.get("status").is_none() {
+        return Health::new(
+            Progressing,
+            "waiting for the KubeadmControlPlane controller",
+        );
+    }
+    let all = capi_conditions(v);
+    let state = |kind: &str| {
+        all.iter()
+            .find(|c| text(c, "/type") == kind)
+            .map(|c| text(c, "/status"))
+    };
+    if state("EtcdClusterHealthy") == Some("False") {
+        return Health::new(Degraded, "etcd cluster is unhealthy");
+    }
+    if state("ControlPlaneComponentsHealthy") == Some("False") {
+        return Health::new(Progressing, "control plane components unhealthy");
+    }
+    if state("MachinesReady").is_some_and(|s| s != "True") {
+        return Health::new(Progressing, "machines not ready");
+    }
+    if state("MachinesUpToDate") == Some("False") {
+        return Health::new(Progressing, "updating machines");
+    }
+    if state("RollingOut") == Some("True") {
+        return Health::new(Progressing, "rolling out");
+    }
+    let count = |pointer: &str| v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+    let desired = count("/spec/replicas");
+    let updated = count("/status/updatedReplicas");
+    let ready = count("/status/readyReplicas");
+    if updated < desired {
+        return Health::new(
+            Progressing,
+            format!("updating: {updated}/{desired} updated, {ready} ready"),
+        );
+    }
+    if ready != desired {
+        return Health::new(Progressing, format!("{ready}/{desired} ready"));
+    }
+    Health::new(Healthy, "control plane is healthy")
+}
+
+/// A Cluster API Cluster. Its conditions are in `status.conditions`, and for a v1beta1 object
+/// also (in v1beta2's terms) in `status.v1beta2.conditions`: both are read. Paused is
+/// Suspended; phase Failed, or `Ready=False` with severity Error, Degraded; phase Pending,
+/// Provisioning or Deleting Progressing; a topology not yet reconciled (an upgrade on hold)
+/// or machines rolling out Progressing with the controller's message; `Ready` or `Available`
+/// True Healthy; anything else is on its way.
+fn capi_cluster(v: &Value) -> Health {
+    let both = capi_conditions(v);
+    let with = |kind: &str, status: &str| {
+        both.iter()
+            .find(|c| text(c, "/type") == kind && text(c, "/status") == status)
+            .copied()
+    };
+    if suspended_by_spec_paused(v) || with("Paused", "True").is_some() {
+        return Health::new(Suspended, "Cluster is paused");
+    }
+    let failure = text(v, "/status/failureMessage");
+    if !failure.is_empty() {
+        return Health::new(Degraded, failure);
+    }
+    let phase = text(v, "/status/phase");
+    let ready_failed = with("Ready", "False");
+    if phase == "Failed" {
+        return Health::new(
+            Degraded,
+            ready_failed.map_or("Cluster failed", |c| text(c, "/message")),
+        );
+    }
+    if let Some(c) = ready_failed.filter(|c| text(c, "/severity") == "Error") {
+        return Health::new(Degraded, text(c, "/message"));
+    }
+    if matches!(phase, "Pending" | "Provisioning" | "Deleting") {
+        return Health::new(Progressing, format!("Cluster is {}", phase.to_lowercase()));
+    }
+    for (kind, status) in [("TopologyReconciled", "False"), ("RollingOut", "True")] {
+        if let Some(c) = with(kind, status) {
+            return Health::new(Progressing, text(c, "/message"));
+        }
+    }
+    if with("Ready", "True").is_some() || with("Available", "True").is_some() {
+        return Health::new(Healthy, "Cluster is running");
+    }
+    Health::new(Progressing, "waiting for the Cluster")
+}
+
+fn suspended_by_spec_paused(v: &Value) -> bool {
+    v.pointer("/spec/paused").and_then(Value::as_bool) == Some(true)
+}
+
+/// An OpenShift DeploymentConfig, read as a Deployment is: the latest replication controller
+/// rolled out (`Progressing` reason NewReplicationControllerAvailable) is Healthy whatever the
+/// replica count; a rollout that failed (`Progressing=False`) or no minimum availability while
+/// rolling is Degraded; anything else is still rolling out.
+fn deployment_config(v: &Value) -> Health {
+    if let Some((h, _)) = generic_generation(v) {
+        return h;
+    }
+    let c = conditions(v);
+    let progressing = find(c, "Progressing");
+    let available = find(c, "Available");
+    match (progressing, available) {
+        (Some(p), _)
+            if text(p, "/status") == "True"
+                && text(p, "/reason") == "NewReplicationControllerAvailable" =>
+        {
+            Health::new(Healthy, text(p, "/message"))
+        }
+        (Some(p), _) if text(p, "/status") == "False" => Health::new(Degraded, text(p, "/message")),
+        (_, Some(a)) if text(a, "/status") == "False" => Health::new(Degraded, text(a, "/message")),
+        (Some(p), _) => Health::new(Progressing, text(p, "/message")),
+        (None, _) => Health::new(Progressing, "waiting for the rollout to start"),
+    }
+}
+
+/// A Zalando postgres-operator cluster by `status.PostgresClusterStatus`.
+fn zalando_postgres(v: &Value) -> Health {
+    let state = text(v, "/status/PostgresClusterStatus");
+    match state {
+        "" => Health::new(
+            Progressing,
+            "waiting for the operator to report the cluster",
+        ),
+        "Running" => Health::new(Healthy, state),
+        "Creating" | "Updating" | "Syncing" => Health::new(Progressing, state),
+        s if s.ends_with("Failed") || s == "Invalid" => Health::new(Degraded, state),
+        _ => Health::new(Progressing, state),
+    }
+}
+
+/// The generic rule's first test: a spec the controller has not observed yet.
+fn generic_generation(v: &Value) -> Option<(Health, Rule)> {
+    let generation = v.pointer("/metadata/generation").and_then(Value::as_i64)?;
+    let observed = v
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64)?;
+    (observed < generation).then(|| {
+        (
+            Health::new(
+                Progressing,
+                "waiting for the controller to observe the latest spec",
+            ),
+            "generic: status.observedGeneration",
+        )
+    })
+}
+
 /// Groups whose controllers always publish a status: an object of theirs that has none
 /// (or none of the conventions) yet is waiting for the controller, not without health.
 fn publishes_status(group: &str) -> bool {
@@ -270,8 +517,12 @@ fn publishes_status(group: &str) -> bool {
         "cdi.kubevirt.io",
         "postgresql.cnpg.io",
         "argoproj.io",
+        "addons.projectcapsule.dev",
+        "capsule.clastix.io",
     ];
     GROUPS.contains(&group)
+        || group.ends_with(".cnrm.cloud.google.com")
+        || group.ends_with(".services.k8s.aws")
         || group.ends_with(".toolkit.fluxcd.io")
         || group.ends_with(".cluster.x-k8s.io")
         || crossplane(group)
@@ -374,22 +625,10 @@ fn keda_paused(v: &Value) -> bool {
 /// Degraded (Progressing with Cluster API's severity Info), Unknown Progressing; else a
 /// `status.phase` of the common words.
 pub fn generic(v: &Value) -> Option<(Health, Rule)> {
-    let generation = v.pointer("/metadata/generation").and_then(Value::as_i64);
-    let observed = v
-        .pointer("/status/observedGeneration")
-        .and_then(Value::as_i64);
-    if let (Some(g), Some(o)) = (generation, observed)
-        && o < g
-    {
-        return Some((
-            Health::new(
-                Progressing,
-                "waiting for the controller to observe the latest spec",
-            ),
-            "generic: status.observedGeneration",
-        ));
+    if let Some(waiting) = generic_generation(v) {
+        return Some(waiting);
     }
-    if v.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
+    if suspended_by_spec_paused(v) {
         return Some((
             Health::new(Suspended, "paused (spec.paused)"),
             "generic: spec.paused",
@@ -882,6 +1121,186 @@ mod tests {
                 "{kind}: {object}"
             );
         }
+    }
+
+    #[test]
+    fn cloud_controllers_and_operators_by_their_own_conventions() {
+        let ready = |status: &str, reason: &str| {
+            json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+                "conditions": [{"type": "Ready", "status": status, "reason": reason, "message": "m"}]}})
+        };
+        let sql = |v| status("sql.cnrm.cloud.google.com", "SQLInstance", v);
+        assert_eq!(sql(ready("True", "UpToDate")), Some(Healthy));
+        assert_eq!(sql(ready("False", "DependencyNotReady")), Some(Suspended));
+        assert_eq!(sql(ready("False", "Updating")), Some(Progressing));
+        assert_eq!(sql(ready("False", "DependencyNotFound")), Some(Degraded));
+        assert_eq!(sql(ready("False", "UpdateFailed")), Some(Degraded));
+        let mut stale = ready("True", "UpToDate");
+        stale["metadata"]["generation"] = json!(2);
+        assert_eq!(sql(stale), Some(Progressing));
+        assert_eq!(sql(json!({"spec": {}})), Some(Progressing), "no status yet");
+        let operator = |healthy: bool, generation: i64| {
+            json!({"metadata": {"generation": generation},
+                   "status": {"healthy": healthy, "observedGeneration": 2}})
+        };
+        let cc = |kind, v| status("core.cnrm.cloud.google.com", kind, v);
+        assert_eq!(cc("ConfigConnector", operator(true, 2)), Some(Healthy));
+        assert_eq!(
+            cc("ConfigConnectorContext", operator(false, 2)),
+            Some(Degraded)
+        );
+        assert_eq!(cc("ConfigConnector", operator(true, 3)), Some(Progressing));
+
+        let ack = |conditions: Value| {
+            status(
+                "s3.services.k8s.aws",
+                "Bucket",
+                json!({"status": {"conditions": conditions}}),
+            )
+        };
+        assert_eq!(
+            ack(
+                json!([{"type": "ACK.Terminal", "status": "True", "message": "exists"},
+                       {"type": "Ready", "status": "False"}])
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            ack(json!([{"type": "Ready", "status": "False"}])),
+            Some(Progressing)
+        );
+        assert_eq!(
+            ack(json!([{"type": "Ready", "status": "True"}])),
+            Some(Healthy)
+        );
+        assert_eq!(ack(json!([])), Some(Progressing), "no conditions yet");
+
+        let pg = |state: Option<&str>| {
+            let v = match state {
+                Some(s) => json!({"status": {"PostgresClusterStatus": s}}),
+                None => json!({"spec": {}}),
+            };
+            status("acid.zalan.do", "postgresql", v)
+        };
+        assert_eq!(pg(Some("Running")), Some(Healthy));
+        assert_eq!(pg(Some("Updating")), Some(Progressing));
+        assert_eq!(pg(Some("UpdateFailed")), Some(Degraded));
+        assert_eq!(pg(None), Some(Progressing));
+        let cluster = |status: Value| {
+            self::status(
+                "cluster.x-k8s.io",
+                "Cluster",
+                json!({"spec": {}, "status": status}),
+            )
+        };
+        let condition = |kind: &str, status: &str| json!({"type": kind, "status": status});
+        assert_eq!(
+            cluster(
+                json!({"phase": "Provisioned", "conditions": [condition("Ready", "True")],
+                "v1beta2": {"conditions": [condition("RollingOut", "True")]}})
+            ),
+            Some(Progressing),
+            "v1beta2's conditions on a v1beta1 object"
+        );
+        assert_eq!(
+            cluster(json!({"conditions": [condition("Available", "True"),
+                {"type": "TopologyReconciled", "status": "False", "severity": "Info"}]})),
+            Some(Progressing),
+            "an upgrade on hold"
+        );
+        assert_eq!(
+            cluster(json!({"phase": "Provisioning", "conditions": [condition("Ready", "True")]})),
+            Some(Progressing)
+        );
+        assert_eq!(
+            cluster(
+                json!({"conditions": [{"type": "Ready", "status": "False", "severity": "Error"}]})
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(cluster(json!({"phase": "Failed"})), Some(Degraded));
+        assert_eq!(
+            cluster(json!({"conditions": [condition("Ready", "True")]})),
+            Some(Healthy)
+        );
+        let kcp = |status: Value| {
+            self::status(
+                "controlplane.cluster.x-k8s.io",
+                "KubeadmControlPlane",
+                json!({"spec": {"replicas": 3}, "status": status}),
+            )
+        };
+        let counts = |updated: i64, ready: i64, conditions: Value| {
+            json!({"replicas": 3, "updatedReplicas": updated, "readyReplicas": ready,
+                   "conditions": conditions})
+        };
+        let healthy = json!([
+            condition("EtcdClusterHealthy", "True"),
+            condition("ControlPlaneComponentsHealthy", "True")
+        ]);
+        assert_eq!(kcp(counts(3, 3, healthy.clone())), Some(Healthy));
+        assert_eq!(kcp(counts(2, 2, healthy.clone())), Some(Progressing));
+        assert_eq!(kcp(counts(3, 1, healthy)), Some(Progressing));
+        assert_eq!(
+            kcp(counts(
+                3,
+                3,
+                json!([
+                    condition("EtcdClusterHealthy", "False"),
+                    condition("MachinesReady", "False")
+                ])
+            )),
+            Some(Degraded),
+            "etcd first"
+        );
+        let mut rolling = counts(3, 3, json!([]));
+        rolling["v1beta2"] = json!({"conditions": [condition("RollingOut", "True")]});
+        assert_eq!(kcp(rolling), Some(Progressing));
+        assert_eq!(
+            self::status(
+                "controlplane.cluster.x-k8s.io",
+                "KubeadmControlPlane",
+                json!({"spec": {}})
+            ),
+            Some(Progressing)
+        );
+        let dc = |progressing: (&str, &str), available: &str| {
+            status(
+                "apps.openshift.io",
+                "DeploymentConfig",
+                json!({"status": {"conditions": [
+                    {"type": "Progressing", "status": progressing.0, "reason": progressing.1},
+                    {"type": "Available", "status": available}]}}),
+            )
+        };
+        assert_eq!(
+            dc(("True", "NewReplicationControllerAvailable"), "True"),
+            Some(Healthy)
+        );
+        assert_eq!(
+            dc(("True", "NewReplicationControllerAvailable"), "False"),
+            Some(Healthy),
+            "scaled to zero"
+        );
+        assert_eq!(
+            dc(("True", "ReplicationControllerUpdated"), "True"),
+            Some(Progressing)
+        );
+        assert_eq!(dc(("Unknown", ""), "True"), Some(Progressing));
+        assert_eq!(dc(("Unknown", ""), "False"), Some(Degraded));
+        assert_eq!(
+            dc(("False", "ProgressDeadlineExceeded"), "True"),
+            Some(Degraded)
+        );
+        // Capsule's addons publish a status: none yet is waiting, not without health.
+        assert_eq!(
+            status(
+                "addons.projectcapsule.dev",
+                "SopsSecret",
+                json!({"spec": {}})
+            ),
+            Some(Progressing)
+        );
     }
 
     #[test]

@@ -170,16 +170,24 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// Classify a gitoxide error by what its chain says.
 fn classify<E: std::error::Error + 'static>(url: &str, err: E) -> SourceError {
     let message = chain(&err);
-    let lower = message.to_lowercase();
-    // Status codes are whole words: a port such as 40189 in the URL is not a 401.
-    let status = |code: &str| {
+    // Only the prose is read, not the URLs and paths in it: a temporary directory named
+    // `.tmpKcdNSV` or a repository called `tls-config` says nothing about what failed.
+    let lower = message
+        .to_lowercase()
+        .split_whitespace()
+        .filter(|w| !w.contains('/'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Codes and short words are whole words: a port such as 40189 is not a 401.
+    let word = |code: &str| {
         lower
             .split(|c: char| !c.is_ascii_alphanumeric())
             .any(|w| w == code)
     };
+    let status = word;
     let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
     let url = url.to_string();
-    if any(&["certificate", "tls", "ssl"]) {
+    if any(&["certificate"]) || word("tls") || word("ssl") {
         SourceError::Tls { url, message }
     } else if status("401")
         || status("403")
@@ -189,10 +197,10 @@ fn classify<E: std::error::Error + 'static>(url: &str, err: E) -> SourceError {
     } else if any(&[
         "connection refused",
         "could not resolve",
-        "dns",
         "timed out",
         "unreachable",
-    ]) {
+    ]) || word("dns")
+    {
         SourceError::Unreachable { url, message }
     } else if status("404")
         || any(&[
@@ -222,6 +230,21 @@ mod classify_tests {
         }
     }
     impl std::error::Error for E {}
+
+    #[test]
+    fn urls_and_paths_in_a_message_are_not_read_as_causes() {
+        let u = "file:///tmp/.tmpKcdNSV/nope.git";
+        let e = E(
+            "Could not verify that \"file:///tmp/.tmpKcdNSV/nope.git\" is a valid git directory: \
+             Could not retrieve metadata of \"/tmp/.tmpKcdNSV/nope.git/.git\": No such file or directory",
+        );
+        assert!(matches!(classify(u, e), SourceError::RepoNotFound { .. }));
+        let u = "https://git.example.com/ssl/tls-config.git";
+        let e = E("https://git.example.com/ssl/tls-config.git: Received HTTP status 404");
+        assert!(matches!(classify(u, e), SourceError::RepoNotFound { .. }));
+        let e = E("error trying to connect: dns error: failed to lookup address");
+        assert!(matches!(classify(u, e), SourceError::Unreachable { .. }));
+    }
 
     #[test]
     fn ports_are_not_status_codes() {
