@@ -61,6 +61,13 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
         ("postgresql.cnpg.io", "Cluster") if live.get("status").is_some() => {
             Some((postgres_cluster(live), "CloudNativePG: hibernation, phase"))
         }
+        ("external-secrets.io", "ExternalSecret") if refreshed_before_creation(live) => Some((
+            Health::new(
+                Progressing,
+                "waiting for the secret to be refreshed (refreshPolicy OnChange)",
+            ),
+            "External Secrets: OnChange not refreshed since creation",
+        )),
         ("cert-manager.io", "Certificate") if certificate_issuing(live) => Some((
             Health::new(Progressing, issuing_message(live)),
             "cert-manager: issuing",
@@ -86,6 +93,15 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
         ("controlplane.cluster.x-k8s.io", "KubeadmControlPlane") => Some((
             kubeadm_control_plane(live),
             "Cluster API KubeadmControlPlane: etcd, components, machines, replicas",
+        )),
+        (
+            "controlplane.cluster.x-k8s.io"
+            | "infrastructure.cluster.x-k8s.io"
+            | "bootstrap.cluster.x-k8s.io",
+            _,
+        ) if live.get("status").is_some() => Some((
+            capi_provider(live),
+            "Cluster API provider: failure, severity Error, Ready",
         )),
         ("apps.openshift.io", "DeploymentConfig") if live.get("status").is_some() => Some((
             deployment_config(live),
@@ -330,6 +346,22 @@ fn ack(v: &Value) -> Health {
     }
 }
 
+/// An ExternalSecret refreshed only when it changes (`refreshPolicy: OnChange`) whose last
+/// refresh is older than the object itself: its status is left from before (a recreated
+/// object), and it has not fetched its secret yet.
+fn refreshed_before_creation(v: &Value) -> bool {
+    let time = |pointer: &str| {
+        text(v, pointer)
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .ok()
+    };
+    text(v, "/spec/refreshPolicy") == "OnChange"
+        && matches!(
+            (time("/status/refreshTime"), time("/metadata/creationTimestamp")),
+            (Some(refreshed), Some(created)) if refreshed < created
+        )
+}
+
 /// A Cluster API object's conditions: `status.conditions` and, on a v1beta1 object, v1beta2's
 /// in `status.v1beta2.conditions`.
 fn capi_conditions(v: &Value) -> Vec<&Value> {
@@ -389,6 +421,50 @@ fn kubeadm_control_plane(v: &Value) -> Health {
         return Health::new(Progressing, format!("{ready}/{desired} ready"));
     }
     Health::new(Healthy, "control plane is healthy")
+}
+
+/// An object of a Cluster API provider (an EKS control plane, an infrastructure cluster or
+/// machine, a bootstrap config), by the contract providers follow: a `failureMessage` or a
+/// condition False with severity Error is Degraded; a spec not yet observed, a condition
+/// saying it is creating or updating, or not ready yet (`Ready=False` without an error,
+/// `status.ready: false`) is Progressing; ready is Healthy.
+fn capi_provider(v: &Value) -> Health {
+    let failure = text(v, "/status/failureMessage");
+    if !failure.is_empty() {
+        return Health::new(Degraded, failure);
+    }
+    let all = capi_conditions(v);
+    let errors: Vec<&&Value> = all
+        .iter()
+        .filter(|c| text(c, "/status") == "False" && text(c, "/severity") == "Error")
+        .collect();
+    if !errors.is_empty() {
+        let messages: Vec<&str> = errors
+            .iter()
+            .map(|c| text(c, "/message"))
+            .filter(|m| !m.is_empty())
+            .collect();
+        return Health::new(Degraded, messages.join("; "));
+    }
+    if let Some((h, _)) = generic_generation(v) {
+        return h;
+    }
+    if let Some(busy) = all.iter().find(|c| {
+        let kind = text(c, "/type");
+        text(c, "/status") == "True" && (kind.ends_with("Updating") || kind.ends_with("Creating"))
+    }) {
+        return Health::new(Progressing, text(busy, "/type"));
+    }
+    let ready = all.iter().find(|c| text(c, "/type") == "Ready");
+    match (
+        ready.map(|c| text(c, "/status")),
+        v.pointer("/status/ready"),
+    ) {
+        (Some("True"), _) => Health::new(Healthy, "ready"),
+        (Some(_), _) => Health::new(Progressing, "not ready yet"),
+        (None, Some(Value::Bool(true))) => Health::new(Healthy, "ready"),
+        _ => Health::new(Progressing, "not ready yet"),
+    }
 }
 
 /// A Cluster API Cluster. Its conditions are in `status.conditions`, and for a v1beta1 object
@@ -1263,6 +1339,51 @@ mod tests {
                 json!({"spec": {}})
             ),
             Some(Progressing)
+        );
+        let external_secret = |refreshed: &str| {
+            self::status(
+                "external-secrets.io",
+                "ExternalSecret",
+                json!({"metadata": {"creationTimestamp": "2021-11-16T21:59:33Z"},
+                       "spec": {"refreshPolicy": "OnChange"},
+                       "status": {"refreshTime": refreshed, "conditions": [condition("Ready", "True")]}}),
+            )
+        };
+        assert_eq!(external_secret("2021-11-16T18:32:24Z"), Some(Progressing));
+        assert_eq!(external_secret("2021-11-16T21:59:34Z"), Some(Healthy));
+        let eks = |status: Value| {
+            self::status(
+                "controlplane.cluster.x-k8s.io",
+                "AWSManagedControlPlane",
+                json!({"spec": {}, "status": status}),
+            )
+        };
+        assert_eq!(
+            eks(json!({"ready": true, "conditions": [condition("Ready", "True")]})),
+            Some(Healthy)
+        );
+        assert_eq!(
+            eks(json!({"ready": true, "conditions": [condition("Ready", "False")]})),
+            Some(Progressing),
+            "not ready without an error is on its way"
+        );
+        assert_eq!(
+            eks(json!({"conditions": [condition("Ready", "True"),
+                                      condition("EKSControlPlaneUpdating", "True")]})),
+            Some(Progressing)
+        );
+        assert_eq!(
+            eks(
+                json!({"conditions": [{"type": "Ready", "status": "False", "severity": "Error",
+                                       "message": "quota"}]})
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            eks(
+                json!({"failureMessage": "EKS cluster in unexpected FAILED state", "ready": false})
+            ),
+            Some(Degraded)
         );
         let dc = |progressing: (&str, &str), available: &str| {
             status(

@@ -400,3 +400,199 @@ fn oci_artifacts_of_manifests() {
     let dir = cache.artifact(web, &digest).unwrap();
     assert!(version_in(&dir).contains("0.3.0"), "{}", dir.display());
 }
+
+/// A registry that wants a bearer token, as Docker Hub, GHCR and Harbor do: every `/v2/`
+/// request without `Authorization: Bearer good-token` gets 401 with a challenge naming the
+/// token endpoint; the token endpoint hands the token out for Basic `alice:s3cret`. It serves
+/// one artifact (`site:1.0.0`) and records what was asked of it.
+struct TokenRegistry {
+    host: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    digest: String,
+}
+
+fn token_registry() -> TokenRegistry {
+    use sha2::{Digest, Sha256};
+    use std::io::{BufRead, BufReader, Read, Write};
+    let hex = |b: &[u8]| -> String {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let mut layer = Vec::new();
+    {
+        let gz = flate2::write::GzEncoder::new(&mut layer, flate2::Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        let text = b"kind: ConfigMap\nmetadata: {name: behind-a-token}\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "apps/cm.yaml", &text[..])
+            .unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let layer_digest = format!("sha256:{}", hex(&layer));
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": format!("sha256:{}", hex(b"{}")), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let digest = format!("sha256:{}", hex(&manifest));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (keep, realm) = (seen.clone(), format!("http://{host}/token"));
+    // `alice:s3cret`, base64.
+    let (manifest_digest, basic) = (digest.clone(), "Basic YWxpY2U6czNjcmV0".to_string());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let mut authorization = String::new();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorization = value.trim().to_string();
+                }
+            }
+            keep.lock()
+                .unwrap()
+                .push(format!("{path} [{authorization}]"));
+            let (status, content_type, body): (&str, &str, Vec<u8>) = if path.starts_with("/token")
+            {
+                if authorization == basic {
+                    (
+                        "200 OK",
+                        "application/json",
+                        br#"{"token": "good-token"}"#.to_vec(),
+                    )
+                } else {
+                    ("401 Unauthorized", "application/json", b"{}".to_vec())
+                }
+            } else if authorization != "Bearer good-token" {
+                ("401 Unauthorized", "application/json", b"{}".to_vec())
+            } else if path == "/v2/" {
+                ("200 OK", "application/json", b"{}".to_vec())
+            } else if path == "/v2/team/site/manifests/1.0.0"
+                || path == format!("/v2/team/site/manifests/{manifest_digest}")
+            {
+                (
+                    "200 OK",
+                    "application/vnd.oci.image.manifest.v1+json",
+                    manifest.clone(),
+                )
+            } else if path == format!("/v2/team/site/blobs/{layer_digest}") {
+                ("200 OK", "application/octet-stream", layer.clone())
+            } else {
+                ("404 Not Found", "application/json", b"{}".to_vec())
+            };
+            let challenge = if status.starts_with("401") && !path.starts_with("/token") {
+                format!(
+                    "WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\",scope=\"repository:team/site:pull\"\r\n"
+                )
+            } else {
+                String::new()
+            };
+            let mut stream = reader.into_inner();
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n{challenge}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let _ = stream.write_all(&body);
+            let _ = stream.read(&mut [0; 1]);
+        }
+    });
+    TokenRegistry { host, seen, digest }
+}
+
+/// A registry behind bearer tokens: the token is fetched from the challenge's realm with the
+/// repository's credentials, for the challenge's scope, and then used; wrong credentials are
+/// an authentication failure naming the token endpoint; no credentials say so.
+#[test]
+fn oci_registry_with_bearer_tokens() {
+    let registry = token_registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("oci://{}/team/site", registry.host);
+    let access = |password: Option<&str>| Access {
+        plain_http: true,
+        ..match password {
+            Some(p) => Access::basic("alice", p),
+            None => Access::default(),
+        }
+    };
+    let good = access(Some("s3cret"));
+    let site = ChartRef {
+        repo_url: &url,
+        chart: "",
+        access: &good,
+    };
+    let cache = ChartCache::new(tmp.path().join("cache"));
+    assert_eq!(
+        cache.resolve_artifact(site, "1.0.0").unwrap(),
+        registry.digest
+    );
+    let tree = cache.artifact(site, &registry.digest).unwrap();
+    let text = std::fs::read_to_string(tree.join("apps/cm.yaml")).unwrap();
+    assert!(text.contains("behind-a-token"), "{text}");
+    let seen = registry.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(
+            |s| s.starts_with("/token?") && s.contains("scope=repository%3Ateam%2Fsite%3Apull")
+        ),
+        "the token was asked for the challenge's scope: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.contains("/blobs/") && s.contains("Bearer good-token")),
+        "{seen:#?}"
+    );
+    assert!(
+        cache.check(site).is_ok(),
+        "the connection check passes with the token"
+    );
+
+    let fresh = ChartCache::new(tmp.path().join("cache-2"));
+    let wrong = access(Some("wrong"));
+    let err = fresh
+        .resolve_artifact(
+            ChartRef {
+                access: &wrong,
+                ..site
+            },
+            "1.0.0",
+        )
+        .unwrap_err();
+    assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
+    assert!(err.to_string().contains("/token"), "{err}");
+    let anonymous = access(None);
+    let err = fresh
+        .resolve_artifact(
+            ChartRef {
+                access: &anonymous,
+                ..site
+            },
+            "1.0.0",
+        )
+        .unwrap_err();
+    assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
+}

@@ -1496,6 +1496,23 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
         "value"
     );
 
+    // Repositories through the server: the admin adds one (its connection checked by the
+    // server), and it is listed as reachable.
+    let repo_url = format!("file://{}", repo.display());
+    let (ok, out, err) = run_cli(config, &["repo", "add", &repo_url, "--name", "team-repo"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run_cli(config, &["repo", "add", "file:///nowhere/at/all"]);
+    assert!(
+        !ok && err.contains("nowhere"),
+        "an unreachable repository is refused: {out}{err}"
+    );
+    let (ok, listed, err) = run_cli(config, &["repo", "list"]);
+    assert!(
+        ok && listed.contains(&repo_url) && listed.contains("Successful"),
+        "{listed}{err}"
+    );
+    assert!(!listed.contains("nowhere"), "{listed}");
+
     // The admin gives dev a password; dev logs in as a second context and may only look.
     let (ok, out, err) = run_cli(
         config,
@@ -1549,10 +1566,21 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
     assert_eq!(out.trim(), "no");
     let (_, out, _) = run_cli(config, &["account", "get-user-info"]);
     assert!(out.contains("Username: dev"), "{out}");
+    let (ok, out, _) = run_cli(config, &["repo", "list"]);
+    assert!(
+        ok && out.contains(&repo_url),
+        "a read-only user sees repositories: {out}"
+    );
+    let (ok, _, err) = run_cli(config, &["repo", "rm", &repo_url]);
+    assert!(!ok && err.contains("PermissionDenied"), "{err}");
 
     // Back to the admin's context; CI syncs with an API token and no context at all.
     let (ok, out, err) = run_cli(config, &["context", address]);
     assert!(ok, "{out}{err}");
+    let (ok, out, err) = run_cli(config, &["repo", "rm", &repo_url]);
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = run_cli(config, &["repo", "list"]);
+    assert!(!out.contains(&repo_url), "removed: {out}");
     let (ok, token, err) = run_cli(
         config,
         &[
