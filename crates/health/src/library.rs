@@ -30,6 +30,9 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
         (group, _) if group.ends_with(".k8s.elastic.co") => {
             Some((elastic(live), "Elastic (ECK) health and phase"))
         }
+        ("argoproj.io", "CronWorkflow") => {
+            Some((cron_workflow(live), "Argo Workflows CronWorkflow"))
+        }
         ("argoproj.io", "AnalysisRun" | "Experiment") if live.get("status").is_some() => {
             Some((analysis(live), "Argo Rollouts analysis phase"))
         }
@@ -106,6 +109,18 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
         ("apps.openshift.io", "DeploymentConfig") if live.get("status").is_some() => Some((
             deployment_config(live),
             "OpenShift DeploymentConfig: Progressing reason, Available",
+        )),
+        ("minio.min.io", "Tenant") => Some((minio_tenant(live), "MinIO Tenant: currentState")),
+        ("k8s.keycloak.org", "Keycloak") => {
+            Some((keycloak(live), "Keycloak operator: HasErrors, Ready"))
+        }
+        ("rabbitmq.com", "RabbitmqCluster") => Some((
+            rabbitmq_cluster(live),
+            "RabbitMQ cluster operator conditions",
+        )),
+        ("rabbitmq.com", _) => Some((
+            rabbitmq_topology(live),
+            "RabbitMQ messaging topology: Ready condition",
         )),
         ("acid.zalan.do", "postgresql") => Some((
             zalando_postgres(live),
@@ -346,6 +361,22 @@ fn ack(v: &Value) -> Health {
     }
 }
 
+/// A CronWorkflow is a schedule: nothing to wait for. A spec the controller refused or a
+/// workflow it could not submit (`SpecError`/`SubmissionError` True) is Degraded; a suspended
+/// schedule (`spec.suspend`) Suspended; otherwise Healthy.
+fn cron_workflow(v: &Value) -> Health {
+    let c = conditions(v);
+    for kind in ["SpecError", "SubmissionError"] {
+        if let Some(failed) = find(c, kind).filter(|x| text(x, "/status") == "True") {
+            return Health::new(Degraded, text(failed, "/message"));
+        }
+    }
+    if suspended_by_spec(v) {
+        return Health::new(Suspended, "the schedule is suspended (spec.suspend)");
+    }
+    Health::new(Healthy, "CronWorkflow is healthy")
+}
+
 /// An ExternalSecret refreshed only when it changes (`refreshPolicy: OnChange`) whose last
 /// refresh is older than the object itself: its status is left from before (a recreated
 /// object), and it has not fetched its secret yet.
@@ -541,6 +572,99 @@ fn deployment_config(v: &Value) -> Health {
     }
 }
 
+/// A MinIO Tenant by the state its operator writes (`status.currentState`): Initialized is
+/// Healthy; provisioning, waiting, updating or restarting Progressing; the states the operator
+/// cannot get out of by itself Degraded; any other state Unknown. No status yet is Progressing
+/// (Argo CD says Missing, which reads as if the object were not there).
+fn minio_tenant(v: &Value) -> Health {
+    let state = text(v, "/status/currentState");
+    let lower = state.to_ascii_lowercase();
+    let stuck = [
+        "statefulset not controlled by operator",
+        "another minio tenant already exists",
+        "different versions across minio pools",
+    ];
+    if state.is_empty() {
+        Health::new(Progressing, "waiting for the MinIO operator")
+    } else if state == "Initialized" {
+        Health::new(Healthy, state)
+    } else if ["Provisioning", "Waiting", "Updating", "Restarting"]
+        .iter()
+        .any(|p| state.starts_with(p))
+    {
+        Health::new(Progressing, state)
+    } else if stuck.iter().any(|s| lower.starts_with(s))
+        || ["incorrect", "not allowed", "error", "failed"]
+            .iter()
+            .any(|w| lower.contains(w))
+    {
+        Health::new(Degraded, state)
+    } else {
+        Health::new(Unknown, state)
+    }
+}
+
+/// A Keycloak server: errors reported (`HasErrors=True`) are Degraded; ready is Healthy; else —
+/// starting, rolling an update (`Ready=False` without errors), no status yet — Progressing.
+fn keycloak(v: &Value) -> Health {
+    let c = conditions(v);
+    if let Some(errors) = find(c, "HasErrors").filter(|x| text(x, "/status") == "True") {
+        return Health::new(
+            Degraded,
+            format!("has errors: {}", text(errors, "/message")),
+        );
+    }
+    match find(c, "Ready") {
+        Some(r) if text(r, "/status") == "True" => Health::new(Healthy, "ready"),
+        _ => Health::new(Progressing, "waiting for Keycloak to be ready"),
+    }
+}
+
+/// A RabbitmqCluster: a reconcile that failed is Degraded; conditions the operator has not
+/// settled yet (Unknown), the cluster not formed or replicas not ready are Progressing, except
+/// a cluster scaled to zero on purpose (Suspended); available with every replica ready Healthy.
+fn rabbitmq_cluster(v: &Value) -> Health {
+    let c = conditions(v);
+    let state = |kind: &str| find(c, kind).map(|x| text(x, "/status"));
+    if let Some(failed) = find(c, "ReconcileSuccess").filter(|x| text(x, "/status") == "False") {
+        return Health::new(Degraded, text(failed, "/message"));
+    }
+    let (available, replicas) = (state("ClusterAvailable"), state("AllReplicasReady"));
+    if available == Some("Unknown") || replicas == Some("Unknown") {
+        return Health::new(
+            Progressing,
+            "waiting for the cluster's conditions to settle",
+        );
+    }
+    let scaled_to_zero = find(c, "AllReplicasReady")
+        .is_some_and(|x| text(x, "/status") == "False" && text(x, "/reason") == "ScaledToZero");
+    if scaled_to_zero && v.pointer("/spec/replicas").and_then(Value::as_i64) == Some(0) {
+        return Health::new(Suspended, "scaled to 0 replicas");
+    }
+    match (available, replicas) {
+        (Some("False"), _) => Health::new(Progressing, "waiting for the cluster to form"),
+        (_, Some("False")) => Health::new(Progressing, "waiting for the instances to be ready"),
+        (Some("True"), Some("True")) => Health::new(Healthy, "RabbitMQ cluster ready"),
+        _ => Health::new(Progressing, "waiting for the RabbitMQ operator"),
+    }
+}
+
+/// A RabbitMQ messaging-topology object (Queue, Exchange, User, …): its `Ready` condition;
+/// without one its state is not known (the topology operator writes it on every reconcile).
+fn rabbitmq_topology(v: &Value) -> Health {
+    match find(conditions(v), "Ready") {
+        Some(r) if text(r, "/status") == "True" => Health::new(Healthy, "ready"),
+        Some(r) if text(r, "/status") == "False" => Health::new(
+            Degraded,
+            match text(r, "/message") {
+                "" => text(r, "/reason"),
+                m => m,
+            },
+        ),
+        _ => Health::new(Unknown, "the topology operator has not reported"),
+    }
+}
+
 /// A Zalando postgres-operator cluster by `status.PostgresClusterStatus`.
 fn zalando_postgres(v: &Value) -> Health {
     let state = text(v, "/status/PostgresClusterStatus");
@@ -697,7 +821,7 @@ fn keda_paused(v: &Value) -> bool {
 /// or `Paused=True` is Suspended; kstatus' `Stalled` (and Strimzi's `NotReady`) True is Degraded;
 /// `Reconciling=True` is Progressing unless `Ready` is False (Flux's "failed, retrying");
 /// Crossplane's `Synced=False` is Degraded whatever `Ready` says; then the first of `Ready`,
-/// `Available`, `Synced`, `Healthy`, `RevisionHealthy`, `Established`: True is Healthy, False
+/// `Available`, `Synced`, `Healthy`, `RevisionHealthy`, `Established`, `Deployed`: True is Healthy, False
 /// Degraded (Progressing with Cluster API's severity Info), Unknown Progressing; else a
 /// `status.phase` of the common words.
 pub fn generic(v: &Value) -> Option<(Health, Rule)> {
@@ -753,6 +877,7 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         "Healthy",
         "RevisionHealthy",
         "Established",
+        "Deployed",
     ] {
         let Some(c) = find(conditions, kind) else {
             continue;
@@ -769,6 +894,7 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
             "Available" => "generic: Available condition",
             "Synced" => "generic: Synced condition",
             "Healthy" | "RevisionHealthy" => "generic: Healthy condition",
+            "Deployed" => "generic: Deployed condition",
             _ => "generic: Established condition",
         };
         return Some((Health::new(status, message(kind)), rule));
@@ -1339,6 +1465,120 @@ mod tests {
                 json!({"spec": {}})
             ),
             Some(Progressing)
+        );
+        let cron = |conditions: Value, suspend: bool| {
+            self::status(
+                "argoproj.io",
+                "CronWorkflow",
+                json!({"spec": {"suspend": suspend}, "status": {"conditions": conditions}}),
+            )
+        };
+        assert_eq!(cron(json!([]), false), Some(Healthy));
+        assert_eq!(
+            cron(json!([condition("SpecError", "False")]), false),
+            Some(Healthy)
+        );
+        assert_eq!(
+            cron(json!([condition("SubmissionError", "True")]), false),
+            Some(Degraded)
+        );
+        assert_eq!(cron(json!([]), true), Some(Suspended));
+        assert_eq!(
+            self::status(
+                "argoproj.io",
+                "EventBus",
+                json!({"status": {"conditions": [condition("Configured", "True"), condition("Deployed", "False")]}})
+            ),
+            Some(Degraded),
+            "Argo Events' Deployed condition"
+        );
+        let tenant = |state: &str| {
+            self::status(
+                "minio.min.io",
+                "Tenant",
+                json!({"status": {"currentState": state}}),
+            )
+        };
+        assert_eq!(tenant("Initialized"), Some(Healthy));
+        assert_eq!(
+            tenant("Provisioning MinIO Cluster IP Service"),
+            Some(Progressing)
+        );
+        assert_eq!(
+            tenant("Different versions across MinIO Pools"),
+            Some(Degraded)
+        );
+        assert_eq!(tenant("<unknown status message>"), Some(Unknown));
+        let keycloak = |conditions: Value| {
+            self::status(
+                "k8s.keycloak.org",
+                "Keycloak",
+                json!({"status": {"conditions": conditions}}),
+            )
+        };
+        assert_eq!(
+            keycloak(json!([
+                condition("Ready", "False"),
+                condition("HasErrors", "False"),
+                condition("RollingUpdate", "True")
+            ])),
+            Some(Progressing)
+        );
+        assert_eq!(
+            keycloak(json!([
+                condition("Ready", "False"),
+                condition("HasErrors", "True")
+            ])),
+            Some(Degraded)
+        );
+        assert_eq!(keycloak(json!([condition("Ready", "True")])), Some(Healthy));
+        assert_eq!(
+            self::status("k8s.keycloak.org", "Keycloak", json!({"spec": {}})),
+            Some(Progressing)
+        );
+        let rabbit = |kind: &str, status: Value| {
+            self::status(
+                "rabbitmq.com",
+                kind,
+                json!({"spec": {"replicas": 0}, "status": status}),
+            )
+        };
+        assert_eq!(rabbit("Queue", json!({})), Some(Unknown));
+        assert_eq!(
+            rabbit(
+                "Queue",
+                json!({"conditions": [{"type": "Ready", "status": "False", "reason": "FailedCreateOrUpdate"}]})
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            rabbit(
+                "RabbitmqCluster",
+                json!({"conditions": [condition("ClusterAvailable", "True"), condition("AllReplicasReady", "True")]})
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            rabbit(
+                "RabbitmqCluster",
+                json!({"conditions": [condition("ClusterAvailable", "Unknown")]})
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            rabbit(
+                "RabbitmqCluster",
+                json!({"conditions": [
+                {"type": "AllReplicasReady", "status": "False", "reason": "ScaledToZero"}]})
+            ),
+            Some(Suspended)
+        );
+        assert_eq!(
+            rabbit(
+                "RabbitmqCluster",
+                json!({"conditions": [condition("ReconcileSuccess", "False")]})
+            ),
+            Some(Degraded)
         );
         let external_secret = |refreshed: &str| {
             self::status(
