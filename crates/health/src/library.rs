@@ -110,6 +110,10 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             deployment_config(live),
             "OpenShift DeploymentConfig: Progressing reason, Available",
         )),
+        ("operators.coreos.com", "Subscription") => Some((
+            olm_subscription(live),
+            "Operator Lifecycle Manager Subscription conditions",
+        )),
         ("minio.min.io", "Tenant") => Some((minio_tenant(live), "MinIO Tenant: currentState")),
         ("k8s.keycloak.org", "Keycloak") => {
             Some((keycloak(live), "Keycloak operator: HasErrors, Ready"))
@@ -570,6 +574,44 @@ fn deployment_config(v: &Value) -> Health {
         (Some(p), _) => Health::new(Progressing, text(p, "/message")),
         (None, _) => Health::new(Progressing, "waiting for the rollout to start"),
     }
+}
+
+/// An OLM Subscription: an unhealthy catalog, a failed or missing install plan, or a
+/// resolution that failed is Degraded; an install plan waiting to be installed is
+/// Progressing — unless it waits for a manual approval of an upgrade while an operator
+/// version is installed (that one runs; approving is a person's decision); no conditions
+/// yet is Progressing; otherwise Healthy.
+fn olm_subscription(v: &Value) -> Health {
+    let c = conditions(v);
+    let is_true = |kind: &str| find(c, kind).filter(|x| text(x, "/status") == "True");
+    for kind in [
+        "CatalogSourcesUnhealthy",
+        "InstallPlanFailed",
+        "ResolutionFailed",
+    ] {
+        if let Some(x) = is_true(kind) {
+            return Health::new(Degraded, format!("{kind}: {}", text(x, "/message")));
+        }
+    }
+    if let Some(x) = is_true("InstallPlanMissing")
+        .filter(|x| text(x, "/reason") != "ReferencedInstallPlanNotFound")
+    {
+        return Health::new(
+            Degraded,
+            format!("InstallPlanMissing: {}", text(x, "/message")),
+        );
+    }
+    if let Some(pending) = is_true("InstallPlanPending") {
+        let installed = !text(v, "/status/installedCSV").is_empty();
+        if text(pending, "/reason") == "RequiresApproval" && installed {
+            return Health::new(Healthy, "an upgrade waits for a manual approval");
+        }
+        return Health::new(Progressing, "an install plan is pending installation");
+    }
+    if c.is_empty() {
+        return Health::new(Progressing, "waiting for the install plan");
+    }
+    Health::new(Healthy, "subscribed")
 }
 
 /// A MinIO Tenant by the state its operator writes (`status.currentState`): Initialized is
@@ -1492,6 +1534,47 @@ mod tests {
             Some(Degraded),
             "Argo Events' Deployed condition"
         );
+        let subscription = |conditions: Value, installed: &str| {
+            self::status(
+                "operators.coreos.com",
+                "Subscription",
+                json!({"status": {"conditions": conditions, "installedCSV": installed}}),
+            )
+        };
+        assert_eq!(
+            subscription(
+                json!([condition("CatalogSourcesUnhealthy", "False")]),
+                "op.v1"
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            subscription(json!([condition("CatalogSourcesUnhealthy", "True")]), ""),
+            Some(Degraded)
+        );
+        assert_eq!(
+            subscription(
+                json!([
+                    condition("CatalogSourcesUnhealthy", "False"),
+                    condition("InstallPlanFailed", "True")
+                ]),
+                ""
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            subscription(json!([condition("InstallPlanPending", "True")]), ""),
+            Some(Progressing)
+        );
+        assert_eq!(
+            subscription(
+                json!([{"type": "InstallPlanPending", "status": "True", "reason": "RequiresApproval"}]),
+                "op.v1"
+            ),
+            Some(Healthy),
+            "an installed operator waiting for an approved upgrade runs"
+        );
+        assert_eq!(subscription(json!([]), ""), Some(Progressing));
         let tenant = |state: &str| {
             self::status(
                 "minio.min.io",
