@@ -1842,7 +1842,25 @@ async fn manifests_revision_metadata_and_live_resources() {
     );
     common::write(&repo, "chart/values.yaml", "image:\n  tag: \"1.0\"\n");
     common::write(&repo, "chart/values-prod.yaml", "image:\n  tag: \"1.1\"\n");
+    common::write(
+        &repo,
+        "kust/kustomization.yaml",
+        "resources: [web.yaml]\nimages:\n- name: nginx\n  newTag: \"1.27\"\n",
+    );
+    common::write(
+        &repo,
+        "kust/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      initContainers: [{name: init, image: busybox}]\n      containers: [{name: web, image: nginx}]\n",
+    );
     commit(&repo, "a chart");
+    let kustomized = json!({"source": {"repoURL": repo_url, "path": "kust"}, "appName": "new-one"});
+    let answer = ask(&admin, kustomized);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.json(),
+        json!({"type": "Kustomize", "kustomize": {"images": ["busybox", "nginx:1.27"]}}),
+        "the images of what kustomize builds, overrides applied"
+    );
     let chart = json!({"source": {"repoURL": repo_url, "path": "chart", "targetRevision": "HEAD",
         "helm": {"valueFiles": ["values-prod.yaml"], "parameters": [{"name": "replicas", "value": "3"}]}},
         "appName": "new-one", "appProject": "default"});
