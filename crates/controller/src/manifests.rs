@@ -332,16 +332,9 @@ impl RepoServer {
             cache: &self.git,
             secrets,
         };
-        let request = tiphys_render::Request {
-            repo_root: &tree,
-            source,
-            app_name,
-            namespace,
-            remote: Some(&remotes),
-            kustomize_options: settings.kustomize,
-            capabilities: settings.capabilities.as_deref(),
-            value_refs: &refs,
-        };
+        let request = render_request(
+            &tree, source, app_name, namespace, &remotes, settings, &refs,
+        );
         let built = || {
             self.generate(
                 app_name,
@@ -413,16 +406,32 @@ pub fn render_tree(
         cache: git,
         secrets,
     };
-    tiphys_render::render(&tiphys_render::Request {
+    tiphys_render::render(&render_request(
+        tree, source, app_name, namespace, &remotes, settings, value_refs,
+    ))
+}
+
+/// What rendering a source needs, from the engine's settings: remote bases fetched through
+/// the source cache, argocd-cm's build options, the destination's capabilities.
+fn render_request<'a>(
+    tree: &'a Path,
+    source: &'a ApplicationSource,
+    app_name: &'a str,
+    namespace: &'a str,
+    remotes: &'a GitRemotes<'a>,
+    settings: &'a RenderSettings,
+    value_refs: &'a ValueRefs,
+) -> tiphys_render::Request<'a> {
+    tiphys_render::Request {
         repo_root: tree,
         source,
         app_name,
         namespace,
-        remote: Some(&remotes),
+        remote: Some(remotes),
         kustomize_options: settings.kustomize,
         capabilities: settings.capabilities.as_deref(),
         value_refs,
-    })
+    }
 }
 
 /// Kustomize remote bases, fetched through the source cache with repository credentials.

@@ -317,33 +317,22 @@ const METHODS: &[(&str, &str, Func)] = &[
 ];
 
 fn helm_parameter_value(args: &[Value]) -> Result<Value, FuncError> {
-    let [helm, name] = args else {
-        return Err(FuncError::ExactlyXArgs("GetParameterValueByName".into(), 1));
-    };
-    let helm = tiphys_gotemplate::to_json_value(helm);
-    let name = tiphys_gotemplate::text(name);
-    Ok(Value::from(crate::functions::helm_parameter(
-        &helm,
-        "Parameters",
-        "Value",
-        &name,
-    )))
+    helm_lookup(args, "GetParameterValueByName", "Parameters", "Value")
 }
 
 fn helm_file_parameter_path(args: &[Value]) -> Result<Value, FuncError> {
+    helm_lookup(args, "GetFileParameterPathByName", "FileParameters", "Path")
+}
+
+/// `HELM.<method> NAME`: `field` of the entry of `list` named NAME.
+fn helm_lookup(args: &[Value], method: &str, list: &str, field: &str) -> Result<Value, FuncError> {
     let [helm, name] = args else {
-        return Err(FuncError::ExactlyXArgs(
-            "GetFileParameterPathByName".into(),
-            1,
-        ));
+        return Err(FuncError::ExactlyXArgs(method.into(), 1));
     };
     let helm = tiphys_gotemplate::to_json_value(helm);
     let name = tiphys_gotemplate::text(name);
     Ok(Value::from(crate::functions::helm_parameter(
-        &helm,
-        "FileParameters",
-        "Path",
-        &name,
+        &helm, list, field, &name,
     )))
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::helm::{ValuesInput, values_inputs};
 use crate::yaml::parse_documents;
-use crate::{Manifest, RenderError, Request, SourceType, relative, resolve_inside};
+use crate::{Manifest, RenderError, Request, SourceType, relative};
 
 /// Argo's `RepoAppDetailsResponse`, with its JSON names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,17 +72,7 @@ pub fn app_details(
     req: &Request<'_>,
     built: impl FnOnce() -> Result<Vec<Manifest>, RenderError>,
 ) -> Result<AppDetails, RenderError> {
-    let path = if req.source.path.is_empty() {
-        "."
-    } else {
-        req.source.path.as_str()
-    };
-    let dir = resolve_inside(req.repo_root, path)?;
-    if !dir.is_dir() {
-        return Err(RenderError::MissingPath {
-            path: path.to_string(),
-        });
-    }
+    let (dir, _) = crate::source_dir(req)?;
     let source_type = crate::detect(&dir, req.source);
     let mut details = AppDetails {
         source_type: source_type.as_str().to_string(),

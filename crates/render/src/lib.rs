@@ -202,12 +202,9 @@ pub fn detect(dir: &Path, source: &ApplicationSource) -> SourceType {
     SourceType::Directory
 }
 
-pub fn render(req: &Request<'_>) -> Result<Rendered, RenderError> {
-    if req.source.plugin.is_some() {
-        return Err(RenderError::Unsupported(
-            "config management plugins are not supported".into(),
-        ));
-    }
+/// The directory a source's `path` names (`.` when empty), and that path; it must exist and
+/// stay inside the repository.
+fn source_dir<'a>(req: &'a Request<'_>) -> Result<(PathBuf, &'a str), RenderError> {
     let path = if req.source.path.is_empty() {
         "."
     } else {
@@ -219,6 +216,16 @@ pub fn render(req: &Request<'_>) -> Result<Rendered, RenderError> {
             path: path.to_string(),
         });
     }
+    Ok((dir, path))
+}
+
+pub fn render(req: &Request<'_>) -> Result<Rendered, RenderError> {
+    if req.source.plugin.is_some() {
+        return Err(RenderError::Unsupported(
+            "config management plugins are not supported".into(),
+        ));
+    }
+    let (dir, path) = source_dir(req)?;
     let root = req
         .repo_root
         .canonicalize()

@@ -287,32 +287,35 @@ data:
     }
 
     // A release commit: each app announces the tag it deploys, once.
-    std::fs::write(repo.join("chart/values.yaml"), values("2.0")).unwrap();
-    commit(&repo, "release 2.0");
-    let released = head(&repo);
-    let refresh = |name: &str| {
-        let out = env.kubectl(
-            &[
-                "-n",
-                "argocd",
-                "annotate",
-                "--overwrite",
-                "application",
-                name,
-                "argocd.argoproj.io/refresh=normal",
-            ],
-            None,
-        );
-        assert!(out.status.success());
+    // Each step: a commit of the chart's tag, every app refreshed and synced at it.
+    let deploy = async |tag: &str, message: &str| {
+        std::fs::write(repo.join("chart/values.yaml"), values(tag)).unwrap();
+        commit(&repo, message);
+        let revision = head(&repo);
+        for name in &names {
+            let out = env.kubectl(
+                &[
+                    "-n",
+                    "argocd",
+                    "annotate",
+                    "--overwrite",
+                    "application",
+                    name,
+                    "argocd.argoproj.io/refresh=normal",
+                ],
+                None,
+            );
+            assert!(out.status.success());
+        }
+        for name in &names {
+            env.wait_app(name, message, |a| {
+                synced_and_healthy(a) && status(a).sync.revision == revision
+            })
+            .await;
+        }
     };
-    for name in &names {
-        refresh(name);
-    }
+    deploy("2.0", "release 2.0").await;
     for (i, name) in names.iter().enumerate() {
-        env.wait_app(name, "synced at the release", |a| {
-            synced_and_healthy(a) && status(a).sync.revision == released
-        })
-        .await;
         let tag = if i == 0 { "pinned" } else { "2.0" };
         let expected = body(name, tag);
         env.eventually("the release notification", async || {
@@ -320,34 +323,11 @@ data:
         })
         .await;
     }
-
     // A commit that is not a release changes a tag: the condition does not hold.
-    std::fs::write(repo.join("chart/values.yaml"), values("2.1")).unwrap();
-    commit(&repo, "tidy up");
-    let tidied = head(&repo);
-    for name in &names {
-        refresh(name);
-    }
-    for name in &names {
-        env.wait_app(name, "synced at the tidy-up", |a| {
-            synced_and_healthy(a) && status(a).sync.revision == tidied
-        })
-        .await;
-    }
-    // Another release of the same tags the pinned app already announced, a new tag for the
+    deploy("2.1", "tidy up").await;
+    // Another release of the same tag the pinned app already announced, a new tag for the
     // others: only those are sent.
-    std::fs::write(repo.join("chart/values.yaml"), values("3.0")).unwrap();
-    commit(&repo, "release 3.0");
-    let third = head(&repo);
-    for name in &names {
-        refresh(name);
-    }
-    for name in &names {
-        env.wait_app(name, "synced at the third release", |a| {
-            synced_and_healthy(a) && status(a).sync.revision == third
-        })
-        .await;
-    }
+    deploy("3.0", "release 3.0").await;
     for name in names.iter().skip(1) {
         let expected = body(name, "3.0");
         env.eventually("the second release notification", async || {

@@ -173,13 +173,7 @@ impl ChartCache {
                     message: format!("chart {} {version}: {message}", at.chart),
                 })
             })
-            .map_err(|e| match e {
-                TreeError::Io(path, source) => SourceError::Io {
-                    path: path.display().to_string(),
-                    source: Arc::new(source),
-                },
-                TreeError::Export(e) => e,
-            })?;
+            .map_err(tree_error)?;
         chart_dir(&tree, at.chart).ok_or_else(|| SourceError::Git {
             url: at.repo_url.to_string(),
             message: format!(
@@ -257,13 +251,7 @@ impl ChartCache {
                     message: format!("{digest}: {message}"),
                 })
             })
-            .map_err(|e| match e {
-                TreeError::Io(path, source) => SourceError::Io {
-                    path: path.display().to_string(),
-                    source: Arc::new(source),
-                },
-                TreeError::Export(e) => e,
-            })?;
+            .map_err(tree_error)?;
         // A packaged chart is one directory holding Chart.yaml; anything else is used as it is.
         let entries: Vec<PathBuf> = std::fs::read_dir(&tree)
             .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -428,6 +416,17 @@ impl ChartCache {
             }
         }
         Ok(archive)
+    }
+}
+
+/// A tree store failure as the source error it is.
+fn tree_error(e: TreeError<SourceError>) -> SourceError {
+    match e {
+        TreeError::Io(path, source) => SourceError::Io {
+            path: path.display().to_string(),
+            source: Arc::new(source),
+        },
+        TreeError::Export(e) => e,
     }
 }
 

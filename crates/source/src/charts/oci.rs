@@ -310,14 +310,29 @@ pub fn pull(
                 at.name
             ),
         })?;
-    let digest = layer["digest"].as_str().unwrap_or_default().to_string();
+    let digest = layer["digest"].as_str().unwrap_or_default();
+    blob(client, tokens, at, digest, access, |url, response| {
+        answer_error(url, at, chart, response)
+    })
+}
+
+/// The blob `digest` of the repository, checked against its digest; `failed` names what a
+/// refusal means.
+fn blob(
+    client: &Client,
+    tokens: &Tokens,
+    at: &Location,
+    digest: &str,
+    access: &Access,
+    failed: impl FnOnce(&str, Response) -> SourceError,
+) -> Result<Vec<u8>, SourceError> {
     let blob_url = format!("{}/v2/{}/blobs/{digest}", at.base, at.name);
     let response = get(client, tokens, at, &blob_url, None, access)?;
     if !response.status().is_success() {
-        return Err(answer_error(&blob_url, at, chart, response));
+        return Err(failed(&blob_url, response));
     }
     let archive = body(&blob_url, response, MAX_ARCHIVE)?;
-    let expected = digest.strip_prefix("sha256:").unwrap_or(&digest);
+    let expected = digest.strip_prefix("sha256:").unwrap_or(digest);
     let actual = hex(&Sha256::digest(&archive));
     if !expected.eq_ignore_ascii_case(&actual) {
         return Err(SourceError::DigestMismatch {
@@ -412,22 +427,9 @@ pub fn pull_artifact(
         });
     }
     let layer_digest = layer["digest"].as_str().unwrap_or_default();
-    let blob_url = format!("{}/v2/{}/blobs/{layer_digest}", at.base, at.name);
-    let response = get(client, tokens, at, &blob_url, None, access)?;
-    if !response.status().is_success() {
-        return Err(status_error(&blob_url, response.status()));
-    }
-    let archive = body(&blob_url, response, MAX_ARCHIVE)?;
-    let expected = layer_digest.strip_prefix("sha256:").unwrap_or(layer_digest);
-    let actual = hex(&Sha256::digest(&archive));
-    if !expected.eq_ignore_ascii_case(&actual) {
-        return Err(SourceError::DigestMismatch {
-            url: blob_url,
-            expected: expected.to_string(),
-            actual,
-        });
-    }
-    Ok(archive)
+    blob(client, tokens, at, layer_digest, access, |url, response| {
+        status_error(url, response.status())
+    })
 }
 
 /// Whether the registry answers for the repository at all (`GET /v2/`).
