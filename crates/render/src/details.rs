@@ -97,13 +97,7 @@ pub fn app_details(
 }
 
 fn helm_details(req: &Request<'_>, chart_dir: &Path) -> Result<HelmDetails, RenderError> {
-    let root = req
-        .repo_root
-        .canonicalize()
-        .map_err(|source| RenderError::Io {
-            path: req.repo_root.display().to_string(),
-            source,
-        })?;
+    let root = crate::canonical_root(req)?;
     let chart_rel = relative(&root, chart_dir);
     let helm = req.source.helm.clone().unwrap_or_default();
     let read = |path: &Path| {

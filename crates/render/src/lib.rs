@@ -202,6 +202,16 @@ pub fn detect(dir: &Path, source: &ApplicationSource) -> SourceType {
     SourceType::Directory
 }
 
+/// The repository root with links resolved, as paths inside it are compared with.
+fn canonical_root(req: &Request<'_>) -> Result<PathBuf, RenderError> {
+    req.repo_root
+        .canonicalize()
+        .map_err(|source| RenderError::Io {
+            path: req.repo_root.display().to_string(),
+            source,
+        })
+}
+
 /// The directory a source's `path` names (`.` when empty), and that path; it must exist and
 /// stay inside the repository.
 fn source_dir<'a>(req: &'a Request<'_>) -> Result<(PathBuf, &'a str), RenderError> {
@@ -226,13 +236,7 @@ pub fn render(req: &Request<'_>) -> Result<Rendered, RenderError> {
         ));
     }
     let (dir, path) = source_dir(req)?;
-    let root = req
-        .repo_root
-        .canonicalize()
-        .map_err(|source| RenderError::Io {
-            path: req.repo_root.display().to_string(),
-            source,
-        })?;
+    let root = canonical_root(req)?;
     let source_type = detect(&dir, req.source);
     let manifests = match source_type {
         SourceType::Directory => {

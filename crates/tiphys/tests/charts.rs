@@ -65,23 +65,7 @@ spec:
 
 /// Ask for a hard refresh, as `argocd app get --hard-refresh` does.
 fn hard_refresh(env: &Env, name: &str) {
-    let out = env.kubectl(
-        &[
-            "annotate",
-            "application",
-            "-n",
-            "argocd",
-            name,
-            "argocd.argoproj.io/refresh=hard",
-            "--overwrite",
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.refresh(name, "hard");
 }
 
 async fn config(env: &Env, namespace: &str) -> Option<(String, String)> {

@@ -293,19 +293,7 @@ data:
         commit(&repo, message);
         let revision = head(&repo);
         for name in &names {
-            let out = env.kubectl(
-                &[
-                    "-n",
-                    "argocd",
-                    "annotate",
-                    "--overwrite",
-                    "application",
-                    name,
-                    "argocd.argoproj.io/refresh=normal",
-                ],
-                None,
-            );
-            assert!(out.status.success());
+            env.refresh(name, "normal");
         }
         for name in &names {
             env.wait_app(name, message, |a| {

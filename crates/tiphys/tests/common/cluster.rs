@@ -274,6 +274,28 @@ impl Env {
         );
     }
 
+    /// Ask for a refresh of `app` (`normal` or `hard`), as `argocd app get --refresh` does.
+    pub fn refresh(&self, app: &str, kind: &str) {
+        let annotation = format!("argocd.argoproj.io/refresh={kind}");
+        let out = self.kubectl(
+            &[
+                "-n",
+                "argocd",
+                "annotate",
+                "--overwrite",
+                "application",
+                app,
+                &annotation,
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn apply(&self, yaml: &str) {
         let out = self.kubectl(&["apply", "-f", "-"], Some(yaml));
         assert!(
