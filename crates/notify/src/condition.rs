@@ -175,6 +175,10 @@ fn outside_strings(
 /// `source` with Argo's namespaced functions renamed and its methods written as functions
 /// (`x.M(a)` → `f(x, a)`), string literals left alone.
 fn rewrite(source: &str) -> String {
+    if source.contains(METHOD_MARK) {
+        // Not a condition anyone writes; left as it is, the engine refuses it.
+        return source.to_string();
+    }
     let marked = outside_strings(source, |rest, out| {
         if let Some(i) = METHODS.iter().position(|(argo, _)| rest.starts_with(argo)) {
             return Some((format!("{METHOD_MARK}{i}("), METHODS[i].0.len()));
@@ -484,6 +488,7 @@ mod tests {
             "now().Sub(date(x)) and 'time.Now()' == y"
         );
         assert_eq!(rewrite("mytime.Now()"), "mytime.Now()");
+        assert!(Expression::compile("x\u{1}é.GetParameterValueByName('a')").is_err());
         assert_eq!(
             rewrite(
                 "a and repo.GetAppDetails().Helm.GetParameterValueByName('x.GetParameterValueByName(') == 'y'"
