@@ -564,14 +564,35 @@ impl GitCache {
         access: &Access,
         tip_of: Option<&str>,
     ) -> Result<(), SourceError> {
-        use gix::remote::fetch::Shallow;
-        let repo = self.repo_for(url, access)?;
+        // Initialised first: that may take the repository's lock itself.
+        self.repo_for(url, access)?;
         let repos = self.root.join("repos");
         let key = url::cache_key(url);
         let _guard = self.repo_locks.lock(&repos, &key).map_err(io(&repos))?;
         // Holding the repository's lock, any git lock file in it was left by a writer that
         // died mid-fetch: it would block every fetch from now on.
         remove_stale_git_locks(&self.repo_dir(url));
+        match self.fetch_locked(url, access, tip_of) {
+            // The repository as this process had it open predates a fetch made meanwhile
+            // (by another thread or process): its refs name objects in a pack the open
+            // handle does not know. Opened anew, it sees them.
+            Err(e) if e.to_string().contains("could not be found") => {
+                self.forget_opened(&self.repo_dir(url));
+                self.fetch_locked(url, access, tip_of)
+            }
+            other => other,
+        }
+    }
+
+    /// [`GitCache::fetch_scope`] once the repository's lock is held.
+    fn fetch_locked(
+        &self,
+        url: &str,
+        access: &Access,
+        tip_of: Option<&str>,
+    ) -> Result<(), SourceError> {
+        use gix::remote::fetch::Shallow;
+        let repo = self.repo_for(url, access)?;
         let (refspecs, shallow): (Vec<String>, Shallow) = match tip_of {
             Some(name) => (
                 vec![format!("+{name}:{name}")],

@@ -420,3 +420,34 @@ fn ssh_with_a_private_key() {
         .unwrap_err();
     assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
 }
+
+/// Two processes sharing one cache directory (two `GitCache`s here): one fetches a new commit
+/// while the other holds the repository open from before; the other's next fetch still works
+/// (its refs now name objects in a pack its open handle had not seen).
+#[test]
+fn a_fetch_by_another_process_does_not_break_this_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = make_repo(tmp.path());
+    let served = bare(tmp.path(), &work);
+    let url = format!("file://{}", served.display());
+    let anon = Access::default();
+    let push = |n: usize| {
+        std::fs::write(work.join("apps/web/cm.yaml"), format!("n: {n}\n")).unwrap();
+        git(&work, &["commit", "-qam", &format!("change {n}")]);
+        git(&work, &["push", "-q", served.to_str().unwrap(), "main"]);
+        git(&work, &["rev-parse", "main"])
+    };
+    let this = GitCache::new(tmp.path().join("cache"));
+    let first = git(&work, &["rev-parse", "main"]);
+    assert_eq!(this.resolve(&url, "main", &anon).unwrap(), first);
+    assert!(this.tree(&url, &first).is_ok());
+    for n in 0..3 {
+        let theirs = push(2 * n);
+        let other = GitCache::new(tmp.path().join("cache"));
+        assert_eq!(other.resolve(&url, "main", &anon).unwrap(), theirs);
+        assert!(other.tree(&url, &theirs).is_ok());
+        let ours = push(2 * n + 1);
+        assert_eq!(this.resolve(&url, "main", &anon).unwrap(), ours);
+        assert!(this.tree(&url, &ours).is_ok(), "round {n}");
+    }
+}
