@@ -175,6 +175,17 @@ fn serve_http(root: &Path) -> (Server, u16) {
     serve(root, &[])
 }
 
+/// A fresh repository served over smart HTTP: its temp dir, the working copy, the server, the
+/// URL.
+fn served_over_http() -> (tempfile::TempDir, PathBuf, Server, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = make_repo(tmp.path());
+    bare(tmp.path(), &work);
+    let (server, port) = serve_http(tmp.path());
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    (tmp, work, server, url)
+}
+
 /// The test server; `tls` is `[cert, key, client CA]` file paths for HTTPS with client auth.
 fn serve(root: &Path, tls: &[&Path]) -> (Server, u16) {
     let port_file = root.join("port");
@@ -203,11 +214,7 @@ fn serve(root: &Path, tls: &[&Path]) -> (Server, u16) {
 
 #[test]
 fn smart_http_with_basic_auth() {
-    let tmp = tempfile::tempdir().unwrap();
-    let work = make_repo(tmp.path());
-    bare(tmp.path(), &work);
-    let (_server, port) = serve_http(tmp.path());
-    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let (tmp, work, _server, url) = served_over_http();
     let cache = GitCache::new(tmp.path().join("cache"));
     let anon = Access::default();
 
@@ -239,11 +246,7 @@ fn smart_http_with_basic_auth() {
 /// directly; a proxy that does not answer is an unreachable repository.
 #[test]
 fn smart_http_through_the_repositorys_proxy() {
-    let tmp = tempfile::tempdir().unwrap();
-    let work = make_repo(tmp.path());
-    bare(tmp.path(), &work);
-    let (_server, port) = serve_http(tmp.path());
-    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let (tmp, work, _server, url) = served_over_http();
     let proxy = tiphys_testkit::HttpProxy::start();
     let through = |proxy_url: &str, no_proxy: &str| Access {
         proxy: Some(tiphys_source::Proxy {
@@ -271,7 +274,7 @@ fn smart_http_through_the_repositorys_proxy() {
     let seen = proxy.seen();
     assert!(
         seen.iter()
-            .any(|t| t.starts_with(&format!("http://127.0.0.1:{port}/repo.git/info/refs"))),
+            .any(|t| t.starts_with(&format!("{url}/info/refs"))),
         "{seen:?}"
     );
 
