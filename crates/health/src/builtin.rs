@@ -670,7 +670,14 @@ mod tests {
                 .is_none()
         );
         let deleting = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
-        assert_eq!(code(deleting), Progressing);
+        assert_eq!(code(deleting.clone()), Progressing);
+        let mut held = deleting;
+        held["metadata"]["finalizers"] = json!(["example.com/a", "example.com/b"]);
+        let (h, _) = crate::explain(&held, &crate::CustomHealth::default()).expect("a health");
+        assert_eq!(
+            h.message,
+            "Pending deletion; blocked by finalizers: example.com/a, example.com/b"
+        );
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn kubernetes_group(group: &str) -> bool {
 pub fn explain(live: &Value, custom: &CustomHealth) -> Option<(Health, Source)> {
     if live.pointer("/metadata/deletionTimestamp").is_some() {
         return Some((
-            Health::new(HealthStatusCode::Progressing, "Pending deletion"),
+            Health::new(HealthStatusCode::Progressing, pending_deletion(live)),
             Source::Deleting,
         ));
     }
@@ -115,6 +115,23 @@ pub fn explain(live: &Value, custom: &CustomHealth) -> Option<(Health, Source)> 
         return None;
     }
     library::library(group, kind, live).map(|(health, rule)| (health, Source::Library(rule)))
+}
+
+/// Why an object being deleted is still there: the finalizers holding it, if any.
+fn pending_deletion(live: &Value) -> String {
+    let finalizers: Vec<&str> = live
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if finalizers.is_empty() {
+        "Pending deletion".to_string()
+    } else {
+        format!(
+            "Pending deletion; blocked by finalizers: {}",
+            finalizers.join(", ")
+        )
+    }
 }
 
 /// The worse of two health codes, in Argo CD's order:

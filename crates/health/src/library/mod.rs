@@ -14,6 +14,12 @@ use tiphys_model::application::HealthStatusCode::{
 
 use crate::Health;
 
+mod astra;
+mod confluent;
+mod kruise;
+mod three_scale;
+mod velero;
+
 /// Which rule decided, for `tiphys health` and docs/health.md.
 pub type Rule = &'static str;
 
@@ -129,6 +135,23 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
         ("acid.zalan.do", "postgresql") => Some((
             zalando_postgres(live),
             "Zalando postgres-operator: PostgresClusterStatus",
+        )),
+        ("apps.kruise.io", kind) if let Some(health) = kruise::health(kind, live) => {
+            Some((health, "OpenKruise: pause, partition, updated replicas"))
+        }
+        ("capabilities.3scale.net", kind) => Some((
+            three_scale::health(kind, live),
+            "3scale capabilities: Failed, Invalid, Orphan, Synced, Ready",
+        )),
+        ("astra.netapp.io", kind) => {
+            Some((astra::health(kind, live), "NetApp Astra: state, Ready"))
+        }
+        ("velero.io", kind) if let Some(health) = velero::health(kind, live) => {
+            Some((health, "Velero: phase"))
+        }
+        ("platform.confluent.io", "Connector") => Some((
+            confluent::connector(live),
+            "Confluent Connector: failed tasks, connector state",
         )),
         (group, kind) if crossplane(group) && crossplane_configuration(kind) => {
             generic(live).or(Some((
@@ -758,6 +781,9 @@ fn publishes_status(group: &str) -> bool {
         "kubevirt.io",
         "cdi.kubevirt.io",
         "postgresql.cnpg.io",
+        "apps.kruise.io",
+        "velero.io",
+        "platform.confluent.io",
         "argoproj.io",
         "addons.projectcapsule.dev",
         "capsule.clastix.io",
@@ -952,7 +978,9 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         "failed" | "error" | "errored" | "invalid" | "expired" | "degraded"
         | "crashloopbackoff" => Degraded,
         "pending" | "progressing" | "provisioning" | "processing" | "creating" | "initializing"
-        | "updating" | "reconciling" | "waiting" | "scalingup" | "scalingdown" => Progressing,
+        | "updating" | "reconciling" | "waiting" | "scalingup" | "scalingdown" | "inprogress" => {
+            Progressing
+        }
         "paused" | "suspended" => Suspended,
         _ => return None,
     };
