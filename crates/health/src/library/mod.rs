@@ -16,7 +16,10 @@ use crate::Health;
 
 mod astra;
 mod confluent;
+mod flagger;
 mod kruise;
+mod kserve;
+mod ocm;
 mod three_scale;
 mod velero;
 
@@ -149,6 +152,12 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
         ("velero.io", kind) if let Some(health) = velero::health(kind, live) => {
             Some((health, "Velero: phase"))
         }
+        ("serving.kserve.io", "InferenceService" | "LLMInferenceService") => kserve::health(live),
+        ("policy.open-cluster-management.io", kind) => Some((
+            ocm::health(kind, live),
+            "Open Cluster Management policy compliance",
+        )),
+        ("flagger.app", "Canary") => Some((flagger::canary(live), "Flagger Canary phase")),
         ("platform.confluent.io", "Connector") => Some((
             confluent::connector(live),
             "Confluent Connector: failed tasks, connector state",
@@ -784,6 +793,8 @@ fn publishes_status(group: &str) -> bool {
         "apps.kruise.io",
         "velero.io",
         "platform.confluent.io",
+        "kyverno.io",
+        "serving.kserve.io",
         "argoproj.io",
         "addons.projectcapsule.dev",
         "capsule.clastix.io",
@@ -950,6 +961,21 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         let Some(c) = find(conditions, kind) else {
             continue;
         };
+        // A condition written for an older spec (metav1.Condition's own observedGeneration)
+        // says nothing about the current one.
+        let generation = v.pointer("/metadata/generation").and_then(Value::as_i64);
+        let observed = c.get("observedGeneration").and_then(Value::as_i64);
+        if let (Some(generation), Some(observed)) = (generation, observed)
+            && observed < generation
+        {
+            return Some((
+                Health::new(
+                    Progressing,
+                    format!("waiting for the controller to observe generation {generation}"),
+                ),
+                "generic: condition observedGeneration",
+            ));
+        }
         let status = match text(c, "/status") {
             "True" => Healthy,
             // Cluster API grades a False condition: severity Info means still on its way.
@@ -1062,6 +1088,16 @@ mod tests {
     #[test]
     fn the_generic_rule_reads_common_conventions() {
         let c = |t: &str, s: &str| json!({"type": t, "status": s, "reason": "R", "message": format!("{t} is {s}")});
+        // A Ready written for generation 1 of a generation-2 object is stale.
+        let stale = json!({"metadata": {"generation": 2}, "status": {"conditions": [
+            {"type": "Ready", "status": "True", "observedGeneration": 1}]}});
+        assert_eq!(
+            status("example.com", "Widget", stale.clone()),
+            Some(Progressing)
+        );
+        let mut current = stale;
+        current["status"]["conditions"][0]["observedGeneration"] = json!(2);
+        assert_eq!(status("example.com", "Widget", current), Some(Healthy));
         assert_eq!(
             status(
                 "cert-manager.io",
