@@ -17,6 +17,8 @@ use crate::Health;
 mod astra;
 mod confluent;
 mod flagger;
+mod flink;
+mod karmada;
 mod kruise;
 mod kserve;
 mod ocm;
@@ -156,6 +158,13 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
         ("policy.open-cluster-management.io", kind) => Some((
             ocm::health(kind, live),
             "Open Cluster Management policy compliance",
+        )),
+        ("flink.apache.org", kind) if let Some(health) = flink::health(kind, live) => {
+            Some((health, "Apache Flink operator: reconciliation, job state"))
+        }
+        ("work.karmada.io", "ResourceBinding" | "ClusterResourceBinding") => Some((
+            karmada::binding(live),
+            "Karmada binding: placement, member clusters' reports",
         )),
         ("flagger.app", "Canary") => Some((flagger::canary(live), "Flagger Canary phase")),
         ("platform.confluent.io", "Connector") => Some((
@@ -795,6 +804,7 @@ fn publishes_status(group: &str) -> bool {
         "platform.confluent.io",
         "kyverno.io",
         "serving.kserve.io",
+        "install.istio.io",
         "argoproj.io",
         "addons.projectcapsule.dev",
         "capsule.clastix.io",
@@ -993,15 +1003,17 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         };
         return Some((Health::new(status, message(kind)), rule));
     }
-    // `status.phase`, else `status.state` (cert-manager's ACME orders and challenges, others).
-    let (phase, rule) = match text(v, "/status/phase") {
-        "" => (text(v, "/status/state"), "generic: status.state"),
-        phase => (phase, "generic: status.phase"),
+    // `status.phase`, else `status.state` (cert-manager's ACME orders and challenges, others),
+    // else a `status.status` word (Istio's operator).
+    let (phase, rule) = match (text(v, "/status/phase"), text(v, "/status/state")) {
+        ("", "") => (text(v, "/status/status"), "generic: status.status"),
+        ("", state) => (state, "generic: status.state"),
+        (phase, _) => (phase, "generic: status.phase"),
     };
     let status = match phase.to_ascii_lowercase().as_str() {
         "running" | "ready" | "active" | "available" | "bound" | "healthy" | "succeeded"
         | "successful" | "completed" | "established" | "deployed" | "valid" => Healthy,
-        "failed" | "error" | "errored" | "invalid" | "expired" | "degraded"
+        "failed" | "error" | "errored" | "invalid" | "expired" | "degraded" | "unhealthy"
         | "crashloopbackoff" => Degraded,
         "pending" | "progressing" | "provisioning" | "processing" | "creating" | "initializing"
         | "updating" | "reconciling" | "waiting" | "scalingup" | "scalingdown" | "inprogress" => {
