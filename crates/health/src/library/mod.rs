@@ -21,7 +21,9 @@ mod flink;
 mod karmada;
 mod kruise;
 mod kserve;
+mod mariadb;
 mod ocm;
+mod opentelemetry;
 mod three_scale;
 mod velero;
 
@@ -166,6 +168,11 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             karmada::binding(live),
             "Karmada binding: placement, member clusters' reports",
         )),
+        ("k8s.mariadb.com", kind) => Some((
+            mariadb::health(kind, live),
+            "MariaDB operator: Complete, Ready reason",
+        )),
+        ("opentelemetry.io", "OpenTelemetryCollector") => opentelemetry::collector(live),
         ("flagger.app", "Canary") => Some((flagger::canary(live), "Flagger Canary phase")),
         ("platform.confluent.io", "Connector") => Some((
             confluent::connector(live),
@@ -1016,9 +1023,8 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         "failed" | "error" | "errored" | "invalid" | "expired" | "degraded" | "unhealthy"
         | "crashloopbackoff" => Degraded,
         "pending" | "progressing" | "provisioning" | "processing" | "creating" | "initializing"
-        | "updating" | "reconciling" | "waiting" | "scalingup" | "scalingdown" | "inprogress" => {
-            Progressing
-        }
+        | "updating" | "reconciling" | "waiting" | "scalingup" | "scalingdown" | "inprogress"
+        | "deploying" | "building" => Progressing,
         "paused" | "suspended" => Suspended,
         _ => return None,
     };
