@@ -1,6 +1,6 @@
 //! Health of live Kubernetes objects, assessed the way Argo CD does: argocd-cm's Lua scripts
 //! first, then built-in checks for the workload and networking kinds and `Application` for
-//! app-of-apps, then Tiphys's library for custom resources (`library.rs`); none for plain data
+//! app-of-apps, then Tiphys's library for custom resources (`library/`); none for plain data
 //! (ConfigMaps, Secrets, RBAC…), which therefore do not count towards an app's health.
 //!
 //! Pure: a live object in, a [`Health`] out.
