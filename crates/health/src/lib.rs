@@ -82,14 +82,38 @@ impl std::fmt::Display for Source {
 }
 
 /// Groups of Kubernetes' own APIs: the library leaves their kinds alone (those without a
-/// built-in check have no health, as in Argo CD).
+/// built-in check have no health, as in Argo CD). Listed rather than matched on `.k8s.io`:
+/// custom resources live under that suffix too (Gateway API, the VerticalPodAutoscaler in
+/// `autoscaling.k8s.io`, the Spark operator, volume snapshots).
 fn kubernetes_group(group: &str) -> bool {
-    group.is_empty()
-        || matches!(
-            group,
-            "apps" | "batch" | "autoscaling" | "policy" | "extensions"
-        )
-        || (group.ends_with(".k8s.io") && group != "gateway.networking.k8s.io")
+    matches!(
+        group,
+        "" | "apps"
+            | "batch"
+            | "autoscaling"
+            | "policy"
+            | "extensions"
+            | "admissionregistration.k8s.io"
+            | "apiextensions.k8s.io"
+            | "apiregistration.k8s.io"
+            | "apiserverinternal.k8s.io"
+            | "authentication.k8s.io"
+            | "authorization.k8s.io"
+            | "certificates.k8s.io"
+            | "coordination.k8s.io"
+            | "discovery.k8s.io"
+            | "events.k8s.io"
+            | "flowcontrol.apiserver.k8s.io"
+            | "internal.apiserver.k8s.io"
+            | "metrics.k8s.io"
+            | "networking.k8s.io"
+            | "node.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "resource.k8s.io"
+            | "scheduling.k8s.io"
+            | "storage.k8s.io"
+            | "storagemigration.k8s.io"
+    )
 }
 
 /// The health of `live` and which check decided it, or None when no check applies.

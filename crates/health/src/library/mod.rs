@@ -18,12 +18,14 @@ mod astra;
 mod confluent;
 mod flagger;
 mod flink;
+mod humio;
 mod karmada;
 mod kruise;
 mod kserve;
 mod mariadb;
 mod ocm;
 mod opentelemetry;
+mod spark;
 mod three_scale;
 mod velero;
 
@@ -56,6 +58,15 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             Health::new(Suspended, "reconciliation is suspended (spec.suspend)"),
             "Flux: spec.suspend",
         )),
+        ("source.toolkit.fluxcd.io", "HelmRepository")
+            if text(live, "/spec/type") == "oci" && conditions(live).is_empty() =>
+        {
+            // Flux does not reconcile OCI Helm repositories: their status stays empty.
+            Some((
+                Health::new(Healthy, "OCI Helm repositories report no status"),
+                "Flux: OCI HelmRepository",
+            ))
+        }
         ("keda.sh", "ScaledObject" | "ScaledJob") if keda_paused(live) => Some((
             Health::new(Suspended, "autoscaling is paused"),
             "KEDA: paused annotation",
@@ -173,6 +184,32 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             "MariaDB operator: Complete, Ready reason",
         )),
         ("opentelemetry.io", "OpenTelemetryCollector") => opentelemetry::collector(live),
+        ("core.humio.com", kind) => Some((humio::health(kind, live), "Humio operator: state")),
+        ("apps.3scale.net", "APIManager") => Some((
+            three_scale::api_manager(live),
+            "3scale APIManager: Available",
+        )),
+        ("sparkoperator.k8s.io", "SparkApplication") => Some((
+            spark::application(live),
+            "Spark operator: application state, executors",
+        )),
+        ("autoscaling.k8s.io", "VerticalPodAutoscaler") => Some((
+            vertical_pod_autoscaler(live),
+            "VerticalPodAutoscaler: NoPodsMatched, recommendation",
+        )),
+        ("operator.knative.dev", _) if live.get("status").is_some() => {
+            Some((knative_operator(live), "Knative operator: Ready"))
+        }
+        (
+            "monitoring.coreos.com",
+            "Prometheus" | "Alertmanager" | "PrometheusAgent" | "ThanosRuler",
+        ) if find(conditions(live), "Available").is_some() => {
+            Some((prometheus_operator(live), "Prometheus operator: Available"))
+        }
+        ("networking.gke.io", "ManagedCertificate") => Some((
+            managed_certificate(live),
+            "GKE ManagedCertificate: domain status",
+        )),
         ("flagger.app", "Canary") => Some((flagger::canary(live), "Flagger Canary phase")),
         ("platform.confluent.io", "Connector") => Some((
             confluent::connector(live),
@@ -193,6 +230,57 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             })
         }),
     }
+}
+
+/// A workload of the Prometheus operator by its `Available` condition: True Healthy; some pods
+/// not ready yet (status `Degraded`, or False with reason SomePodsNotReady) Progressing; none
+/// ready (False) Degraded.
+fn prometheus_operator(v: &Value) -> Health {
+    let Some(available) = find(conditions(v), "Available") else {
+        return Health::new(Progressing, "waiting for the Prometheus operator");
+    };
+    let message = crate::message_or(
+        text(available, "/message").to_string(),
+        text(available, "/reason"),
+    );
+    match (text(available, "/status"), text(available, "/reason")) {
+        ("True", _) => Health::new(Healthy, "all instances are available"),
+        ("Degraded", _) | ("False", "SomePodsNotReady") => Health::new(Progressing, message),
+        ("False", _) => Health::new(Degraded, message),
+        _ => Health::new(Progressing, message),
+    }
+}
+
+/// The Knative operator's KnativeServing/KnativeEventing: `Ready` False while the operator
+/// installs or upgrades (its other conditions say which step), so only True decides; a status
+/// outside True/False/Unknown is Degraded.
+fn knative_operator(v: &Value) -> Health {
+    match find(conditions(v), "Ready").map(|c| text(c, "/status")) {
+        Some("True") => Health::new(Healthy, "Knative is installed and ready"),
+        None | Some("False" | "Unknown") => {
+            let pending: Vec<&str> = conditions(v)
+                .iter()
+                .filter(|c| text(c, "/status") != "True")
+                .map(|c| text(c, "/type"))
+                .collect();
+            Health::new(Progressing, format!("waiting for: {}", pending.join(", ")))
+        }
+        Some(other) => Health::new(Degraded, format!("Ready is {other}")),
+    }
+}
+
+/// A VerticalPodAutoscaler: a selector that matches no pods (or a config the recommender
+/// refused) is Degraded; a recommendation provided Healthy; until then Progressing.
+fn vertical_pod_autoscaler(v: &Value) -> Health {
+    let c = conditions(v);
+    let is_true = |kind: &str| find(c, kind).filter(|c| text(c, "/status") == "True");
+    if let Some(problem) = is_true("NoPodsMatched").or_else(|| is_true("ConfigUnsupported")) {
+        return Health::new(Degraded, text(problem, "/message"));
+    }
+    if is_true("RecommendationProvided").is_some() {
+        return Health::new(Healthy, "recommendation provided");
+    }
+    Health::new(Progressing, "waiting for a recommendation")
 }
 
 /// An ApplicationSet by the conditions its controller writes: an error is Degraded, a
@@ -812,6 +900,10 @@ fn publishes_status(group: &str) -> bool {
         "kyverno.io",
         "serving.kserve.io",
         "install.istio.io",
+        "onepassword.com",
+        "db.atlasgo.io",
+        "datadoghq.com",
+        "jaegertracing.io",
         "argoproj.io",
         "addons.projectcapsule.dev",
         "capsule.clastix.io",
@@ -951,6 +1043,34 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
             "generic: NotReady condition",
         ));
     }
+    if is_true("Error") {
+        return Some((
+            Health::new(Degraded, message("Error")),
+            "generic: Error condition",
+        ));
+    }
+    // Ready=False while the controller is still at work says so in its reason.
+    if let Some(ready) = find(conditions, "Ready")
+        && text(ready, "/status") == "False"
+        && matches!(
+            text(ready, "/reason"),
+            "Reconciling"
+                | "Progressing"
+                | "InProgress"
+                | "Pending"
+                | "Creating"
+                | "Updating"
+                | "Provisioning"
+                | "Initializing"
+                | "Installing"
+                | "Deploying"
+        )
+    {
+        return Some((
+            Health::new(Progressing, message("Ready")),
+            "generic: Ready condition (in progress)",
+        ));
+    }
     let ready_failed = find(conditions, "Ready").is_some_and(|c| text(c, "/status") == "False");
     if is_true("Reconciling") && !ready_failed {
         return Some((
@@ -974,6 +1094,7 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         "RevisionHealthy",
         "Established",
         "Deployed",
+        "Valid",
     ] {
         let Some(c) = find(conditions, kind) else {
             continue;
@@ -1006,9 +1127,13 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
             "Synced" => "generic: Synced condition",
             "Healthy" | "RevisionHealthy" => "generic: Healthy condition",
             "Deployed" => "generic: Deployed condition",
+            "Valid" => "generic: Valid condition",
             _ => "generic: Established condition",
         };
         return Some((Health::new(status, message(kind)), rule));
+    }
+    if let Some(ansible) = ansible_operator(conditions) {
+        return Some((ansible, "generic: Ansible operator conditions"));
     }
     // `status.phase`, else `status.state` (cert-manager's ACME orders and challenges, others),
     // else a `status.status` word (Istio's operator).
@@ -1026,7 +1151,7 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         | "updating" | "reconciling" | "waiting" | "scalingup" | "scalingdown" | "inprogress"
         | "deploying" | "building" => Progressing,
         "paused" | "suspended" => Suspended,
-        _ => return None,
+        _ => return ready_replicas(v),
     };
     let message = match text(v, "/status/message") {
         "" => text(v, "/status/reason"),
@@ -1034,6 +1159,69 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
     }
     .to_string();
     Some((Health::new(status, message), rule))
+}
+
+/// The conditions operator-sdk's Ansible operators write: `Failure` True is Degraded,
+/// `Successful` True Healthy; `Running` True is a reconciliation under way, or failed when its
+/// reason (or, from older operators, its message) says so.
+fn ansible_operator(conditions: &[Value]) -> Option<Health> {
+    let is_true = |kind: &str| find(conditions, kind).filter(|c| text(c, "/status") == "True");
+    let message = |c: &Value| text(c, "/message").to_string();
+    if let Some(failure) = is_true("Failure") {
+        return Some(Health::new(Degraded, message(failure)));
+    }
+    if let Some(success) = is_true("Successful") {
+        return Some(Health::new(Healthy, message(success)));
+    }
+    let running = is_true("Running")?;
+    let failed =
+        text(running, "/reason") == "Failed" || text(running, "/message").starts_with("Error");
+    Some(Health::new(
+        if failed { Degraded } else { Progressing },
+        message(running),
+    ))
+}
+
+/// Last resort for a status that only counts replicas (the scale-subresource convention):
+/// Healthy once `readyReplicas` reaches `replicas`, Progressing before.
+fn ready_replicas(v: &Value) -> Option<(Health, Rule)> {
+    let replicas = v.pointer("/status/replicas").and_then(Value::as_i64)?;
+    let ready = v
+        .pointer("/status/readyReplicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let health = if ready >= replicas {
+        Health::new(Healthy, format!("{ready} of {replicas} replicas ready"))
+    } else {
+        Health::new(Progressing, format!("{ready} of {replicas} replicas ready"))
+    };
+    Some((health, "generic: ready replicas"))
+}
+
+/// A GKE ManagedCertificate: a domain the load balancer could not provision for (`Failed…`) is
+/// Degraded; every domain and the certificate Active Healthy; otherwise still provisioning.
+fn managed_certificate(v: &Value) -> Health {
+    let domains = v
+        .pointer("/status/domainStatus")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let failed: Vec<&str> = domains
+        .iter()
+        .filter(|d| text(d, "/status").starts_with("Failed"))
+        .map(|d| text(d, "/domain"))
+        .collect();
+    if !failed.is_empty() {
+        return Health::new(
+            Degraded,
+            format!("certificate provisioning failed for {}", failed.join(", ")),
+        );
+    }
+    let all_active = !domains.is_empty() && domains.iter().all(|d| text(d, "/status") == "Active");
+    if text(v, "/status/certificateStatus") == "Active" && all_active {
+        return Health::new(Healthy, "all certificates are active");
+    }
+    Health::new(Progressing, "certificate is being provisioned")
 }
 
 /// An Argo Rollout: paused is Suspended; otherwise the phase the controller publishes.
@@ -1825,6 +2013,174 @@ mod tests {
                 "SopsSecret",
                 json!({"spec": {}})
             ),
+            Some(Progressing)
+        );
+    }
+
+    #[test]
+    fn a_vertical_pod_autoscaler_in_a_group_ending_in_k8s_io() {
+        let vpa = |conditions: Value| json!({"spec": {}, "status": {"conditions": conditions}});
+        let c = |t: &str| json!([{"type": t, "status": "True", "message": t}]);
+        let code = |v: Value| {
+            crate::explain(
+                &json!({"apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler", "metadata": {"name": "v"}, "spec": v["spec"], "status": v["status"]}),
+                &crate::CustomHealth::default(),
+            )
+            .map(|(h, _)| h.status)
+        };
+        assert_eq!(code(vpa(c("RecommendationProvided"))), Some(Healthy));
+        assert_eq!(code(vpa(c("NoPodsMatched"))), Some(Degraded));
+        assert_eq!(code(vpa(json!([]))), Some(Progressing));
+        // Kubernetes' own groups stay without library health.
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "status": {"phase": "Running"}});
+        assert_eq!(
+            crate::explain(&lease, &crate::CustomHealth::default()).map(|(h, _)| h.status),
+            None
+        );
+    }
+
+    #[test]
+    fn prometheus_operator_availability() {
+        let available = |s: &str, reason: &str| json!({"status": {"conditions": [{"type": "Available", "status": s, "reason": reason}]}});
+        assert_eq!(
+            status(
+                "monitoring.coreos.com",
+                "Alertmanager",
+                available("True", "")
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "monitoring.coreos.com",
+                "Prometheus",
+                available("Degraded", "SomePodsNotReady")
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "monitoring.coreos.com",
+                "ThanosRuler",
+                available("False", "SomePodsNotReady")
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "monitoring.coreos.com",
+                "PrometheusAgent",
+                available("False", "NoPodReady")
+            ),
+            Some(Degraded)
+        );
+        // Rules and monitors have no status: no health.
+        assert_eq!(
+            status(
+                "monitoring.coreos.com",
+                "ServiceMonitor",
+                json!({"spec": {}})
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn ansible_operators_replicas_and_gke_certificates() {
+        let c = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "reason": reason, "message": message});
+        let with = |conditions: Value| json!({"spec": {}, "status": {"conditions": conditions}});
+        assert_eq!(
+            status(
+                "example.io",
+                "Thing",
+                with(json!([c("Running", "Running", "Reconciling")]))
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "example.io",
+                "Thing",
+                with(json!([c("Running", "", "Error Reconciling")]))
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status(
+                "example.io",
+                "Thing",
+                with(json!([
+                    c("Running", "Successful", ""),
+                    c("Successful", "Successful", "done")
+                ]))
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "example.io",
+                "Thing",
+                with(json!([c("Failure", "Failed", "boom")]))
+            ),
+            Some(Degraded)
+        );
+        let replicas =
+            |ready: i64| json!({"spec": {}, "status": {"replicas": 3, "readyReplicas": ready}});
+        assert_eq!(status("example.io", "Thing", replicas(3)), Some(Healthy));
+        assert_eq!(
+            status("example.io", "Thing", replicas(1)),
+            Some(Progressing)
+        );
+        let cert = |certificate: &str, domain: &str| json!({"status": {"certificateStatus": certificate, "domainStatus": [{"domain": "a", "status": domain}]}});
+        assert_eq!(
+            status(
+                "networking.gke.io",
+                "ManagedCertificate",
+                cert("Active", "Active")
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "networking.gke.io",
+                "ManagedCertificate",
+                cert("Provisioning", "Provisioning")
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "networking.gke.io",
+                "ManagedCertificate",
+                cert("Provisioning", "FailedNotVisible")
+            ),
+            Some(Degraded)
+        );
+    }
+
+    #[test]
+    fn knative_operator_and_flux_oci_repositories() {
+        let ready = |s: &str| json!({"status": {"conditions": [{"type": "InstallSucceeded", "status": "True"}, {"type": "Ready", "status": s}]}});
+        assert_eq!(
+            status("operator.knative.dev", "KnativeServing", ready("True")),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status("operator.knative.dev", "KnativeServing", ready("False")),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status("operator.knative.dev", "KnativeEventing", ready("odd")),
+            Some(Degraded)
+        );
+        let oci = json!({"spec": {"type": "oci", "url": "oci://x"}, "status": {}});
+        assert_eq!(
+            status("source.toolkit.fluxcd.io", "HelmRepository", oci),
+            Some(Healthy)
+        );
+        let git = json!({"spec": {}, "status": {"conditions": []}});
+        assert_eq!(
+            status("source.toolkit.fluxcd.io", "GitRepository", git),
             Some(Progressing)
         );
     }

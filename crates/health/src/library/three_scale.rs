@@ -10,6 +10,19 @@ use tiphys_model::application::HealthStatusCode::{Degraded, Healthy, Progressing
 use super::{conditions, find, text};
 use crate::Health;
 
+/// The APIManager (`apps.3scale.net`), 3scale itself: `Available` True is Healthy; False with a
+/// reason (MissingWatchedSecrets, …) Degraded; False without one, its deployments starting.
+pub(super) fn api_manager(v: &Value) -> Health {
+    match find(conditions(v), "Available") {
+        Some(c) if text(c, "/status") == "True" => Health::new(Healthy, "3scale is available"),
+        Some(c) if text(c, "/status") == "False" && !text(c, "/reason").is_empty() => Health::new(
+            Degraded,
+            format!("3scale is degraded: {}", text(c, "/reason")),
+        ),
+        _ => Health::new(Progressing, "waiting for 3scale's deployments"),
+    }
+}
+
 pub(super) fn health(kind: &str, v: &Value) -> Health {
     let waiting = || Health::new(Progressing, format!("waiting for the 3scale {kind} status"));
     if v.get("status").is_none() {
@@ -88,6 +101,18 @@ mod tests {
             Degraded
         );
         assert_eq!(code(with(json!([c("In-progress", "True")]))), Progressing);
+    }
+
+    #[test]
+    fn the_api_manager_by_its_availability() {
+        let available = |s: &str, reason: &str| json!({"status": {"conditions": [{"type": "Available", "status": s, "reason": reason}]}});
+        assert_eq!(api_manager(&available("True", "")).status, Healthy);
+        assert_eq!(
+            api_manager(&available("False", "MissingWatchedSecrets")).status,
+            Degraded
+        );
+        assert_eq!(api_manager(&available("False", "")).status, Progressing);
+        assert_eq!(api_manager(&json!({})).status, Progressing);
     }
 
     #[test]
