@@ -16,6 +16,7 @@ pub fn builtin(group: &str, kind: &str, live: &Value) -> Option<Health> {
         ("apps" | "extensions", "ReplicaSet") => replicaset(live),
         ("", "Pod") => pod(live),
         ("batch", "Job") => job(live),
+        ("batch", "CronJob") => cron_job(live),
         ("", "Service") => service(live),
         ("networking.k8s.io" | "extensions", "Ingress") => ingress(live),
         ("", "PersistentVolumeClaim") => pvc(live),
@@ -343,6 +344,36 @@ fn job(v: &Value) -> Health {
         return Health::new(Suspended, crate::message_or(message, "Job suspended"));
     }
     Health::new(Progressing, "Job is running")
+}
+
+/// A CronJob, as Argo CD has judged it since 3.3: suspended is Suspended; a job running
+/// Progressing; never scheduled Healthy (nothing has failed); scheduled with no success since
+/// the last schedule — the last job failed — Degraded; else Healthy.
+fn cron_job(v: &Value) -> Health {
+    if v.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+        return Health::new(Suspended, "CronJob is suspended");
+    }
+    // No status (a real API server writes an empty one) is a CronJob never scheduled yet.
+    if v.pointer("/status/active")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Health::new(Progressing, "CronJob has active jobs");
+    }
+    let time = |pointer: &str| {
+        text(v, pointer)
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .ok()
+    };
+    let Some(scheduled) = time("/status/lastScheduleTime") else {
+        return Health::new(Healthy, "CronJob has not been scheduled yet");
+    };
+    match time("/status/lastSuccessfulTime") {
+        Some(succeeded) if succeeded >= scheduled => {
+            Health::new(Healthy, "CronJob's last job succeeded")
+        }
+        _ => Health::new(Degraded, "CronJob's last job did not succeed"),
+    }
 }
 
 fn has_load_balancer_address(v: &Value) -> bool {
@@ -677,6 +708,52 @@ mod tests {
         assert_eq!(
             h.message,
             "Pending deletion; blocked by finalizers: example.com/a, example.com/b"
+        );
+    }
+
+    #[test]
+    fn cron_jobs_by_their_last_schedule_and_success() {
+        let cron = |spec: Value, status: Value| json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": spec, "status": status});
+        let every = json!({"schedule": "*/1 * * * *"});
+        assert_eq!(code(cron(every.clone(), json!({}))), Healthy);
+        assert_eq!(
+            code(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {}})),
+            Healthy
+        );
+        assert_eq!(
+            code(cron(
+                every.clone(),
+                json!({"lastScheduleTime": "2020-08-20T18:00:00Z", "lastSuccessfulTime": "2020-08-20T18:00:31Z"})
+            )),
+            Healthy
+        );
+        assert_eq!(
+            code(cron(
+                every.clone(),
+                json!({"lastScheduleTime": "2020-08-20T18:00:00Z", "lastSuccessfulTime": "2020-08-20T17:00:31Z"})
+            )),
+            Degraded
+        );
+        assert_eq!(
+            code(cron(
+                every.clone(),
+                json!({"lastScheduleTime": "2020-08-20T18:00:00Z"})
+            )),
+            Degraded
+        );
+        assert_eq!(
+            code(cron(
+                every,
+                json!({"active": [{"name": "j"}], "lastScheduleTime": "2020-08-20T18:00:00Z"})
+            )),
+            Progressing
+        );
+        assert_eq!(
+            code(cron(
+                json!({"suspend": true}),
+                json!({"lastScheduleTime": "2020-08-20T18:00:00Z"})
+            )),
+            Suspended
         );
     }
 
