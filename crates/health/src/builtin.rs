@@ -717,7 +717,9 @@ mod tests {
         let every = json!({"schedule": "*/1 * * * *"});
         assert_eq!(code(cron(every.clone(), json!({}))), Healthy);
         assert_eq!(
-            code(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {}})),
+            code(
+                json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {}})
+            ),
             Healthy
         );
         assert_eq!(

@@ -210,6 +210,10 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             managed_certificate(live),
             "GKE ManagedCertificate: domain status",
         )),
+        ("secrets.hashicorp.com", "VaultStaticSecret") => Some((
+            vault_static_secret(live),
+            "Vault Secrets Operator: secret found",
+        )),
         ("flagger.app", "Canary") => Some((flagger::canary(live), "Flagger Canary phase")),
         ("platform.confluent.io", "Connector") => Some((
             confluent::connector(live),
@@ -249,6 +253,21 @@ fn prometheus_operator(v: &Value) -> Health {
         ("False", _) => Health::new(Degraded, message),
         _ => Health::new(Progressing, message),
     }
+}
+
+/// A Vault Secrets Operator VaultStaticSecret: the operator records the synced secret's
+/// `secretMAC`; a status without one means it could not authenticate or find the secret.
+fn vault_static_secret(v: &Value) -> Health {
+    if v.get("status").is_none() {
+        return Health::new(Progressing, "waiting for the Vault Secrets Operator");
+    }
+    if text(v, "/status/secretMAC").is_empty() {
+        return Health::new(
+            Degraded,
+            "the secret was not synced: Vault refused the authentication or has no such secret (see the events)",
+        );
+    }
+    Health::new(Healthy, "secret synced from Vault")
 }
 
 /// The Knative operator's KnativeServing/KnativeEventing: `Ready` False while the operator
@@ -904,6 +923,8 @@ fn publishes_status(group: &str) -> bool {
         "db.atlasgo.io",
         "datadoghq.com",
         "jaegertracing.io",
+        "tekton.dev",
+        "secrets.hashicorp.com",
         "argoproj.io",
         "addons.projectcapsule.dev",
         "capsule.clastix.io",
@@ -1095,6 +1116,7 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
         "Established",
         "Deployed",
         "Valid",
+        "Succeeded",
     ] {
         let Some(c) = find(conditions, kind) else {
             continue;
@@ -1128,6 +1150,7 @@ pub fn generic(v: &Value) -> Option<(Health, Rule)> {
             "Healthy" | "RevisionHealthy" => "generic: Healthy condition",
             "Deployed" => "generic: Deployed condition",
             "Valid" => "generic: Valid condition",
+            "Succeeded" => "generic: Succeeded condition",
             _ => "generic: Established condition",
         };
         return Some((Health::new(status, message(kind)), rule));
@@ -2153,6 +2176,40 @@ mod tests {
                 "networking.gke.io",
                 "ManagedCertificate",
                 cert("Provisioning", "FailedNotVisible")
+            ),
+            Some(Degraded)
+        );
+    }
+
+    #[test]
+    fn tekton_runs_and_vault_secrets() {
+        let run = |s: &str| json!({"spec": {}, "status": {"conditions": [{"type": "Succeeded", "status": s}]}});
+        assert_eq!(
+            status("tekton.dev", "PipelineRun", run("True")),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status("tekton.dev", "TaskRun", run("False")),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status("tekton.dev", "TaskRun", run("Unknown")),
+            Some(Progressing)
+        );
+        let vault = |status: Value| json!({"spec": {}, "status": status});
+        assert_eq!(
+            status(
+                "secrets.hashicorp.com",
+                "VaultStaticSecret",
+                vault(json!({"secretMAC": "ab"}))
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "secrets.hashicorp.com",
+                "VaultStaticSecret",
+                vault(json!({"lastGeneration": 1}))
             ),
             Some(Degraded)
         );
