@@ -23,6 +23,7 @@ mod humio;
 mod karmada;
 mod kruise;
 mod kserve;
+mod kubevirt;
 mod mariadb;
 mod ocm;
 mod opentelemetry;
@@ -85,8 +86,12 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
                 "KEDA: Fallback condition",
             ))
         }
-        ("kubevirt.io", "VirtualMachine") if !text(live, "/status/printableStatus").is_empty() => {
-            Some((virtual_machine(live), "KubeVirt: printableStatus"))
+        ("kubevirt.io", "VirtualMachine") => Some((
+            kubevirt::virtual_machine(live),
+            "KubeVirt: printableStatus against the run strategy",
+        )),
+        ("kubevirt.io", "VirtualMachineInstance") => {
+            Some((kubevirt::instance(live), "KubeVirt: instance phase"))
         }
         ("cdi.kubevirt.io", "DataVolume") if live.get("status").is_some() => {
             Some((data_volume(live), "KubeVirt CDI DataVolume phase"))
@@ -119,6 +124,15 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
                 ack(live),
                 "AWS Controllers for Kubernetes: ACK.Terminal, Ready",
             ))
+        }
+        ("addons.cluster.x-k8s.io", "ClusterResourceSet") if live.get("status").is_some() => {
+            let applied = find(conditions(live), "ResourcesApplied");
+            let health = match applied.map(|c| text(c, "/status")) {
+                Some("True") => Health::new(Healthy, "resources applied"),
+                Some("False") => Health::new(Degraded, condition_message(live, "ResourcesApplied")),
+                _ => Health::new(Progressing, "applying the resources"),
+            };
+            Some((health, "Cluster API ClusterResourceSet: ResourcesApplied"))
         }
         ("cluster.x-k8s.io", "Cluster") if live.get("status").is_some() => {
             Some((capi_cluster(live), "Cluster API Cluster: phase, conditions"))
@@ -399,25 +413,6 @@ fn analysis(v: &Value) -> Health {
         _ => Progressing,
     };
     Health::new(status, message)
-}
-
-/// A KubeVirt VirtualMachine by the state KubeVirt prints for it (`kubectl get vm`): stopped
-/// or paused on purpose is Suspended, on its way is Progressing, an error state Degraded.
-fn virtual_machine(v: &Value) -> Health {
-    let state = text(v, "/status/printableStatus");
-    let status = match state {
-        "Running" => Healthy,
-        "Stopped" | "Paused" => Suspended,
-        "Provisioning"
-        | "Starting"
-        | "Stopping"
-        | "Terminating"
-        | "Migrating"
-        | "WaitingForVolumeBinding"
-        | "WaitingForReceiver" => Progressing,
-        _ => Degraded,
-    };
-    Health::new(status, state)
 }
 
 /// A KubeVirt CDI DataVolume by its phase (`Ready` stays False for the whole import, so it
@@ -2153,6 +2148,31 @@ mod tests {
                 cert("Provisioning", "FailedNotVisible")
             ),
             Some(Degraded)
+        );
+    }
+
+    #[test]
+    fn cluster_resource_sets_by_resources_applied() {
+        let set = |s: &str| json!({"spec": {}, "status": {"conditions": [{"type": "ResourcesApplied", "status": s, "message": "m"}]}});
+        assert_eq!(
+            status("addons.cluster.x-k8s.io", "ClusterResourceSet", set("True")),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "addons.cluster.x-k8s.io",
+                "ClusterResourceSet",
+                set("False")
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status(
+                "addons.cluster.x-k8s.io",
+                "ClusterResourceSet",
+                json!({"spec": {}})
+            ),
+            Some(Progressing)
         );
     }
 
