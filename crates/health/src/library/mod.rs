@@ -27,6 +27,7 @@ mod kubevirt;
 mod mariadb;
 mod ocm;
 mod opentelemetry;
+mod rollout;
 mod spark;
 mod three_scale;
 mod velero;
@@ -37,7 +38,10 @@ pub type Rule = &'static str;
 /// The library's health of `live`, with the rule that decided it.
 pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> {
     match (group, kind) {
-        ("argoproj.io", "Rollout") => Some((rollout(live), "Argo Rollouts Rollout")),
+        ("argoproj.io", "Rollout") => Some((
+            rollout::rollout(live),
+            "Argo Rollouts Rollout: observed generation, pause, phase",
+        )),
         ("argoproj.io", "ApplicationSet") if live.get("status").is_some() => {
             Some((application_set(live), "Argo CD ApplicationSet conditions"))
         }
@@ -1248,27 +1252,6 @@ fn managed_certificate(v: &Value) -> Health {
     Health::new(Progressing, "certificate is being provisioned")
 }
 
-/// An Argo Rollout: paused is Suspended; otherwise the phase the controller publishes.
-fn rollout(v: &Value) -> Health {
-    let message = text(v, "/status/message").to_string();
-    if v.pointer("/spec/paused").and_then(Value::as_bool) == Some(true)
-        || v.pointer("/status/pauseConditions")
-            .and_then(Value::as_array)
-            .is_some_and(|p| !p.is_empty())
-    {
-        return Health::new(Suspended, crate::message_or(message, "Rollout is paused"));
-    }
-    match text(v, "/status/phase") {
-        "Healthy" => Health::new(Healthy, message),
-        "Degraded" => Health::new(Degraded, message),
-        "Paused" => Health::new(Suspended, message),
-        _ => Health::new(
-            Progressing,
-            crate::message_or(message, "Waiting for the rollout to progress"),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -2273,8 +2256,13 @@ mod tests {
             Some(Suspended)
         );
         assert_eq!(
-            status("argoproj.io", "Rollout", json!({"spec": {"paused": true}})),
+            status("argoproj.io", "Rollout", json!({"spec": {"paused": true}, "status": {}})),
             Some(Suspended)
+        );
+        // Not observed by the controller yet: Progressing, paused or not (as Argo CD says).
+        assert_eq!(
+            status("argoproj.io", "Rollout", json!({"spec": {"paused": true}})),
+            Some(Progressing)
         );
 
         let flux = json!({"spec": {"suspend": true}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
