@@ -25,6 +25,7 @@ mod kruise;
 mod kserve;
 mod kubevirt;
 mod mariadb;
+mod numaflow;
 mod ocm;
 mod opentelemetry;
 mod rollout;
@@ -238,6 +239,16 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             vault_static_secret(live),
             "Vault Secrets Operator: secret found",
         )),
+        ("numaflow.numaproj.io", kind) => Some((
+            numaflow::health(kind, live),
+            "Numaflow: progressive result, phase, conditions",
+        )),
+        ("operator.openshift.io" | "config.openshift.io", _) if live.get("status").is_some() => {
+            Some((
+                openshift_operator(live),
+                "OpenShift operator conditions: Degraded, Progressing, Available",
+            ))
+        }
         ("flagger.app", "Canary") => Some((flagger::canary(live), "Flagger Canary phase")),
         ("platform.confluent.io", "Connector") => Some((
             confluent::connector(live),
@@ -310,6 +321,35 @@ fn knative_operator(v: &Value) -> Health {
         }
         Some(other) => Health::new(Degraded, format!("Ready is {other}")),
     }
+}
+
+/// An OpenShift operator resource (IngressController, the cluster's config kinds) by the
+/// Available/Progressing/Degraded conditions OpenShift's operators write, and its replicas.
+fn openshift_operator(v: &Value) -> Health {
+    let c = conditions(v);
+    let is_true = |kind: &str| find(c, kind).is_some_and(|c| text(c, "/status") == "True");
+    if is_true("Degraded") {
+        return Health::new(Degraded, condition_message(v, "Degraded"));
+    }
+    if is_true("Progressing") {
+        return Health::new(Progressing, condition_message(v, "Progressing"));
+    }
+    let wanted = v.pointer("/spec/replicas").and_then(Value::as_i64);
+    let available = v
+        .pointer("/status/availableReplicas")
+        .and_then(Value::as_i64);
+    if let (Some(wanted), Some(available)) = (wanted, available)
+        && available < wanted
+    {
+        return Health::new(
+            Progressing,
+            format!("{available}/{wanted} of replicas are available"),
+        );
+    }
+    if is_true("Available") {
+        return Health::new(Healthy, "available");
+    }
+    Health::new(Progressing, "status not known yet")
 }
 
 /// A VerticalPodAutoscaler: a selector that matches no pods (or a config the recommender
@@ -2160,6 +2200,44 @@ mod tests {
     }
 
     #[test]
+    fn openshift_operator_conditions() {
+        let c = |t: &str, s: &str| json!({"type": t, "status": s, "message": t});
+        let ingress = |conditions: Value, available: i64| json!({"spec": {"replicas": 1}, "status": {"availableReplicas": available, "conditions": conditions}});
+        assert_eq!(
+            status(
+                "operator.openshift.io",
+                "IngressController",
+                ingress(json!([c("Available", "True")]), 1)
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "operator.openshift.io",
+                "IngressController",
+                ingress(json!([c("Available", "True")]), 0)
+            ),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "operator.openshift.io",
+                "IngressController",
+                ingress(json!([c("Degraded", "True")]), 0)
+            ),
+            Some(Degraded)
+        );
+        assert_eq!(
+            status(
+                "operator.openshift.io",
+                "IngressController",
+                ingress(json!([]), 0)
+            ),
+            Some(Progressing)
+        );
+    }
+
+    #[test]
     fn tekton_runs_and_vault_secrets() {
         let run = |s: &str| json!({"spec": {}, "status": {"conditions": [{"type": "Succeeded", "status": s}]}});
         assert_eq!(
@@ -2256,7 +2334,11 @@ mod tests {
             Some(Suspended)
         );
         assert_eq!(
-            status("argoproj.io", "Rollout", json!({"spec": {"paused": true}, "status": {}})),
+            status(
+                "argoproj.io",
+                "Rollout",
+                json!({"spec": {"paused": true}, "status": {}})
+            ),
             Some(Suspended)
         );
         // Not observed by the controller yet: Progressing, paused or not (as Argo CD says).
