@@ -5,7 +5,7 @@ use tiphys_model::application::HealthStatusCode::{
     self, Degraded, Healthy, Progressing, Suspended, Unknown,
 };
 
-use crate::Health;
+use crate::{Health, int, text};
 
 /// The built-in health of `live`, or None when `group`/`kind` has no check.
 pub fn builtin(group: &str, kind: &str, live: &Value) -> Option<Health> {
@@ -28,14 +28,6 @@ pub fn builtin(group: &str, kind: &str, live: &Value) -> Option<Health> {
         _ => return None,
     };
     Some(health)
-}
-
-fn int(v: &Value, pointer: &str) -> i64 {
-    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
-}
-
-fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The condition of `kind` in `status.conditions`, if any.

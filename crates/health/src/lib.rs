@@ -141,13 +141,29 @@ pub fn explain(live: &Value, custom: &CustomHealth) -> Option<(Health, Source)> 
     library::library(group, kind, live).map(|(health, rule)| (health, Source::Library(rule)))
 }
 
+/// The string at `pointer`, empty when absent or not a string.
+pub(crate) fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The integer at `pointer`, zero when absent.
+pub(crate) fn int(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// The strings of the array at `pointer` (none when it is absent or not an array).
+pub(crate) fn strings<'a>(v: &'a Value, pointer: &str) -> Vec<&'a str> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// Why an object being deleted is still there: the finalizers holding it, if any.
 fn pending_deletion(live: &Value) -> String {
-    let finalizers: Vec<&str> = live
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let finalizers = strings(live, "/metadata/finalizers");
     if finalizers.is_empty() {
         "Pending deletion".to_string()
     } else {

@@ -20,7 +20,7 @@ pub(super) fn health(kind: &str, v: &Value) -> Option<Health> {
     }
 }
 
-fn int(v: &Value, pointer: &str) -> Option<i64> {
+fn count(v: &Value, pointer: &str) -> Option<i64> {
     v.pointer(pointer).and_then(Value::as_i64)
 }
 
@@ -63,21 +63,27 @@ fn waiting_for_controller() -> Health {
     Health::new(Progressing, "waiting for the Kruise controller")
 }
 
-/// CloneSet and Advanced StatefulSet.
-fn replicated(v: &Value) -> Health {
+/// What the workloads share before their replicas are counted: no status yet, a spec not
+/// yet observed, a paused rollout.
+fn before_counting(v: &Value) -> Option<Health> {
     if v.get("status").is_none() {
-        return waiting_for_controller();
+        return Some(waiting_for_controller());
     }
     if let Some((h, _)) = generic_generation(v) {
-        return h;
+        return Some(h);
     }
-    if paused(v) {
-        return Health::new(Suspended, "rollout is paused");
+    paused(v).then(|| Health::new(Suspended, "rollout is paused"))
+}
+
+/// CloneSet and Advanced StatefulSet.
+fn replicated(v: &Value) -> Health {
+    if let Some(before) = before_counting(v) {
+        return before;
     }
-    let replicas = int(v, "/spec/replicas").unwrap_or(1);
-    let updated = int(v, "/status/updatedReplicas");
+    let replicas = count(v, "/spec/replicas").unwrap_or(1);
+    let updated = count(v, "/status/updatedReplicas");
     // A CloneSet says how many pods its partition lets through; work it out for the others.
-    let held = match int(v, "/status/expectedUpdatedReplicas") {
+    let held = match count(v, "/status/expectedUpdatedReplicas") {
         Some(expected) if partition(v, replicas) > 0 => {
             updated.is_some_and(|u| u >= expected && u < replicas)
         }
@@ -100,8 +106,8 @@ fn replicated(v: &Value) -> Health {
             format!("rolling out: {updated} of {replicas} replicas updated"),
         );
     }
-    let available = int(v, "/status/updatedAvailableReplicas")
-        .or_else(|| int(v, "/status/updatedReadyReplicas"))
+    let available = count(v, "/status/updatedAvailableReplicas")
+        .or_else(|| count(v, "/status/updatedReadyReplicas"))
         .unwrap_or(0);
     if available < replicas {
         return Health::new(
@@ -114,24 +120,18 @@ fn replicated(v: &Value) -> Health {
 
 /// Advanced DaemonSet: as a DaemonSet, with the same pause and partition as the others.
 fn daemon_set(v: &Value) -> Health {
-    if v.get("status").is_none() {
-        return waiting_for_controller();
+    if let Some(before) = before_counting(v) {
+        return before;
     }
-    if let Some((h, _)) = generic_generation(v) {
-        return h;
-    }
-    if paused(v) {
-        return Health::new(Suspended, "rollout is paused");
-    }
-    let desired = int(v, "/status/desiredNumberScheduled").unwrap_or(0);
-    let updated = int(v, "/status/updatedNumberScheduled").unwrap_or(0);
+    let desired = count(v, "/status/desiredNumberScheduled").unwrap_or(0);
+    let updated = count(v, "/status/updatedNumberScheduled").unwrap_or(0);
     if held_at_partition(v, desired, updated) {
         return Health::new(
             Suspended,
             format!("rollout held at its partition: {updated} of {desired} pods updated"),
         );
     }
-    let unavailable = int(v, "/status/numberUnavailable").unwrap_or(0);
+    let unavailable = count(v, "/status/numberUnavailable").unwrap_or(0);
     if unavailable > 0 {
         return Health::new(
             Degraded,
@@ -139,7 +139,7 @@ fn daemon_set(v: &Value) -> Health {
         );
     }
     // The controller leaves the count out until it has counted available pods.
-    let Some(available) = int(v, "/status/numberAvailable") else {
+    let Some(available) = count(v, "/status/numberAvailable") else {
         return Health::new(Progressing, "waiting for pods to become available");
     };
     if updated < desired {

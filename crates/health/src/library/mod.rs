@@ -12,7 +12,7 @@ use tiphys_model::application::HealthStatusCode::{
     Degraded, Healthy, Progressing, Suspended, Unknown,
 };
 
-use crate::Health;
+use crate::{Health, text};
 
 mod astra;
 mod confluent;
@@ -1041,12 +1041,6 @@ fn issuing_message(v: &Value) -> String {
     } else {
         issuing
     }
-}
-
-fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 fn conditions(v: &Value) -> &[Value] {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tiphys_model::application::HealthStatusCode::{Degraded, Healthy, Progressing, Suspended};
 
 use super::{condition_message, conditions, find, text};
-use crate::Health;
+use crate::{Health, int};
 
 /// A generation written as a number or a numeric string.
 fn number(v: Option<&Value>) -> Option<i64> {
@@ -16,10 +16,6 @@ fn number(v: Option<&Value>) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
-}
-
-fn int(v: &Value, pointer: &str) -> i64 {
-    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
 pub(super) fn rollout(v: &Value) -> Health {

@@ -34,11 +34,7 @@ fn failure(v: &Value, phase: &str) -> String {
     if !reason.is_empty() {
         return reason.to_string();
     }
-    let errors: Vec<&str> = v
-        .pointer("/status/validationErrors")
-        .and_then(Value::as_array)
-        .map(|e| e.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let errors = crate::strings(v, "/status/validationErrors");
     if errors.is_empty() {
         phase.to_string()
     } else {
