@@ -193,10 +193,11 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             Some((health, "Velero: phase"))
         }
         ("serving.kserve.io", "InferenceService" | "LLMInferenceService") => kserve::health(live),
-        ("policy.open-cluster-management.io", kind) => Some((
-            ocm::health(kind, live),
-            "Open Cluster Management policy compliance",
-        )),
+        ("policy.open-cluster-management.io", kind)
+            if let Some(health) = ocm::health(kind, live) =>
+        {
+            Some((health, "Open Cluster Management policy compliance"))
+        }
         ("flink.apache.org", kind) if let Some(health) = flink::health(kind, live) => {
             Some((health, "Apache Flink operator: reconciliation, job state"))
         }
@@ -243,7 +244,12 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             numaflow::health(kind, live),
             "Numaflow: progressive result, phase, conditions",
         )),
-        ("operator.openshift.io" | "config.openshift.io", _) if live.get("status").is_some() => {
+        ("operator.openshift.io" | "config.openshift.io", _)
+            if ["Available", "Progressing", "Degraded"]
+                .iter()
+                .any(|kind| find(conditions(live), kind).is_some())
+                || (kind == "IngressController" && live.get("status").is_some()) =>
+        {
             Some((
                 openshift_operator(live),
                 "OpenShift operator conditions: Degraded, Progressing, Available",
@@ -261,7 +267,9 @@ pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> 
             )))
         }
         (group, kind) => generic(live).or_else(|| {
-            publishes_status(group).then(|| {
+            // Only while the controller has reported nothing: a status in some other shape
+            // than the conventions is no health, not Progressing forever.
+            (publishes_status(group) && reported_nothing(live)).then(|| {
                 (
                     Health::new(Progressing, format!("waiting for the {kind} controller")),
                     "controller has not reported yet",
@@ -980,6 +988,27 @@ fn publishes_status(group: &str) -> bool {
         || group.ends_with(".toolkit.fluxcd.io")
         || group.ends_with(".cluster.x-k8s.io")
         || crossplane(group)
+}
+
+/// The controller has written nothing yet: no status, or one whose fields are all empty
+/// (`conditions: []`) apart from `observedGeneration`.
+fn reported_nothing(v: &Value) -> bool {
+    let Some(status) = v.get("status") else {
+        return true;
+    };
+    let Some(fields) = status.as_object() else {
+        return status.is_null();
+    };
+    fields.iter().all(|(key, value)| {
+        key == "observedGeneration"
+            || match value {
+                Value::Null => true,
+                Value::Array(a) => a.is_empty(),
+                Value::Object(o) => o.is_empty(),
+                Value::String(s) => s.is_empty(),
+                _ => false,
+            }
+    })
 }
 
 /// Crossplane's own groups and its providers' (`*.crossplane.io`, `*.upbound.io`).
@@ -2190,6 +2219,38 @@ mod tests {
                 json!({"spec": {}})
             ),
             Some(Progressing)
+        );
+    }
+
+    #[test]
+    fn waiting_for_a_controller_only_while_it_reported_nothing() {
+        let kruise = |status: Value| json!({"spec": {}, "status": status});
+        assert_eq!(
+            status("apps.kruise.io", "SidecarSet", json!({"spec": {}})),
+            Some(Progressing)
+        );
+        assert_eq!(
+            status(
+                "apps.kruise.io",
+                "SidecarSet",
+                kruise(json!({"conditions": []}))
+            ),
+            Some(Progressing)
+        );
+        // A status in a shape no rule reads is no health, not Progressing forever.
+        assert_eq!(
+            status(
+                "apps.kruise.io",
+                "SidecarSet",
+                kruise(json!({"matchedPods": 3, "updatedPods": 3}))
+            ),
+            None
+        );
+        // OpenShift's config kinds without operator conditions have no health either.
+        let infrastructure = json!({"spec": {}, "status": {"platform": "AWS"}});
+        assert_eq!(
+            status("config.openshift.io", "Infrastructure", infrastructure),
+            None
         );
     }
 

@@ -17,10 +17,13 @@ fn waiting() -> Health {
     )
 }
 
-pub(super) fn health(kind: &str, v: &Value) -> Health {
+/// The health of a policy or policy template; None for the group's other kinds (placement
+/// bindings, automations), which report no compliance.
+pub(super) fn health(kind: &str, v: &Value) -> Option<Health> {
     match kind {
-        "Policy" => policy(v),
-        _ => template(kind, v),
+        "Policy" | "PolicySet" => Some(policy(v)),
+        kind if kind.ends_with("Policy") => Some(template(kind, v)),
+        _ => None,
     }
 }
 
@@ -121,6 +124,7 @@ mod tests {
 
     #[test]
     fn a_policy_by_its_clusters_or_templates() {
+        let health = |kind: &str, v: &Value| super::health(kind, v).expect("a policy kind");
         let root = json!({"status": {"compliant": "NonCompliant", "status": [
             {"clustername": "a", "compliant": "Compliant"}, {"clustername": "b", "compliant": "NonCompliant"}]}});
         let h = health("Policy", &root);
@@ -151,6 +155,11 @@ mod tests {
 
     #[test]
     fn templates_once_they_evaluated_the_spec() {
+        let health = |kind: &str, v: &Value| super::health(kind, v).expect("a policy kind");
+        assert_eq!(
+            super::health("PlacementBinding", &json!({"spec": {}})).map(|h| h.status),
+            None
+        );
         let violated = json!({"metadata": {"generation": 2}, "status": {"compliant": "NonCompliant", "lastEvaluatedGeneration": 2,
             "compliancyDetails": [{"conditions": [{"type": "violation", "message": "namespaces [x] not found"}]}]}});
         let h = health("ConfigurationPolicy", &violated);
