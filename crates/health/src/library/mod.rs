@@ -1265,22 +1265,27 @@ fn ansible_operator(conditions: &[Value]) -> Option<Health> {
         return Some(Health::new(Healthy, message(success)));
     }
     let running = is_true("Running")?;
-    let failed =
-        text(running, "/reason") == "Failed" || text(running, "/message").starts_with("Error");
-    Some(Health::new(
-        if failed { Degraded } else { Progressing },
-        message(running),
-    ))
+    let status = match text(running, "/reason") {
+        // "Awaiting next reconciliation": the last one succeeded.
+        "Successful" => Healthy,
+        "Failed" => Degraded,
+        _ if text(running, "/message").starts_with("Error") => Degraded,
+        _ => Progressing,
+    };
+    Some(Health::new(status, message(running)))
 }
 
 /// Last resort for a status that only counts replicas (the scale-subresource convention):
 /// Healthy once `readyReplicas` reaches `replicas`, Progressing before.
 fn ready_replicas(v: &Value) -> Option<(Health, Rule)> {
     let replicas = v.pointer("/status/replicas").and_then(Value::as_i64)?;
+    // Counted by `readyReplicas`, else `availableReplicas`; a status with neither counts
+    // nothing we can read (zero is often left out, so absence is not zero).
     let ready = v
         .pointer("/status/readyReplicas")
+        .or_else(|| v.pointer("/status/availableReplicas"))
         .and_then(Value::as_i64)
-        .unwrap_or(0);
+        .or((replicas == 0).then_some(0))?;
     let health = if ready >= replicas {
         Health::new(Healthy, format!("{ready} of {replicas} replicas ready"))
     } else {
@@ -2162,6 +2167,26 @@ mod tests {
                 with(json!([c("Failure", "Failed", "boom")]))
             ),
             Some(Degraded)
+        );
+        assert_eq!(
+            status(
+                "example.io",
+                "Thing",
+                with(json!([c(
+                    "Running",
+                    "Successful",
+                    "Awaiting next reconciliation"
+                )]))
+            ),
+            Some(Healthy)
+        );
+        assert_eq!(
+            status(
+                "example.io",
+                "Thing",
+                json!({"spec": {}, "status": {"replicas": 2}})
+            ),
+            None
         );
         let replicas =
             |ready: i64| json!({"spec": {}, "status": {"replicas": 3, "readyReplicas": ready}});
