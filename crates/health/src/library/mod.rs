@@ -39,10 +39,7 @@ pub type Rule = &'static str;
 /// The library's health of `live`, with the rule that decided it.
 pub fn library(group: &str, kind: &str, live: &Value) -> Option<(Health, Rule)> {
     match (group, kind) {
-        ("argoproj.io", "Rollout") => Some((
-            rollout::rollout(live),
-            "Argo Rollouts Rollout: observed generation, pause, phase",
-        )),
+        ("argoproj.io", "Rollout") => Some((rollout::rollout(live), "Argo Rollouts Rollout")),
         ("argoproj.io", "ApplicationSet") if live.get("status").is_some() => {
             Some((application_set(live), "Argo CD ApplicationSet conditions"))
         }
