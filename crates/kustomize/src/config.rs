@@ -237,14 +237,30 @@ pub fn parse_field_spec(v: &Value, at: &str) -> Result<FieldSpec, String> {
 /// last field is created as null for the visitor to fill). A list on the way is walked
 /// element by element, as kustomize does (`containers/env/...`, `volumeClaimTemplates[]`).
 pub fn visit(value: &mut Value, path: &[String], create: bool, f: &mut dyn FnMut(&mut Value)) {
+    visit_at(value, path, create, &mut String::new(), &mut |_, v| f(v));
+}
+
+/// [`visit`], also telling the visitor the JSON pointer of each value it reaches (`at` is
+/// where `value` is, and is left as it was).
+pub fn visit_at(
+    value: &mut Value,
+    path: &[String],
+    create: bool,
+    at: &mut String,
+    f: &mut dyn FnMut(&str, &mut Value),
+) {
+    let len = at.len();
     if let Value::Array(items) = value {
-        for item in items {
-            visit(item, path, create, f);
+        for (i, item) in items.iter_mut().enumerate() {
+            at.push('/');
+            at.push_str(&i.to_string());
+            visit_at(item, path, create, at, f);
+            at.truncate(len);
         }
         return;
     }
     let Some((first, rest)) = path.split_first() else {
-        f(value);
+        f(at, value);
         return;
     };
     let key = first.strip_suffix("[]").unwrap_or(first);
@@ -265,7 +281,14 @@ pub fn visit(value: &mut Value, path: &[String], create: bool, f: &mut dyn FnMut
         if next.is_null() && create && !rest.is_empty() {
             *next = Value::Object(Default::default());
         }
-        visit(next, rest, create, f);
+        at.push('/');
+        if key.contains(['~', '/']) {
+            at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        } else {
+            at.push_str(key);
+        }
+        visit_at(next, rest, create, at, f);
+        at.truncate(len);
     }
 }
 

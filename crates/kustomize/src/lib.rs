@@ -26,6 +26,7 @@ mod patches;
 mod plugins;
 mod replacements;
 mod select;
+mod shared_values;
 mod transformers;
 mod vars;
 pub mod yaml;
@@ -119,8 +120,8 @@ pub struct Resource {
     noted_name: String,
     /// The `vars` that read their value from this resource.
     pub bound_vars: Vec<String>,
-    /// Where label transformers wrote each label key (later levels follow them there).
-    pub(crate) label_specs: Vec<(String, std::sync::Arc<config::FieldSpec>)>,
+    /// Which of its label and annotation fields share one value (see `shared_values`).
+    pub(crate) shared_values: shared_values::SharedValues,
 }
 
 /// Annotation values are strings; kustomize reads a YAML number or boolean there as its text
@@ -168,7 +169,7 @@ impl Resource {
             origin_namespace,
             previous_names: Vec::new(),
             bound_vars: Vec::new(),
-            label_specs: Vec::new(),
+            shared_values: Default::default(),
             origin_name,
             hash_suffix: false,
             source,

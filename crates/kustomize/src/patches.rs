@@ -123,6 +123,9 @@ fn apply_strategic(
         map.remove("kind");
         map.remove("apiVersion");
     }
+    // kustomize merges into the object's nodes in place: a label or annotation value the patch changes in
+    // one field changes wherever that value is shared.
+    let before = (!r.shared_values.is_empty()).then(|| r.object.clone());
     tiphys_patch::strategic::apply_with(
         &mut r.object,
         &p,
@@ -130,6 +133,9 @@ fn apply_strategic(
         tiphys_patch::strategic::Flavor::Kustomize,
     )
     .map_err(|e| e.to_string())?;
+    if let Some(before) = before {
+        r.shared_values.settle(&before, &mut r.object);
+    }
     Ok(true)
 }
 
@@ -153,6 +159,9 @@ fn apply_json6902(r: &mut Resource, ops: &Value) -> Result<(), String> {
             .map_err(|e| format!("invalid JSON 6902 operation {i}: {e}"))?;
         json_patch::patch(&mut r.object, &patch).map_err(|e| format!("operation {i}: {e}"))?;
     }
+    // kustomize applies JSON patches to the object's JSON and reads the result back: no
+    // label or annotation value is shared between fields after that.
+    r.shared_values.clear();
     Ok(())
 }
 

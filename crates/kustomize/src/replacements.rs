@@ -130,6 +130,9 @@ fn apply(
             if !selects(r, &target["select"]) || rejects.iter().any(|rej| selects(r, rej)) {
                 continue;
             }
+            // kustomize writes a replacement into the target's node in place: a label or
+            // annotation value it changes in one field changes wherever that value is shared.
+            let before = (!r.shared_values.is_empty()).then(|| r.object.clone());
             for path in target["fieldPaths"]
                 .as_array()
                 .into_iter()
@@ -145,6 +148,9 @@ fn apply(
                         format!("fieldPath {path} not found in {}", r.id()),
                     ));
                 }
+            }
+            if let Some(before) = before {
+                r.shared_values.settle(&before, &mut r.object);
             }
         }
     }

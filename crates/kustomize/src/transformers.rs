@@ -1,11 +1,11 @@
 //! The built-in transformers: namespace, name prefix/suffix, labels, annotations, replicas
 //! and images, with kustomize's field specs for where each one writes.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value, json};
 
-use crate::config::{FieldSpec, Gvk, TransformerConfig, parse_field_spec, visit, visit_specs};
+use crate::config::{
+    FieldSpec, Gvk, TransformerConfig, parse_field_spec, visit, visit_at, visit_specs,
+};
 use crate::kustomization::Kustomization;
 use crate::{KustomizeError, Resource};
 
@@ -156,14 +156,6 @@ pub fn prefix_suffix(k: &Kustomization, resources: &mut [Resource], config: &Tra
 }
 
 /// Merge `pairs` into the maps the field specs reach (creating them where a spec says so).
-fn merge_pairs(r: &mut Resource, specs: &[FieldSpec], pairs: &Map<String, Value>) {
-    visit_specs(r, specs, &mut |field| match field {
-        Value::Object(m) => m.extend(pairs.clone()),
-        Value::Null => *field = Value::Object(pairs.clone()),
-        _ => {}
-    });
-}
-
 fn string_map(v: &Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
@@ -211,82 +203,53 @@ pub fn labels(
         sets.push((common, config.common_labels.clone()));
     }
     for (pairs, specs) in sets {
-        // Remembered per resource and key (shared, not copied); metadata/labels is not
-        // remembered, since every label transformer writes there anyway.
-        let tracked: Vec<Arc<FieldSpec>> = specs
-            .iter()
-            .filter(|s| s.path != ["metadata", "labels"])
-            .cloned()
-            .map(Arc::new)
-            .collect();
         for r in resources.iter_mut() {
-            if !r.label_specs.is_empty() {
-                follow_earlier_labels(r, &pairs);
-            }
-            let (group, version, kind) = (
-                r.group().to_string(),
-                r.version().to_string(),
-                r.kind().to_string(),
-            );
-            let selected: Vec<&Arc<FieldSpec>> = tracked
-                .iter()
-                .filter(|s| s.gvk.selects(&group, &version, &kind))
-                .collect();
-            // Only keys this transformer adds to a field are followed later: kustomize leaves
-            // a key it overwrote (the field had it already) alone.
-            let existing: Vec<(usize, String)> = selected
-                .iter()
-                .enumerate()
-                .flat_map(|(i, spec)| {
-                    let mut found = Vec::new();
-                    visit(&mut r.object, &spec.path, false, &mut |field| {
-                        if let Value::Object(map) = field {
-                            found.extend(pairs.keys().filter(|k| map.contains_key(*k)).cloned());
-                        }
-                    });
-                    found.into_iter().map(move |k| (i, k))
-                })
-                .collect();
-            merge_pairs(r, &specs, &pairs);
-            for (i, spec) in selected.into_iter().enumerate() {
-                for key in pairs.keys() {
-                    if existing.iter().any(|(j, k)| *j == i && k == key) {
-                        continue;
-                    }
-                    let known = r
-                        .label_specs
-                        .iter()
-                        .any(|(k, s)| k == key && (Arc::ptr_eq(s, spec) || s == spec));
-                    if !known {
-                        r.label_specs.push((key.clone(), spec.clone()));
-                    }
-                }
-            }
+            set_pairs(r, &specs, &pairs);
         }
     }
     Ok(())
 }
 
-/// A label key that a lower level's transformer wrote into selectors or templates is
-/// rewritten there too when a later level sets the same key (as kustomize does), even if
-/// this level's label only goes to metadata.
-fn follow_earlier_labels(r: &mut Resource, pairs: &Map<String, Value>) {
-    let earlier: Vec<Arc<FieldSpec>> = r
-        .label_specs
+/// Set each pair in every field `specs` select for `r`, as kustomize's label and annotation
+/// transformers do: the fields it adds a key to share that value from now on, and a field that
+/// had the key already is written through whatever it shares (see `shared_values`).
+fn set_pairs(r: &mut Resource, specs: &[FieldSpec], pairs: &Map<String, Value>) {
+    let (group, version, kind) = (
+        r.group().to_string(),
+        r.version().to_string(),
+        r.kind().to_string(),
+    );
+    let selected: Vec<&FieldSpec> = specs
         .iter()
-        .filter(|(key, _)| pairs.contains_key(key))
-        .map(|(_, spec)| spec.clone())
+        .filter(|s| s.gvk.selects(&group, &version, &kind))
         .collect();
-    for spec in earlier {
-        visit(&mut r.object, &spec.path, false, &mut |map| {
-            if let Value::Object(map) = map {
-                for (key, value) in pairs {
-                    if map.contains_key(key) {
+    for (key, value) in pairs {
+        let (mut added, mut had) = (Vec::new(), Vec::new());
+        for spec in &selected {
+            let mut at = String::new();
+            visit_at(
+                &mut r.object,
+                &spec.path,
+                spec.create,
+                &mut at,
+                &mut |at, field| match field {
+                    Value::Object(map) if map.contains_key(key) => had.push(at.to_string()),
+                    Value::Object(map) => {
                         map.insert(key.clone(), value.clone());
+                        added.push(at.to_string());
                     }
-                }
-            }
-        });
+                    Value::Null => {
+                        *field = json!({ key: value });
+                        added.push(at.to_string());
+                    }
+                    _ => {}
+                },
+            );
+        }
+        for at in had.iter().filter(|at| !added.contains(at)) {
+            r.shared_values.write(&mut r.object, at, key, value);
+        }
+        r.shared_values.share(key, added);
     }
 }
 
@@ -296,7 +259,7 @@ pub fn annotations(k: &Kustomization, resources: &mut [Resource], config: &Trans
         return;
     }
     for r in resources.iter_mut() {
-        merge_pairs(r, &config.common_annotations, &pairs);
+        set_pairs(r, &config.common_annotations, &pairs);
     }
 }
 
