@@ -174,6 +174,55 @@ impl RepoServer {
         self.git.ls_remote(url, access).map(|_| ())
     }
 
+    /// Argo CD's `ChartDetails` of a chart source at `revision` (a version, or a range the
+    /// repository resolves): description, home page and maintainers from its Chart.yaml.
+    pub fn chart_details(
+        &self,
+        source: &ApplicationSource,
+        revision: &str,
+        secrets: &RepoSecrets,
+    ) -> Result<ChartDetails, ManifestError> {
+        let access = access_for(&source.repo_url, secrets);
+        let at = chart_ref(source, &access);
+        let version = self
+            .charts
+            .resolve(at, revision)
+            .map_err(|e| chart_error(source, e))?;
+        let dir = self
+            .charts
+            .chart(at, &version)
+            .map_err(|e| chart_error(source, e))?;
+        let unreadable = |message: String| {
+            chart_error(
+                source,
+                SourceError::Git {
+                    url: source.repo_url.clone(),
+                    message: format!("chart {} {version}: Chart.yaml: {message}", source.chart),
+                },
+            )
+        };
+        let text = std::fs::read_to_string(dir.join("Chart.yaml"))
+            .map_err(|e| unreadable(e.to_string()))?;
+        let chart: serde_json::Value =
+            serde_saphyr::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+        Ok(ChartDetails::from_chart_yaml(&chart))
+    }
+
+    /// Argo CD's `OCIMetadata` of an OCI source at `revision` (a chart version, or an
+    /// artifact's tag or digest): its manifest's standard annotations.
+    pub fn oci_metadata(
+        &self,
+        source: &ApplicationSource,
+        revision: &str,
+        secrets: &RepoSecrets,
+    ) -> Result<OciMetadata, ManifestError> {
+        let access = access_for(&source.repo_url, secrets);
+        self.charts
+            .oci_annotations(chart_ref(source, &access), revision)
+            .map(|a| OciMetadata::from_annotations(&a))
+            .map_err(|e| git_error(source, e))
+    }
+
     /// Render every source at the given revisions (`revisions[i]` for `sources[i]`), `$ref`
     /// value files read from the trees of the `ref` sources.
     pub fn generate(
@@ -358,6 +407,77 @@ impl RepoServer {
     }
 }
 
+/// What Argo CD's API tells about a chart version (`…/revisions/{rev}/chartdetails`).
+#[derive(Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartDetails {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub home: String,
+    /// `Name <email>`, or the name alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub maintainers: Vec<String>,
+}
+
+impl ChartDetails {
+    fn from_chart_yaml(chart: &serde_json::Value) -> ChartDetails {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().trim().to_string();
+        let maintainers = chart["maintainers"].as_array().into_iter().flatten();
+        ChartDetails {
+            description: text(&chart["description"]),
+            home: text(&chart["home"]),
+            maintainers: maintainers
+                .map(|m| match (text(&m["name"]), text(&m["email"])) {
+                    (name, email) if email.is_empty() => name,
+                    (name, email) => format!("{name} <{email}>").trim().to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What Argo CD's API tells about an OCI revision (`…/revisions/{rev}/ocimetadata`), from the
+/// manifest's `org.opencontainers.image.*` annotations.
+#[derive(Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciMetadata {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub created_at: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub authors: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub image_url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub docs_url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source_url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+impl OciMetadata {
+    fn from_annotations(annotations: &std::collections::BTreeMap<String, String>) -> OciMetadata {
+        let get = |name: &str| {
+            annotations
+                .get(&format!("org.opencontainers.image.{name}"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        OciMetadata {
+            created_at: get("created"),
+            authors: get("authors"),
+            image_url: get("url"),
+            docs_url: get("documentation"),
+            source_url: get("source"),
+            version: get("version"),
+            description: get("description"),
+        }
+    }
+}
+
 fn git_error(source: &ApplicationSource, e: SourceError) -> ManifestError {
     ManifestError::Source {
         repo: source.repo_url.clone(),
@@ -475,3 +595,55 @@ impl tiphys_kustomize::RemoteLoader for GitRemotes<'_> {
 
 /// Shared handle.
 pub type SharedRepoServer = Arc<RepoServer>;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn chart_details_as_argo_cd_words_them() {
+        let chart = json!({
+            "name": "web", "version": "1.0.0", "description": "A web app",
+            "home": "https://example.com/web",
+            "maintainers": [{"name": "Ann", "email": "ann@example.com"}, {"name": "Bob"},
+                            {"email": "team@example.com"}]
+        });
+        let details = ChartDetails::from_chart_yaml(&chart);
+        assert_eq!(
+            details.maintainers,
+            ["Ann <ann@example.com>", "Bob", "<team@example.com>"]
+        );
+        assert_eq!(
+            serde_json::to_value(&details).unwrap()["home"],
+            "https://example.com/web"
+        );
+        // Empty fields are left out, as Argo CD's omitempty does.
+        let bare = serde_json::to_value(ChartDetails::from_chart_yaml(&json!({}))).unwrap();
+        assert_eq!(bare, json!({}));
+    }
+
+    #[test]
+    fn oci_metadata_from_the_standard_annotations() {
+        let annotations = [
+            ("org.opencontainers.image.created", "2026-12-01T10:00:00Z"),
+            (
+                "org.opencontainers.image.documentation",
+                "https://docs.example.com",
+            ),
+            ("org.opencontainers.image.url", "https://example.com"),
+            ("org.opencontainers.image.title", "site"),
+            ("com.example.other", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let meta = serde_json::to_value(OciMetadata::from_annotations(&annotations)).unwrap();
+        assert_eq!(
+            meta,
+            json!({"createdAt": "2026-12-01T10:00:00Z", "docsUrl": "https://docs.example.com",
+                   "imageUrl": "https://example.com"})
+        );
+    }
+}

@@ -136,6 +136,13 @@ const UI_LIST: &[Param] = &[
     Param("limit", "integer"),
 ];
 
+/// Which source a revision question is about: the app's at an index, or as a history entry
+/// deployed it.
+const REVISION: &[Param] = &[
+    Param("sourceIndex", "integer"),
+    Param("versionId", "integer"),
+];
+
 /// Which live resource, and how to change it.
 const RESOURCE: &[Param] = &[
     Param("namespace", "string"),
@@ -285,7 +292,19 @@ fn operations() -> Vec<Operation> {
             "/api/v1/applications/{name}/revisions/{revision}/metadata",
             "A commit's author, date, message and tags",
         )
-        .query(&[Param("sourceIndex", "integer")]),
+        .query(REVISION),
+        op(
+            "get",
+            "/api/v1/applications/{name}/revisions/{revision}/chartdetails",
+            "A chart version's description, home page and maintainers",
+        )
+        .query(REVISION),
+        op(
+            "get",
+            "/api/v1/applications/{name}/revisions/{revision}/ocimetadata",
+            "What an OCI revision's manifest annotations say (created, authors, URLs, version)",
+        )
+        .query(REVISION),
         op(
             "get",
             "/api/v1/applications/{name}/resource",

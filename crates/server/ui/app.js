@@ -18,16 +18,33 @@ const PAUSED_BY = 'tiphys.io/auto-sync-paused-by';
 
 const TABS = [['tree', 'Tree'], ['list', 'List'], ['diff', 'Diff'], ['history', 'History and rollback'], ['details', 'Details'], ['events', 'Events']];
 
-const commits = new Map();
-function commit(name, sha) {
-  if (!/^[0-9a-f]{40}$/.test(sha || '')) return Promise.resolve(null);
-  if (!commits.has(sha)) commits.set(sha, get(`/api/v1/applications/${enc(name)}/revisions/${sha}/metadata`).catch(() => null));
-  return commits.get(sha);
+// What a revision says of itself, asked once per revision: a commit's message and author
+// (git), a chart version's description and maintainers, an OCI manifest's annotations.
+const revisionInfos = new Map();
+function revisionInfo(name, source, revision) {
+  const repo = (source && source.repoURL) || '';
+  const kind = source && source.chart ? 'chartdetails'
+    : repo.startsWith('oci://') ? 'ocimetadata'
+      : /^[0-9a-f]{40}$/.test(revision || '') ? 'metadata' : null;
+  if (!kind || !revision) return Promise.resolve(null);
+  const key = `${kind} ${repo} ${revision}`;
+  if (!revisionInfos.has(key)) {
+    revisionInfos.set(key, get(`/api/v1/applications/${enc(name)}/revisions/${enc(revision)}/${kind}`)
+      .then((info) => info && { ...info, kind }).catch(() => null));
+  }
+  return revisionInfos.get(key);
 }
 
-function commitLine(meta) {
-  if (!meta) return '';
-  return h('span', { class: 'commit' }, h('q', {}, (meta.message || '').split('\n')[0]), ` by ${meta.author || 'unknown'} `, time(meta.date));
+function revisionLine(info) {
+  if (!info) return '';
+  if (info.kind === 'chartdetails') {
+    const maintainers = info.maintainers || [];
+    return h('span', { class: 'commit' }, info.description || '', maintainers.length ? ` (maintainers: ${maintainers.join(', ')})` : '');
+  }
+  if (info.kind === 'ocimetadata') {
+    return h('span', { class: 'commit' }, info.version ? `Version ${info.version}` : 'Artifact', info.authors ? ` by ${info.authors}` : '', info.createdAt ? [' ', time(info.createdAt)] : '');
+  }
+  return h('span', { class: 'commit' }, h('q', {}, (info.message || '').split('\n')[0]), ` by ${info.author || 'unknown'} `, time(info.date));
 }
 
 export async function appView(main, { name, query }) {
@@ -189,8 +206,8 @@ export async function appView(main, { name, query }) {
             : h('p', { class: 'muted' }, 'Never synced.'))),
       conditions.length ? h('ul', { class: 'conditions', 'aria-label': 'Conditions' },
         conditions.map((c) => h('li', { class: /Error/.test(c.type) ? 'bad' : 'warn' }, h('strong', {}, c.type), ': ', c.message))) : null);
-    commit(name, sync.revision).then((m) => replace(targetMeta, commitLine(m)));
-    commit(name, lastSynced).then((m) => replace(syncedMeta, commitLine(m)));
+    revisionInfo(name, source, sync.revision).then((m) => replace(targetMeta, revisionLine(m)));
+    revisionInfo(name, source, lastSynced).then((m) => replace(syncedMeta, revisionLine(m)));
     syncWindows().then((w) => {
       const active = w.activeWindows || [];
       const assigned = w.assignedWindows || [];
@@ -262,8 +279,8 @@ export async function appView(main, { name, query }) {
     const note = auto ? h('p', { class: 'muted' }, 'Rollback needs auto-sync disabled (it would put Git back at once).') : null;
     return [note, table('Deployment history', ['ID', 'Revision', 'Commit', 'Source', 'Deployed', ''], history.map((entry) => {
       const meta = h('span');
-      commit(name, entry.revision).then((m) => replace(meta, commitLine(m)));
-      const source = entry.source || {};
+      const source = entry.source || (entry.sources || [])[0] || {};
+      revisionInfo(name, source, entry.revision).then((m) => replace(meta, revisionLine(m)));
       return h('tr', {},
         h('td', {}, entry.id),
         h('td', {}, h('code', { title: entry.revision }, shortSha(entry.revision))),

@@ -399,6 +399,69 @@ fn oci_artifacts_of_manifests() {
     let digest = cache.resolve_artifact(web, "0.3.0").unwrap();
     let dir = cache.artifact(web, &digest).unwrap();
     assert!(version_in(&dir).contains("0.3.0"), "{}", dir.display());
+
+    // ARGOCD_REPO_SERVER_OCI_LAYER_MEDIA_TYPES: a plain tar layer is refused by default, with
+    // the setting named; a cache given the list accepts what it lists (gzipped or not) and
+    // nothing else.
+    let plain = registry.push_artifact(
+        &files,
+        "manifests/site",
+        "plain",
+        "application/vnd.oci.image.layer.v1.tar",
+    );
+    let err = cache.artifact(site, &plain).unwrap_err().to_string();
+    assert!(
+        err.contains("ARGOCD_REPO_SERVER_OCI_LAYER_MEDIA_TYPES"),
+        "{err}"
+    );
+    let listed = ChartCache::new(tmp.path().join("cache-listed")).with_layer_types(&[
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.example.v1",
+    ]);
+    for digest in [&plain, &odd] {
+        let tree = listed.artifact(site, digest).unwrap();
+        let text = std::fs::read_to_string(tree.join("apps/cm.yaml")).unwrap();
+        assert!(text.contains("name: two"), "{text}");
+    }
+    let err = listed.artifact(site, &first).unwrap_err().to_string();
+    assert!(err.contains(LAYER), "{err}");
+
+    // The manifest's annotations, by tag or digest (what Argo CD shows as OCI metadata);
+    // `helm push` writes the chart's own.
+    let annotated = registry.push_annotated_artifact(
+        &files,
+        "manifests/site",
+        "2.0.0",
+        LAYER,
+        &[
+            ("org.opencontainers.image.authors", "Site Team"),
+            ("org.opencontainers.image.created", "2026-12-01T10:00:00Z"),
+        ],
+    );
+    for reference in ["2.0.0", annotated.as_str()] {
+        let found = cache.oci_annotations(site, reference).unwrap();
+        assert_eq!(found["org.opencontainers.image.authors"], "Site Team");
+        assert_eq!(
+            found["org.opencontainers.image.created"],
+            "2026-12-01T10:00:00Z"
+        );
+    }
+    assert!(cache.oci_annotations(site, &first).unwrap().is_empty());
+    let web_chart = ChartRef {
+        repo_url: &format!("oci://{}/charts", registry.host),
+        chart: "web",
+        access: &access,
+    };
+    let found = cache.oci_annotations(web_chart, "0.3.0").unwrap();
+    assert_eq!(
+        found["org.opencontainers.image.version"], "0.3.0",
+        "{found:?}"
+    );
+    let err = cache.oci_annotations(site, "9.9.9").unwrap_err();
+    assert!(
+        matches!(err, SourceError::RevisionNotFound { .. }),
+        "{err:?}"
+    );
 }
 
 /// A registry that wants a bearer token, as Docker Hub, GHCR and Harbor do: every `/v2/`

@@ -138,14 +138,16 @@ impl Registry {
     }
 }
 
-/// Pushes a directory to a registry as an OCI artifact of one gzipped tar layer, as `oras
-/// push` does (python3, standard library only): argv is dir, host, repository, tag, layer
-/// media type; prints the manifest digest.
+/// Pushes a directory to a registry as an OCI artifact of one tar layer (gzipped unless the
+/// media type says plain `tar`), as `oras push` does (python3, standard library only): argv is
+/// dir, host, repository, tag, layer media type, then manifest annotations as `key=value`;
+/// prints the manifest digest.
 const PUSH_ARTIFACT: &str = r#"
 import hashlib, io, json, sys, tarfile, urllib.request
 src, host, repo, tag, media = sys.argv[1:6]
+annotations = dict(a.split("=", 1) for a in sys.argv[6:])
 buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+with tarfile.open(fileobj=buf, mode="w" if media.endswith(".tar") else "w:gz") as tar:
     tar.add(src, arcname=".")
 layer = buf.getvalue()
 config = b"{}"
@@ -167,6 +169,7 @@ manifest = json.dumps({
     "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": push(config), "size": len(config)},
     "layers": [{"mediaType": media, "digest": push(layer), "size": len(layer),
                 "annotations": {"org.opencontainers.image.title": "."}}],
+    "annotations": annotations,
 }).encode()
 put = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{tag}", data=manifest, method="PUT",
                              headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
@@ -185,11 +188,24 @@ impl Registry {
         tag: &str,
         media_type: &str,
     ) -> String {
+        self.push_annotated_artifact(dir, repository, tag, media_type, &[])
+    }
+
+    /// [`Registry::push_artifact`] with these manifest annotations (`oras push -a k=v`).
+    pub fn push_annotated_artifact(
+        &self,
+        dir: &Path,
+        repository: &str,
+        tag: &str,
+        media_type: &str,
+        annotations: &[(&str, &str)],
+    ) -> String {
         let out = Command::new("python3")
             .arg("-c")
             .arg(PUSH_ARTIFACT)
             .arg(dir)
             .args([self.host.as_str(), repository, tag, media_type])
+            .args(annotations.iter().map(|(k, v)| format!("{k}={v}")))
             .output()
             .unwrap_or_else(|e| panic!("running python3: {e}"));
         assert!(

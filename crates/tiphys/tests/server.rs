@@ -2302,3 +2302,133 @@ async fn the_resource_tree_shows_what_managed_resources_own() {
     .unwrap();
     assert!(seen.contains("\"kind\":\"Pod\""), "{seen}");
 }
+
+/// What Argo CD's UI asks about chart and OCI revisions: a chart version's description, home
+/// and maintainers (`chartdetails`, from an HTTP repository and from a registry), an OCI
+/// revision's manifest annotations (`ocimetadata`, by tag and by digest, of an artifact and of
+/// a chart `helm push`ed), and the errors for the wrong kind of source or a revision that is
+/// not there.
+#[tokio::test(flavor = "multi_thread")]
+async fn chart_details_and_oci_metadata_of_chart_and_artifact_sources() {
+    const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let env = Env::without_controller(Duration::from_millis(100)).await;
+    let root = env.dir.path();
+    let chart_dir = root.join("src/web");
+    common::write(
+        &chart_dir,
+        "Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 1.2.0\ndescription: The web tier\nhome: https://example.com/web\nmaintainers:\n- name: Ann\n  email: ann@example.com\n- name: Bob\n",
+    );
+    common::write(&chart_dir, "templates/cm.yaml", &configmap("web", ""));
+    let charts = tiphys_testkit::ChartRepo::start(&root.join("charts"), None, None);
+    charts.publish(&chart_dir);
+    let registry = tiphys_testkit::Registry::start(root);
+    registry.push(&chart_dir, "charts");
+    let site = root.join("site");
+    common::write(&site, "cm.yaml", &configmap("site", ""));
+    let digest = registry.push_annotated_artifact(
+        &site,
+        "manifests/site",
+        "1.0.0",
+        LAYER,
+        &[
+            ("org.opencontainers.image.authors", "Site Team"),
+            (
+                "org.opencontainers.image.source",
+                "https://git.example.com/site",
+            ),
+            ("org.opencontainers.image.version", "1.0.0"),
+        ],
+    );
+    let oci_charts = format!("oci://{}/charts", registry.host);
+    let site_url = format!("oci://{}/manifests/site", registry.host);
+    for (url, kind) in [(&oci_charts, "helm"), (&site_url, "oci")] {
+        let (ok, text) = env.tiphys_text(&[
+            "repo",
+            "add",
+            url,
+            "--type",
+            kind,
+            "--enable-oci",
+            "--insecure-oci-force-http",
+        ]);
+        assert!(ok, "{text}");
+    }
+    let app = |name: &str, source: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: argocd\nspec:\n  project: default\n  source:\n{source}  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n"
+        )
+    };
+    let chart_source =
+        |url: &str| format!("    repoURL: {url}\n    chart: web\n    targetRevision: 1.x\n");
+    env.apply(&app("web-http", &chart_source(&charts.url)));
+    env.apply(&app("web-oci", &chart_source(&oci_charts)));
+    env.apply(&app(
+        "site",
+        &format!("    repoURL: {site_url}\n    path: .\n    targetRevision: 1.0.0\n"),
+    ));
+    env.apply(&app(
+        "from-git",
+        "    repoURL: https://git.example.com/team/config.git\n    path: app\n",
+    ));
+    let server = start_server(&env).await;
+    let password = initial_password(&env).await;
+    let admin = Client {
+        url: &server.url,
+        token: Some(
+            login(&server.url, "admin", &password).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+    };
+    env.eventually("the apps in the server's cache", async || {
+        (admin.get("/api/v1/applications/from-git").status == 200).then_some(())
+    })
+    .await;
+    let ask = |app: &str, revision: &str, what: &str| {
+        admin.get(&format!(
+            "/api/v1/applications/{app}/revisions/{revision}/{what}"
+        ))
+    };
+
+    for app in ["web-http", "web-oci"] {
+        let details = ask(app, "1.2.0", "chartdetails");
+        assert_eq!(details.status, 200, "{app}: {}", details.body);
+        assert_eq!(
+            details.json(),
+            json!({"description": "The web tier", "home": "https://example.com/web",
+                   "maintainers": ["Ann <ann@example.com>", "Bob"]}),
+            "{app}"
+        );
+    }
+    // `helm push` annotates the manifest with the chart's own metadata.
+    let pushed = ask("web-oci", "1.2.0", "ocimetadata");
+    assert_eq!(pushed.status, 200, "{}", pushed.body);
+    assert_eq!(pushed.json()["version"], "1.2.0", "{}", pushed.body);
+    assert_eq!(
+        pushed.json()["description"],
+        "The web tier",
+        "{}",
+        pushed.body
+    );
+    for revision in ["1.0.0", digest.as_str()] {
+        let meta = ask("site", revision, "ocimetadata");
+        assert_eq!(meta.status, 200, "{revision}: {}", meta.body);
+        assert_eq!(
+            meta.json(),
+            json!({"authors": "Site Team", "sourceUrl": "https://git.example.com/site",
+                   "version": "1.0.0"}),
+            "{revision}"
+        );
+    }
+
+    // The wrong question for the source, and revisions that are not there.
+    assert_error(&ask("site", "9.9.9", "ocimetadata"), 404, 5);
+    assert_error(&ask("web-http", "9.9.9", "chartdetails"), 404, 5);
+    assert_error(&ask("site", &digest, "chartdetails"), 400, 3);
+    assert_error(&ask("from-git", "main", "chartdetails"), 400, 3);
+    assert_error(&ask("from-git", "main", "ocimetadata"), 400, 3);
+    assert_error(&ask("web-http", "1.2.0", "ocimetadata"), 400, 3);
+    assert_error(&ask("site", &digest, "metadata"), 400, 3);
+}

@@ -169,6 +169,43 @@ fn manifest_error(e: ManifestError) -> ApiError {
 struct MetadataQuery {
     #[serde(default)]
     source_index: Option<usize>,
+    /// A history entry's `id`: the source as it was deployed then.
+    #[serde(default)]
+    version_id: Option<i64>,
+}
+
+/// The source a revision question is about: the app's own at `sourceIndex` (default 0), or
+/// the one history entry `versionId` deployed, as Argo CD picks it.
+fn asked_source(app: &Application, q: &MetadataQuery) -> ApiResult<ApplicationSource> {
+    let index = q.source_index.unwrap_or(0);
+    let sources: Vec<ApplicationSource> = match q.version_id {
+        None => app.sources().into_iter().cloned().collect(),
+        Some(id) => {
+            let history = app.status.iter().flat_map(|s| &s.history);
+            let entry = history
+                .into_iter()
+                .find(|h| h.id == id)
+                .ok_or_else(|| ApiError::invalid(format!("there is no history entry {id}")))?;
+            if entry.sources.is_empty() {
+                entry.source.iter().cloned().collect()
+            } else {
+                entry.sources.clone()
+            }
+        }
+    };
+    sources
+        .into_iter()
+        .nth(index)
+        .ok_or_else(|| ApiError::invalid(format!("there is no source at index {index}")))
+}
+
+/// Run a blocking repository question off the async threads.
+async fn ask_repository<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 /// `GET /api/v1/applications/{name}/revisions/{revision}/metadata`: author, date, message and
@@ -180,24 +217,21 @@ async fn revision_metadata(
     Query(q): Query<MetadataQuery>,
 ) -> ApiResult<Json<Value>> {
     let app = visible(&state, &caller, &name)?;
-    let sources = app.sources();
-    let index = q.source_index.unwrap_or(0);
-    let source = sources
-        .get(index)
-        .ok_or_else(|| ApiError::invalid(format!("there is no source at index {index}")))?;
-    if !source.chart.is_empty() {
+    let source = asked_source(&app, &q)?;
+    if !source.chart.is_empty() || tiphys_controller::manifests::is_oci_artifact(&source) {
         return Err(ApiError::invalid(
-            "revision metadata is for git sources; this source is a Helm chart",
+            "revision metadata is for git sources; this source is a Helm chart or an OCI artifact (see chartdetails and ocimetadata)",
         ));
     }
     let url = source.repo_url.clone();
     let access = tiphys_controller::manifests::access_for(&url, &state.repo_secrets());
     let repo = state.repo.clone();
-    let found =
-        tokio::task::spawn_blocking(move || repo.git.commit_metadata(&url, &revision, &access))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(source_error)?;
+    let found = ask_repository(move || {
+        repo.git
+            .commit_metadata(&url, &revision, &access)
+            .map_err(source_error)
+    })
+    .await?;
     let date = tiphys_controller::manifests::commit_date(&found);
     Ok(Json(json!({
         "author": found.author,
@@ -206,6 +240,58 @@ async fn revision_metadata(
         "message": found.message,
         "signatureInfo": "",
     })))
+}
+
+/// `GET /api/v1/applications/{name}/revisions/{revision}/chartdetails`: a chart version's
+/// description, home page and maintainers (Argo CD's `ChartDetails`).
+async fn chart_details(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path((name, revision)): Path<(String, String)>,
+    Query(q): Query<MetadataQuery>,
+) -> ApiResult<Json<Value>> {
+    let app = visible(&state, &caller, &name)?;
+    let source = asked_source(&app, &q)?;
+    if source.chart.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "no chart found for application: {name}"
+        )));
+    }
+    let (repo, secrets) = (state.repo.clone(), state.repo_secrets());
+    let details = ask_repository(move || {
+        repo.chart_details(&source, &revision, &secrets)
+            .map_err(manifest_error)
+    })
+    .await?;
+    Ok(Json(json!(details)))
+}
+
+/// `GET /api/v1/applications/{name}/revisions/{revision}/ocimetadata`: what an OCI revision's
+/// manifest says of itself (Argo CD's `OCIMetadata`), for a chart in a registry or an
+/// artifact of manifests.
+async fn oci_metadata(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Path((name, revision)): Path<(String, String)>,
+    Query(q): Query<MetadataQuery>,
+) -> ApiResult<Json<Value>> {
+    let app = visible(&state, &caller, &name)?;
+    let source = asked_source(&app, &q)?;
+    let secrets = state.repo_secrets();
+    let access = tiphys_controller::manifests::access_for(&source.repo_url, &secrets);
+    if !tiphys_source::charts::is_oci(&source.repo_url, &access) {
+        return Err(ApiError::invalid(format!(
+            "{} is not an OCI registry",
+            source.repo_url
+        )));
+    }
+    let repo = state.repo.clone();
+    let meta = ask_repository(move || {
+        repo.oci_metadata(&source, &revision, &secrets)
+            .map_err(manifest_error)
+    })
+    .await?;
+    Ok(Json(json!(meta)))
 }
 
 /// Argo CD's `RepoAppDetailsQuery`.
@@ -550,6 +636,14 @@ pub fn router() -> Router<Arc<State>> {
         .route(
             "/api/v1/applications/{name}/revisions/{revision}/metadata",
             get(revision_metadata),
+        )
+        .route(
+            "/api/v1/applications/{name}/revisions/{revision}/chartdetails",
+            get(chart_details),
+        )
+        .route(
+            "/api/v1/applications/{name}/revisions/{revision}/ocimetadata",
+            get(oci_metadata),
         )
         .route(
             "/api/v1/applications/{name}/resource",

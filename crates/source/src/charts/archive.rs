@@ -1,5 +1,6 @@
-//! Chart archives (`.tgz`) unpacked with Helm's limits: regular files and directories only,
-//! no path leaving the archive, at most 100 MiB unpacked and 5 MiB per file.
+//! Chart archives (`.tgz`) and OCI layers (tar, gzipped or not) unpacked with Helm's limits:
+//! regular files and directories only, no path leaving the archive, at most 100 MiB unpacked
+//! and 5 MiB per file.
 
 use std::io::Read;
 use std::path::{Component, Path};
@@ -11,7 +12,13 @@ const MAX_FILE: u64 = 5 << 20;
 
 /// Unpack `archive` under `dir`, listing what was written (parents before children).
 pub fn unpack(archive: &[u8], dir: &Path) -> Result<Vec<Item>, String> {
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    // An OCI layer may be a plain tar (`…layer.v1.tar`, when a deployment accepts it).
+    let reader: Box<dyn Read + '_> = if archive.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(archive))
+    } else {
+        Box::new(archive)
+    };
+    let mut tar = tar::Archive::new(reader);
     let mut items = Vec::new();
     let mut dirs = std::collections::BTreeSet::new();
     let mut total = 0u64;

@@ -19,7 +19,7 @@ pub mod index;
 mod oci;
 pub mod version;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,6 +65,8 @@ pub struct ChartCache {
     generation: AtomicU64,
     listing_requests: AtomicU64,
     downloads: AtomicU64,
+    /// The layer media types an OCI artifact of manifests may have.
+    layer_types: Vec<String>,
 }
 
 /// What a chart source asks for.
@@ -107,7 +109,15 @@ impl ChartCache {
             generation: AtomicU64::new(0),
             listing_requests: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
+            layer_types: oci::layer_types(std::env::var(oci::LAYER_TYPES_ENV).ok().as_deref()),
         }
+    }
+
+    /// Accept OCI artifacts whose layer has one of these media types (what
+    /// `ARGOCD_REPO_SERVER_OCI_LAYER_MEDIA_TYPES` sets for a process).
+    pub fn with_layer_types(mut self, types: &[&str]) -> ChartCache {
+        self.layer_types = oci::layer_types(Some(&types.join(",")));
+        self
     }
 
     /// How long a listing is used without asking the repository again.
@@ -244,8 +254,14 @@ impl ChartCache {
             .get_or_export(&name, |dir| {
                 self.downloads.fetch_add(1, Ordering::Relaxed);
                 let client = self.clients.client(at.repo_url, at.access)?;
-                let archive =
-                    oci::pull_artifact(&client, &self.tokens, &at.location(), digest, at.access)?;
+                let archive = oci::pull_artifact(
+                    &client,
+                    &self.tokens,
+                    &at.location(),
+                    digest,
+                    at.access,
+                    &self.layer_types,
+                )?;
                 archive::unpack(&archive, dir).map_err(|message| SourceError::Git {
                     url: at.repo_url.to_string(),
                     message: format!("{digest}: {message}"),
@@ -262,6 +278,25 @@ impl ChartCache {
             }
             _ => Ok(tree),
         }
+    }
+
+    /// The annotations of an OCI manifest: a chart version's (`reference` a version) or an
+    /// artifact's (a tag or a digest). Asked for each time: this is the revision metadata
+    /// someone looks at, not the render path.
+    pub fn oci_annotations(
+        &self,
+        at: ChartRef<'_>,
+        reference: &str,
+    ) -> Result<BTreeMap<String, String>, SourceError> {
+        if !at.oci() {
+            return Err(SourceError::Git {
+                url: at.repo_url.to_string(),
+                message: "not an OCI registry".to_string(),
+            });
+        }
+        let client = self.clients.client(at.repo_url, at.access)?;
+        let tag = reference.replace('+', "_");
+        oci::annotations(&client, &self.tokens, &at.location(), &tag, at.access)
     }
 
     /// Whether the repository answers with these credentials (its index, or the registry).

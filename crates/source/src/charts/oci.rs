@@ -3,7 +3,7 @@
 //! digest. Registries that want a token answer 401 with `WWW-Authenticate: Bearer`; the token
 //! is fetched from the realm with the repository's credentials and kept per repository.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use reqwest::blocking::{Client, Response};
@@ -344,9 +344,30 @@ fn blob(
     Ok(archive)
 }
 
-/// The layer media types an artifact of manifests may have (Argo CD's defaults): a tarball of
-/// files as `oras push` makes it, or a Helm chart.
-const ARTIFACT_LAYERS: [&str; 2] = ["application/vnd.oci.image.layer.v1.tar+gzip", CHART_LAYER];
+/// Argo CD's repo-server setting for the layer media types an artifact of manifests may have
+/// (comma-separated), read by every process that renders.
+pub const LAYER_TYPES_ENV: &str = "ARGOCD_REPO_SERVER_OCI_LAYER_MEDIA_TYPES";
+
+/// The layer media types an artifact of manifests may have: the list `setting` gives (the
+/// value of [`LAYER_TYPES_ENV`]), or Argo CD's defaults — a tarball of files as `oras push`
+/// makes it, or a Helm chart.
+pub fn layer_types(setting: Option<&str>) -> Vec<String> {
+    let given: Vec<String> = setting
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if given.is_empty() {
+        vec![
+            "application/vnd.oci.image.layer.v1.tar+gzip".to_string(),
+            CHART_LAYER.to_string(),
+        ]
+    } else {
+        given
+    }
+}
 
 /// The manifest `reference` (a tag or a digest) names, and its digest (`sha256:…` of the
 /// manifest as served, checked against a digest reference).
@@ -395,13 +416,31 @@ pub fn artifact_digest(
     manifest(client, tokens, at, tag, access).map(|(_, digest)| digest)
 }
 
-/// The single layer of the artifact with manifest `digest`, checked against its digest.
+/// The annotations of the manifest `reference` names (a tag or a digest): the standard
+/// `org.opencontainers.image.*` ones are what Argo CD shows about an OCI revision.
+pub fn annotations(
+    client: &Client,
+    tokens: &Tokens,
+    at: &Location,
+    reference: &str,
+    access: &Access,
+) -> Result<BTreeMap<String, String>, SourceError> {
+    let (manifest, _) = manifest(client, tokens, at, reference, access)?;
+    let pairs = manifest["annotations"].as_object().into_iter().flatten();
+    Ok(pairs
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect())
+}
+
+/// The single layer of the artifact with manifest `digest`, checked against its digest; its
+/// media type must be one of `layer_types`.
 pub fn pull_artifact(
     client: &Client,
     tokens: &Tokens,
     at: &Location,
     digest: &str,
     access: &Access,
+    layer_types: &[String],
 ) -> Result<Vec<u8>, SourceError> {
     let (manifest, _) = manifest(client, tokens, at, digest, access)?;
     let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
@@ -416,13 +455,13 @@ pub fn pull_artifact(
         });
     };
     let media_type = layer["mediaType"].as_str().unwrap_or_default().to_string();
-    if !ARTIFACT_LAYERS.contains(&media_type.as_str()) {
+    if !layer_types.contains(&media_type) {
         return Err(SourceError::Git {
             url: at.repo_url.clone(),
             message: format!(
-                "{}@{digest}: layer media type {media_type:?} is not one of {}",
+                "{}@{digest}: layer media type {media_type:?} is not one of {} (accepted: {LAYER_TYPES_ENV})",
                 at.name,
-                ARTIFACT_LAYERS.join(", ")
+                layer_types.join(", ")
             ),
         });
     }
@@ -472,6 +511,28 @@ mod tests {
         assert_eq!(at.name, "web");
         assert!(is_oci("registry.example.com/x", &http));
         assert!(!is_oci("https://charts.example.com", &plain));
+    }
+
+    #[test]
+    fn layer_types_are_argo_cds_defaults_unless_set() {
+        let defaults = layer_types(None);
+        assert_eq!(
+            defaults,
+            [
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+            ]
+        );
+        assert_eq!(layer_types(Some(" , ")), defaults);
+        assert_eq!(
+            layer_types(Some(
+                "application/vnd.oci.image.layer.v1.tar, application/x-site"
+            )),
+            [
+                "application/vnd.oci.image.layer.v1.tar",
+                "application/x-site"
+            ]
+        );
     }
 
     #[test]
