@@ -116,6 +116,10 @@ pub struct Resource {
     /// Every name it had before its current one, oldest first (kustomize matches replicas,
     /// patches and name references against any of them).
     pub previous_names: Vec<String>,
+    /// Every name and namespace (effective: `default` for none) it had before a rename or a
+    /// namespace change, as pairs — kustomize's previous ids, which a patch naming the
+    /// object must match as a pair.
+    previous_ids: Vec<(String, String)>,
     /// The name when renames were last noted.
     noted_name: String,
     /// The `vars` that read their value from this resource.
@@ -168,6 +172,7 @@ impl Resource {
             noted_name: origin_name.clone(),
             origin_namespace,
             previous_names: Vec::new(),
+            previous_ids: Vec::new(),
             bound_vars: Vec::new(),
             shared_values: Default::default(),
             origin_name,
@@ -188,8 +193,39 @@ impl Resource {
         if self.name() != self.noted_name {
             let current = self.name().to_string();
             let old = std::mem::replace(&mut self.noted_name, current);
+            let namespace = names::effective(self.namespace()).to_string();
+            self.remember_id(old.clone(), namespace);
             self.previous_names.push(old);
         }
+    }
+
+    /// Remember its name and namespace now, before the namespace transformer moves it.
+    pub fn note_namespace_change(&mut self) {
+        let id = (
+            self.name().to_string(),
+            names::effective(self.namespace()).to_string(),
+        );
+        self.remember_id(id.0, id.1);
+    }
+
+    fn remember_id(&mut self, name: String, namespace: String) {
+        if !self
+            .previous_ids
+            .iter()
+            .any(|(n, ns)| *n == name && *ns == namespace)
+        {
+            self.previous_ids.push((name, namespace));
+        }
+    }
+
+    /// Is or was it `name` in `namespace` (`default` for none), both at once?
+    pub fn has_had_id(&self, name: &str, namespace: &str) -> bool {
+        let namespace = names::effective(namespace);
+        (self.name() == name && names::effective(self.namespace()) == namespace)
+            || self
+                .previous_ids
+                .iter()
+                .any(|(n, ns)| n == name && ns == namespace)
     }
 
     pub fn kind(&self) -> &str {

@@ -175,17 +175,13 @@ fn apply_by_identity(
 ) -> Result<(), KustomizeError> {
     let kind = patch["kind"].as_str().unwrap_or_default();
     let name = patch["metadata"]["name"].as_str().unwrap_or_default();
-    // As kustomize matches a patch's id: any name and namespace the resource has had, a
-    // missing namespace being `default`; more than one match is an error, not a guess.
+    // As kustomize matches a patch's id: a name and namespace the resource has had together,
+    // a missing namespace being `default`; more than one match is an error, not a guess.
     let ns = effective(patch["metadata"]["namespace"].as_str().unwrap_or_default());
     let matching: Vec<usize> = resources
         .iter()
         .enumerate()
-        .filter(|(_, r)| {
-            r.kind() == kind
-                && r.has_had_name(name)
-                && (effective(r.namespace()) == ns || effective(&r.origin_namespace) == ns)
-        })
+        .filter(|(_, r)| r.kind() == kind && r.has_had_id(name, ns))
         .map(|(i, _)| i)
         .collect();
     let i = match matching.as_slice() {

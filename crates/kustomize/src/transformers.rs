@@ -74,6 +74,7 @@ pub fn namespace_with(
     };
     let unset = |field: &Value| field.is_null() || field == "";
     for r in resources.iter_mut() {
+        r.note_namespace_change();
         // The core Namespace object becomes the namespace; a custom kind named Namespace is
         // just namespaced.
         if r.kind() == "Namespace" && r.group().is_empty() {
@@ -155,7 +156,6 @@ pub fn prefix_suffix(k: &Kustomization, resources: &mut [Resource], config: &Tra
     }
 }
 
-/// Merge `pairs` into the maps the field specs reach (creating them where a spec says so).
 fn string_map(v: &Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }

@@ -1,5 +1,7 @@
 //! The differential fuzzer: random kustomization trees — a base of Deployments, Services,
-//! ConfigMaps and a RoleBinding, and an overlay over it — built by this engine and by
+//! ConfigMaps and a generator, sometimes a middle level, and an overlay with patches
+//! (JSON, strategic merge into containers and pod-template metadata), generators, a component
+//! and replacements (also into label fields) — built by this engine and by
 //! `kubectl kustomize` (kustomize v5.5), outputs compared byte for byte, errors compared as
 //! "both refuse". Ignored by default (it runs kubectl hundreds of times); run it with
 //!
@@ -205,7 +207,17 @@ fn tree(rng: &mut Rng, dir: &Path) -> PathBuf {
     if rng.chance(30) {
         return dir.join("base");
     }
-    let mut overlay = String::from("resources:\n- ../base\n");
+    // Sometimes a level between: what a level shares with the one above it must survive one
+    // in between.
+    let parent = if rng.chance(30) {
+        let mut mid = String::from("resources:\n- ../base\n");
+        transformers(rng, &mut mid, "mid", &deployments);
+        write("mid/kustomization.yaml", &mid);
+        "../mid"
+    } else {
+        "../base"
+    };
+    let mut overlay = format!("resources:\n- {parent}\n");
     transformers(rng, &mut overlay, "prod", &deployments);
     if rng.chance(40) {
         let target = used[rng.below(used.len())];
@@ -222,12 +234,40 @@ fn tree(rng: &mut Rng, dir: &Path) -> PathBuf {
         );
     }
     if !deployments.is_empty() && rng.chance(40) {
-        // A strategic merge patch of a container, merged by name.
+        // A strategic merge patch of a container, merged by name; sometimes also of the pod
+        // template's labels and annotations, which lower levels' values may share with the
+        // selector and the object's metadata.
+        let target = deployments[rng.below(deployments.len())];
+        let template_metadata = if rng.chance(50) {
+            format!(
+                "      metadata:\n        labels:\n          {}: {}\n        annotations:\n          note: {}\n",
+                rng.pick(LABEL_KEYS),
+                rng.pick(LABEL_VALUES),
+                rng.pick(LABEL_VALUES)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            overlay,
+            "patchesStrategicMerge:\n- |-\n  apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: {target}\n  spec:\n    template:\n{}      spec:\n        containers:\n        - name: main\n          env:\n          - name: MODE\n            value: {}",
+            template_metadata,
+            rng.pick(LABEL_VALUES)
+        );
+    }
+    if !deployments.is_empty() && rng.chance(20) {
+        // A replacement into a label field: a write into whatever node the field shares.
         let target = deployments[rng.below(deployments.len())];
         let _ = writeln!(
             overlay,
-            "patchesStrategicMerge:\n- |-\n  apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: {target}\n  spec:\n    template:\n      spec:\n        containers:\n        - name: main\n          env:\n          - name: MODE\n            value: {}",
-            rng.pick(LABEL_VALUES)
+            "replacements:\n- source:\n    kind: Deployment\n    name: {target}\n    fieldPath: metadata.name\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - {}.{}\n    options:\n      create: {}",
+            rng.pick(&[
+                "metadata.labels",
+                "spec.selector.matchLabels",
+                "spec.template.metadata.labels"
+            ]),
+            rng.pick(LABEL_KEYS),
+            rng.chance(50)
         );
     }
     if rng.chance(25) {

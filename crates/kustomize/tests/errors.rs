@@ -415,3 +415,63 @@ fn files_outside_the_kustomization_are_refused_unless_restrictions_are_off() {
     );
     assert_eq!(build(&root.join("with-base")).unwrap().len(), 1);
 }
+
+/// A strategic merge patch names its target by a name and a namespace the object had
+/// together (kustomize's previous ids): each level's namespace change and rename is one step,
+/// so `web-base` was in `default` and `team-a`, never in its original `team-b`.
+#[test]
+fn a_patch_must_name_a_name_and_namespace_the_object_had_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let tree =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/trees/122-patch-by-earlier-identity");
+    for level in ["base", "mid"] {
+        for entry in std::fs::read_dir(tree.join(level)).unwrap() {
+            let entry = entry.unwrap();
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            write(
+                root,
+                &format!("{level}/{}", entry.file_name().to_string_lossy()),
+                &text,
+            );
+        }
+    }
+    let patch = |name: &str, namespace: &str| {
+        format!(
+            "resources: [../mid]\npatchesStrategicMerge:\n- |-\n  apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: {name}\n    namespace: {namespace}\n  spec:\n    replicas: 3\n"
+        )
+    };
+    for (name, namespace, matches) in [
+        ("web", "team-b", true),
+        ("web", "default", true),
+        ("web-base", "default", true),
+        ("web-base", "team-a", true),
+        ("web-base-mid", "team-a", true),
+        ("web-base", "team-b", false),
+        ("web", "team-a", false),
+        ("web-base-mid", "default", false),
+    ] {
+        let dir = format!("{name}.{namespace}");
+        write(
+            root,
+            &format!("{dir}/kustomization.yaml"),
+            &patch(name, namespace),
+        );
+        let built = build(&root.join(&dir));
+        match (matches, built) {
+            (true, Ok(objects)) => assert_eq!(objects.len(), 1, "{dir}"),
+            (false, Err(e)) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains(&format!("{name} in namespace {namespace}")),
+                    "{dir}: {e}"
+                );
+                assert!(
+                    e.contains(&format!("{dir}/kustomization.yaml")),
+                    "{dir}: {e}"
+                );
+            }
+            (expected, got) => panic!("{dir}: expected a match: {expected}, got {got:?}"),
+        }
+    }
+}
