@@ -572,13 +572,22 @@ impl GitCache {
         // Holding the repository's lock, any git lock file in it was left by a writer that
         // died mid-fetch: it would block every fetch from now on.
         remove_stale_git_locks(&self.repo_dir(url));
-        match self.fetch_locked(url, access, tip_of) {
-            // The repository as this process had it open predates a fetch made meanwhile
-            // (by another thread or process): its refs name objects in a pack the open
-            // handle does not know. Opened anew, it sees them.
+        self.reopened_on_miss(url, || self.fetch_locked(url, access, tip_of))
+    }
+
+    /// Run `f`, and once more with the repository opened anew if it missed an object: the
+    /// repository as this process had it open may predate a fetch made meanwhile (by another
+    /// thread or process), so refs and commits name objects in a pack the open handle does not
+    /// know. Opened anew, it sees them.
+    fn reopened_on_miss<T>(
+        &self,
+        url: &str,
+        f: impl Fn() -> Result<T, SourceError>,
+    ) -> Result<T, SourceError> {
+        match f() {
             Err(e) if e.to_string().contains("could not be found") => {
                 self.forget_opened(&self.repo_dir(url));
-                self.fetch_locked(url, access, tip_of)
+                f()
             }
             other => other,
         }
@@ -758,18 +767,26 @@ impl GitCache {
     /// least recently used trees beyond [`MAX_TREES`] are removed).
     pub fn tree(&self, url: &str, commit: &str) -> Result<PathBuf, SourceError> {
         let exported = self.trees.get_or_export(commit, |dir| {
-            let repo = self.open_or_init(url)?;
-            let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
-            let tree = repo
-                .find_object(id)
-                .map_err(|e| classify(url, e))?
-                .peel_to_commit()
-                .map_err(|e| classify(url, e))?
-                .tree()
-                .map_err(|e| classify(url, e))?;
-            let mut items = Vec::new();
-            export(&repo, url, &tree, dir, "", &mut items)?;
-            Ok(items)
+            self.reopened_on_miss(url, || {
+                // A first attempt may have written part of the tree before it missed.
+                if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+                    std::fs::remove_dir_all(dir).map_err(io(dir))?;
+                    std::fs::create_dir_all(dir).map_err(io(dir))?;
+                }
+                let repo = self.open_or_init(url)?;
+                let id =
+                    gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
+                let tree = repo
+                    .find_object(id)
+                    .map_err(|e| classify(url, e))?
+                    .peel_to_commit()
+                    .map_err(|e| classify(url, e))?
+                    .tree()
+                    .map_err(|e| classify(url, e))?;
+                let mut items = Vec::new();
+                export(&repo, url, &tree, dir, "", &mut items)?;
+                Ok(items)
+            })
         });
         exported.map_err(|e| match e {
             TreeError::Io(path, source) => SourceError::Io {
@@ -808,19 +825,26 @@ impl GitCache {
         asked: std::time::Instant,
     ) -> Result<CommitMetadata, SourceError> {
         let sha = self.resolve_since(url, revision, access, asked)?;
-        let repo = self.open_or_init(url)?;
-        let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| classify(url, e))?;
-        let commit = repo
-            .find_object(id)
-            .map_err(|e| classify(url, e))?
-            .peel_to_commit()
-            .map_err(|e| classify(url, e))?;
-        let author = commit.author().map_err(|e| classify(url, e))?;
-        let seconds = author.time().map_err(|e| classify(url, e))?.seconds;
-        let message = commit
-            .message_raw()
-            .map_err(|e| classify(url, e))?
-            .to_string();
+        let (author, seconds, message) = self.reopened_on_miss(url, || {
+            let repo = self.open_or_init(url)?;
+            let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| classify(url, e))?;
+            let commit = repo
+                .find_object(id)
+                .map_err(|e| classify(url, e))?
+                .peel_to_commit()
+                .map_err(|e| classify(url, e))?;
+            let author = commit.author().map_err(|e| classify(url, e))?;
+            let seconds = author.time().map_err(|e| classify(url, e))?.seconds;
+            let message = commit
+                .message_raw()
+                .map_err(|e| classify(url, e))?
+                .to_string();
+            Ok((
+                format!("{} <{}>", author.name, author.email),
+                seconds,
+                message,
+            ))
+        })?;
         let tags = self
             .advertised(url, access, asked)?
             .iter()
@@ -829,7 +853,7 @@ impl GitCache {
             .collect();
         Ok(CommitMetadata {
             sha,
-            author: format!("{} <{}>", author.name, author.email),
+            author,
             seconds,
             message: message.trim_end().to_string(),
             tags,

@@ -425,8 +425,9 @@ fn ssh_with_a_private_key() {
 }
 
 /// Two processes sharing one cache directory (two `GitCache`s here): one fetches a new commit
-/// while the other holds the repository open from before; the other's next fetch still works
-/// (its refs now name objects in a pack its open handle had not seen).
+/// while the other holds the repository open from before; the other reads that commit's tree
+/// and metadata, and its next fetch still works (its refs now name objects in a pack its open
+/// handle had not seen).
 #[test]
 fn a_fetch_by_another_process_does_not_break_this_ones() {
     let tmp = tempfile::tempdir().unwrap();
@@ -449,6 +450,14 @@ fn a_fetch_by_another_process_does_not_break_this_ones() {
         let other = GitCache::new(tmp.path().join("cache"));
         assert_eq!(other.resolve(&url, "main", &anon).unwrap(), theirs);
         assert!(other.tree(&url, &theirs).is_ok());
+        // The commit the other fetched, read through this one's handle from before.
+        let tree = this.tree(&url, &theirs).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tree.join("apps/web/cm.yaml")).unwrap(),
+            format!("n: {}\n", 2 * n)
+        );
+        let meta = this.commit_metadata(&url, &theirs, &anon).unwrap();
+        assert_eq!(meta.message, format!("change {}", 2 * n));
         let ours = push(2 * n + 1);
         assert_eq!(this.resolve(&url, "main", &anon).unwrap(), ours);
         assert!(this.tree(&url, &ours).is_ok(), "round {n}");
