@@ -112,7 +112,12 @@ impl Kustomization {
                 fields.insert(canonical.to_string(), value.clone());
             }
         }
-        let spec = Value::Object(fields);
+        let mut spec = Value::Object(fields);
+        crate::typed::check(&mut spec).map_err(|(field, message)| KustomizeError::Invalid {
+            path: display(&file),
+            field,
+            message: format!("invalid Kustomization: {message}"),
+        })?;
         if spec["kind"] == "Component"
             && spec["apiVersion"]
                 .as_str()

@@ -28,6 +28,7 @@ mod replacements;
 mod select;
 mod shared_values;
 mod transformers;
+mod typed;
 mod vars;
 pub mod yaml;
 

@@ -130,10 +130,12 @@ fn parse_chunk(chunk: &Chunk) -> Result<Option<Document>, YamlError> {
     }))
 }
 
-/// A kustomization file's content. kustomize reads these with sigs.k8s.io/yaml, where a
-/// repeated key is not an error: the last one wins (manifests are stricter).
+/// A kustomization file's content. kustomize reads these with sigs.k8s.io/yaml, which is
+/// YAML 1.1 (`yes`, `on`, `y` are booleans, unlike in manifests) and where a repeated key is
+/// not an error: the last one wins (manifests are stricter).
 pub fn parse_kustomization(text: &str) -> Result<Option<Value>, YamlError> {
-    let mut options = yaml_12();
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = false;
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
     let value: Value =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| YamlError {

@@ -475,3 +475,50 @@ fn a_patch_must_name_a_name_and_namespace_the_object_had_together() {
         }
     }
 }
+
+/// A kustomization is typed as kustomize's Go structs type it, after reading it as YAML 1.1:
+/// a value of the wrong type for its field is refused with Go's message, naming the field.
+#[test]
+fn wrongly_typed_kustomization_fields_are_refused_as_kustomize_refuses_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let cases = [
+        ("namespace: 5", "Kustomization.namespace of type string"),
+        (
+            "namePrefix: n",
+            "cannot unmarshal bool into Go struct field Kustomization.namePrefix",
+        ),
+        (
+            "commonLabels: {team: on}",
+            "Kustomization.commonLabels of type string",
+        ),
+        (
+            "images: [{name: nginx, newTag: 1.27}]",
+            "number into Go struct field Image.images.newTag",
+        ),
+        (
+            "labels: [{pairs: {a: b}, includeSelectors: 'true'}]",
+            "string into Go struct field Label.labels.includeSelectors of type bool",
+        ),
+        (
+            "replicas: [{name: d, count: '3'}]",
+            "Replica.replicas.count of type int64",
+        ),
+        (
+            "resources: cm.yaml",
+            "Kustomization.resources of type []string",
+        ),
+    ];
+    for (i, (line, expected)) in cases.iter().enumerate() {
+        let dir = format!("typed-{i}");
+        write(
+            root,
+            &format!("{dir}/kustomization.yaml"),
+            &format!("{line}\n"),
+        );
+        write(root, &format!("{dir}/cm.yaml"), CM);
+        let e = build(&root.join(&dir)).unwrap_err().to_string();
+        assert!(e.contains(expected), "{line}: {e}");
+        assert!(e.contains(&format!("{dir}/kustomization.yaml")), "{e}");
+    }
+}
