@@ -774,13 +774,7 @@ impl GitCache {
                     std::fs::create_dir_all(dir).map_err(io(dir))?;
                 }
                 let repo = self.open_or_init(url)?;
-                let id =
-                    gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
-                let tree = repo
-                    .find_object(id)
-                    .map_err(|e| classify(url, e))?
-                    .peel_to_commit()
-                    .map_err(|e| classify(url, e))?
+                let tree = find_commit(&repo, url, commit)?
                     .tree()
                     .map_err(|e| classify(url, e))?;
                 let mut items = Vec::new();
@@ -827,12 +821,7 @@ impl GitCache {
         let sha = self.resolve_since(url, revision, access, asked)?;
         let (author, seconds, message) = self.reopened_on_miss(url, || {
             let repo = self.open_or_init(url)?;
-            let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| classify(url, e))?;
-            let commit = repo
-                .find_object(id)
-                .map_err(|e| classify(url, e))?
-                .peel_to_commit()
-                .map_err(|e| classify(url, e))?;
+            let commit = find_commit(&repo, url, &sha)?;
             let author = commit.author().map_err(|e| classify(url, e))?;
             let seconds = author.time().map_err(|e| classify(url, e))?.seconds;
             let message = commit
@@ -859,6 +848,19 @@ impl GitCache {
             tags,
         })
     }
+}
+
+/// The commit `sha` (40 hex digits) in `repo`.
+fn find_commit<'r>(
+    repo: &'r gix::Repository,
+    url: &str,
+    sha: &str,
+) -> Result<gix::Commit<'r>, SourceError> {
+    let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| classify(url, e))?;
+    repo.find_object(id)
+        .map_err(|e| classify(url, e))?
+        .peel_to_commit()
+        .map_err(|e| classify(url, e))
 }
 
 /// The advertised ref `revision` names (`HEAD`, a branch, a tag or a full ref name), as git
@@ -1068,31 +1070,28 @@ impl GitCache {
         commit: &str,
         paths: &[String],
     ) -> Result<String, SourceError> {
-        let repo = self.open_or_init(url)?;
-        let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| classify(url, e))?;
-        let tree = repo
-            .find_object(id)
-            .map_err(|e| classify(url, e))?
-            .peel_to_commit()
-            .map_err(|e| classify(url, e))?
-            .tree()
-            .map_err(|e| classify(url, e))?;
-        let mut parts = Vec::with_capacity(paths.len());
-        for path in paths {
-            let trimmed = path.trim_matches('/');
-            let entry_id = if trimmed.is_empty() || trimmed == "." {
-                Some(tree.id.to_string())
-            } else {
-                tree.lookup_entry_by_path(trimmed)
-                    .map_err(|e| classify(url, e))?
-                    .map(|e| e.object_id().to_string())
-            };
-            parts.push(format!(
-                "{trimmed}={}",
-                entry_id.unwrap_or_else(|| "-".into())
-            ));
-        }
-        Ok(parts.join(";"))
+        self.reopened_on_miss(url, || {
+            let repo = self.open_or_init(url)?;
+            let tree = find_commit(&repo, url, commit)?
+                .tree()
+                .map_err(|e| classify(url, e))?;
+            let mut parts = Vec::with_capacity(paths.len());
+            for path in paths {
+                let trimmed = path.trim_matches('/');
+                let entry_id = if trimmed.is_empty() || trimmed == "." {
+                    Some(tree.id.to_string())
+                } else {
+                    tree.lookup_entry_by_path(trimmed)
+                        .map_err(|e| classify(url, e))?
+                        .map(|e| e.object_id().to_string())
+                };
+                parts.push(format!(
+                    "{trimmed}={}",
+                    entry_id.unwrap_or_else(|| "-".into())
+                ));
+            }
+            Ok(parts.join(";"))
+        })
     }
 }
 
