@@ -3,6 +3,7 @@
 //! kustomization extends them with `configurations` files and `crds` (OpenAPI definitions),
 //! and the extensions of a base reach every kustomization above it.
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -252,8 +253,7 @@ pub fn visit_at(
     let len = at.len();
     if let Value::Array(items) = value {
         for (i, item) in items.iter_mut().enumerate() {
-            at.push('/');
-            at.push_str(&i.to_string());
+            let _ = write!(at, "/{i}");
             visit_at(item, path, create, at, f);
             at.truncate(len);
         }

@@ -202,11 +202,9 @@ impl Resource {
 
     /// Remember its name and namespace now, before the namespace transformer moves it.
     pub fn note_namespace_change(&mut self) {
-        let id = (
-            self.name().to_string(),
-            names::effective(self.namespace()).to_string(),
-        );
-        self.remember_id(id.0, id.1);
+        let name = self.name().to_string();
+        let namespace = names::effective(self.namespace()).to_string();
+        self.remember_id(name, namespace);
     }
 
     fn remember_id(&mut self, name: String, namespace: String) {

@@ -123,8 +123,8 @@ fn apply_strategic(
         map.remove("kind");
         map.remove("apiVersion");
     }
-    // kustomize merges into the object's nodes in place: a label or annotation value the patch changes in
-    // one field changes wherever that value is shared.
+    // kustomize merges into the object's nodes in place: a label or annotation value the
+    // patch changes in one field changes wherever that value is shared.
     let before = (!r.shared_values.is_empty()).then(|| r.object.clone());
     tiphys_patch::strategic::apply_with(
         &mut r.object,

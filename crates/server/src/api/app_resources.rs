@@ -21,7 +21,7 @@ use tiphys_model::Application;
 use tiphys_model::application::ApplicationSource;
 
 use crate::api::applications::{allowed, visible};
-use crate::api::{Body, enforce};
+use crate::api::{Body, blocking, enforce};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::State;
@@ -124,7 +124,7 @@ pub(crate) async fn render(
     let repo = state.repo.clone();
     let namespace = app.spec.destination.namespace.clone();
     let instance = app.metadata.name.clone().unwrap_or_default();
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let mut commits = Vec::new();
         for (source, revision) in &sources {
             let mut pinned = source.clone();
@@ -134,8 +134,7 @@ pub(crate) async fn render(
         let plain: Vec<ApplicationSource> = sources.into_iter().map(|(s, _)| s).collect();
         repo.generate(&instance, &namespace, &plain, &commits, &secrets, &settings)
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
+    .await?
     .map_err(manifest_error)
 }
 
@@ -199,15 +198,6 @@ fn asked_source(app: &Application, q: &MetadataQuery) -> ApiResult<ApplicationSo
         .ok_or_else(|| ApiError::invalid(format!("there is no source at index {index}")))
 }
 
-/// Run a blocking repository question off the async threads.
-async fn ask_repository<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-}
-
 /// `GET /api/v1/applications/{name}/revisions/{revision}/metadata`: author, date, message and
 /// tags of a commit in the app's repository.
 async fn revision_metadata(
@@ -226,12 +216,9 @@ async fn revision_metadata(
     let url = source.repo_url.clone();
     let access = tiphys_controller::manifests::access_for(&url, &state.repo_secrets());
     let repo = state.repo.clone();
-    let found = ask_repository(move || {
-        repo.git
-            .commit_metadata(&url, &revision, &access)
-            .map_err(source_error)
-    })
-    .await?;
+    let found = blocking(move || repo.git.commit_metadata(&url, &revision, &access))
+        .await?
+        .map_err(source_error)?;
     let date = tiphys_controller::manifests::commit_date(&found);
     Ok(Json(json!({
         "author": found.author,
@@ -258,11 +245,9 @@ async fn chart_details(
         )));
     }
     let (repo, secrets) = (state.repo.clone(), state.repo_secrets());
-    let details = ask_repository(move || {
-        repo.chart_details(&source, &revision, &secrets)
-            .map_err(manifest_error)
-    })
-    .await?;
+    let details = blocking(move || repo.chart_details(&source, &revision, &secrets))
+        .await?
+        .map_err(manifest_error)?;
     Ok(Json(json!(details)))
 }
 
@@ -286,11 +271,9 @@ async fn oci_metadata(
         )));
     }
     let repo = state.repo.clone();
-    let meta = ask_repository(move || {
-        repo.oci_metadata(&source, &revision, &secrets)
-            .map_err(manifest_error)
-    })
-    .await?;
+    let meta = blocking(move || repo.oci_metadata(&source, &revision, &secrets))
+        .await?
+        .map_err(manifest_error)?;
     Ok(Json(json!(meta)))
 }
 
@@ -379,7 +362,7 @@ async fn app_details(
     let settings = state.render_settings()?;
     let repo = state.repo.clone();
     let app_name = q.app_name.clone();
-    let details = tokio::task::spawn_blocking(move || {
+    let details = blocking(move || {
         let revisions = sources
             .iter()
             .map(|s| repo.resolve(s, &secrets))
@@ -394,8 +377,7 @@ async fn app_details(
             &settings,
         )
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
+    .await?
     .map_err(manifest_error)?;
     Ok(Json(serde_json::to_value(details).unwrap_or_default()))
 }

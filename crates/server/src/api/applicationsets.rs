@@ -85,7 +85,7 @@ async fn preview(state: &State, set: &ApplicationSet) -> ApiResult<Vec<tiphys_mo
     );
     let repo = state.repo.clone();
     let set = set.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::api::blocking(move || {
         let repos = tiphys_controller::appset::GitRepos {
             repo: &repo,
             secrets: &secrets,
@@ -98,8 +98,7 @@ async fn preview(state: &State, set: &ApplicationSet) -> ApiResult<Vec<tiphys_mo
             },
         )
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
+    .await?
     .map_err(|e| ApiError::invalid(e.to_string()))
 }
 

@@ -134,6 +134,16 @@ pub fn router() -> Router<Arc<State>> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
+/// Run blocking work (repository questions, renders) on the blocking pool, off the async
+/// threads.
+pub(crate) async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> ApiResult<R> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 /// An object written by this request, answered like every read: without managedFields.
 pub(crate) fn written_answer<K: kube::Resource>(mut object: K) -> axum::Json<K> {
     object.meta_mut().managed_fields = None;

@@ -444,9 +444,8 @@ async fn refs(
     let (repo, _) = find(&state, &url).ok_or_else(ApiError::denied)?;
     enforce(&state, &caller, "repositories", "get", &object(&repo))?;
     let (repo_server, url, access) = (state.repo.clone(), repo.url.clone(), repo.access());
-    let listed = tokio::task::spawn_blocking(move || repo_server.git.ls_remote(&url, &access))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+    let listed = crate::api::blocking(move || repo_server.git.ls_remote(&url, &access))
+        .await?
         .map_err(|e| ApiError::new(Code::Unavailable, e.to_string()))?;
     let pick = |prefix: &str| -> Vec<String> {
         let mut out: Vec<String> = listed
