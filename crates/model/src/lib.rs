@@ -104,6 +104,27 @@ macro_rules! argo_resource {
                     message: e.to_string(),
                 })
             }
+
+            /// What creating `submitted` with `upsert` writes over this existing object (Argo
+            /// CD's create): its spec, labels, annotations and finalizers; status, operation
+            /// and version stay. `None` when all four are already equal — creating it again
+            /// changes nothing.
+            pub fn upserted(&self, submitted: &Self) -> Option<Self> {
+                let (mine, theirs) = (&self.metadata, &submitted.metadata);
+                if self.spec == submitted.spec
+                    && mine.labels == theirs.labels
+                    && mine.annotations == theirs.annotations
+                    && mine.finalizers == theirs.finalizers
+                {
+                    return None;
+                }
+                let mut updated = self.clone();
+                updated.spec = submitted.spec.clone();
+                updated.metadata.labels = theirs.labels.clone();
+                updated.metadata.annotations = theirs.annotations.clone();
+                updated.metadata.finalizers = theirs.finalizers.clone();
+                Some(updated)
+            }
         }
     };
 }

@@ -3,6 +3,7 @@
 //! in memory that another replica would need (login failures aside, as in Argo CD).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -44,11 +45,15 @@ pub struct State {
     /// Whether the server is reached over TLS (cookies are then `Secure`).
     pub tls: bool,
     pub limiter: LoginLimiter,
+    /// Sessions this replica ended (the cluster's record reaches it through the watch).
+    pub revoked: crate::auth::revoked::Revoked,
     pub metrics: crate::metrics::Metrics,
     /// Repositories and renders (repository checks, ApplicationSet previews, manifests).
     pub repo: Arc<tiphys_controller::manifests::RepoServer>,
     /// Every Application change, for the streams.
     pub app_events: tokio::sync::broadcast::Sender<AppEvent>,
+    /// The newest resourceVersion the Application watch has delivered (0: none yet).
+    apps_version: Arc<AtomicU64>,
     policy: Mutex<Option<(String, Arc<Policy>)>>,
     /// Clients for destination clusters declared by Secrets, with the declaration they were
     /// made from (a changed Secret makes a new client).
@@ -98,6 +103,7 @@ where
 fn reflect_apps(
     api: Api<Application>,
     events: tokio::sync::broadcast::Sender<AppEvent>,
+    version: Arc<AtomicU64>,
 ) -> (Store<Application>, tokio::task::JoinHandle<()>) {
     let (reader, writer) = reflector::store();
     let store = reader.clone();
@@ -123,6 +129,14 @@ fn reflect_apps(
             }
             _ => return futures::future::ready(()),
         };
+        if let Some(v) = app
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+        {
+            version.fetch_max(v, Ordering::Relaxed);
+        }
         if events.receiver_count() > 0 {
             let _ = events.send(AppEvent { kind, app });
         }
@@ -140,9 +154,11 @@ impl State {
         cache_dir: std::path::PathBuf,
     ) -> ApiResult<State> {
         let (app_events, _) = tokio::sync::broadcast::channel(1024);
+        let apps_version = Arc::new(AtomicU64::new(0));
         let (apps, t1) = reflect_apps(
             Api::<Application>::namespaced(client.clone(), namespace),
             app_events.clone(),
+            apps_version.clone(),
         );
         let (appsets, t2) = reflect(Api::<ApplicationSet>::namespaced(client.clone(), namespace));
         let (projects, t3) = reflect(Api::<AppProject>::namespaced(client.clone(), namespace));
@@ -162,9 +178,11 @@ impl State {
             configs,
             tls,
             limiter: LoginLimiter::default(),
+            revoked: Default::default(),
             metrics: crate::metrics::Metrics::default(),
             repo: Arc::new(tiphys_controller::manifests::RepoServer::new(cache_dir)),
             app_events,
+            apps_version,
             policy: Mutex::new(None),
             destinations: Mutex::new(BTreeMap::new()),
             tasks,
@@ -187,6 +205,15 @@ impl State {
 
     fn key<K: kube::Resource<DynamicType = ()>>(&self, name: &str) -> ObjectRef<K> {
         ObjectRef::new(name).within(&self.namespace)
+    }
+
+    /// What an Application list answers as its `resourceVersion`: the watch's newest, as
+    /// Argo CD answers its informer's (empty before the first).
+    pub fn apps_version(&self) -> String {
+        match self.apps_version.load(Ordering::Relaxed) {
+            0 => String::new(),
+            v => v.to_string(),
+        }
     }
 
     pub fn app(&self, name: &str) -> Option<Arc<Application>> {

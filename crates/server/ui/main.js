@@ -2,7 +2,7 @@
 // has its own URL (filters, tabs and the selected resource live in the query), so any screen
 // can be bookmarked or linked.
 import { h, replace, toast } from './dom.js';
-import { api, get, whenLoggedOut, forgetPermissions } from './api.js';
+import { get, whenLoggedOut, forgetPermissions } from './api.js';
 import { appsView } from './apps.js';
 import { appView } from './app.js';
 import { appsetsView, appsetView } from './appsets.js';
@@ -64,11 +64,12 @@ function nav() {
   }
 }
 
-async function logout() {
-  await api('DELETE', '/api/v1/session').catch(() => {});
+// The server ends the session everywhere and sends the browser on: back here, or through
+// the identity provider's logout after a single sign-on.
+function logout() {
   session.user = { loggedIn: false };
   forgetPermissions();
-  navigate('/login');
+  location.assign('/auth/logout');
 }
 
 export async function refreshSession() {

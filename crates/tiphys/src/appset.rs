@@ -1,6 +1,6 @@
-//! `tiphys appset list|get|generate`: ApplicationSets through the API server or the Kubernetes
-//! API (`--core`), and a cluster-free preview of what an ApplicationSet generates (for pull
-//! requests).
+//! `tiphys appset list|get|create|delete|generate`: ApplicationSets through the API server or
+//! the Kubernetes API (`--core`), and a cluster-free preview of what an ApplicationSet generates
+//! (for pull requests).
 
 use std::path::PathBuf;
 
@@ -8,6 +8,7 @@ use crate::remote::client::segment;
 use crate::table::Table;
 use anyhow::{Context, bail};
 use kube::api::Api;
+use reqwest::Method;
 use tiphys_appset::Inputs;
 use tiphys_controller::appset::{GitRepos, LocalTree, cluster_infos};
 use tiphys_model::{Application, ApplicationSet};
@@ -32,6 +33,29 @@ enum Command {
     },
     /// Show an ApplicationSet's conditions and the Applications it owns.
     Get {
+        name: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// The control namespace (core mode).
+        #[arg(long, short = 'n', default_value = "argocd")]
+        namespace: String,
+    },
+    /// Create an ApplicationSet from a manifest (an existing one that differs is refused
+    /// unless --upsert).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Replace the spec of an existing ApplicationSet that differs.
+        #[arg(long)]
+        upsert: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// The control namespace (core mode).
+        #[arg(long, short = 'n', default_value = "argocd")]
+        namespace: String,
+    },
+    /// Delete an ApplicationSet (its Applications too, unless its policy keeps them).
+    Delete {
         name: String,
         #[command(flatten)]
         connection: ConnectionArgs,
@@ -156,6 +180,46 @@ impl Sets {
         }
     }
 
+    async fn create(&self, set: &ApplicationSet, upsert: bool) -> anyhow::Result<()> {
+        match self {
+            Sets::Core(client, namespace) => {
+                let api: Api<ApplicationSet> = Api::namespaced(client.clone(), namespace);
+                crate::upsert::create_or_upsert(&api, set, upsert, |existing| {
+                    existing.upserted(set)
+                })
+                .await
+            }
+            Sets::Server(server) => {
+                let upsert = upsert.to_string();
+                server
+                    .call(
+                        Method::POST,
+                        "/api/v1/applicationsets",
+                        &[("upsert", upsert.as_str())],
+                        Some(&serde_json::to_value(set)?),
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        match self {
+            Sets::Core(client, namespace) => {
+                let api: Api<ApplicationSet> = Api::namespaced(client.clone(), namespace);
+                api.delete(name, &Default::default())
+                    .await
+                    .with_context(|| format!("deleting ApplicationSet {name}"))?;
+            }
+            Sets::Server(server) => {
+                let path = format!("/api/v1/applicationsets/{}", segment(name));
+                server.call(Method::DELETE, &path, &[], None).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The Application if it exists (and the caller may see it).
     async fn app(&self, name: &str) -> Option<Application> {
         match self {
@@ -251,6 +315,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 ]);
             }
             table.print();
+            Ok(())
+        }
+        Command::Create {
+            file,
+            upsert,
+            connection,
+            namespace,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let set = ApplicationSet::from_yaml(&text, &file.display().to_string())?;
+            let name = set.metadata.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                bail!(
+                    "{}: the ApplicationSet has no metadata.name",
+                    file.display()
+                );
+            }
+            Sets::new(&connection, &namespace)
+                .await?
+                .create(&set, upsert)
+                .await?;
+            println!("ApplicationSet '{name}' created");
+            Ok(())
+        }
+        Command::Delete {
+            name,
+            connection,
+            namespace,
+        } => {
+            Sets::new(&connection, &namespace)
+                .await?
+                .delete(&name)
+                .await?;
+            println!("applicationset.argoproj.io/{name} deleted");
             Ok(())
         }
         Command::Generate { .. } => bail!("handled before the runtime starts"),

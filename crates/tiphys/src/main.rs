@@ -17,6 +17,7 @@ mod repo;
 mod server;
 mod table;
 mod up;
+mod upsert;
 
 use clap::{Parser, Subcommand};
 
@@ -56,9 +57,9 @@ enum Command {
     Logout(remote::login::LogoutArgs),
     /// List the contexts the CLI knows, or switch to one.
     Context(remote::login::ContextArgs),
-    /// Operate on Applications: list, get, diff, sync, wait, history, rollback, delete.
+    /// Operate on Applications: list, get, create, diff, sync, wait, history, rollback, delete.
     App(app::Args),
-    /// ApplicationSets: list, get, and generate (a preview without a cluster).
+    /// ApplicationSets: list, get, create, delete, and generate (a preview without a cluster).
     Appset(appset::Args),
     /// AppProjects: list, get, create, delete, role tokens.
     Proj(proj::Args),

@@ -156,6 +156,42 @@ async fn logins_tokens_and_every_kind_of_bad_request() {
     );
     assert_eq!(admin.get("/api/v1/applications").status, 200);
 
+    // Logging out ends that session for good (on every replica: the record is in the
+    // cluster), not just its cookie; other sessions go on.
+    let ending = login(url, "admin", &password).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ended = Client {
+        url,
+        token: Some(ending.clone()),
+    };
+    assert_eq!(ended.get("/api/v1/applications").status, 200);
+    let out = ended.call("DELETE", "/api/v1/session", None);
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert!(
+        out.header("set-cookie")
+            .is_some_and(|c| c.starts_with("argocd.token=;") && c.contains("Max-Age=0")),
+        "{:?}",
+        out.headers
+    );
+    let refused = ended.get("/api/v1/applications");
+    assert_error(&refused, 401, 16);
+    assert!(refused.body.contains("revoked"), "{}", refused.body);
+    assert_eq!(admin.get("/api/v1/applications").status, 200);
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(env.client.clone(), "argocd");
+    let record = configmaps.get("tiphys-revoked-sessions").await.unwrap();
+    assert_eq!(record.data.unwrap_or_default().len(), 1);
+    // A second server (a replica) refuses it too, once its watch has the record.
+    let replica = start_server(&env).await;
+    let replica_client = Client {
+        url: &replica.url,
+        token: Some(ending),
+    };
+    assert_error(&replica_client.get("/api/v1/applications"), 401, 16);
+    drop(replica);
+
     // Tokens that are not ours, or no longer valid.
     let key = signing_key(&env).await;
     let now = tiphys_server::auth::jwt::now();
@@ -1011,6 +1047,78 @@ async fn repositories_clusters_applicationsets_streams_and_webhooks() {
         "{seen}"
     );
 
+    // A watch from a list's version with a selector, as Argo CD's UI resumes one: no current
+    // state again, only later changes to the apps the selector picks.
+    let r = admin.call(
+        "PATCH",
+        "/api/v1/applications/streamed",
+        Some(json!({"patch": "{\"metadata\":{\"labels\":{\"team\":\"web\"}}}", "patchType": "merge"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed = admin.get("/api/v1/applications?selector=team%3Dweb");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let listed = listed.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let version = listed["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(version.parse::<u64>().is_ok(), "{listed}");
+    let later = |name: &str, labels: Value| {
+        json!({"metadata": {"name": name, "labels": labels}, "spec": {"project": "default",
+            "source": {"repoURL": repo_url, "path": "apps/a", "targetRevision": "HEAD"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": name}}})
+    };
+    let (quiet, labelled) = (
+        later("quiet", json!({})),
+        later("labelled", json!({"team": "web"})),
+    );
+    let url_owned = url.to_string();
+    let token_owned = token.clone();
+    let seen = tokio::task::spawn_blocking(move || {
+        read_stream_until(
+            &url_owned,
+            &format!("/api/v1/stream/applications?selector=team%3Dweb&resourceVersion={version}"),
+            &token_owned,
+            "\"name\":\"labelled\"",
+            || {
+                let admin = Client {
+                    url: &url_owned,
+                    token: Some(token_owned.clone()),
+                };
+                for app in [quiet, labelled] {
+                    let r = admin.call("POST", "/api/v1/applications", Some(app));
+                    assert_eq!(r.status, 200, "{}", r.body);
+                }
+            },
+        )
+    })
+    .await
+    .unwrap();
+    // (The last event may be cut short where the read stopped.)
+    let events: Vec<(String, String)> = seen
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("data: "))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|e| {
+            let e = &e["result"];
+            let name = e["application"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default();
+            (
+                e["type"].as_str().unwrap_or_default().to_string(),
+                name.to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        !events.contains(&("ADDED".into(), "streamed".into())),
+        "{seen}"
+    );
+    assert!(!seen.contains("\"name\":\"quiet\""), "{seen}");
+    let r = admin.get("/api/v1/stream/applications?selector=a%20in%20b");
+    assert_error(&r, 400, 3);
+
     // A push webhook refreshes the apps of the repository it names.
     let body = json!({"ref": "refs/heads/main", "repository": {"html_url": repo_url, "clone_url": repo_url}, "commits": []});
     let r = send(
@@ -1097,7 +1205,7 @@ async fn single_sign_on_with_a_real_openid_connect_provider() {
     let server = start_server(&env).await;
     let url = server.url.as_str();
     let provider = start_provider(env.dir.path(), &format!("{url}/auth/callback"));
-    env.apply(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  url: {url}\n  oidc.config: |\n    name: Test IdP\n    issuer: {}\n    clientID: tiphys\n    clientSecret: $oidc.clientSecret\n    requestedScopes: [openid, profile, email, groups]\n", provider.issuer));
+    env.apply(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  url: {url}\n  oidc.config: |\n    name: Test IdP\n    issuer: {issuer}\n    clientID: tiphys\n    clientSecret: $oidc.clientSecret\n    requestedScopes: [openid, profile, email, groups]\n    logoutURL: {issuer}/session/end?id_token_hint={{{{token}}}}&post_logout_redirect_uri={{{{logoutRedirectURL}}}}\n", issuer = provider.issuer));
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "argocd");
     secrets
         .patch(
@@ -1260,6 +1368,48 @@ async fn single_sign_on_with_a_real_openid_connect_provider() {
     let out = cli(&config).args(["app", "list"]).output().unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(list.contains("pay") && !list.contains("web"), "{list}");
+
+    // Logging out in the browser ends the session here and goes on to the provider's
+    // logout with the provider's own ID token as the hint, which the provider accepts.
+    let (mut browser, _, token) = sso("alice");
+    let out = browser.get(&format!("{url}/auth/logout"));
+    assert_eq!(out.status, 303, "{}", out.body);
+    let to = out.header("location").unwrap().to_string();
+    let prefix = format!("{}/session/end?id_token_hint=", provider.issuer);
+    assert!(
+        to.starts_with(&prefix) && to.ends_with(&format!("&post_logout_redirect_uri={url}")),
+        "{to}"
+    );
+    let hint = to[prefix.len()..].split('&').next().unwrap();
+    let payload = hint.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&claims["iss"], &claims["aud"], &claims["sub"]),
+        (&json!(provider.issuer), &json!("tiphys"), &json!("alice")),
+        "{claims}"
+    );
+    let at_provider = browser.get(&to);
+    assert_eq!(at_provider.status, 200, "{}", at_provider.body);
+    assert!(
+        at_provider.body.contains("/session/end/confirm"),
+        "{}",
+        at_provider.body
+    );
+    let ended = Client {
+        url,
+        token: Some(token),
+    };
+    assert_error(&ended.get("/api/v1/applications"), 401, 16);
+    // A session of our own (no provider behind it) just comes back here.
+    let mut local = Browser::default();
+    local.set(url, "argocd.token", admin.token.as_deref().unwrap());
+    let out = local.get(&format!("{url}/auth/logout"));
+    assert_eq!(out.header("location"), Some(url), "{:?}", out.headers);
 }
 
 /// The `tiphys` command for a user of the API server: its contexts in `config`, no kubeconfig.
@@ -1729,6 +1879,206 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
 /// What an app is made of, through the server: manifests at the target and at an older
 /// revision, a commit's metadata with its tag, app details (`appdetails`), and one live resource read, patched and
 /// deleted — by the admin, and refused to a read-only token; project events.
+/// `tiphys app create` and `tiphys appset create|delete`, through the server (under RBAC) and
+/// directly: from flags or a manifest, a second create of the same thing changes nothing, a
+/// different one needs --upsert.
+#[tokio::test(flavor = "multi_thread")]
+async fn applications_and_applicationsets_are_created_from_the_cli() {
+    let env = Env::start().await;
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.dev: login\n");
+    env.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    g, dev, role:readonly\n");
+    let server = start_server(&env).await;
+    let address = server.url.trim_start_matches("http://").to_string();
+    let password = initial_password(&env).await;
+    let repo = new_repo(
+        env.dir.path(),
+        &[
+            ("apps/one/cm.yaml", &configmap("made-cm", "")),
+            ("apps/two/cm.yaml", &configmap("other-cm", "")),
+        ],
+    );
+    let repo_url = format!("file://{}", repo.display());
+    let admin = env.dir.path().join("admin-config");
+    let (ok, out, err) = run_cli(
+        &admin,
+        &[
+            "login",
+            &address,
+            "--plaintext",
+            "--username",
+            "admin",
+            "--password",
+            &password,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+
+    // From flags, as `argocd app create`: a working app.
+    let create = |path: &str, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "app",
+            "create",
+            "made",
+            "--repo",
+            &repo_url,
+            "--path",
+            path,
+            "--dest-server",
+            "https://kubernetes.default.svc",
+            "--dest-namespace",
+            "made",
+            "--sync-policy",
+            "automated",
+            "--sync-option",
+            "CreateNamespace=true",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let run = |config: &std::path::Path, args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(config, &refs)
+    };
+    let (ok, out, err) = run(&admin, create("apps/one", &[]));
+    assert!(
+        ok && out.contains("application 'made' created"),
+        "{out}{err}"
+    );
+    env.wait_app("made", "synced from the flags", synced_and_healthy)
+        .await;
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(env.client.clone(), "made");
+    assert!(configmaps.get_opt("made-cm").await.unwrap().is_some());
+    // The same again changes nothing; a different spec needs --upsert.
+    let (ok, out, err) = run(&admin, create("apps/one", &[]));
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(&admin, create("apps/two", &[]));
+    assert!(!ok && err.contains("use upsert flag"), "{err}");
+    let app = env.apps().get("made").await.unwrap();
+    assert_eq!(app.spec.source.as_ref().unwrap().path, "apps/one");
+    let (ok, out, err) = run(&admin, create("apps/two", &["--upsert"]));
+    assert!(ok, "{out}{err}");
+    let app = env
+        .wait_app("made", "synced from the new path", |a| {
+            // (What the old path made now waits to be pruned: auto-prune is off.)
+            a.operation.is_none()
+                && status(a)
+                    .resources
+                    .iter()
+                    .any(|r| r.name == "other-cm" && r.status == Some(SyncStatusCode::Synced))
+        })
+        .await;
+    assert_eq!(app.spec.source.as_ref().unwrap().path, "apps/two");
+    assert!(app.status.is_some(), "an upsert keeps the status");
+
+    // A read-only user may not create.
+    let dev_config = env.dir.path().join("dev-config");
+    let admin_client = Client {
+        url: &server.url,
+        token: Some(
+            login(&server.url, "admin", &password).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+    };
+    let r = admin_client.call(
+        "PUT",
+        "/api/v1/account/password",
+        Some(json!({"name": "dev", "currentPassword": password, "newPassword": "dev-password-1"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (ok, out, err) = run_cli(
+        &dev_config,
+        &[
+            "login",
+            &address,
+            "--plaintext",
+            "--username",
+            "dev",
+            "--password",
+            "dev-password-1",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let mut by_dev = create("apps/one", &[]);
+    by_dev[2] = "devs".into();
+    let (ok, _, err) = run(&dev_config, by_dev);
+    assert!(!ok && err.contains("PermissionDenied"), "{err}");
+    assert!(env.apps().get_opt("devs").await.unwrap().is_none());
+
+    // Directly (--kubeconfig): from a manifest, with a flag overriding it.
+    let manifest = env.dir.path().join("direct.yaml");
+    std::fs::write(
+        &manifest,
+        application(
+            "direct",
+            &repo,
+            "apps/one",
+            "direct",
+            "    syncOptions:\n    - CreateNamespace=true\n",
+        ),
+    )
+    .unwrap();
+    let file = manifest.to_str().unwrap();
+    let (ok, text) = env.tiphys_text(&["app", "create", "-f", file]);
+    assert!(
+        ok && text.contains("application 'direct' created"),
+        "{text}"
+    );
+    let (ok, text) = env.tiphys_text(&["app", "create", "-f", file]);
+    assert!(ok, "{text}");
+    let (ok, text) = env.tiphys_text(&["app", "create", "-f", file, "--path", "apps/two"]);
+    assert!(!ok && text.contains("use upsert flag"), "{text}");
+    let (ok, text) = env.tiphys_text(&[
+        "app", "create", "-f", file, "--path", "apps/two", "--upsert",
+    ]);
+    assert!(ok, "{text}");
+    let direct = env.apps().get("direct").await.unwrap();
+    assert_eq!(direct.spec.source.as_ref().unwrap().path, "apps/two");
+
+    // ApplicationSets through the server: created, created again unchanged, deleted.
+    let set_file = env.dir.path().join("set.yaml");
+    std::fs::write(
+        &set_file,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: dirs\n  namespace: argocd\nspec:\n  generators:\n  - git:\n      repoURL: {repo_url}\n      revision: HEAD\n      directories:\n      - path: apps/*\n  template:\n    metadata:\n      name: 'gen-{{{{path.basename}}}}'\n    spec:\n      project: default\n      source:\n        repoURL: {repo_url}\n        targetRevision: HEAD\n        path: '{{{{path}}}}'\n      destination:\n        server: https://kubernetes.default.svc\n        namespace: 'gen-{{{{path.basename}}}}'\n"
+        ),
+    )
+    .unwrap();
+    let set_path = set_file.to_str().unwrap();
+    let (ok, out, err) = run_cli(&admin, &["appset", "create", "-f", set_path]);
+    assert!(
+        ok && out.contains("ApplicationSet 'dirs' created"),
+        "{out}{err}"
+    );
+    env.eventually("the set's two applications", async || {
+        let apps = env.apps();
+        let one = apps.get_opt("gen-one").await.ok().flatten();
+        let two = apps.get_opt("gen-two").await.ok().flatten();
+        (one.is_some() && two.is_some()).then_some(())
+    })
+    .await;
+    let (ok, out, err) = run_cli(&admin, &["appset", "create", "-f", set_path]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run_cli(&dev_config, &["appset", "delete", "dirs"]);
+    assert!(!ok && err.contains("PermissionDenied"), "{err}");
+    let (ok, out, err) = run_cli(&admin, &["appset", "delete", "dirs"]);
+    assert!(
+        ok && out.contains("applicationset.argoproj.io/dirs deleted"),
+        "{out}{err}"
+    );
+    env.eventually("the set's applications gone with it", async || {
+        let apps = env.apps();
+        let left = apps.get_opt("gen-one").await.ok().flatten();
+        left.is_none().then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn manifests_revision_metadata_and_live_resources() {
     let env = Env::start().await;

@@ -5,7 +5,6 @@
 //! CD's API server does), which the controller carries out. RBAC objects are
 //! `<project>/<application>`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State as AxumState};
@@ -18,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_model::Application;
 use tiphys_model::application::ApplicationSpec;
+use tiphys_model::selector::LabelSelector;
 
 use crate::api::{Body, enforce, written_answer};
 use crate::auth::Caller;
@@ -83,90 +83,117 @@ pub(crate) fn allowed(
     Ok(app)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct ListQuery {
-    #[serde(default)]
+/// Which Applications a list or a watch is about: Argo CD's `ApplicationQuery` (`name`,
+/// repeated `projects`, `selector`, `repo`, `resourceVersion`), RBAC aside.
+#[derive(Default)]
+pub(crate) struct AppQuery {
     name: Option<String>,
-    #[serde(default)]
     projects: Vec<String>,
-    #[serde(default)]
-    project: Vec<String>,
-    #[serde(default)]
-    selector: Option<String>,
-    #[serde(default)]
+    selector: Option<LabelSelector>,
+    /// Normalised, as repositories are compared.
     repo: Option<String>,
-    #[serde(default)]
-    app_namespace: Option<String>,
-    #[serde(default)]
-    resource_version: Option<String>,
-    #[serde(default)]
-    refresh: Option<String>,
+    /// `resourceVersion`: a watch from there skips the current state and older versions.
+    pub min_version: Option<u64>,
+    pub refresh: Option<String>,
 }
 
-/// Whether `labels` match a label selector given as text.
-fn selector_matches(selector: &str, labels: &BTreeMap<String, String>) -> ApiResult<bool> {
-    let parsed =
-        tiphys_model::selector::LabelSelector::parse(selector).map_err(ApiError::invalid)?;
-    Ok(parsed.matches(labels))
-}
+impl AppQuery {
+    /// Repeated query parameters (`projects=a&projects=b`) as Argo CD's gateway takes them;
+    /// a selector that does not parse is the caller's error.
+    pub fn parse(pairs: &[(String, String)]) -> ApiResult<AppQuery> {
+        let mut q = AppQuery::default();
+        for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+            match k.as_str() {
+                "name" => q.name = Some(v.clone()),
+                "projects" | "project" => q.projects.push(v.clone()),
+                "selector" => {
+                    q.selector = Some(
+                        LabelSelector::parse(v)
+                            .map_err(|e| ApiError::invalid(format!("selector {v:?}: {e}")))?,
+                    )
+                }
+                "repo" => q.repo = Some(tiphys_source::normalize(v)),
+                // Argo CD compares versions as numbers and ignores one that is not.
+                "resourceVersion" => q.min_version = v.parse().ok(),
+                "refresh" => q.refresh = Some(v.clone()),
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
 
-async fn list(
-    AxumState(state): AxumState<Arc<State>>,
-    caller: Caller,
-    axum_extra_query: Query<Vec<(String, String)>>,
-) -> ApiResult<axum::response::Response> {
-    let q = parse_list_query(&axum_extra_query.0);
-    let policy = state.policy()?;
-    let grants = caller.check(&policy);
-    let projects: Vec<&String> = q.projects.iter().chain(&q.project).collect();
-    let repo = q.repo.as_deref().map(tiphys_source::normalize);
-    let mut items = Vec::new();
-    for app in state.apps.state() {
-        if q.name
+    /// Whether the query is about one Application by name.
+    pub fn names_one(&self) -> bool {
+        self.name.is_some()
+    }
+
+    pub fn matches(&self, app: &Application) -> bool {
+        if self
+            .name
             .as_deref()
-            .is_some_and(|n| !n.is_empty() && Some(n) != app.metadata.name.as_deref())
+            .is_some_and(|n| Some(n) != app.metadata.name.as_deref())
         {
-            continue;
+            return false;
         }
         let project = if app.spec.project.is_empty() {
             "default"
         } else {
             app.spec.project.as_str()
         };
-        if !projects.is_empty() && !projects.iter().any(|p| p.as_str() == project) {
-            continue;
+        if !self.projects.is_empty() && !self.projects.iter().any(|p| p == project) {
+            return false;
         }
-        if let Some(repo) = &repo
+        if let Some(repo) = &self.repo
             && !app
                 .sources()
                 .iter()
                 .any(|s| tiphys_source::normalize(&s.repo_url) == *repo)
         {
-            continue;
+            return false;
         }
-        if let Some(selector) = q.selector.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(selector) = &self.selector {
             let labels = app.metadata.labels.clone().unwrap_or_default();
-            if !selector_matches(selector, &labels)? {
-                continue;
+            if !selector.matches(&labels) {
+                return false;
             }
         }
-        if !grants.allows("applications", "get", &object(&app)) {
-            continue;
+        let version = app.metadata.resource_version.as_deref();
+        match (
+            self.min_version,
+            version.and_then(|v| v.parse::<u64>().ok()),
+        ) {
+            (Some(min), Some(version)) => version >= min,
+            _ => true,
         }
-        items.push(app);
     }
-    if let Some(kind) = q.refresh.as_deref().filter(|r| !r.is_empty()) {
+}
+
+async fn list(
+    AxumState(state): AxumState<Arc<State>>,
+    caller: Caller,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<axum::response::Response> {
+    let mut q = AppQuery::parse(&pairs)?;
+    // A list answers the current state, whatever version it is asked from (as Argo CD).
+    q.min_version = None;
+    let policy = state.policy()?;
+    let grants = caller.check(&policy);
+    let mut items: Vec<Arc<Application>> = state
+        .apps
+        .state()
+        .into_iter()
+        .filter(|app| q.matches(app) && grants.allows("applications", "get", &object(app)))
+        .collect();
+    if let Some(kind) = q.refresh.as_deref() {
         for app in &items {
             let name = app.metadata.name.clone().unwrap_or_default();
             request_refresh(&state, &name, kind).await?;
         }
     }
     items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let _ = q.app_namespace;
-    let _ = q.resource_version;
+    // The version the server's watch has reached: a watch from it misses nothing after.
     let body = serde_json::to_vec(&List {
-        metadata: json!({"resourceVersion": ""}),
+        metadata: json!({"resourceVersion": state.apps_version()}),
         items: items.iter().map(|a| a.as_ref()).collect(),
     })
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -175,25 +202,6 @@ async fn list(
         body,
     )
         .into_response())
-}
-
-/// Repeated query parameters (`projects=a&projects=b`) as Argo CD's gateway takes them.
-fn parse_list_query(pairs: &[(String, String)]) -> ListQuery {
-    let mut q = ListQuery::default();
-    for (k, v) in pairs {
-        match k.as_str() {
-            "name" => q.name = Some(v.clone()),
-            "projects" => q.projects.push(v.clone()),
-            "project" => q.project.push(v.clone()),
-            "selector" => q.selector = Some(v.clone()),
-            "repo" => q.repo = Some(v.clone()),
-            "appNamespace" => q.app_namespace = Some(v.clone()),
-            "resourceVersion" => q.resource_version = Some(v.clone()),
-            "refresh" => q.refresh = Some(v.clone()),
-            _ => {}
-        }
-    }
-    q
 }
 
 /// Ask the controller for a refresh (the annotation it acts on and removes).
@@ -347,7 +355,7 @@ async fn create(
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let existing = api.get(&name).await?;
-            if existing.spec == app.spec {
+            if existing.upserted(&app).is_none() {
                 return Ok(written_answer(existing));
             }
             if q.upsert != Some(true) {
@@ -363,14 +371,15 @@ async fn create(
                 "update",
                 &object(&existing),
             )?;
-            let mut updated = existing.clone();
-            updated.spec = app.spec.clone();
-            updated.metadata.labels = app.metadata.labels.clone();
-            updated.metadata.annotations = app.metadata.annotations.clone();
-            updated.metadata.finalizers = app.metadata.finalizers.clone();
-            Ok(written_answer(
-                api.replace(&name, &PostParams::default(), &updated).await?,
-            ))
+            let written = update_with(&state, &name, |current| {
+                if let Some(updated) = current.upserted(&app) {
+                    *current = updated;
+                }
+                Ok(())
+            })
+            .await?;
+            tracing::info!(user = %caller.subject, app = %name, "application updated");
+            Ok(written_answer(written))
         }
         Err(e) => Err(e.into()),
     }
@@ -388,20 +397,7 @@ async fn update_with(
     name: &str,
     change: impl Fn(&mut Application) -> ApiResult<()>,
 ) -> ApiResult<Application> {
-    let api = api(state);
-    for _ in 0..5 {
-        let mut app = api.get(name).await?;
-        change(&mut app)?;
-        match api.replace(name, &PostParams::default(), &app).await {
-            Ok(written) => return Ok(written),
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::new(
-        Code::Unavailable,
-        format!("application {name} kept changing; try again"),
-    ))
+    crate::api::replace_with(&api(state), name, change).await
 }
 
 async fn update(
@@ -1003,10 +999,52 @@ pub fn router() -> Router<Arc<State>> {
 mod tests {
     use super::*;
 
+    fn query(pairs: &[(&str, &str)]) -> ApiResult<AppQuery> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AppQuery::parse(&pairs)
+    }
+
+    fn app(name: &str, project: &str, team: &str, version: &str) -> Application {
+        let mut app: Application = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"team": team}, "resourceVersion": version},
+            "spec": {"project": project, "source": {"repoURL": "https://git.example/a.git"},
+                     "destination": {}}
+        }))
+        .unwrap();
+        app.metadata.resource_version = Some(version.into());
+        app
+    }
+
     #[test]
-    fn label_selectors_are_checked() {
-        let labels = BTreeMap::from([("team".to_string(), "web".to_string())]);
-        assert!(selector_matches("team=web", &labels).unwrap());
-        assert!(selector_matches("a in b", &labels).is_err());
+    fn queries_filter_by_name_project_selector_repo_and_version() {
+        let web = app("web", "", "web", "40");
+        let db = app("db", "data", "data", "7");
+        let all = [&web, &db];
+        let names = |q: &AppQuery| -> Vec<&str> {
+            all.iter()
+                .filter(|a| q.matches(a))
+                .map(|a| a.metadata.name.as_deref().unwrap())
+                .collect()
+        };
+        assert_eq!(names(&query(&[]).unwrap()), ["web", "db"]);
+        assert_eq!(names(&query(&[("name", "db")]).unwrap()), ["db"]);
+        assert_eq!(names(&query(&[("projects", "default")]).unwrap()), ["web"]);
+        assert_eq!(
+            names(&query(&[("projects", "data"), ("projects", "default")]).unwrap()),
+            ["web", "db"]
+        );
+        assert_eq!(names(&query(&[("selector", "team!=web")]).unwrap()), ["db"]);
+        assert_eq!(
+            names(&query(&[("repo", "https://git.example/a")]).unwrap()),
+            ["web", "db"]
+        );
+        assert!(names(&query(&[("repo", "https://git.example/b")]).unwrap()).is_empty());
+        assert_eq!(names(&query(&[("resourceVersion", "8")]).unwrap()), ["web"]);
+        // Not a number: ignored, as Argo CD does.
+        assert_eq!(names(&query(&[("resourceVersion", "x")]).unwrap()).len(), 2);
+        assert!(query(&[("selector", "a in b")]).is_err());
     }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tiphys_model::ApplicationSet;
 
-use crate::api::{Body, enforce, written_answer};
+use crate::api::{Body, enforce, replace_with, written_answer};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::State;
@@ -131,20 +131,33 @@ async fn create(
     }
     match api(&state).create(&PostParams::default(), &set).await {
         Ok(created) => Ok(written_answer(created)),
-        Err(kube::Error::Api(s)) if s.code == 409 && q.upsert => {
-            enforce(&state, &caller, "applicationsets", "update", &object(&set))?;
+        Err(kube::Error::Api(s)) if s.code == 409 => {
             let existing = api(&state).get(&name).await?;
-            set.metadata.resource_version = existing.metadata.resource_version;
-            Ok(written_answer(
-                api(&state)
-                    .replace(&name, &PostParams::default(), &set)
-                    .await?,
-            ))
+            if existing.upserted(&set).is_none() {
+                return Ok(written_answer(existing));
+            }
+            if !q.upsert {
+                return Err(ApiError::new(
+                    Code::InvalidArgument,
+                    "existing ApplicationSet spec is different, use upsert flag to force update",
+                ));
+            }
+            enforce(
+                &state,
+                &caller,
+                "applicationsets",
+                "update",
+                &object(&existing),
+            )?;
+            let written = replace_with(&api(&state), &name, |current| {
+                if let Some(updated) = current.upserted(&set) {
+                    *current = updated;
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(written_answer(written))
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => Err(ApiError::new(
-            Code::AlreadyExists,
-            "existing ApplicationSet spec is different, use upsert flag to force update",
-        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -23,7 +23,7 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::State;
 
 /// Request bodies above this are refused before they are read.
@@ -145,6 +145,40 @@ pub(crate) async fn blocking<R: Send + 'static>(
 }
 
 /// An object written by this request, answered like every read: without managedFields.
+/// Write `change`d copies of the object until one lands on the version it was made from.
+pub(crate) async fn replace_with<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    change: impl Fn(&mut K) -> ApiResult<()>,
+) -> ApiResult<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    for _ in 0..5 {
+        let mut object = api.get(name).await?;
+        change(&mut object)?;
+        match api
+            .replace(name, &kube::api::PostParams::default(), &object)
+            .await
+        {
+            Ok(written) => return Ok(written),
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        Code::Unavailable,
+        format!(
+            "{} {name} kept changing; try again",
+            K::kind(&()).to_lowercase()
+        ),
+    ))
+}
+
 pub(crate) fn written_answer<K: kube::Resource>(mut object: K) -> axum::Json<K> {
     object.meta_mut().managed_fields = None;
     axum::Json(object)

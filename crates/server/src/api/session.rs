@@ -1,18 +1,20 @@
 //! `/api/v1/session`: log in (a session JWT, also set as the `argocd.token` cookie), log
-//! out, and who am I.
+//! out, and who am I; `/auth/logout`, the browser's log out (through the identity provider's
+//! logout after a single sign-on, as Argo CD does).
 
 use std::sync::Arc;
 
 use axum::extract::State as AxumState;
+use axum::http::HeaderMap;
 use axum::http::header::SET_COOKIE;
-use axum::response::{AppendHeaders, IntoResponse};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::Body;
-use crate::auth::{COOKIE, MaybeCaller, accounts, jwt};
+use crate::auth::{COOKIE, MaybeCaller, accounts, jwt, revoked};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::{ARGOCD_CM, ARGOCD_SECRET, State};
 
@@ -37,8 +39,7 @@ fn session_seconds(state: &State) -> i64 {
 }
 
 fn set_cookie(state: &State, token: &str, max_age: i64) -> String {
-    let secure = if state.tls { "; Secure" } else { "" };
-    format!("{COOKIE}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+    crate::auth::set_cookie(COOKIE, token, max_age, state.tls)
 }
 
 async fn create(
@@ -102,11 +103,52 @@ async fn create(
     ))
 }
 
-async fn delete(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
-    (
+/// Log out: the session presented (cookie or bearer) is revoked on every replica, and the
+/// cookie removed.
+async fn delete(
+    AxumState(state): AxumState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    if let Some((token, _)) = crate::auth::token(&headers) {
+        revoked::end_session(&state, &token).await?;
+    }
+    Ok((
         AppendHeaders([(SET_COOKIE, set_cookie(&state, "", 0))]),
         Json(json!({"token": ""})),
-    )
+    ))
+}
+
+/// The browser's log out (Argo CD's `/auth/logout`): the session ends as with `DELETE
+/// /api/v1/session`, then the browser goes to argocd-cm `url` — or, after a single sign-on
+/// with oidc.config `logoutURL`, to the provider's logout, `{{token}}` there replaced by the
+/// provider's ID token and `{{logoutRedirectURL}}` by `url`.
+async fn logout(
+    AxumState(state): AxumState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let ended = match crate::auth::token(&headers) {
+        Some((token, _)) => revoked::end_session(&state, &token).await?,
+        None => None,
+    };
+    let base = state
+        .config(ARGOCD_CM)
+        .get("url")
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    let provider_logout = crate::auth::oidc::config(&state)?
+        .map(|c| c.logout_url)
+        .filter(|u| !u.is_empty());
+    let to = match (ended.and_then(|c| c.federated), provider_logout) {
+        (Some(federated), Some(url)) => url
+            .replace("{{token}}", &federated.id_token)
+            .replace("{{logoutRedirectURL}}", &base),
+        _ if base.is_empty() => "/".to_string(),
+        _ => base,
+    };
+    Ok(crate::auth::oidc::redirect(
+        &to,
+        vec![set_cookie(&state, "", 0)],
+    ))
 }
 
 async fn userinfo(MaybeCaller(caller): MaybeCaller) -> Json<Value> {
@@ -122,4 +164,5 @@ pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/api/v1/session", post(create).delete(delete))
         .route("/api/v1/session/userinfo", get(userinfo))
+        .route("/auth/logout", get(logout))
 }

@@ -13,33 +13,12 @@ use futures::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::applications::{object, outward};
+use crate::api::applications::{AppQuery, object, outward};
 use crate::api::enforce;
 use crate::api::tree::tree;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::State;
-
-/// `name=` and repeated `projects=` (Argo CD's gateway takes repeated parameters).
-#[derive(Default)]
-struct WatchQuery {
-    name: String,
-    projects: Vec<String>,
-}
-
-impl WatchQuery {
-    fn from_pairs(pairs: Vec<(String, String)>) -> WatchQuery {
-        let mut q = WatchQuery::default();
-        for (k, v) in pairs {
-            match k.as_str() {
-                "name" => q.name = v,
-                "projects" | "project" => q.projects.push(v),
-                _ => {}
-            }
-        }
-        q
-    }
-}
 
 /// How often an open tree stream looks again at what the app's resources own.
 const TREE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
@@ -53,30 +32,33 @@ async fn applications(
     caller: Caller,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let q = WatchQuery::from_pairs(pairs);
+    let q = AppQuery::parse(&pairs)?;
+    let send_current = q.min_version.is_none() || q.names_one();
     // Subscribed before the current state is read: nothing falls between the two.
     let mut changes = state.app_events.subscribe();
     let wanted = move |app: &tiphys_model::Application, state: &State| -> bool {
-        let name_ok = q.name.is_empty() || app.metadata.name.as_deref() == Some(q.name.as_str());
-        let project = if app.spec.project.is_empty() {
-            "default"
-        } else {
-            &app.spec.project
-        };
-        let project_ok = q.projects.is_empty() || q.projects.iter().any(|p| p == project);
-        name_ok
-            && project_ok
+        q.matches(app)
             && state
                 .policy()
                 .is_ok_and(|p| caller.check(&p).allows("applications", "get", &object(app)))
     };
-    let initial: Vec<Result<Event, Infallible>> = state
-        .apps
-        .state()
-        .iter()
-        .filter(|a| wanted(a, &state))
-        .map(|a| data(json!({"type": "ADDED", "application": outward(a).as_ref()})))
-        .collect();
+    // As Argo CD: the current state first, unless the watch continues from a version (a
+    // list's) — a watch of one app by name always gets it, so an operation is never missed.
+    let initial: Vec<Result<Event, Infallible>> = if send_current {
+        let mut current: Vec<_> = state
+            .apps
+            .state()
+            .into_iter()
+            .filter(|a| wanted(a, &state))
+            .collect();
+        current.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        current
+            .iter()
+            .map(|a| data(json!({"type": "ADDED", "application": outward(a).as_ref()})))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let stream = async_stream_of(
         state.metrics.watchers.clone(),
         initial,

@@ -34,6 +34,9 @@ pub struct Federated {
     pub email: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The provider's ID token, for its logout (`{{token}}` in oidc.config `logoutURL`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id_token: String,
 }
 
 pub fn now() -> i64 {

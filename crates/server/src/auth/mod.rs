@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod jwt;
 pub mod oidc;
 pub mod ratelimit;
+pub mod revoked;
 
 use std::sync::Arc;
 
@@ -66,8 +67,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// A `Set-Cookie` value for one of the server's cookies (`max_age` 0 removes it).
+pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+}
+
 /// The token a request carries, and whether it came as the cookie.
-fn token(headers: &HeaderMap) -> Option<(String, bool)> {
+pub fn token(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(value) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -82,6 +89,13 @@ fn token(headers: &HeaderMap) -> Option<(String, bool)> {
 /// Check `token` against its signature and the cluster.
 pub fn authenticate_token(state: &State, token: &str, via_cookie: bool) -> ApiResult<Caller> {
     let claims = jwt::verify(&state.signing_key()?, token)?;
+    if claims
+        .jti
+        .as_deref()
+        .is_some_and(|id| revoked::is_revoked(state, id))
+    {
+        return Err(ApiError::unauthenticated("token is revoked"));
+    }
     if let Some(federated) = &claims.federated {
         // An SSO user: the groups RBAC knows them by are the claims `scopes` names.
         let scopes = state.policy()?.scopes.clone();

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest;
 
-use crate::auth::jwt;
+use crate::auth::{jwt, set_cookie};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::{ARGOCD_CM, ARGOCD_SECRET, State};
 
@@ -185,12 +185,7 @@ fn safe_return(url: Option<&str>) -> String {
     }
 }
 
-fn cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
-}
-
-fn redirect(to: &str, cookies: Vec<String>) -> Response {
+pub(crate) fn redirect(to: &str, cookies: Vec<String>) -> Response {
     let mut headers: Vec<(axum::http::HeaderName, String)> =
         cookies.into_iter().map(|c| (SET_COOKIE, c)).collect();
     headers.push((LOCATION, to.to_string()));
@@ -262,7 +257,7 @@ async fn login(
     );
     Ok(redirect(
         &url,
-        vec![cookie(STATE_COOKIE, &sealed, LOGIN_SECONDS, state.tls)],
+        vec![set_cookie(STATE_COOKIE, &sealed, LOGIN_SECONDS, state.tls)],
     ))
 }
 
@@ -311,8 +306,8 @@ struct IdClaims {
     exp: Option<i64>,
 }
 
-/// Exchange the code and verify the ID token (blocking).
-fn exchange(config: &OidcConfig, pending: &Pending, code: &str) -> ApiResult<IdClaims> {
+/// Exchange the code and verify the ID token (blocking): its claims, and the token itself.
+fn exchange(config: &OidcConfig, pending: &Pending, code: &str) -> ApiResult<(IdClaims, String)> {
     let discovery = discover(&config.issuer)?;
     let form = format!(
         "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}&client_id={}",
@@ -389,7 +384,7 @@ fn exchange(config: &OidcConfig, pending: &Pending, code: &str) -> ApiResult<IdC
             "the ID token's nonce does not match this login",
         ));
     }
-    Ok(claims)
+    Ok((claims, id_token.to_string()))
 }
 
 fn strings(value: Option<&Value>) -> Vec<String> {
@@ -454,7 +449,7 @@ async fn finish_login(state: &State, headers: &HeaderMap, q: CallbackQuery) -> A
     let issuer = config.issuer.clone();
     let return_url = pending.return_url.clone();
     let cli = pending.cli.clone();
-    let claims = {
+    let (claims, id_token) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || exchange(&config, &pending, &code))
             .await
@@ -483,6 +478,7 @@ async fn finish_login(state: &State, headers: &HeaderMap, q: CallbackQuery) -> A
                 issuer,
                 email: claims.email.clone().unwrap_or_default(),
                 groups: strings(claims.groups.as_ref()),
+                id_token,
             }),
         },
     )?;
@@ -495,13 +491,16 @@ async fn finish_login(state: &State, headers: &HeaderMap, q: CallbackQuery) -> A
             encode(&cli.state),
             encode(&token)
         );
-        return Ok(redirect(&to, vec![cookie(STATE_COOKIE, "", 0, state.tls)]));
+        return Ok(redirect(
+            &to,
+            vec![set_cookie(STATE_COOKIE, "", 0, state.tls)],
+        ));
     }
     Ok(redirect(
         &return_url,
         vec![
-            cookie(crate::auth::COOKIE, &token, exp - now, state.tls),
-            cookie(STATE_COOKIE, "", 0, state.tls),
+            set_cookie(crate::auth::COOKIE, &token, exp - now, state.tls),
+            set_cookie(STATE_COOKIE, "", 0, state.tls),
         ],
     ))
 }

@@ -117,6 +117,27 @@ impl Apps {
         }
     }
 
+    /// Create `app`; an existing one with the same spec is left alone, one with another spec
+    /// is refused unless `upsert` (Argo CD's create).
+    pub async fn create(&self, app: &Application, upsert: bool) -> anyhow::Result<()> {
+        let api = match self {
+            Apps::Core { api, .. } => api,
+            Apps::Server(server) => {
+                let upsert = upsert.to_string();
+                server
+                    .call(
+                        Method::POST,
+                        "/api/v1/applications",
+                        &[("upsert", upsert.as_str())],
+                        Some(&serde_json::to_value(app)?),
+                    )
+                    .await?;
+                return Ok(());
+            }
+        };
+        crate::upsert::create_or_upsert(api, app, upsert, |existing| existing.upserted(app)).await
+    }
+
     /// Ask for a sync; the Application as written, its `.operation` set.
     pub async fn sync(
         &self,

@@ -1,9 +1,11 @@
-//! `tiphys app list|get|diff|sync|wait|history|rollback|delete|terminate-op`: Applications through
-//! the API server the user logged in to, or the Kubernetes API (`--core`, like `argocd --core`).
+//! `tiphys app list|get|create|diff|sync|wait|history|rollback|delete|terminate-op|pause|resume`:
+//! Applications through the API server the user logged in to, or the Kubernetes API (`--core`,
+//! like `argocd --core`).
 
 use std::time::Duration;
 
 mod backend;
+mod create;
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
@@ -33,6 +35,9 @@ enum Command {
     List,
     /// Show an Application: source, destination, status, conditions and resources.
     Get { name: String },
+    /// Create an Application from a manifest (-f), flags, or both (flags win), as
+    /// `argocd app create`.
+    Create(Box<create::CreateArgs>),
     /// Show what a sync would change (exit code 1 when out of sync, 2 on errors).
     Diff {
         name: String,
@@ -149,6 +154,13 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     match args.command {
         Command::List => list(&apps).await,
         Command::Get { name } => get(&apps, &name).await,
+        Command::Create(create) => {
+            let app = create.application()?;
+            apps.create(&app, create.upsert()).await?;
+            let name = app.metadata.name.unwrap_or_default();
+            println!("application '{name}' created");
+            Ok(0)
+        }
         Command::Diff { name, cache_dir } => {
             // As Argo CD's CLI: 0 in sync, 1 differences, 2 anything went wrong.
             match diff(&apps, &name, cache_dir).await {

@@ -20,6 +20,8 @@ const provider = new Provider(issuer, {
     client_id: 'tiphys',
     client_secret: 'oidc-client-secret',
     redirect_uris: [process.env.REDIRECT_URI],
+    // Where the provider's logout may send the browser back to: the server itself.
+    post_logout_redirect_uris: [process.env.REDIRECT_URI.replace(/\/auth\/callback$/, '')],
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
