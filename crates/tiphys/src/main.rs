@@ -80,7 +80,6 @@ fn main() -> anyhow::Result<()> {
     // Rendering is blocking work (git, helm); it needs no runtime, and must not run inside one.
     let cli = match cli.command {
         Command::Render(args) => return render::run(args),
-        Command::Logout(args) => return remote::login::logout(args),
         Command::Context(args) => return remote::login::context(args),
         Command::Kustomize(command) => return kustomize::run(command),
         Command::Health(args) => return health::run(args),
@@ -102,6 +101,7 @@ fn main() -> anyhow::Result<()> {
             Command::Controller(args) => controller::run(args).await,
             Command::Server(args) => server::run(args).await,
             Command::Login(args) => remote::login::login(args).await,
+            Command::Logout(args) => remote::login::logout(args).await,
             Command::Up(args) => up::run(args).await,
             Command::Appset(args) => appset::run(args).await,
             Command::Proj(args) => proj::run(args).await,
@@ -117,7 +117,6 @@ fn main() -> anyhow::Result<()> {
             Command::Render(_)
             | Command::Kustomize(_)
             | Command::Health(_)
-            | Command::Logout(_)
             | Command::Context(_) => {
                 unreachable!("handled before the runtime starts")
             }

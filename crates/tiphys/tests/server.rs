@@ -1863,9 +1863,30 @@ async fn the_cli_logs_in_and_works_through_the_server_under_rbac() {
     assert!(ok, "{out}{err}");
     assert!(env.apps().get_opt("cli-app").await.unwrap().is_none());
 
-    // Logged out: the token is gone from the file and nothing goes through.
+    // Logged out: the token is gone from the file, ended on the server too (a copy of it is
+    // refused), and nothing goes through.
+    let tokens = || -> Vec<String> {
+        std::fs::read_to_string(config)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("auth-token: "))
+            .map(|t| t.trim_matches(|c| c == '\'' || c == '"').to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    let before = tokens();
     let (ok, out, err) = run_cli(config, &["logout"]);
     assert!(ok && out.contains("Logged out"), "{out}{err}");
+    let after = tokens();
+    let copied = before
+        .into_iter()
+        .find(|t| !after.contains(t))
+        .expect("the logged-out context's token");
+    let copy = Client {
+        url,
+        token: Some(copied),
+    };
+    assert_error(&copy.get("/api/v1/applications"), 401, 16);
     let saved = std::fs::read_to_string(config).unwrap();
     assert_eq!(
         saved.matches("auth-token: ''").count() + saved.matches("auth-token: \"\"").count(),

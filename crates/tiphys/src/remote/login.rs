@@ -141,15 +141,33 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn logout(args: LogoutArgs) -> anyhow::Result<()> {
+/// Forget the context's token — after asking its server to end the session, so a copy of the
+/// token is worthless too. An unreachable server does not keep the token here.
+pub async fn logout(args: LogoutArgs) -> anyhow::Result<()> {
     let path = args.file.path()?;
     let mut config = CliConfig::load(&path)?;
     let name = args
         .context
         .unwrap_or_else(|| config.current_context.clone());
-    if name.is_empty() || !config.logout(&name) {
+    let Some(context) = config.resolve(Some(&name)) else {
         bail!("no context {name:?} in {}", path.display());
+    };
+    if !context.token.is_empty() {
+        let ended = match ApiClient::new(&context.server, &context.token) {
+            Ok(server) => server
+                .call(Method::DELETE, "/api/v1/session", &[], None)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ended {
+            eprintln!(
+                "warning: {} did not end the session ({e:#}); the token is forgotten here",
+                context.server.server
+            );
+        }
     }
+    config.logout(&name);
     config.save(&path)?;
     println!("Logged out from '{name}'");
     Ok(())
