@@ -446,6 +446,17 @@ pub enum SyncStatusCode {
     OutOfSync,
 }
 
+impl SyncStatusCode {
+    /// The name Argo CD writes (and the serialised form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatusCode::Unknown => "Unknown",
+            SyncStatusCode::Synced => "Synced",
+            SyncStatusCode::OutOfSync => "OutOfSync",
+        }
+    }
+}
+
 /// `status.health.status` and per-resource health.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
@@ -458,6 +469,20 @@ pub enum HealthStatusCode {
     Degraded,
     #[default]
     Unknown,
+}
+
+impl HealthStatusCode {
+    /// The name Argo CD writes (and the serialised form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatusCode::Healthy => "Healthy",
+            HealthStatusCode::Suspended => "Suspended",
+            HealthStatusCode::Progressing => "Progressing",
+            HealthStatusCode::Missing => "Missing",
+            HealthStatusCode::Degraded => "Degraded",
+            HealthStatusCode::Unknown => "Unknown",
+        }
+    }
 }
 
 /// `status.operationState.phase`.

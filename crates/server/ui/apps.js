@@ -152,7 +152,7 @@ export async function appsView(main, { query: q }) {
     changed();
   }
 
-  function facet(name, label, counts) {
+  function facet(name, label, counts, omitted) {
     const chosen = state[name] || [];
     const values = Object.entries(counts || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
     if (name === 'sync') SYNC_STATES.forEach((s) => { if (!values.some(([v]) => v === s)) values.push([s, 0]); });
@@ -170,7 +170,8 @@ export async function appsView(main, { query: q }) {
       const text = name === 'cluster' && value === 'https://kubernetes.default.svc' ? 'in-cluster' : value || '(none)';
       box.append(h('label', { class: 'check', title: value }, input, ' ', h('span', { class: 'facet-value' }, text), h('span', { class: 'count' }, count)));
     }
-    if (values.length > shown.length) box.append(h('small', { class: 'muted' }, `${values.length - shown.length} more: use search`));
+    const more = values.length - shown.length + (omitted || 0);
+    if (more > 0) box.append(h('small', { class: 'muted' }, `${more} more: use search`));
     return box;
   }
 
@@ -181,7 +182,7 @@ export async function appsView(main, { query: q }) {
         const input = h('input', { type: 'checkbox', checked: state.favourites, onchange: (e) => { state.favourites = e.target.checked; changed(); } });
         return h('fieldset', { class: 'facet' }, h('legend', {}, label), h('label', { class: 'check' }, input, ' Only favourites', h('span', { class: 'count' }, favourites().size)));
       }
-      return facet(name, label, page.facets[name]);
+      return facet(name, label, page.facets[name], page.facetsOmitted[name]);
     }));
     // Counts per status over the filtered list.
     const sync = page.facets.sync || {};

@@ -114,74 +114,112 @@ fn project(app: &Application) -> &str {
     }
 }
 
-fn cluster(app: &Application) -> String {
+fn cluster(app: &Application) -> &str {
     let d = &app.spec.destination;
     if d.name.is_empty() {
-        d.server.clone()
+        &d.server
     } else {
-        d.name.clone()
+        &d.name
+    }
+}
+
+/// The first source's path, or its chart for Helm repositories.
+fn path(source: &tiphys_model::application::ApplicationSource) -> &str {
+    if source.chart.is_empty() {
+        &source.path
+    } else {
+        &source.chart
     }
 }
 
 pub fn summarise(app: &Application) -> Summary {
-    let sources = app.sources();
-    let first = sources.first();
-    // Borrowed, not cloned: a status holds every resource and the history, and this runs
-    // for every visible app on every request.
-    let empty = tiphys_model::application::ApplicationStatus::default();
-    let status = app.status.as_ref().unwrap_or(&empty);
+    let facts = Facts::of(app);
+    // Borrowed, not cloned: a status holds every resource and the history.
+    let status = app.status.as_ref();
     Summary {
-        name: app.metadata.name.clone().unwrap_or_default(),
+        name: facts.name.to_string(),
         namespace: app.metadata.namespace.clone().unwrap_or_default(),
-        project: project(app).to_string(),
-        repo: first.map(|s| s.repo_url.clone()).unwrap_or_default(),
-        path: first
-            .map(|s| {
-                if s.chart.is_empty() {
-                    s.path.clone()
-                } else {
-                    s.chart.clone()
-                }
-            })
+        project: facts.project.to_string(),
+        repo: facts.repo.to_string(),
+        path: facts.path.to_string(),
+        target_revision: app
+            .sources()
+            .first()
+            .map(|s| s.target_revision.clone())
             .unwrap_or_default(),
-        target_revision: first.map(|s| s.target_revision.clone()).unwrap_or_default(),
-        cluster: cluster(app),
-        dest_namespace: app.spec.destination.namespace.clone(),
-        sync: format!("{:?}", status.sync.status),
-        health: format!("{:?}", status.health.status),
-        revision: status.sync.revision.clone(),
+        cluster: facts.cluster.to_string(),
+        dest_namespace: facts.namespace.to_string(),
+        sync: facts.sync.to_string(),
+        health: facts.health.to_string(),
+        revision: status.map(|s| s.sync.revision.clone()).unwrap_or_default(),
         operation: status
-            .operation_state
-            .as_ref()
+            .and_then(|s| s.operation_state.as_ref())
             .map(|o| format!("{:?}", o.phase)),
         auto_sync: app.auto_sync_enabled(),
         labels: app.metadata.labels.clone().unwrap_or_default(),
-        created_at: app
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string()),
-        last_synced: status
-            .operation_state
-            .as_ref()
-            .and_then(|o| o.finished_at.clone()),
-        sources: sources.len(),
-        appset: app
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.kind == "ApplicationSet")
-            .map(|o| o.name.clone()),
+        created_at: facts.created_at.map(|t| t.to_string()),
+        last_synced: facts.last_synced.map(str::to_string),
+        sources: app.sources().len(),
+        appset: facts.appset.map(str::to_string),
         paused_until: app.pause().map(|p| p.until.to_string()),
     }
 }
 
-fn auto_sync_state(s: &Summary) -> &'static str {
-    match (s.auto_sync, &s.paused_until) {
-        (true, _) => "enabled",
-        (false, Some(_)) => "paused",
-        (false, None) => "disabled",
+/// What the filters, counts and order read of one app, borrowed from it: a filter change
+/// over 10,000 apps summarises only the page it answers.
+struct Facts<'a> {
+    app: &'a Application,
+    name: &'a str,
+    project: &'a str,
+    sync: &'static str,
+    health: &'static str,
+    cluster: &'a str,
+    namespace: &'a str,
+    repo: &'a str,
+    path: &'a str,
+    /// `enabled`, `paused` or `disabled`.
+    auto_sync: &'static str,
+    labels: Option<&'a BTreeMap<String, String>>,
+    appset: Option<&'a str>,
+    created_at: Option<k8s_openapi::jiff::Timestamp>,
+    last_synced: Option<&'a str>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(app: &'a Application) -> Facts<'a> {
+        let first = app.sources().first().copied();
+        let status = app.status.as_ref();
+        let auto_sync = if app.auto_sync_enabled() {
+            "enabled"
+        } else if app.pause().is_some() {
+            "paused"
+        } else {
+            "disabled"
+        };
+        Facts {
+            app,
+            name: app.metadata.name.as_deref().unwrap_or_default(),
+            project: project(app),
+            sync: status.map_or("Unknown", |s| s.sync.status.as_str()),
+            health: status.map_or("Unknown", |s| s.health.status.as_str()),
+            cluster: cluster(app),
+            namespace: &app.spec.destination.namespace,
+            repo: first.map_or("", |s| s.repo_url.as_str()),
+            path: first.map_or("", path),
+            auto_sync,
+            labels: app.metadata.labels.as_ref(),
+            appset: app
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.kind == "ApplicationSet")
+                .map(|o| o.name.as_str()),
+            created_at: app.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            last_synced: status
+                .and_then(|s| s.operation_state.as_ref())
+                .and_then(|o| o.finished_at.as_deref()),
+        }
     }
 }
 
@@ -189,42 +227,77 @@ fn any_or_empty(wanted: &[String], value: &str) -> bool {
     wanted.is_empty() || wanted.iter().any(|w| w == value)
 }
 
+/// Whether `hay` contains `needle` (already lower case) regardless of case, without
+/// allocating for the ASCII names, URLs and paths apps have.
+fn contains_folded(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if hay.is_ascii() {
+        hay.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    } else {
+        hay.to_lowercase().contains(needle)
+    }
+}
+
+/// The facets the filter panel counts, in the order of [`Filter::facet_matches`].
+const FACETS: [&str; 8] = [
+    "project",
+    "sync",
+    "health",
+    "cluster",
+    "namespace",
+    "repo",
+    "autoSync",
+    "label",
+];
+const LABEL: usize = 7;
+
 impl Filter {
-    /// Does `s` pass every filter but `except` (a facet's own counts ignore the facet, so
-    /// choosing one project still shows how many apps the others have)?
-    fn passes(&self, s: &Summary, except: Option<&str>) -> bool {
-        let check = |facet: &str, ok: bool| except == Some(facet) || ok;
-        check("project", any_or_empty(&self.projects, &s.project))
-            && check("sync", any_or_empty(&self.sync, &s.sync))
-            && check("health", any_or_empty(&self.health, &s.health))
-            && check("cluster", any_or_empty(&self.clusters, &s.cluster))
-            && check(
-                "namespace",
-                any_or_empty(&self.namespaces, &s.dest_namespace),
-            )
-            && check("repo", any_or_empty(&self.repos, &s.repo))
-            && check(
-                "autoSync",
-                any_or_empty(&self.auto_sync, auto_sync_state(s)),
-            )
-            && check(
-                "label",
-                self.labels.iter().all(|l| {
-                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
-                    s.labels
-                        .get(k)
-                        .is_some_and(|have| v.is_empty() || have == v)
-                }),
-            )
-            && (!self.favourites || self.names.contains(&s.name))
-            && self
-                .appset
-                .as_ref()
-                .is_none_or(|a| s.appset.as_ref() == Some(a))
+    /// Whether `f` passes each facet's filter, in [`FACETS`] order.
+    fn facet_matches(&self, f: &Facts) -> [bool; 8] {
+        let labels_match = self.labels.iter().all(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            f.labels
+                .and_then(|labels| labels.get(k))
+                .is_some_and(|have| v.is_empty() || have == v)
+        });
+        [
+            any_or_empty(&self.projects, f.project),
+            any_or_empty(&self.sync, f.sync),
+            any_or_empty(&self.health, f.health),
+            any_or_empty(&self.clusters, f.cluster),
+            any_or_empty(&self.namespaces, f.namespace),
+            any_or_empty(&self.repos, f.repo),
+            any_or_empty(&self.auto_sync, f.auto_sync),
+            labels_match,
+        ]
+    }
+
+    /// The values chosen for facet `i` (in [`FACETS`] order).
+    fn chosen(&self, i: usize) -> &[String] {
+        [
+            &self.projects,
+            &self.sync,
+            &self.health,
+            &self.clusters,
+            &self.namespaces,
+            &self.repos,
+            &self.auto_sync,
+            &self.labels,
+        ][i]
+    }
+
+    /// The filters that are not facets: favourites, the ApplicationSet, the search.
+    fn passes_the_rest(&self, f: &Facts) -> bool {
+        (!self.favourites || self.names.iter().any(|n| n == f.name))
+            && self.appset.as_deref().is_none_or(|a| f.appset == Some(a))
             && (self.search.is_empty()
-                || [&s.name, &s.repo, &s.path, &s.dest_namespace, &s.project]
+                || [f.name, f.repo, f.path, f.namespace, f.project]
                     .iter()
-                    .any(|f| f.to_lowercase().contains(&self.search)))
+                    .any(|field| contains_folded(field, &self.search)))
     }
 }
 
@@ -238,53 +311,110 @@ pub struct Page {
     pub visible: usize,
     pub offset: usize,
     pub items: Vec<Summary>,
-    /// Per facet, each value's count among apps passing the other filters.
+    /// Per facet, each value's count among apps passing the other filters: the
+    /// [`FACET_VALUES`] most common and the chosen ones.
     pub facets: BTreeMap<&'static str, BTreeMap<String, usize>>,
+    /// Per facet, how many values were left out of `facets` (a namespace per app makes
+    /// 10,000 values nobody scrolls through; search finds them).
+    pub facets_omitted: BTreeMap<&'static str, usize>,
 }
 
-pub fn page(summaries: &[Summary], filter: &Filter) -> Page {
-    let mut facets: BTreeMap<&'static str, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut passing: Vec<&Summary> = Vec::new();
-    for s in summaries {
-        let values: [(&'static str, Vec<String>); 8] = [
-            ("project", vec![s.project.clone()]),
-            ("sync", vec![s.sync.clone()]),
-            ("health", vec![s.health.clone()]),
-            ("cluster", vec![s.cluster.clone()]),
-            ("namespace", vec![s.dest_namespace.clone()]),
-            ("repo", vec![s.repo.clone()]),
-            ("autoSync", vec![auto_sync_state(s).into()]),
-            (
-                "label",
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            ),
-        ];
-        for (facet, vals) in values {
-            if filter.passes(s, Some(facet)) {
-                let counts = facets.entry(facet).or_default();
-                for v in vals {
-                    *counts.entry(v).or_default() += 1;
-                }
-            }
+/// How many values of one facet a page carries.
+const FACET_VALUES: usize = 50;
+
+/// The [`FACET_VALUES`] most common values (ties by name) and every chosen one, and how
+/// many others there were.
+fn most_common(
+    mut values: Vec<(String, usize)>,
+    chosen: &[String],
+) -> (BTreeMap<String, usize>, usize) {
+    values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let total = values.len();
+    let kept: BTreeMap<String, usize> = values
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (v, _))| *i < FACET_VALUES || chosen.contains(v))
+        .map(|(_, kv)| kv)
+        .collect();
+    let omitted = total - kept.len();
+    (kept, omitted)
+}
+
+/// Filter, count and page `apps` (those the caller may see).
+pub fn page(apps: &[&Application], filter: &Filter) -> Page {
+    let mut counts: [BTreeMap<&str, usize>; 8] = Default::default();
+    let mut label_counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut passing: Vec<Facts> = Vec::new();
+    for app in apps {
+        let f = Facts::of(app);
+        if !filter.passes_the_rest(&f) {
+            continue;
         }
-        if filter.passes(s, None) {
-            passing.push(s);
+        let matches = filter.facet_matches(&f);
+        let failed: Vec<usize> = (0..FACETS.len()).filter(|&i| !matches[i]).collect();
+        // A facet counts the apps that pass every other filter: all facets when none failed,
+        // only the failing one when one did, none when more did.
+        let counted: &[usize] = match failed.as_slice() {
+            [] => &[0, 1, 2, 3, 4, 5, 6, 7],
+            [one] => std::slice::from_ref(one),
+            _ => &[],
+        };
+        for &i in counted {
+            if i == LABEL {
+                for (k, v) in f.labels.into_iter().flatten() {
+                    *label_counts.entry((k, v)).or_default() += 1;
+                }
+                continue;
+            }
+            let value = [
+                f.project,
+                f.sync,
+                f.health,
+                f.cluster,
+                f.namespace,
+                f.repo,
+                f.auto_sync,
+            ][i];
+            *counts[i].entry(value).or_default() += 1;
+        }
+        if failed.is_empty() {
+            passing.push(f);
         }
     }
     match filter.sort.as_str() {
-        "created" => passing.sort_by(|a, b| b.created_at.cmp(&a.created_at)),
+        "created" => passing.sort_by_key(|f| std::cmp::Reverse(f.created_at)),
         "synced" => passing.sort_by(|a, b| b.last_synced.cmp(&a.last_synced)),
-        _ => passing.sort_by(|a, b| a.name.cmp(&b.name)),
+        _ => passing.sort_by(|a, b| a.name.cmp(b.name)),
+    }
+    let mut facets: BTreeMap<&'static str, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut facets_omitted: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (i, facet) in FACETS.iter().enumerate() {
+        let all: Vec<(String, usize)> = if i == LABEL {
+            label_counts
+                .iter()
+                .map(|((k, v), n)| (format!("{k}={v}"), *n))
+                .collect()
+        } else {
+            counts[i].iter().map(|(v, n)| (v.to_string(), *n)).collect()
+        };
+        let (kept, omitted) = most_common(all, filter.chosen(i));
+        if omitted > 0 {
+            facets_omitted.insert(facet, omitted);
+        }
+        if !kept.is_empty() {
+            facets.insert(facet, kept);
+        }
     }
     Page {
         total: passing.len(),
-        visible: summaries.len(),
+        visible: apps.len(),
         offset: filter.offset,
+        facets_omitted,
         items: passing
-            .into_iter()
+            .iter()
             .skip(filter.offset)
             .take(filter.limit)
-            .cloned()
+            .map(|f| summarise(f.app))
             .collect(),
         facets,
     }
@@ -298,14 +428,13 @@ async fn list(
     let filter = Filter::from_pairs(pairs);
     let policy = state.policy()?;
     let grants = caller.check(&policy);
-    let summaries: Vec<Summary> = state
-        .apps
-        .state()
+    let all = state.apps.state();
+    let visible: Vec<&Application> = all
         .iter()
         .filter(|a| grants.allows("applications", "get", &object(a)))
-        .map(|a| summarise(a))
+        .map(|a| a.as_ref())
         .collect();
-    Ok(Json(page(&summaries, &filter)))
+    Ok(Json(page(&visible, &filter)))
 }
 
 /// Names of changed apps the caller may see, `{"type","name"}` per event; none at first.
@@ -359,28 +488,23 @@ pub fn router() -> Router<Arc<State>> {
 mod tests {
     use super::*;
 
-    fn summary(name: &str, project: &str, sync: &str, health: &str, auto: bool) -> Summary {
-        Summary {
-            name: name.into(),
-            namespace: "argocd".into(),
-            project: project.into(),
-            repo: "https://git.example.com/apps".into(),
-            path: format!("apps/{name}"),
-            target_revision: "HEAD".into(),
-            cluster: "https://kubernetes.default.svc".into(),
-            dest_namespace: name.into(),
-            sync: sync.into(),
-            health: health.into(),
-            revision: String::new(),
-            operation: None,
-            auto_sync: auto,
-            labels: BTreeMap::from([("team".to_string(), project.to_string())]),
-            created_at: None,
-            last_synced: None,
-            sources: 1,
-            appset: None,
-            paused_until: None,
-        }
+    fn app(name: &str, project: &str, sync: &str, health: &str, auto: bool) -> Application {
+        let policy = if auto {
+            json!({"automated": {}})
+        } else {
+            json!({})
+        };
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": "argocd", "labels": {"team": project}},
+            "spec": {"project": project,
+                "source": {"repoURL": "https://git.example.com/apps", "path": format!("apps/{name}"),
+                           "targetRevision": "HEAD"},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
+                "syncPolicy": policy},
+            "status": {"sync": {"status": sync}, "health": {"status": health}}
+        }))
+        .unwrap()
     }
 
     fn filter(pairs: &[(&str, &str)]) -> Filter {
@@ -392,17 +516,23 @@ mod tests {
         )
     }
 
-    fn all() -> Vec<Summary> {
+    fn apps() -> Vec<Application> {
         vec![
-            summary("web", "default", "Synced", "Healthy", true),
-            summary("pay", "payments", "OutOfSync", "Healthy", false),
-            summary("ledger", "payments", "Synced", "Degraded", true),
+            app("web", "default", "Synced", "Healthy", true),
+            app("pay", "payments", "OutOfSync", "Healthy", false),
+            app("ledger", "payments", "Synced", "Degraded", true),
         ]
+    }
+
+    fn page_of(pairs: &[(&str, &str)]) -> Page {
+        let apps = apps();
+        let refs: Vec<&Application> = apps.iter().collect();
+        page(&refs, &filter(pairs))
     }
 
     #[test]
     fn filters_combine_and_facets_ignore_their_own_filter() {
-        let p = page(&all(), &filter(&[("project", "payments")]));
+        let p = page_of(&[("project", "payments")]);
         assert_eq!(p.total, 2);
         assert_eq!(p.visible, 3);
         let names: Vec<&str> = p.items.iter().map(|s| s.name.as_str()).collect();
@@ -413,32 +543,46 @@ mod tests {
         assert_eq!(p.facets["sync"]["Synced"], 1);
         assert!(!p.facets["health"].contains_key("Progressing"));
 
-        let p = page(
-            &all(),
-            &filter(&[("project", "payments"), ("health", "Healthy")]),
-        );
+        let p = page_of(&[("project", "payments"), ("health", "Healthy")]);
         assert_eq!(p.items.len(), 1);
         assert_eq!(p.items[0].name, "pay");
-        let p = page(&all(), &filter(&[("autoSync", "disabled")]));
+        let p = page_of(&[("autoSync", "disabled")]);
         assert_eq!(p.items[0].name, "pay");
-        let p = page(&all(), &filter(&[("label", "team=default")]));
+        let p = page_of(&[("label", "team=default")]);
         assert_eq!(p.items[0].name, "web");
-        assert_eq!(page(&all(), &filter(&[("label", "team")])).total, 3);
-        assert_eq!(page(&all(), &filter(&[("label", "tier=x")])).total, 0);
+        assert_eq!(page_of(&[("label", "team")]).total, 3);
+        assert_eq!(page_of(&[("label", "tier=x")]).total, 0);
+    }
+
+    #[test]
+    fn facets_carry_the_most_common_values_and_the_chosen_ones() {
+        let values: Vec<(String, usize)> = (0..60)
+            .map(|i| (format!("ns-{i:02}"), if i == 59 { 5 } else { 1 }))
+            .collect();
+        let (kept, omitted) = most_common(values.clone(), &[]);
+        assert_eq!((kept.len(), omitted), (FACET_VALUES, 10));
+        assert_eq!(kept["ns-59"], 5, "the most common first");
+        assert!(kept.contains_key("ns-00") && !kept.contains_key("ns-58"));
+        let (kept, omitted) = most_common(values, &["ns-58".to_string()]);
+        assert!(kept.contains_key("ns-58"), "a chosen value stays");
+        assert_eq!(omitted, 9);
+    }
+
+    #[test]
+    fn search_ignores_case_without_allocating_for_ascii() {
+        assert!(contains_folded("apps/Ledger-EU", "ledger-eu"));
+        assert!(!contains_folded("apps/ledger", "ledgers"));
+        assert!(contains_folded("Größe", "grö"));
+        assert!(contains_folded("", ""));
+        assert!(!contains_folded("", "a"));
     }
 
     #[test]
     fn search_favourites_and_paging() {
-        assert_eq!(
-            page(&all(), &filter(&[("search", "LED")])).items[0].name,
-            "ledger"
-        );
-        let fav = page(
-            &all(),
-            &filter(&[("favourites", "true"), ("name", "web"), ("name", "pay")]),
-        );
+        assert_eq!(page_of(&[("search", "LED")]).items[0].name, "ledger");
+        let fav = page_of(&[("favourites", "true"), ("name", "web"), ("name", "pay")]);
         assert_eq!(fav.total, 2);
-        let p = page(&all(), &filter(&[("offset", "1"), ("limit", "1")]));
+        let p = page_of(&[("offset", "1"), ("limit", "1")]);
         assert_eq!((p.total, p.items.len()), (3, 1));
         assert_eq!(p.items[0].name, "pay");
         assert_eq!(filter(&[("limit", "100000")]).limit, MAX_PAGE);
