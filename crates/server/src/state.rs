@@ -236,6 +236,13 @@ impl State {
             .unwrap_or_default()
     }
 
+    /// Whether ConfigMap `name` has `key`, without copying its data.
+    pub fn config_has(&self, name: &str, key: &str) -> bool {
+        self.configs
+            .get(&self.key(name))
+            .is_some_and(|c| c.data.as_ref().is_some_and(|d| d.contains_key(key)))
+    }
+
     /// A Secret's data as text (empty when it does not exist).
     pub fn secret(&self, name: &str) -> BTreeMap<String, String> {
         self.secrets

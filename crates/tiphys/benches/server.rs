@@ -21,7 +21,7 @@ use tiphys_model::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
-use support::rss_kib;
+use support::{Reaped, rss_kib};
 
 const PROJECTS: usize = 100;
 
@@ -174,14 +174,16 @@ async fn main() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(tiphys)
-        .args(["server", "--insecure", "--listen", &addr])
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .env("TIPHYS_CACHE_DIR", dir.path().join("cache"))
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let mut server = Reaped(
+        Command::new(tiphys)
+            .args(["server", "--insecure", "--listen", &addr])
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .env("TIPHYS_CACHE_DIR", dir.path().join("cache"))
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if tokio::net::TcpStream::connect(&addr).await.is_ok()

@@ -36,7 +36,7 @@ impl Revoked {
 
 /// Whether the token with this id was revoked (by any replica).
 pub fn is_revoked(state: &State, id: &str) -> bool {
-    state.revoked.knows(id) || state.config(REVOKED_SESSIONS).contains_key(id)
+    state.revoked.knows(id) || state.config_has(REVOKED_SESSIONS, id)
 }
 
 /// Revoke the token `id` until `exp`; expired entries are dropped in the same write.

@@ -112,9 +112,33 @@ pub async fn installed_cluster(
     (cluster, kc, client)
 }
 
+/// A child process killed and waited for when dropped, so a bench that panics leaves no
+/// controller or server running.
+pub struct Reaped(pub std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `tiphys controller` against `kubeconfig`, refreshing every `resync` seconds, its cache in
 /// `cache` (cold when new), logging warnings only.
-pub fn spawn_controller(kubeconfig: &Path, cache: &Path, resync: u64) -> std::process::Child {
+pub fn spawn_controller(kubeconfig: &Path, cache: &Path, resync: u64) -> Reaped {
     spawn_controller_with(kubeconfig, cache, &["--app-resync", &resync.to_string()]).0
 }
 
@@ -177,7 +201,7 @@ pub fn spawn_controller_with(
     kubeconfig: &Path,
     cache: &Path,
     flags: &[&str],
-) -> (std::process::Child, std::net::SocketAddr) {
+) -> (Reaped, std::net::SocketAddr) {
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -205,7 +229,7 @@ pub fn spawn_controller_with(
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
-    (child, listen)
+    (Reaped(child), listen)
 }
 
 /// The sum of every sample of metric `name` the controller at `addr` exports (0 when absent
