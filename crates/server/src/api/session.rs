@@ -135,7 +135,10 @@ async fn logout(
         .get("url")
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_default();
-    let provider_logout = crate::auth::oidc::config(&state)?
+    // A broken oidc.config must not stand between a user and logging out.
+    let provider_logout = crate::auth::oidc::config(&state)
+        .ok()
+        .flatten()
         .map(|c| c.logout_url)
         .filter(|u| !u.is_empty());
     let to = match (ended.and_then(|c| c.federated), provider_logout) {
